@@ -1,0 +1,45 @@
+"""blurgen: synthetic camera-shake motion blur for training and testing deblurring models.
+
+``import blurgen`` is light: it never imports torch, and heavier modules load on first use.
+
+>>> import blurgen
+>>> blurgen.random_kernels(2, size=31, seed=0, length_px=20.0).shape
+(2, 31, 31)
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__version__ = "0.1.0"
+
+# Public name -> module that defines it, imported on first attribute access (PEP 562) so that
+# `import blurgen` stays fast and `blurgen kernels` never loads OpenCV or h5py.
+_LAZY = {
+    "KernelConfig": "blurgen.config",
+    "random_trajectories": "blurgen.kernels",
+    "rasterize": "blurgen.kernels",
+    "random_kernels": "blurgen.kernels",
+    "random_kernels_with_params": "blurgen.kernels",
+    "crop_to_support": "blurgen.kernels",
+    "blur_linear": "blurgen.blur",
+    "BlurConfig": "blurgen.blur",
+    "read_pairs": "blurgen.pairs_file",
+    "PairsFile": "blurgen.pairs_file",
+}
+
+__all__ = ["__version__", *_LAZY]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'blurgen' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -1,0 +1,233 @@
+"""Numba kernels behind ``blurgen.kernels``: camera-shake paths and bilinear splatting.
+
+Private: the public, validated functions live in ``blurgen.kernels``. Argument dtypes are fixed
+(float64 scalars and arrays, int64 counts) so each kernel compiles once. Per-sample work runs in
+``prange``; nothing is reduced across samples, so the output does not depend on the thread count.
+``blurgen.reference`` is the plain-Python twin of this file, used as test oracle and baseline.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit, prange
+
+from blurgen._rng import next_normal_pair, next_uniform, stream_key
+
+# Parameter columns returned by the samplers (float64 (n, N_PARAMS)).
+P_ANXIETY, P_CENTRIPETAL, P_GAUSSIAN, P_BIG_PROB, P_ANGLE, P_EXPOSURE = 0, 1, 2, 3, 4, 5
+P_USED, P_BIG_COUNT, P_REDRAWS = 6, 7, 8
+N_PARAMS = 9
+
+
+@njit(cache=True)
+def _draw_sample_params(state, anxieties, centripetal_max, gaussian_max, big_prob_max, exposures, out):
+    """Draw one sample's model parameters into ``out``; returns the advanced stream state."""
+    state, u = next_uniform(state)
+    out[P_ANXIETY] = anxieties[min(int(u * anxieties.shape[0]), anxieties.shape[0] - 1)]
+    state, u = next_uniform(state)
+    out[P_CENTRIPETAL] = centripetal_max * u
+    state, u = next_uniform(state)
+    out[P_GAUSSIAN] = gaussian_max * u
+    state, u = next_uniform(state)
+    out[P_BIG_PROB] = big_prob_max * u
+    state, u = next_uniform(state)
+    out[P_ANGLE] = 2.0 * math.pi * u
+    state, u = next_uniform(state)
+    out[P_EXPOSURE] = exposures[min(int(u * exposures.shape[0]), exposures.shape[0] - 1)]
+    return state
+
+
+@njit(cache=True)
+def _walk(state, params, length_px, path):
+    """Fill ``path`` (steps, 2) with one Markov camera-shake path starting at (0, 0).
+
+    Velocity has inertia; each step adds Gaussian jitter and a pull back towards the start, and
+    with probability ``big_shake_prob * anxiety`` an impulsive reversal; the speed is renormalised
+    so every step is ``length_px / (steps - 1)`` long and the path is exactly ``length_px``.
+    Returns ``(state, big_shake_count)``.
+    """
+    steps = path.shape[0]
+    step_px = length_px / (steps - 1)
+    anxiety = params[P_ANXIETY]
+    jitter = anxiety * params[P_GAUSSIAN] * step_px
+    pull = anxiety * params[P_CENTRIPETAL] * step_px
+    big_prob = params[P_BIG_PROB] * anxiety
+    vx = math.cos(params[P_ANGLE]) * anxiety
+    vy = math.sin(params[P_ANGLE]) * anxiety
+    x = 0.0
+    y = 0.0
+    path[0, 0] = 0.0
+    path[0, 1] = 0.0
+    big_count = 0
+    for t in range(steps - 1):
+        state, u = next_uniform(state)
+        if u < big_prob:
+            # Impulsive shake: twice the velocity, turned round by pi +- 0.5 rad.
+            state, w = next_uniform(state)
+            turn = math.pi + (w - 0.5)
+            c = math.cos(turn)
+            s = math.sin(turn)
+            bx = 2.0 * (vx * c - vy * s)
+            by = 2.0 * (vx * s + vy * c)
+            vx += bx
+            vy += by
+            big_count += 1
+        state, nx, ny = next_normal_pair(state)
+        # dv = anxiety * (gaussian * n - centripetal * pos) * step_px, with the constants folded so
+        # that only the pull term sits on the step-to-step dependency chain.
+        vx += jitter * nx - pull * x
+        vy += jitter * ny - pull * y
+        scale = step_px / math.sqrt(vx * vx + vy * vy)
+        vx *= scale
+        vy *= scale
+        x += vx
+        y += vy
+        path[t + 1, 0] = x
+        path[t + 1, 1] = y
+    return state, big_count
+
+
+@njit(cache=True)
+def samples_for_exposure(steps, exposure):
+    """Path samples exposed by fraction ``exposure``: t from 0 to f on the grid k / (steps - 1)."""
+    return max(1, min(steps, int(math.floor(exposure * (steps - 1) + 0.5)) + 1))
+
+
+@njit(cache=True)
+def _centring_shift(path, used, size):
+    """Shift (dx, dy) putting the mean of the first ``used`` (float32-rounded) samples on the
+    centre pixel, and whether all of them then lie in [0, size - 1) so splatting needs no clip."""
+    sx = 0.0
+    sy = 0.0
+    for t in range(used):
+        sx += np.float64(np.float32(path[t, 0]))
+        sy += np.float64(np.float32(path[t, 1]))
+    centre = (size - 1) / 2.0
+    dx = centre - sx / used
+    dy = centre - sy / used
+    fits = True
+    for t in range(used):
+        px = np.float64(np.float32(path[t, 0])) + dx
+        py = np.float64(np.float32(path[t, 1])) + dy
+        if not (0.0 <= px < size - 1 and 0.0 <= py < size - 1):
+            fits = False
+            break
+    return dx, dy, fits
+
+
+@njit(cache=True)
+def _splat(path, used, dx, dy, acc, out):
+    """Bilinear splat of the first ``used`` samples (shifted by dx, dy) into ``out`` (k, k).
+
+    Positions are the float32-rounded path, so rasterising the float32 trajectories that the
+    public API returns gives bit-identical kernels. ``acc`` is float64 scratch of ``out``'s shape.
+    Row = y, column = x. Each sample keeps its position as the weighted mean of its four weights.
+    """
+    acc[:, :] = 0.0
+    weight = 1.0 / used
+    for t in range(used):
+        px = np.float64(np.float32(path[t, 0])) + dx
+        py = np.float64(np.float32(path[t, 1])) + dy
+        ix = int(math.floor(px))
+        iy = int(math.floor(py))
+        u = px - ix
+        v = py - iy
+        acc[iy, ix] += weight * (1.0 - u) * (1.0 - v)
+        acc[iy, ix + 1] += weight * u * (1.0 - v)
+        acc[iy + 1, ix] += weight * (1.0 - u) * v
+        acc[iy + 1, ix + 1] += weight * u * v
+    total = 0.0
+    for r in range(acc.shape[0]):
+        for c in range(acc.shape[1]):
+            total += acc[r, c]
+    for r in range(acc.shape[0]):
+        for c in range(acc.shape[1]):
+            out[r, c] = acc[r, c] / total
+
+
+@njit(cache=True)
+def _fitted_sample(seed, index, steps, length_px, anxieties, centripetal_max, gaussian_max,
+                   big_prob_max, exposures, size, max_draws, path, params):
+    """Draw sample ``index``: parameters, then paths until one fits ``size`` after centring.
+
+    Returns ``(dx, dy, fits)``; ``params`` gets the drawn values, used samples, big-shake count
+    and redraw count.
+    """
+    state = stream_key(seed, index)
+    state = _draw_sample_params(state, anxieties, centripetal_max, gaussian_max, big_prob_max,
+                                exposures, params)
+    used = samples_for_exposure(steps, params[P_EXPOSURE])
+    dx = 0.0
+    dy = 0.0
+    fits = False
+    draws = 0
+    big = 0
+    while draws < max_draws and not fits:
+        state, big = _walk(state, params, length_px, path)
+        dx, dy, fits = _centring_shift(path, used, size)
+        draws += 1
+    params[P_USED] = used
+    params[P_BIG_COUNT] = big
+    params[P_REDRAWS] = draws - 1
+    return dx, dy, fits
+
+
+@njit(cache=True, parallel=True)
+def trajectories_batch(seed, start, n, steps, length_px, anxieties, centripetal_max,
+                       gaussian_max, big_prob_max, exposures, size, max_draws):
+    """Paths (n, steps, 2) float32, parameters (n, N_PARAMS) and fit flags of samples start..start+n."""
+    xy = np.empty((n, steps, 2), dtype=np.float32)
+    params = np.empty((n, N_PARAMS), dtype=np.float64)
+    fitted = np.empty(n, dtype=np.bool_)
+    for i in prange(n):
+        path = np.empty((steps, 2), dtype=np.float64)
+        _, _, fits = _fitted_sample(seed, start + i, steps, length_px, anxieties, centripetal_max,
+                                    gaussian_max, big_prob_max, exposures, size, max_draws, path,
+                                    params[i])
+        fitted[i] = fits
+        for t in range(steps):
+            xy[i, t, 0] = path[t, 0]
+            xy[i, t, 1] = path[t, 1]
+    return xy, params, fitted
+
+
+@njit(cache=True, parallel=True)
+def kernels_batch(seed, start, n, steps, length_px, anxieties, centripetal_max, gaussian_max,
+                  big_prob_max, exposures, size, max_draws):
+    """Kernels (n, size, size) float32, parameters and fit flags of samples start..start+n."""
+    psf = np.empty((n, size, size), dtype=np.float32)
+    params = np.empty((n, N_PARAMS), dtype=np.float64)
+    fitted = np.empty(n, dtype=np.bool_)
+    for i in prange(n):
+        path = np.empty((steps, 2), dtype=np.float64)
+        acc = np.empty((size, size), dtype=np.float64)
+        dx, dy, fits = _fitted_sample(seed, start + i, steps, length_px, anxieties,
+                                      centripetal_max, gaussian_max, big_prob_max, exposures,
+                                      size, max_draws, path, params[i])
+        fitted[i] = fits
+        if fits:
+            _splat(path, int(params[i, P_USED]), dx, dy, acc, psf[i])
+        else:
+            psf[i] = 0.0
+    return psf, params, fitted
+
+
+@njit(cache=True, parallel=True)
+def rasterize_batch(xy, used, size):
+    """Kernels (n, size, size) from float32 paths, ``used[i]`` leading samples each; fit flags."""
+    n = xy.shape[0]
+    psf = np.zeros((n, size, size), dtype=np.float32)
+    fitted = np.empty(n, dtype=np.bool_)
+    for i in prange(n):
+        path = np.empty((xy.shape[1], 2), dtype=np.float64)
+        acc = np.empty((size, size), dtype=np.float64)
+        for t in range(xy.shape[1]):
+            path[t, 0] = xy[i, t, 0]
+            path[t, 1] = xy[i, t, 1]
+        dx, dy, fits = _centring_shift(path, used[i], size)
+        fitted[i] = fits
+        if fits:
+            _splat(path, used[i], dx, dy, acc, psf[i])
+    return psf, fitted

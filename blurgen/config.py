@@ -1,0 +1,115 @@
+"""Validated, frozen configuration of the camera-shake kernel model."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from dataclasses import dataclass
+from typing import Any
+
+DEFAULT_ANXIETY = (0.01, 0.009, 0.008, 0.007, 0.005, 0.003)
+MAX_KERNEL_SIZE = 1025
+MAX_STEPS = 1_000_000
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _check_int(name: str, value: Any, lo: int, hi: int) -> None:
+    if not _is_int(value) or not lo <= value <= hi:
+        raise ValueError(f"{name} must be an integer in [{lo}, {hi}], got {value!r}")
+
+
+def _check_real(name: str, value: Any, lo: float, hi: float, *, lo_open: bool = False) -> None:
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    ok = ok and (lo < value if lo_open else lo <= value) and value <= hi
+    if not ok:
+        interval = f"({lo}, {hi}]" if lo_open else f"[{lo}, {hi}]"
+        raise ValueError(f"{name} must be a number in {interval}, got {value!r}")
+
+
+def _check_choices(name: str, values: Any, lo: float, hi: float) -> tuple[float, ...]:
+    """A non-empty tuple of numbers each in (lo, hi]."""
+    if isinstance(values, (int, float)) and not isinstance(values, bool):
+        values = (values,)
+    try:
+        values = tuple(values)
+    except TypeError:
+        raise ValueError(f"{name} must be a non-empty sequence of numbers in ({lo}, {hi}], got {values!r}") from None
+    if not values:
+        raise ValueError(f"{name} must be a non-empty sequence of numbers in ({lo}, {hi}], got ()")
+    for v in values:
+        _check_real(f"{name} value", v, lo, hi, lo_open=True)
+    return tuple(float(v) for v in values)
+
+
+def check_kernel_size(size: Any, name: str = "size") -> int:
+    """Validate an odd kernel size >= 3; returns it."""
+    if not _is_int(size) or size < 3 or size % 2 == 0 or size > MAX_KERNEL_SIZE:
+        raise ValueError(f"{name} must be an odd integer in [3, {MAX_KERNEL_SIZE}], got {size!r}")
+    return size
+
+
+@dataclass(frozen=True)
+class KernelConfig:
+    """Random camera-shake kernel model (Boracchi & Foi 2012, as DeblurGAN uses it).
+
+    Each sample draws one ``anxiety`` and one exposure fraction uniformly from the tuples, and
+    ``centripetal``, ``gaussian_shake``, ``big_shake_prob`` as ``max * U(0, 1)``.
+
+    Attributes:
+        steps: path samples (>= 2); the path is exactly ``length_px`` long over all of them.
+        length_px: length of the whole path in pixels, > 0.
+        anxiety: choices for the shake strength, each in (0, 0.1].
+        centripetal_max: upper bound of the pull back to the start, in [0, 10].
+        gaussian_shake_max: upper bound of the Gaussian jitter factor, in [0, 100].
+        big_shake_prob_max: upper bound of the big-shake probability factor, in [0, 1].
+        exposures: choices for the exposure fraction (the path from t = 0 to f), each in (0, 1].
+        size: odd kernel side in pixels, >= 3.
+    """
+
+    steps: int = 2000
+    length_px: float = 60.0
+    anxiety: tuple[float, ...] = DEFAULT_ANXIETY
+    centripetal_max: float = 0.7
+    gaussian_shake_max: float = 10.0
+    big_shake_prob_max: float = 0.2
+    exposures: tuple[float, ...] = (1.0,)
+    size: int = 65
+
+    def __post_init__(self) -> None:
+        _check_int("steps", self.steps, 2, MAX_STEPS)
+        _check_real("length_px", self.length_px, 0.0, 1e4, lo_open=True)
+        object.__setattr__(self, "length_px", float(self.length_px))
+        object.__setattr__(self, "anxiety", _check_choices("anxiety", self.anxiety, 0.0, 0.1))
+        _check_real("centripetal_max", self.centripetal_max, 0.0, 10.0)
+        _check_real("gaussian_shake_max", self.gaussian_shake_max, 0.0, 100.0)
+        _check_real("big_shake_prob_max", self.big_shake_prob_max, 0.0, 1.0)
+        for name in ("centripetal_max", "gaussian_shake_max", "big_shake_prob_max"):
+            object.__setattr__(self, name, float(getattr(self, name)))
+        object.__setattr__(self, "exposures", _check_choices("exposures", self.exposures, 0.0, 1.0))
+        check_kernel_size(self.size)
+
+    def replace(self, **overrides: Any) -> "KernelConfig":
+        """A copy with some fields changed; unknown names raise ``ValueError``."""
+        names = {f.name for f in dataclasses.fields(self)}
+        unknown = sorted(set(overrides) - names)
+        if unknown:
+            raise ValueError(f"unknown KernelConfig field(s) {unknown}; allowed: {sorted(names)}")
+        return dataclasses.replace(self, **overrides)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "KernelConfig":
+        data = dict(data)
+        for name in ("anxiety", "exposures"):
+            if name in data and isinstance(data[name], list):
+                data[name] = tuple(data[name])
+        return cls().replace(**data)

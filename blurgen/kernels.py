@@ -1,0 +1,234 @@
+"""Random camera-shake trajectories and their blur kernels (PSFs).
+
+The model is the Markov camera shake of Boracchi & Foi (2012) as DeblurGAN uses it: a path of
+``steps`` samples and exactly ``length_px`` pixels whose velocity has inertia, Gaussian jitter, a
+centripetal pull back to the start and rare impulsive "big shakes". A kernel is the bilinear
+(sub-pixel) splat of the path from t = 0 to the exposure fraction f, shifted so its weighted
+centroid lies exactly on the centre pixel: a blurred image is not displaced against its sharp twin.
+
+Sample ``i`` under seed ``s`` depends on ``(s, i)`` alone, so ``random_kernels(n, seed=s,
+start=j)[m]`` is sample ``j + m`` whatever the batch size, thread count or worker split.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any
+
+import numpy as np
+
+from blurgen import _kernels_jit as jit
+from blurgen.config import KernelConfig, check_kernel_size
+
+#: Paths tried per sample before a configuration is declared infeasible for its kernel size.
+MAX_DRAWS = 1000
+MAX_SEED = 2**63 - 1
+
+_PARAM_COLUMNS = {
+    "anxiety": (jit.P_ANXIETY, np.float32),
+    "centripetal": (jit.P_CENTRIPETAL, np.float32),
+    "gaussian_shake": (jit.P_GAUSSIAN, np.float32),
+    "big_shake_prob": (jit.P_BIG_PROB, np.float32),
+    "initial_angle_rad": (jit.P_ANGLE, np.float32),
+    "exposure_fraction": (jit.P_EXPOSURE, np.float32),
+    "exposed_steps": (jit.P_USED, np.int32),
+    "big_shakes": (jit.P_BIG_COUNT, np.int32),
+    "redraws": (jit.P_REDRAWS, np.int32),
+}
+
+
+def _check_count(name: str, value: Any, lo: int, hi: int = MAX_SEED) -> int:
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise ValueError(f"{name} must be an integer in [{lo}, {hi}], got {value!r}")
+    if not lo <= int(value) <= hi:
+        raise ValueError(f"{name} must be an integer in [{lo}, {hi}], got {value!r}")
+    return int(value)
+
+
+def _resolve_config(config: KernelConfig | None, size: int | None, overrides: dict) -> KernelConfig:
+    if config is None:
+        config = KernelConfig()
+    elif not isinstance(config, KernelConfig):
+        raise ValueError(f"config must be a KernelConfig, got {type(config).__name__}")
+    if size is not None:
+        overrides = {**overrides, "size": size}
+    return config.replace(**overrides) if overrides else config
+
+
+@contextlib.contextmanager
+def _wrapping_uint64():
+    # Under NUMBA_DISABLE_JIT=1 the RNG runs on NumPy uint64 scalars, whose (intended) wrap-around
+    # would warn; compiled code never does.
+    with np.errstate(over="ignore"):
+        yield
+
+
+def _model_args(config: KernelConfig, seed: int, start: int, n: int) -> tuple:
+    return (
+        np.int64(seed), np.int64(start), np.int64(n), np.int64(config.steps),
+        np.float64(config.length_px), np.asarray(config.anxiety, dtype=np.float64),
+        np.float64(config.centripetal_max), np.float64(config.gaussian_shake_max),
+        np.float64(config.big_shake_prob_max), np.asarray(config.exposures, dtype=np.float64),
+        np.int64(config.size), np.int64(MAX_DRAWS),
+    )
+
+
+def _params_dict(raw: np.ndarray, config: KernelConfig, start: int) -> dict[str, np.ndarray]:
+    params = {name: raw[:, col].astype(dtype) for name, (col, dtype) in _PARAM_COLUMNS.items()}
+    step_px = config.length_px / (config.steps - 1)
+    params["path_length_px"] = ((raw[:, jit.P_USED] - 1) * step_px).astype(np.float32)
+    params["seed_index"] = np.arange(start, start + raw.shape[0], dtype=np.int64)
+    return params
+
+
+def _raise_unfitted(fitted: np.ndarray, config: KernelConfig, start: int) -> None:
+    if not fitted.all():
+        bad = int(np.flatnonzero(~fitted)[0])
+        raise ValueError(
+            f"size={config.size} is too small for length_px={config.length_px}: no path of sample "
+            f"{start + bad} fitted the kernel after {MAX_DRAWS} draws; use a larger size"
+        )
+
+
+def random_trajectories(n: int, config: KernelConfig | None = None, seed: int = 0, start: int = 0,
+                        **overrides: Any) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Draw ``n`` camera-shake paths, samples ``start`` .. ``start + n - 1`` of ``seed``.
+
+    Each path is one that fits ``config.size`` for its drawn exposure (paths that do not are
+    redrawn from the sample's own stream and counted in ``params["redraws"]``), so
+    ``rasterize(xy, config.size, params["exposure_fraction"])`` equals ``random_kernels``.
+
+    Args:
+        n: number of samples, >= 1.
+        config: the model (default ``KernelConfig()``); ``**overrides`` replace its fields.
+        seed: non-negative int.
+        start: index of the first sample, non-negative.
+
+    Returns:
+        ``xy``: float32 ``(n, steps, 2)``, pixels, (x, y), starting at (0, 0);
+        ``params``: dict of 1-D arrays, one value per sample (``anxiety``, ``centripetal``,
+        ``gaussian_shake``, ``big_shake_prob``, ``initial_angle_rad``, ``exposure_fraction``,
+        ``exposed_steps``, ``path_length_px``, ``big_shakes``, ``redraws``, ``seed_index``).
+
+    Example:
+        >>> xy, params = random_trajectories(2, seed=1)
+        >>> xy.shape, xy.dtype.name, sorted(params)[:2]
+        ((2, 2000, 2), 'float32', ['anxiety', 'big_shake_prob'])
+    """
+    config = _resolve_config(config, None, overrides)
+    n = _check_count("n", n, 1, 10**9)
+    seed = _check_count("seed", seed, 0)
+    start = _check_count("start", start, 0)
+    with _wrapping_uint64():
+        xy, raw, fitted = jit.trajectories_batch(*_model_args(config, seed, start, n))
+    _raise_unfitted(fitted, config, start)
+    return xy, _params_dict(raw, config, start)
+
+
+def rasterize(xy: np.ndarray, size: int = 65, exposure: float | np.ndarray = 1.0) -> np.ndarray:
+    """Bilinear-splat paths into centred, normalised kernels.
+
+    Args:
+        xy: float32-compatible ``(n, steps, 2)`` (or one path ``(steps, 2)``), pixels, (x, y).
+        size: odd kernel side >= 3.
+        exposure: fraction in (0, 1] of the path used (from t = 0), scalar or one per path.
+
+    Returns:
+        float32 ``(n, size, size)`` (``(size, size)`` for one path): non-negative, sum 1, weighted
+        centroid on pixel ``((size-1)/2, (size-1)/2)``; row = y, column = x.
+
+    Raises:
+        ValueError: bad arguments, or a path whose exposed part does not fit ``size`` once centred
+        (it is never clipped: clipping would break the sum and the centring).
+
+    Example:
+        >>> line = np.stack([np.linspace(0, 10, 101), np.zeros(101)], axis=1)
+        >>> k = rasterize(line, size=15)
+        >>> k.shape, round(float(k.sum()), 5), round(float(k[7].sum()), 5)  # all on row y = 7
+        ((15, 15), 1.0, 1.0)
+    """
+    size = check_kernel_size(size)
+    arr = np.asarray(xy)
+    single = arr.ndim == 2
+    if single:
+        arr = arr[None]
+    if arr.ndim != 3 or arr.shape[2] != 2 or arr.shape[0] < 1 or arr.shape[1] < 1:
+        raise ValueError(f"xy must have shape (n, steps, 2) or (steps, 2), got {np.shape(xy)}")
+    arr = np.ascontiguousarray(arr, dtype=np.float32)
+    if not np.isfinite(arr).all():
+        raise ValueError("xy must be finite")
+    exposure_arr = np.broadcast_to(np.asarray(exposure, dtype=np.float64), (arr.shape[0],))
+    if not (np.all(exposure_arr > 0) and np.all(exposure_arr <= 1)):
+        raise ValueError(f"exposure must be in (0, 1], got {exposure!r}")
+    steps = arr.shape[1]
+    used = np.array([jit.samples_for_exposure(steps, f) for f in exposure_arr], dtype=np.int64)
+    psf, fitted = jit.rasterize_batch(arr, used, np.int64(size))
+    if not fitted.all():
+        bad = int(np.flatnonzero(~fitted)[0])
+        raise ValueError(f"path {bad} does not fit a {size}x{size} kernel once centred; use a larger size")
+    return psf[0] if single else psf
+
+
+def random_kernels_with_params(n: int, size: int | None = None, seed: int = 0, start: int = 0,
+                               config: KernelConfig | None = None, **overrides: Any
+                               ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """``random_kernels`` plus the parameters drawn for each sample (as ``random_trajectories``)."""
+    config = _resolve_config(config, size, overrides)
+    n = _check_count("n", n, 1, 10**9)
+    seed = _check_count("seed", seed, 0)
+    start = _check_count("start", start, 0)
+    with _wrapping_uint64():
+        psf, raw, fitted = jit.kernels_batch(*_model_args(config, seed, start, n))
+    _raise_unfitted(fitted, config, start)
+    return psf, _params_dict(raw, config, start)
+
+
+def random_kernels(n: int, size: int | None = None, seed: int = 0, start: int = 0,
+                   config: KernelConfig | None = None, **overrides: Any) -> np.ndarray:
+    """Draw ``n`` random camera-shake blur kernels, samples ``start`` .. ``start + n - 1``.
+
+    Args:
+        n: number of kernels, >= 1.
+        size: odd kernel side >= 3 (default ``config.size``, 65).
+        seed: non-negative int; sample i depends only on (seed, i).
+        start: index of the first sample.
+        config: ``KernelConfig``; ``**overrides`` replace its fields (e.g. ``exposures=(0.5,)``).
+
+    Returns:
+        float32 ``(n, size, size)``, non-negative, each summing to 1 with its weighted centroid on
+        the centre pixel.
+
+    Example:
+        >>> k = random_kernels(4, size=31, seed=7, length_px=20.0)
+        >>> k.shape, bool(abs(k.sum(axis=(1, 2)) - 1).max() < 1e-5)
+        ((4, 31, 31), True)
+    """
+    return random_kernels_with_params(n, size, seed, start, config, **overrides)[0]
+
+
+def support_radius(kernel: np.ndarray) -> int:
+    """Smallest r such that all non-zero weight of ``kernel`` ((k, k) or (n, k, k)) lies within
+    r pixels (Chebyshev) of the centre pixel."""
+    k = np.asarray(kernel)
+    size = k.shape[-1]
+    centre = (size - 1) // 2
+    nz = np.any(k.reshape(-1, size, size) != 0, axis=0)
+    rows, cols = np.nonzero(nz)
+    if rows.size == 0:
+        return 0
+    return int(max(np.abs(rows - centre).max(), np.abs(cols - centre).max()))
+
+
+def crop_to_support(kernel: np.ndarray) -> np.ndarray:
+    """Crop ``kernel`` ((k, k) or (n, k, k)) symmetrically about its centre to its support.
+
+    Symmetric, so the centre pixel stays the centre and a blur with the cropped kernel is not
+    shifted against one with the full kernel.
+    """
+    k = np.asarray(kernel)
+    size = k.shape[-1]
+    if k.shape[-2] != size or size % 2 == 0:
+        raise ValueError(f"kernel must be square with an odd side, got shape {k.shape}")
+    centre = (size - 1) // 2
+    r = support_radius(k)
+    return k[..., centre - r:centre + r + 1, centre - r:centre + r + 1]
