@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import logging
 import sys
 
@@ -10,8 +11,38 @@ import click
 from blurgen import __version__
 
 
+# Command name -> "module:attribute". Commands load on first use, so `blurgen kernels` never
+# imports h5py or torch, and `blurgen train` reports a missing torch itself.
+COMMANDS = {
+    "kernels": "blurgen.cli.kernels_cmd:kernels",
+    "make": "blurgen.cli.make_cmd:make",
+    "inspect": "blurgen.cli.inspect_cmd:inspect",
+    "merge": "blurgen.cli.merge_cmd:merge",
+    "train": "blurgen.cli.train_cmd:train",
+    "eval": "blurgen.cli.eval_cmd:eval_command",
+    "deblur": "blurgen.cli.deblur_cmd:deblur",
+}
+
+
 class BlurgenGroup(click.Group):
-    """Click group that turns interrupts and OS errors into one-line messages, never tracebacks."""
+    """Click group with lazily imported commands that turns interrupts and OS errors into
+    one-line messages, never tracebacks."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return [name for name in COMMANDS if self.get_command(ctx, name) is not None]
+
+    def get_command(self, ctx: click.Context, name: str):
+        target = COMMANDS.get(name)
+        if target is None:
+            return None
+        module_name, attr = target.split(":")
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name == module_name:  # command not built into this version
+                return None
+            raise
+        return getattr(module, attr)
 
     def invoke(self, ctx: click.Context):
         try:
@@ -36,7 +67,3 @@ def main(verbose: bool) -> None:
     """
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s: %(message)s")
 
-
-from blurgen.cli.kernels_cmd import kernels  # noqa: E402
-
-main.add_command(kernels)
