@@ -1,0 +1,43 @@
+"""DeblurGAN (Kupyn et al., CVPR 2018) for blurgen pairs: ``blurgen.deblur`` (needs torch).
+
+Modules, in the BasicSR split: ``models`` (generator, critic), ``losses`` (WGAN-GP, VGG19
+perceptual), ``metrics`` (PSNR/SSIM on uint8), ``inference`` (checkpoint loading, whole-image and
+tiled deblurring), ``data`` and ``train``. Public names load on first attribute access, so
+``import blurgen.deblur`` itself is cheap and the submodules import torch only when used.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_LAZY = {
+    "ResnetGenerator": "blurgen.deblur.models",
+    "PatchCritic": "blurgen.deblur.models",
+    "GENERATORS": "blurgen.deblur.models",
+    "build_generator": "blurgen.deblur.models",
+    "generator_config": "blurgen.deblur.models",
+    "gradient_penalty": "blurgen.deblur.losses",
+    "critic_loss": "blurgen.deblur.losses",
+    "generator_adv_loss": "blurgen.deblur.losses",
+    "PerceptualLoss": "blurgen.deblur.losses",
+    "psnr": "blurgen.deblur.metrics",
+    "ssim": "blurgen.deblur.metrics",
+    "load_generator": "blurgen.deblur.inference",
+    "deblur_image": "blurgen.deblur.inference",
+}
+
+__all__ = list(_LAZY)
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'blurgen.deblur' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
