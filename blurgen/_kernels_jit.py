@@ -150,21 +150,24 @@ def _splat(path, used, dx, dy, acc, out):
 @njit(cache=True)
 def _fitted_sample(seed, index, steps, length_px, anxieties, centripetal_max, gaussian_max,
                    big_prob_max, exposures, size, max_draws, path, params):
-    """Draw sample ``index``: parameters, then paths until one fits ``size`` after centring.
+    """Draw sample ``index`` (parameters and path) until its path fits ``size`` once centred.
 
-    Returns ``(dx, dy, fits)``; ``params`` gets the drawn values, used samples, big-shake count
-    and redraw count.
+    A misfit is redrawn whole from the sample's own stream, parameters included (a near-straight
+    path too long for the kernel would never fit with its parameters kept). Returns
+    ``(dx, dy, fits)``; ``params`` gets the accepted values, used samples, big-shake count and
+    redraw count.
     """
     state = stream_key(seed, index)
-    state = _draw_sample_params(state, anxieties, centripetal_max, gaussian_max, big_prob_max,
-                                exposures, params)
-    used = samples_for_exposure(steps, params[P_EXPOSURE])
     dx = 0.0
     dy = 0.0
     fits = False
     draws = 0
     big = 0
+    used = 1
     while draws < max_draws and not fits:
+        state = _draw_sample_params(state, anxieties, centripetal_max, gaussian_max, big_prob_max,
+                                    exposures, params)
+        used = samples_for_exposure(steps, params[P_EXPOSURE])
         state, big = _walk(state, params, length_px, path)
         dx, dy, fits = _centring_shift(path, used, size)
         draws += 1

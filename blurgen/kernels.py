@@ -94,8 +94,9 @@ def random_trajectories(n: int, config: KernelConfig | None = None, seed: int = 
                         **overrides: Any) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """Draw ``n`` camera-shake paths, samples ``start`` .. ``start + n - 1`` of ``seed``.
 
-    Each path is one that fits ``config.size`` for its drawn exposure (paths that do not are
-    redrawn from the sample's own stream and counted in ``params["redraws"]``), so
+    Each path is one that fits ``config.size`` for its drawn exposure (a sample whose path does
+    not is redrawn whole, parameters included, from its own stream and counted in
+    ``params["redraws"]``), so
     ``rasterize(xy, config.size, params["exposure_fraction"])`` equals ``random_kernels``.
 
     Args:

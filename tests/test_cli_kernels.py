@@ -1,0 +1,88 @@
+"""`blurgen kernels` and the package's import-time promises."""
+
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from blurgen import KernelConfig, random_kernels
+from blurgen.cli import main
+
+
+def run(*args):
+    return CliRunner().invoke(main, list(args))
+
+
+def test_npy_output_holds_the_same_kernels_as_the_library(tmp_path):
+    out = tmp_path / "k.npy"
+    result = run("kernels", "--n", "5", "--out", str(out), "--seed", "3", "--kernel-size", "31", "--length-px", "20")
+    assert result.exit_code == 0, result.output
+    saved = np.load(out)
+    expected = random_kernels(5, seed=3, config=KernelConfig(size=31, length_px=20.0))
+    assert saved.tobytes() == expected.tobytes()
+
+
+@pytest.mark.parametrize("exposures", ["1", "0.1,0.5,1"])
+def test_png_output_is_a_picture_with_one_tile_per_kernel(tmp_path, exposures):
+    out = tmp_path / "k.png"
+    result = run("kernels", "--n", "4", "--out", str(out), "--kernel-size", "21", "--length-px", "12",
+                 "--exposures", exposures, "--scale", "1")
+    assert result.exit_code == 0, result.output
+    image = cv2.imread(str(out))
+    columns = len(exposures.split(",")) if "," in exposures else 2
+    rows = 4 if "," in exposures else 2
+    assert image.shape == (rows * 23 + 2, columns * 23 + 2, 3)
+    assert image.max() == 255
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["--n", "0"], "--n"),
+    (["--kernel-size", "4"], "--kernel-size"),
+    (["--kernel-size", "1"], "--kernel-size"),
+    (["--length-px", "-1"], "--length-px"),
+    (["--exposures", "0"], "--exposures"),
+    (["--exposures", "abc"], "--exposures"),
+    (["--anxiety", "0.5"], "--anxiety"),
+    (["--steps", "1"], "--steps"),
+    (["--seed", "-1"], "--seed"),
+    (["--bogus"], "--bogus"),
+])
+def test_bad_options_exit_2_with_a_short_message(tmp_path, args, fragment):
+    result = run("kernels", "--out", str(tmp_path / "k.npy"), *args)
+    assert result.exit_code == 2
+    assert fragment in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "k.npy").exists()
+
+
+def test_unknown_extension_is_a_usage_error(tmp_path):
+    result = run("kernels", "--out", str(tmp_path / "k.txt"))
+    assert result.exit_code == 2 and ".npy or .png" in result.output
+
+
+def test_unwritable_output_fails_with_exit_1(tmp_path):
+    result = run("kernels", "--n", "2", "--out", str(tmp_path / "missing" / "k.npy"))
+    assert result.exit_code == 1
+    assert "does not exist" in result.output and "Traceback" not in result.output
+
+
+def test_infeasible_model_fails_with_exit_1_one_line(tmp_path):
+    result = run("kernels", "--n", "2", "--out", str(tmp_path / "k.npy"), "--kernel-size", "5",
+                 "--anxiety", "0.0001", "--steps", "50")
+    assert result.exit_code == 1
+    assert "too small" in result.output and len(result.output.strip().splitlines()) == 1
+
+
+def test_version_and_help_with_examples():
+    assert run("--version").output.startswith("blurgen, version")
+    help_text = run("kernels", "--help").output
+    assert "Examples:" in help_text and "blurgen kernels --n 64 --out kernels.png" in help_text
+
+
+def test_import_blurgen_does_not_import_torch_h5py_or_opencv():
+    code = ("import sys, blurgen; blurgen.random_kernels(1, size=15, length_px=5.0); "
+            "print(sorted(m for m in ('torch', 'h5py', 'cv2') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
