@@ -1,0 +1,350 @@
+"""Training data for the DeblurGAN: blurgen HDF5 pairs, GoPro frames, and a mixing sampler.
+
+Every sample is addressed by a *key* ``(source, index, position)``: which source, which image
+in it, and the sample's global position in the training stream (0, 1, 2, ...). The random crop
+and flips are drawn from ``(seed, position)`` alone, so a sample is the same whichever DataLoader
+worker loads it, however many ranks share the stream and wherever a run was resumed.
+
+Tensors are float32 ``(3, H, W)`` RGB in ``[-1, 1]`` (``2 * u8 / 255 - 1``); a DataLoader batch is
+``(B, 3, crop, crop)``.
+
+The HDF5 file is opened lazily inside each process that reads it (the fastMRI pattern): a
+dataset pickled or forked into a worker carries only the path.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from blurgen.pairs_file import PairsFile, PairsFileError
+
+__all__ = ["DataError", "PairsDataset", "GoProPairs", "MixedPairs", "MixingSampler",
+           "to_tensor", "to_uint8", "worker_init", "PairsFileError"]
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+
+
+class DataError(Exception):
+    """A data source that cannot be used (bad GoPro tree, images smaller than the crop, ...).
+    The message is one line naming the path and the problem."""
+
+
+def to_tensor(image: np.ndarray) -> torch.Tensor:
+    """uint8 ``(H, W, 3)`` RGB -> float32 ``(3, H, W)`` in ``[-1, 1]``."""
+    array = np.ascontiguousarray(image.transpose(2, 0, 1))
+    return torch.from_numpy(array).float().mul_(2.0 / 255.0).sub_(1.0)
+
+
+def to_uint8(tensor: torch.Tensor) -> np.ndarray:
+    """float ``(3, H, W)`` in ``[-1, 1]`` -> uint8 ``(H, W, 3)`` RGB (rounded, clipped)."""
+    array = ((tensor.detach().float().cpu().clamp(-1, 1) + 1.0) * 127.5).round()
+    return array.to(torch.uint8).permute(1, 2, 0).numpy()
+
+
+def augment_rng(seed: int, position: int) -> np.random.Generator:
+    """The random stream of the sample at global ``position`` of a run seeded ``seed``."""
+    return np.random.default_rng([int(seed), int(position), 0xB1A5])
+
+
+def crop_pair(blurred: np.ndarray, sharp: np.ndarray, crop: int | None, flip: bool,
+              rng: np.random.Generator | None) -> tuple[np.ndarray, np.ndarray]:
+    """Cut the same ``crop x crop`` window from both images (random offsets from ``rng``, or the
+    centre when ``rng`` is None) and apply the same random flips to both.
+
+    Flips keep a pair consistent: flipping a blurred image equals blurring the flipped sharp
+    image with the flipped kernel, which is as plausible a camera shake as the original.
+    ``crop=None`` keeps the whole image.
+    """
+    h, w = blurred.shape[:2]
+    if crop is not None:
+        if h < crop or w < crop:
+            raise DataError(f"images are {w}x{h}, smaller than the crop {crop}x{crop}")
+        if rng is None:
+            top, left = (h - crop) // 2, (w - crop) // 2
+        else:
+            top, left = int(rng.integers(0, h - crop + 1)), int(rng.integers(0, w - crop + 1))
+        blurred = blurred[top:top + crop, left:left + crop]
+        sharp = sharp[top:top + crop, left:left + crop]
+    if flip and rng is not None:
+        horizontal, vertical = rng.random(2) < 0.5
+        if horizontal:
+            blurred, sharp = blurred[:, ::-1], sharp[:, ::-1]
+        if vertical:
+            blurred, sharp = blurred[::-1], sharp[::-1]
+    return blurred, sharp
+
+
+def _parse_key(key, seed: int) -> tuple[int, np.random.Generator | None]:
+    """``index`` (int) -> centre crop, no flips; ``(index, position)`` -> random crop/flips."""
+    if isinstance(key, (tuple, list)):
+        index, position = key
+        return int(index), augment_rng(seed, position)
+    return int(key), None
+
+
+class PairsDataset(Dataset):
+    """Blurred/sharp pairs from a blurgen HDF5 file (schema checked when constructed).
+
+    Args:
+        path: the ``.h5`` pairs file.
+        crop: side of the square crop cut from both images (``None``: whole images).
+        flip: random horizontal/vertical flips (same for both images of a pair).
+        indices: the samples this dataset exposes (default all ``n_written``); use it to hold out
+            a validation slice.
+        seed: run seed for the crop/flip streams.
+
+    ``ds[i]`` (int) is the deterministic centre crop of sample ``indices[i]``; ``ds[(i, position)]``
+    the random crop/flips of the sample at training position ``position``. Both return
+    ``(blurred, sharp)``: float32 ``(3, crop, crop)`` in ``[-1, 1]``.
+
+    Raises:
+        PairsFileError: missing, foreign or damaged file (one-line message).
+        DataError: no samples, or images smaller than ``crop``.
+    """
+
+    def __init__(self, path: str | os.PathLike, crop: int | None = 256, flip: bool = True,
+                 indices: Sequence[int] | None = None, seed: int = 0) -> None:
+        self.path = os.fspath(path)
+        self.crop, self.flip, self.seed = crop, flip, int(seed)
+        # Validate in a handle that is closed again at once, so no open HDF5 file is ever
+        # inherited by a forked worker; each process opens its own in _reader().
+        with PairsFile(self.path) as probe:
+            n, (h, w, _) = len(probe), probe.image_shape
+        if n == 0:
+            raise DataError(f"{self.path}: no complete samples (n_written = 0)")
+        if crop is not None and (h < crop or w < crop):
+            raise DataError(f"{self.path}: images are {w}x{h}, smaller than the crop {crop}x{crop}")
+        self.indices = np.arange(n) if indices is None else np.asarray(indices, dtype=np.int64)
+        if self.indices.size and (self.indices.min() < 0 or self.indices.max() >= n):
+            raise DataError(f"{self.path}: indices outside 0..{n - 1}")
+        self.image_size = (w, h)
+        self._file: PairsFile | None = None
+        self._pid: int | None = None
+
+    def _reader(self) -> PairsFile:
+        if self._file is None or self._pid != os.getpid():
+            self._file, self._pid = PairsFile(self.path), os.getpid()
+        return self._file
+
+    def __getstate__(self) -> dict:
+        state = self.__dict__.copy()
+        state["_file"] = state["_pid"] = None
+        return state
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, key) -> tuple[torch.Tensor, torch.Tensor]:
+        index, rng = _parse_key(key, self.seed)
+        blurred, sharp, _ = self._reader()[int(self.indices[index])]
+        blurred, sharp = crop_pair(blurred, sharp, self.crop, self.flip, rng)
+        return to_tensor(blurred), to_tensor(sharp)
+
+
+def scan_gopro(root: str | os.PathLike, split: str = "train", blur_folder: str = "blur"
+               ) -> list[tuple[Path, Path]]:
+    """List ``(blurred, sharp)`` PNG paths of a GOPRO_Large split, sorted by sequence and frame.
+
+    Layout: ``ROOT/{train,test}/GOPRxxxx_xx_xx/{blur,blur_gamma,sharp}/NNNNNN.png``.
+    Raises ``DataError`` for a root without ``SPLIT/*/sharp`` folders, a sequence without the
+    blur folder, or blur/sharp frames that do not pair up one to one.
+    """
+    if blur_folder not in ("blur", "blur_gamma"):
+        raise DataError(f"blur_folder={blur_folder!r} must be 'blur' or 'blur_gamma'")
+    split_dir = Path(root) / split
+    if not split_dir.is_dir():
+        raise DataError(f"{root}: not a GoPro root (no {split}/ folder)")
+    sequences = sorted(d for d in split_dir.iterdir() if (d / "sharp").is_dir())
+    if not sequences:
+        raise DataError(f"{root}: not a GoPro root (no {split}/*/sharp folders)")
+    pairs: list[tuple[Path, Path]] = []
+    for seq in sequences:
+        blur_dir = seq / blur_folder
+        if not blur_dir.is_dir():
+            raise DataError(f"{seq}: no {blur_folder}/ folder beside sharp/")
+        sharp = sorted(p.name for p in (seq / "sharp").iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        blurred = sorted(p.name for p in blur_dir.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        if sharp != blurred:
+            raise DataError(f"{seq}: {len(blurred)} {blur_folder} frames vs {len(sharp)} sharp frames "
+                            "(names must match one to one)")
+        pairs += [(blur_dir / name, seq / "sharp" / name) for name in sharp]
+    if not pairs:
+        raise DataError(f"{split_dir}: no frames in any sharp/ folder")
+    return pairs
+
+
+def read_rgb(path: Path) -> np.ndarray:
+    """uint8 ``(H, W, 3)`` RGB from an image file; ``DataError`` if unreadable."""
+    import cv2  # local: OpenCV is only needed for GoPro frames
+
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if image is None:
+        raise DataError(f"{path}: unreadable image")
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+class GoProPairs(Dataset):
+    """Blurred/sharp frame pairs of the GoPro dataset (GOPRO_Large).
+
+    Args:
+        root: folder holding ``train/`` and ``test/``.
+        split: ``"train"`` or ``"test"``.
+        blur_folder: ``"blur"`` (averaged in sRGB) or ``"blur_gamma"`` (averaged in linear light).
+        crop, flip, indices, seed: as for ``PairsDataset``.
+
+    Items as ``PairsDataset``: float32 ``(3, crop, crop)`` in ``[-1, 1]``. The tree is scanned and
+    checked when constructed (``DataError``); frames are decoded on access.
+    """
+
+    def __init__(self, root: str | os.PathLike, split: str = "train", blur_folder: str = "blur",
+                 crop: int | None = 256, flip: bool = True, indices: Sequence[int] | None = None,
+                 seed: int = 0) -> None:
+        self.root = os.fspath(root)
+        self.pairs = scan_gopro(root, split, blur_folder)
+        self.crop, self.flip, self.seed = crop, flip, int(seed)
+        n = len(self.pairs)
+        self.indices = np.arange(n) if indices is None else np.asarray(indices, dtype=np.int64)
+        if self.indices.size and (self.indices.min() < 0 or self.indices.max() >= n):
+            raise DataError(f"{self.root}: indices outside 0..{n - 1}")
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, key) -> tuple[torch.Tensor, torch.Tensor]:
+        index, rng = _parse_key(key, self.seed)
+        blur_path, sharp_path = self.pairs[int(self.indices[index])]
+        blurred, sharp = read_rgb(blur_path), read_rgb(sharp_path)
+        if blurred.shape != sharp.shape:
+            raise DataError(f"{blur_path}: {blurred.shape[1]}x{blurred.shape[0]} does not match "
+                            f"its sharp frame {sharp.shape[1]}x{sharp.shape[0]}")
+        try:
+            blurred, sharp = crop_pair(blurred, sharp, self.crop, self.flip, rng)
+        except DataError as exc:
+            raise DataError(f"{blur_path}: {exc}") from None
+        return to_tensor(blurred), to_tensor(sharp)
+
+
+class MixedPairs(Dataset):
+    """Several sources behind one key space: ``ds[(source, index, position)]`` is
+    ``sources[source][(index, position)]``. Sources may be ``None`` (not given)."""
+
+    def __init__(self, sources: Sequence[Dataset | None]) -> None:
+        self.sources = list(sources)
+
+    def __len__(self) -> int:
+        return sum(len(s) for s in self.sources if s is not None)
+
+    def __getitem__(self, key: tuple[int, int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+        source, index, position = key
+        return self.sources[source][(index, position)]
+
+
+class MixingSampler:
+    """Deterministic batches of keys ``(source, index, position)`` mixing sources by a ratio.
+
+    The stream is a pure function of the global position ``g = 0, 1, 2, ...``:
+
+    * the source of ``g``: positions come in cycles of ``sum(ratio)``; each cycle holds exactly
+      ``ratio[s]`` slots of source ``s``, in an order shuffled per cycle from ``(seed, cycle)``.
+      So 2:1 means exactly two synthetic samples per GoPro sample in every cycle of three;
+    * the index: the k-th draw from source ``s`` is element ``k mod n_s`` of a permutation of
+      that source drawn from ``(seed, s, k div n_s)``: each epoch of a source visits every sample
+      once, in a fresh order.
+
+    Rank ``r`` of ``world_size`` takes, at step ``t``, positions
+    ``t*B*W + r*B .. t*B*W + r*B + B - 1`` (``B = batch_size`` per rank), so the union over ranks
+    of step ``t`` is exactly the global batch one process with batch ``B*W`` would see. Starting
+    at ``start_step`` reproduces the rest of an uninterrupted stream: that is how resume
+    continues exactly.
+
+    Args:
+        sizes: samples in each source (0 for a source not given).
+        ratio: non-negative share per source; a source with size 0 must have share 0.
+        seed, batch_size, rank, world_size, start_step: as above.
+        total_steps: stop after this step (``None``: infinite).
+    """
+
+    def __init__(self, sizes: Sequence[int], ratio: Sequence[int], seed: int = 0, batch_size: int = 1,
+                 rank: int = 0, world_size: int = 1, start_step: int = 0,
+                 total_steps: int | None = None) -> None:
+        if len(sizes) != len(ratio):
+            raise ValueError(f"sizes {list(sizes)} and ratio {list(ratio)} differ in length")
+        if any(r < 0 for r in ratio) or sum(ratio) == 0:
+            raise ValueError(f"ratio {list(ratio)} needs non-negative shares, at least one > 0")
+        for s, (n, r) in enumerate(zip(sizes, ratio)):
+            if r > 0 and n <= 0:
+                raise ValueError(f"ratio gives source {s} a share {r} but it has no samples")
+        if not 0 <= rank < world_size:
+            raise ValueError(f"rank={rank} outside 0..{world_size - 1}")
+        if batch_size < 1:
+            raise ValueError(f"batch_size={batch_size} must be >= 1")
+        self.sizes, self.ratio = [int(n) for n in sizes], [int(r) for r in ratio]
+        self.seed, self.batch_size = int(seed), int(batch_size)
+        self.rank, self.world_size = int(rank), int(world_size)
+        self.start_step, self.total_steps = int(start_step), total_steps
+        self._slots = np.repeat(np.arange(len(self.ratio)), self.ratio)
+        self._cache: dict[tuple[int, int], np.ndarray] = {}
+
+    @property
+    def global_batch(self) -> int:
+        return self.batch_size * self.world_size
+
+    def _cycle(self, cycle: int) -> np.ndarray:
+        key = (-1, cycle)
+        if key not in self._cache:
+            self._cache = {k: v for k, v in self._cache.items() if k[0] >= 0}  # keep one cycle
+            self._cache[key] = np.random.default_rng([self.seed, cycle, 0xC1C]).permutation(self._slots)
+        return self._cache[key]
+
+    def _permutation(self, source: int, epoch: int) -> np.ndarray:
+        key = (source, epoch)
+        if key not in self._cache:
+            # One permutation per source at a time: a source's epochs are visited in order.
+            self._cache = {k: v for k, v in self._cache.items() if k[0] != source}
+            rng = np.random.default_rng([self.seed, source, epoch, 0x5A3])
+            self._cache[key] = rng.permutation(self.sizes[source])
+        return self._cache[key]
+
+    def key(self, position: int) -> tuple[int, int, int]:
+        """The key of global ``position``: ``(source, index, position)``."""
+        length = len(self._slots)
+        cycle, offset = divmod(int(position), length)
+        pattern = self._cycle(cycle)
+        source = int(pattern[offset])
+        draw = cycle * self.ratio[source] + int(np.count_nonzero(pattern[:offset] == source))
+        epoch, k = divmod(draw, self.sizes[source])
+        return source, int(self._permutation(source, epoch)[k]), int(position)
+
+    def batch(self, step: int) -> list[tuple[int, int, int]]:
+        """This rank's keys for ``step``."""
+        first = step * self.global_batch + self.rank * self.batch_size
+        return [self.key(first + j) for j in range(self.batch_size)]
+
+    def __iter__(self) -> Iterator[list[tuple[int, int, int]]]:
+        step = self.start_step
+        while self.total_steps is None or step < self.total_steps:
+            yield self.batch(step)
+            step += 1
+
+    def __len__(self) -> int:
+        if self.total_steps is None:
+            raise TypeError("an infinite MixingSampler has no length")
+        return max(0, self.total_steps - self.start_step)
+
+
+def worker_init(worker_id: int) -> None:
+    """DataLoader ``worker_init_fn``: one thread each for torch and OpenCV, so ``workers``
+    processes do not oversubscribe the cores."""
+    torch.set_num_threads(1)
+    try:
+        import cv2
+
+        cv2.setNumThreads(1)
+    except ImportError:  # GoPro decoding unavailable; HDF5 sources do not need it
+        pass
