@@ -1,0 +1,256 @@
+"""Assemble pairs files from block parts or shards by copying compressed chunks as they are.
+
+Parts, shards and the final file share one chunk layout (one sample per chunk) and one filter
+pipeline, so assembly moves each chunk's stored bytes with ``read_direct_chunk`` /
+``write_direct_chunk``: no decompression, no recompression, mostly disk bandwidth.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from datetime import datetime, timezone
+from typing import Any
+
+import numpy as np
+
+from blurgen.pairs_file import IMAGE_DATASETS, SCHEMA_VERSION, PairsFileError, validate_layout
+from blurgen.parts import PartsError, fsync_dir, fsync_file
+
+log = logging.getLogger(__name__)
+
+CHUNKED = (*IMAGE_DATASETS, "kernel")
+
+
+def now_iso() -> str:
+    """Current UTC time, ISO 8601 to the second, e.g. ``2025-01-31T12:00:00+00:00``."""
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def copy_samples(src: Any, dst: Any, offset: int) -> None:
+    """Copy every sample of h5py dataset ``src`` (n, ...) to ``dst[offset:offset + n]``.
+
+    Chunks move as stored bytes when both datasets chunk one sample at a time with the same
+    filters; otherwise (e.g. shards written with another compression) they are decoded and
+    re-encoded.
+    """
+    n = src.shape[0]
+    same_layout = (src.chunks == dst.chunks and src.chunks is not None and src.chunks[0] == 1
+                   and src.compression == dst.compression
+                   and src.compression_opts == dst.compression_opts
+                   and src.shuffle == dst.shuffle and src.dtype == dst.dtype)
+    if not same_layout:
+        dst[offset:offset + n] = src[...]
+        return
+    zeros = (0,) * (src.ndim - 1)
+    for i in range(n):
+        filter_mask, data = src.id.read_direct_chunk((i, *zeros))
+        dst.id.write_direct_chunk((offset + i, *zeros), data, filter_mask)
+
+
+class Assembler:
+    """Builds one pairs file (schema 1) from pieces that each hold a contiguous run of samples.
+
+    The datasets are created from the first piece added (image shape, kernel size, parameter
+    names and dtypes); every later piece must match. Write to a temporary path and call
+    ``finish(final_path)``, which sets ``n_written``, flushes and renames atomically.
+
+    Args:
+        path: temporary file to write.
+        n_planned: samples in the file.
+        attrs: root attributes (schema attrs other than ``n_written``, plus any extras).
+        compression: ``(h5py compression, compression_opts)`` of the chunked datasets.
+    """
+
+    def __init__(self, path: str, n_planned: int, attrs: dict[str, Any],
+                 compression: tuple[str | None, int | None]) -> None:
+        import h5py
+
+        self.path = path
+        self.n_planned = int(n_planned)
+        self.compression = compression
+        self.filled = 0
+        self._h5 = h5py.File(path, "w")
+        for key, value in attrs.items():
+            self._h5.attrs[key] = value
+        self._h5.attrs["schema_version"] = SCHEMA_VERSION
+        self._h5.attrs["n_planned"] = self.n_planned
+        self._h5.attrs["n_written"] = 0  # until finish(): an unfinished temporary is incomplete
+
+    def _create_layout(self, piece: Any, label: str) -> None:
+        method, opts = self.compression
+        for name in CHUNKED:
+            src = piece[name]
+            self._h5.create_dataset(name, shape=(self.n_planned, *src.shape[1:]), dtype=src.dtype,
+                                    chunks=(1, *src.shape[1:]), compression=method,
+                                    compression_opts=opts)
+        group = self._h5.create_group("params")
+        for name, src in piece["params"].items():
+            group.create_dataset(name, shape=(self.n_planned,), dtype=src.dtype)
+        log.debug("layout from %s", label)
+
+    def _check_matches(self, piece: Any, label: str) -> None:
+        for name in CHUNKED:
+            mine, theirs = self._h5[name], piece[name]
+            if mine.shape[1:] != theirs.shape[1:] or mine.dtype != theirs.dtype:
+                raise PartsError(f"{label}: /{name} is {theirs.dtype} {theirs.shape[1:]} per sample, "
+                                 f"expected {mine.dtype} {mine.shape[1:]}")
+        mine, theirs = self._h5["params"], piece["params"]
+        if set(mine) != set(theirs):
+            diff = sorted(set(mine) ^ set(theirs))
+            raise PartsError(f"{label}: /params differ from the other pieces in {', '.join(diff)}")
+        for name in mine:
+            if mine[name].dtype != theirs[name].dtype:
+                raise PartsError(f"{label}: /params/{name} is {theirs[name].dtype}, "
+                                 f"expected {mine[name].dtype}")
+
+    def add(self, piece: Any, offset: int, count: int, label: str) -> None:
+        """Copy the ``count`` samples of open h5py group ``piece`` to ``[offset, offset + count)``."""
+        if "blurred" not in self._h5:
+            self._create_layout(piece, label)
+        else:
+            self._check_matches(piece, label)
+        if offset < 0 or offset + count > self.n_planned:
+            raise PartsError(f"{label}: samples {offset}..{offset + count} outside 0..{self.n_planned}")
+        for name in CHUNKED:
+            if piece[name].shape[0] != count:
+                raise PartsError(f"{label}: /{name} holds {piece[name].shape[0]} samples, expected {count}")
+            copy_samples(piece[name], self._h5[name], offset)
+        for name, src in piece["params"].items():
+            self._h5["params"][name][offset:offset + count] = src[...]
+        self.filled += count
+
+    def add_file(self, path: str, offset: int, count: int) -> None:
+        """Copy a part file (or shard) ``path`` holding ``count`` samples to ``offset``."""
+        import h5py
+
+        try:
+            with h5py.File(path, "r") as piece:
+                self.add(piece, offset, count, path)
+        except (OSError, KeyError) as exc:
+            raise PartsError(f"{path}: unreadable piece ({exc})") from None
+
+    def finish(self, final_path: str, durable: bool = True) -> None:
+        """Mark complete, close, flush to disk and rename onto ``final_path``."""
+        if self.filled != self.n_planned:
+            raise PartsError(f"{self.path}: only {self.filled} of {self.n_planned} samples assembled")
+        self._h5.attrs["n_written"] = self.n_planned
+        self._h5.close()
+        if durable:
+            fsync_file(self.path)
+        os.replace(self.path, final_path)
+        if durable:
+            fsync_dir(os.path.dirname(os.path.abspath(final_path)))
+
+    def close(self) -> None:
+        """Close without finishing (the temporary stays incomplete: n_written 0)."""
+        if self._h5.id.valid:
+            self._h5.close()
+
+
+# -------------------------------------------------------------------------------------- merge
+def _attr(h5: Any, name: str, default: Any = None) -> Any:
+    value = h5.attrs.get(name, default)
+    if isinstance(value, bytes):
+        value = value.decode()
+    if isinstance(value, np.generic):
+        value = value.item()
+    return value
+
+
+def open_checked(path: str) -> Any:
+    """Open a pairs file with h5py and validate schema 1; raises PairsFileError (one line)."""
+    import h5py
+
+    if not os.path.exists(path):
+        raise PairsFileError(f"{path}: no such file")
+    try:
+        h5 = h5py.File(path, "r")
+    except OSError as exc:
+        raise PairsFileError(f"{path}: not a readable HDF5 file (truncated or foreign): {exc}") from None
+    try:
+        validate_layout(h5, path)
+    except PairsFileError:
+        h5.close()
+        raise
+    except (KeyError, OSError, ValueError) as exc:
+        h5.close()
+        raise PairsFileError(f"{path}: damaged HDF5 structure: {exc}") from None
+    return h5
+
+
+def sample_range(h5: Any) -> tuple[int, int, int]:
+    """``(sample_start, sample_stop, n_total)`` of a pairs file; a file without shard attributes
+    is taken as the whole dataset."""
+    n = int(_attr(h5, "n_planned"))
+    start = int(_attr(h5, "sample_start", 0))
+    return start, int(_attr(h5, "sample_stop", start + n)), int(_attr(h5, "n_total", n))
+
+
+def _check_shards_compatible(files: list[tuple[str, Any]]) -> None:
+    """PairsFileError unless all shards share settings and tile ``[0, n_total)`` exactly."""
+    first_path, first = files[0]
+    keys = {"config": lambda h: json.loads(_attr(h, "config")), "seed": lambda h: _attr(h, "seed"),
+            "n_total": lambda h: sample_range(h)[2],
+            "blurgen_version": lambda h: _attr(h, "blurgen_version")}
+    for path, h5 in files:
+        if int(_attr(h5, "n_written")) != int(_attr(h5, "n_planned")):
+            raise PairsFileError(f"{path}: incomplete ({_attr(h5, 'n_written')}/{_attr(h5, 'n_planned')} "
+                                 "samples); finish it with blurgen make --resume first")
+        for key, get in keys.items():
+            if get(h5) != get(first):
+                raise PairsFileError(f"{path}: {key} differs from {first_path} "
+                                     f"({get(h5)!r} != {get(first)!r}); not shards of one dataset")
+    expected = 0
+    for path, h5 in sorted(files, key=lambda item: sample_range(item[1])[0]):
+        start, stop, _ = sample_range(h5)
+        if start > expected:
+            raise PairsFileError(f"samples {expected}..{start} are missing (no shard covers them; "
+                                 f"next is {path})")
+        if start < expected:
+            raise PairsFileError(f"{path}: samples {start}..{min(stop, expected)} overlap another shard")
+        expected = stop
+    n_total = sample_range(first)[2]
+    if expected != n_total:
+        raise PairsFileError(f"samples {expected}..{n_total} are missing (no shard covers them)")
+
+
+def merge_files(paths: list[str], tmp_path: str, final_path: str, command: str,
+                compression: tuple[str | None, int | None] | None = None) -> int:
+    """Merge complete shards (``--shard i/N`` files) into one pairs file; returns its length.
+
+    Checks that the shards come from one dataset (same config, seed, size, version) and cover
+    ``[0, n_total)`` without gaps or overlaps; raises PairsFileError naming the file otherwise.
+    The result equals an unsharded run array for array.
+    """
+    files: list[tuple[str, Any]] = []
+    try:
+        for path in paths:
+            files.append((path, open_checked(path)))
+        _check_shards_compatible(files)
+        first = files[0][1]
+        n_total = sample_range(first)[2]
+        blurred = first["blurred"]
+        compression = compression or (blurred.compression, blurred.compression_opts)
+        attrs = {"blurgen_version": _attr(first, "blurgen_version"), "created": now_iso(),
+                 "command": command, "config": _attr(first, "config"), "seed": _attr(first, "seed"),
+                 "n_total": n_total, "sample_start": 0, "sample_stop": n_total,
+                 "shard_index": 0, "shard_count": 1}
+        assembler = Assembler(tmp_path, n_total, attrs, compression)
+        try:
+            for path, h5 in files:
+                start, stop, _ = sample_range(h5)
+                try:
+                    assembler.add(h5, start, stop - start, path)
+                except (OSError, KeyError) as exc:
+                    raise PairsFileError(f"{path}: unreadable data ({exc})") from None
+                except PartsError as exc:
+                    raise PairsFileError(str(exc)) from None
+            assembler.finish(final_path)
+        finally:
+            assembler.close()
+        return n_total
+    finally:
+        for _, h5 in files:
+            h5.close()

@@ -1,0 +1,360 @@
+"""Make a pairs dataset: plan blocks, run workers, keep finished work safe, assemble the file.
+
+``make_dataset`` writes ``out`` through ``out.parts/`` (see ``blurgen.parts``): each block of
+samples is made by a worker process and stored as its own atomically renamed part file; the main
+process copies finished parts into a temporary final file as they arrive (compressed chunks as
+they are) and renames it onto ``out`` when every block is in. A run killed at any moment loses at
+most the blocks in flight; ``resume=True`` skips complete parts and ends with the same arrays as an
+uninterrupted run.
+
+Worker processes use the spawn start method (forking after numba's threads start is unsafe), one
+numba and one OpenCV thread each; workers never share state, so any worker count gives the same
+arrays.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import queue
+import shutil
+import signal
+import time
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from blurgen import __version__
+from blurgen.assemble import Assembler, now_iso, open_checked, sample_range
+from blurgen.pairs_file import PairsFileError
+from blurgen.parts import (DEFAULT_COMPRESSION, Manifest, PartsError, auto_block_size,
+                           complete_parts, locked, parts_dir_for, plan_blocks, read_manifest,
+                           remove_stale_tmp, shard_range, write_manifest, write_part)
+
+log = logging.getLogger(__name__)
+
+ASSEMBLY_NAME = "assembly.h5.tmp"
+#: Environment that keeps each worker on one core: set before the worker imports numba/OpenCV.
+SINGLE_THREAD_ENV = {"NUMBA_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
+                     "MKL_NUM_THREADS": "1"}
+
+
+class DatasetError(Exception):
+    """A run that cannot go on: existing output, different settings on resume, a worker failure.
+    The message is one line for the user."""
+
+
+@dataclass(frozen=True)
+class MakeResult:
+    """What a run did: ``n_made`` samples made now, ``n_reused`` taken from an interrupted run."""
+
+    out: str
+    n_planned: int
+    n_made: int
+    n_reused: int
+    seconds: float
+    already_complete: bool = False
+
+
+class PipelineMaker:
+    """The default block maker: ``blurgen.pipeline.make_block`` with the sharp-image source opened
+    once per process. Pickles without its source, so each worker opens its own."""
+
+    def __init__(self) -> None:
+        self._source = None
+
+    def __getstate__(self) -> dict:
+        return {}
+
+    def __setstate__(self, state: dict) -> None:
+        self._source = None
+
+    def prepare(self, config: Any) -> None:
+        """Open the source now: an empty or unreadable one fails before any work starts."""
+        from blurgen.sources import open_source
+
+        self._source = open_source(config.source, config.split)
+
+    def __call__(self, config: Any, seed: int, start: int, count: int) -> dict:
+        from blurgen.pipeline import make_block
+
+        if self._source is None:
+            self.prepare(config)
+        return make_block(config, seed, start, count, source=self._source)
+
+
+def limit_threads_here() -> None:
+    """One numba and one OpenCV thread in this process (a worker, or ``workers=1``)."""
+    with contextlib.suppress(ImportError):
+        import cv2
+
+        cv2.setNumThreads(1)
+    with contextlib.suppress(ImportError, ValueError):
+        import numba
+
+        numba.set_num_threads(1)
+
+
+def _die_with_parent() -> None:
+    """Ask Linux to SIGKILL this worker when its parent dies, so a killed run leaves no orphans
+    writing into the parts folder."""
+    with contextlib.suppress(Exception):
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+
+
+def _worker_main(maker, config, seed, parts_dir, compression, durable, parent_pid, tasks, results):
+    """Worker process: make blocks from ``tasks`` and write each as a part; report to ``results``."""
+    _die_with_parent()
+    limit_threads_here()
+    while True:
+        job = tasks.get()
+        if job is None or os.getppid() != parent_pid:
+            return
+        start, count = job
+        try:
+            block = maker(config, seed, start, count)
+            path = write_part(parts_dir, block, start, compression, durable=durable)
+        except Exception as exc:  # reported to the parent, which stops the run with one line
+            results.put(("error", start, f"{type(exc).__name__}: {exc}"))
+            return
+        results.put(("done", start, count, path))
+
+
+@contextlib.contextmanager
+def _worker_pool(n_workers: int, args: tuple, jobs: list[tuple[int, int]]):
+    """Start ``n_workers`` spawn processes fed with ``jobs``; yield ``(results queue, processes)``.
+
+    Workers start with SIGINT ignored (Ctrl-C is the parent's to handle: it stops them, and they
+    print nothing) and with the single-thread environment; both are set only around ``start()``.
+    """
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("spawn")
+    tasks, results = ctx.Queue(), ctx.Queue()
+    for job in jobs:
+        tasks.put(job)
+    for _ in range(n_workers):
+        tasks.put(None)
+    procs = [ctx.Process(target=_worker_main, args=(*args, os.getpid(), tasks, results), daemon=True)
+             for _ in range(n_workers)]
+    saved_env = {key: os.environ.get(key) for key in SINGLE_THREAD_ENV}
+    old_sigint = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        os.environ.update(SINGLE_THREAD_ENV)
+        for proc in procs:
+            proc.start()
+    finally:
+        signal.signal(signal.SIGINT, old_sigint)
+        for key, value in saved_env.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+    try:
+        yield results, procs
+    finally:
+        for proc in procs:
+            if proc.is_alive():
+                proc.terminate()
+        for proc in procs:
+            proc.join(timeout=5)
+        tasks.cancel_join_thread()
+        results.cancel_join_thread()
+
+
+def _pooled_parts(n_workers: int, args: tuple, jobs: list[tuple[int, int]]):
+    """Yield ``(start, count, part path)`` as workers finish blocks (in completion order)."""
+    with _worker_pool(n_workers, args, jobs) as (results, procs):
+        remaining = len(jobs)
+        while remaining:
+            try:
+                message = results.get(timeout=0.5)
+            except queue.Empty:
+                dead = [p for p in procs if p.exitcode not in (None, 0)]
+                if dead:
+                    raise DatasetError(f"a worker process died (exit code {dead[0].exitcode}); "
+                                       "finished blocks are kept, rerun with --resume") from None
+                continue
+            if message[0] == "error":
+                raise DatasetError(f"making samples from {message[1]}: {message[2]}")
+            remaining -= 1
+            yield message[1:]
+
+
+def _inline_parts(maker, config, seed, parts_dir, compression, durable, jobs):
+    """The ``workers=1`` path: make blocks in this process, one thread."""
+    limit_threads_here()
+    for start, count in jobs:
+        block = maker(config, seed, start, count)
+        yield start, count, write_part(parts_dir, block, start, compression, durable=durable)
+
+
+# --------------------------------------------------------------------------------- run set-up
+def build_manifest(config: Any, n_total: int, seed: int, shard: tuple[int, int],
+                   block_size: int | None, compression=DEFAULT_COMPRESSION) -> Manifest:
+    start, stop = shard_range(n_total, *shard)
+    block_size = block_size or auto_block_size(config.width, config.height)
+    return Manifest(config=config.to_dict(), seed=int(seed), n_total=int(n_total),
+                    sample_start=start, sample_stop=stop, shard_index=shard[0],
+                    shard_count=shard[1], block_size=int(block_size), compression=compression[0],
+                    compression_opts=compression[1], blurgen_version=__version__)
+
+
+def _existing_output_matches(out: str, manifest: Manifest) -> bool:
+    """Whether complete file ``out`` is what ``manifest`` would make (for ``--resume``)."""
+    import json
+
+    try:
+        h5 = open_checked(out)
+    except PairsFileError as exc:
+        raise DatasetError(f"--resume: {exc}") from None
+    with h5:
+        start, stop, n_total = sample_range(h5)
+        theirs = {"config": json.loads(h5.attrs["config"]), "seed": int(h5.attrs["seed"]),
+                  "n_total": n_total, "sample_start": start, "sample_stop": stop}
+        complete = int(h5.attrs["n_written"]) == int(h5.attrs["n_planned"])
+    mine = {"config": json.loads(json.dumps(manifest.config)), "seed": manifest.seed,
+            "n_total": manifest.n_total, "sample_start": manifest.sample_start,
+            "sample_stop": manifest.sample_stop}
+    differing = [key for key in mine if mine[key] != theirs[key]]
+    if differing:
+        raise DatasetError(f"--resume: {out} was made with different settings ({', '.join(differing)} "
+                           "differ); use --overwrite to replace it")
+    return complete
+
+
+def _prepare_parts_dir(out: str, manifest: Manifest, resume: bool, overwrite: bool) -> bool:
+    """Check what exists and create ``out.parts``; True when ``out`` is already complete (resume)."""
+    parts_dir = parts_dir_for(out)
+    has_parts = os.path.isdir(parts_dir)
+    if not resume and not overwrite:
+        if has_parts:
+            raise DatasetError(f"{parts_dir} holds an interrupted run; continue it with --resume "
+                               "or start again with --overwrite")
+        if os.path.lexists(out):
+            raise DatasetError(f"{out} exists; use --overwrite to replace it")
+    if overwrite and has_parts:
+        with locked(parts_dir):  # refuse to delete a folder another run is writing to
+            shutil.rmtree(parts_dir)
+        has_parts = False
+    if resume and not has_parts and os.path.exists(out):
+        return _existing_output_matches(out, manifest)
+    try:
+        os.makedirs(parts_dir, exist_ok=resume)
+    except FileExistsError:
+        raise DatasetError(f"{parts_dir} appeared meanwhile: another blurgen make is writing {out}") from None
+    return False
+
+
+def _check_or_write_manifest(parts_dir: str, manifest: Manifest) -> None:
+    """Under the lock: a new folder gets the manifest; an existing one must match it."""
+    if not os.path.exists(os.path.join(parts_dir, "manifest.json")):
+        write_manifest(parts_dir, manifest)  # killed before the first write: start afresh
+        return
+    differences = manifest.differences(read_manifest(parts_dir))
+    if differences:
+        more = f" (and {len(differences) - 1} more)" if len(differences) > 1 else ""
+        raise DatasetError(f"--resume: settings differ from the interrupted run in {parts_dir}: "
+                           f"{differences[0]}{more}; use --overwrite to start again")
+
+
+def _final_attrs(config: Any, manifest: Manifest, command: str) -> dict[str, Any]:
+    return {"blurgen_version": __version__, "created": now_iso(), "command": command,
+            "config": config.to_json(), "seed": manifest.seed, "n_total": manifest.n_total,
+            "sample_start": manifest.sample_start, "sample_stop": manifest.sample_stop,
+            "shard_index": manifest.shard_index, "shard_count": manifest.shard_count}
+
+
+# ---------------------------------------------------------------------------------------- run
+def make_dataset(out: str, config: Any, n: int, seed: int = 0, *, workers: int | None = None,
+                 shard: tuple[int, int] = (0, 1), block_size: int | None = None,
+                 resume: bool = False, overwrite: bool = False, command: str = "",
+                 maker: Callable | None = None,
+                 progress: Callable[[int, int], None] | None = None,
+                 compression: tuple[str | None, int | None] = DEFAULT_COMPRESSION,
+                 durable: bool = True) -> MakeResult:
+    """Make samples ``[start, stop)`` of an ``n``-sample dataset (``shard`` i of N) into ``out``.
+
+    Args:
+        out: the pairs file to write (schema 1: /blurred, /sharp uint8 (N, H, W, 3), /kernel
+            float32 (N, k, k), /params/<name> (N,)); it appears only when complete.
+        config: a ``PairsConfig`` (``width``, ``height``, ``to_dict()``, ``to_json()``).
+        n: samples in the whole dataset (all shards).
+        seed: sample i depends only on ``(seed, i)``.
+        workers: processes (default: all cores); 1 runs in this process.
+        shard: ``(i, N)``: make the i-th of N contiguous sample ranges.
+        block_size: samples per part file (default: 64, fewer for large images); arrays do not
+            depend on it.
+        resume, overwrite: continue an interrupted run / replace existing output.
+        command: recorded in the ``command`` attribute.
+        maker: ``maker(config, seed, start, count) -> block dict`` (default: ``PipelineMaker``);
+            must pickle (workers get a copy); ``maker.prepare(config)`` if present runs first.
+        progress: called ``progress(samples_done, samples_planned)`` as blocks finish.
+        durable: fsync parts and the final file (off only for benchmarks of the rest).
+
+    Raises:
+        DatasetError: existing output, different settings on resume, a worker failure, a locked run.
+        ValueError: bad arguments.
+    """
+    if resume and overwrite:
+        raise ValueError("resume and overwrite exclude each other")
+    if n < 1:
+        raise ValueError(f"n must be >= 1, got {n}")
+    maker = maker if maker is not None else PipelineMaker()
+    workers = workers or len(os.sched_getaffinity(0))
+    manifest = build_manifest(config, n, seed, shard, block_size, compression)
+    if hasattr(maker, "prepare"):
+        maker.prepare(config)  # a bad source fails here, before anything is created
+    began = time.perf_counter()
+    try:
+        if _prepare_parts_dir(out, manifest, resume, overwrite):
+            return MakeResult(out, manifest.n_planned, 0, manifest.n_planned, 0.0, True)
+        parts_dir = parts_dir_for(out)
+        with locked(parts_dir):
+            _check_or_write_manifest(parts_dir, manifest)
+            remove_stale_tmp(parts_dir)
+            made, reused = _run_blocks(out, parts_dir, config, manifest, workers, maker, progress,
+                                       _final_attrs(config, manifest, command), durable)
+            shutil.rmtree(parts_dir)
+    except PartsError as exc:
+        raise DatasetError(str(exc)) from None
+    return MakeResult(out, manifest.n_planned, made, reused, time.perf_counter() - began)
+
+
+def _run_blocks(out, parts_dir, config, manifest, workers, maker, progress, attrs, durable):
+    """Assemble complete parts, make the missing ones, rename the result onto ``out``.
+    Returns ``(samples made, samples reused)``."""
+    compression = (manifest.compression, manifest.compression_opts)
+    blocks = plan_blocks(manifest.sample_start, manifest.sample_stop, manifest.block_size)
+    sizes = dict(blocks)
+    done = complete_parts(parts_dir, blocks)
+    assembler = Assembler(os.path.join(parts_dir, ASSEMBLY_NAME), manifest.n_planned, attrs, compression)
+    report = progress or (lambda done_, total: None)
+    try:
+        for start in sorted(done):
+            try:
+                assembler.add_file(done[start], start - manifest.sample_start, sizes[start])
+            except PartsError as exc:  # a damaged part (e.g. disk error): make it again
+                log.warning("remaking block at %d: %s", start, exc)
+                os.unlink(done.pop(start))
+        reused = sum(sizes[s] for s in done)
+        report(reused, manifest.n_planned)
+        jobs = [block for block in blocks if block[0] not in done]
+        args = (maker, config, manifest.seed, parts_dir, compression, durable)
+        if workers <= 1 or len(jobs) <= 1:
+            finished = _inline_parts(*args, jobs)
+        else:
+            finished = _pooled_parts(min(workers, len(jobs)), args, jobs)
+        made = 0
+        with contextlib.closing(finished):  # stops the workers at once on Ctrl-C or an error
+            for start, count, path in finished:
+                assembler.add_file(path, start - manifest.sample_start, count)
+                made += count
+                report(reused + made, manifest.n_planned)
+        assembler.finish(out, durable=durable)
+    finally:
+        assembler.close()
+    return made, reused

@@ -1,0 +1,292 @@
+"""Crash-consistent building blocks of a dataset run: the plan, the manifest, block part files.
+
+A run that writes ``pairs.h5`` keeps its finished work in ``pairs.h5.parts/``:
+
+* ``manifest.json`` -- the run's settings (config, seed, sample range, block size, compression),
+  written atomically before any work, so ``--resume`` can refuse different settings;
+* ``block-<start>-<count>.h5`` -- one small HDF5 file per block of samples, written under a
+  temporary name, flushed to disk and renamed when complete: a name that exists is a complete block,
+  whatever moment the process was killed at;
+* ``.lock`` -- held (``flock``) by the running process, released by the kernel even on SIGKILL.
+
+Sample ``i`` depends only on ``(seed, i)``, so blocks are independent: any worker may make any
+block, in any order, and the block size never changes the arrays.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import json
+import logging
+import os
+import re
+from dataclasses import dataclass
+from typing import Any, Iterator
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+PARTS_FORMAT = "blurgen-parts"
+PARTS_VERSION = 1
+MANIFEST_NAME = "manifest.json"
+LOCK_NAME = ".lock"
+MAX_BLOCK_SAMPLES = 64
+#: Raw bytes of one block's images we aim under, so huge images get smaller blocks (and a worker's
+#: memory stays bounded) while small ones keep 64 samples per block.
+BLOCK_TARGET_BYTES = 64 * 2**20
+_PART_RE = re.compile(r"^block-(\d{10})-(\d+)\.h5$")
+
+#: HDF5 filter of the image and kernel chunks, as (h5py compression, compression_opts).
+#: Chosen by measurement (see benchmarks/RESULTS.md): lzf compresses dead-leaves pairs almost as
+#: well as gzip level 1 at several times its speed, and the writer must keep up with the workers.
+DEFAULT_COMPRESSION: tuple[str | None, int | None] = ("lzf", None)
+
+
+class PartsError(Exception):
+    """A parts folder that cannot be used (locked by another run, settings differ, unreadable)."""
+
+
+def parts_dir_for(out: str) -> str:
+    """The folder holding the blocks of ``out`` while it is being made."""
+    return os.fspath(out) + ".parts"
+
+
+def auto_block_size(width: int, height: int) -> int:
+    """Samples per block for images of ``width`` x ``height``: 64, fewer for large images."""
+    pair_bytes = 2 * 3 * int(width) * int(height)
+    return int(max(1, min(MAX_BLOCK_SAMPLES, BLOCK_TARGET_BYTES // pair_bytes)))
+
+
+def shard_range(n_total: int, shard_index: int, shard_count: int) -> tuple[int, int]:
+    """Samples ``[start, stop)`` of shard ``shard_index`` of ``shard_count`` (contiguous, near equal)."""
+    if not 0 <= shard_index < shard_count:
+        raise ValueError(f"shard index must be in [0, {shard_count - 1}], got {shard_index}")
+    return n_total * shard_index // shard_count, n_total * (shard_index + 1) // shard_count
+
+
+def plan_blocks(start: int, stop: int, block_size: int) -> list[tuple[int, int]]:
+    """Blocks ``(first sample, count)`` covering ``[start, stop)``; block edges are multiples of
+    ``block_size`` (absolute), so the shards of one dataset cut the same blocks."""
+    blocks = []
+    first = start
+    while first < stop:
+        edge = min(stop, (first // block_size + 1) * block_size)
+        blocks.append((first, edge - first))
+        first = edge
+    return blocks
+
+
+def part_name(start: int, count: int) -> str:
+    return f"block-{start:010d}-{count}.h5"
+
+
+# ----------------------------------------------------------------------------------- manifest
+@dataclass(frozen=True)
+class Manifest:
+    """Settings of one run; two runs with equal manifests make equal arrays.
+
+    ``config`` is the pairs configuration as a plain dict (``PairsConfig.to_dict()``);
+    ``[sample_start, sample_stop)`` is the range this run (shard) makes out of ``n_total``.
+    """
+
+    config: dict
+    seed: int
+    n_total: int
+    sample_start: int
+    sample_stop: int
+    shard_index: int
+    shard_count: int
+    block_size: int
+    compression: str | None
+    compression_opts: int | None
+    blurgen_version: str
+
+    @property
+    def n_planned(self) -> int:
+        return self.sample_stop - self.sample_start
+
+    def to_dict(self) -> dict[str, Any]:
+        data = {f: getattr(self, f) for f in self.__dataclass_fields__}
+        return {"format": PARTS_FORMAT, "version": PARTS_VERSION, **data}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "Manifest":
+        if data.get("format") != PARTS_FORMAT or data.get("version") != PARTS_VERSION:
+            raise PartsError(f"not a blurgen parts manifest (format {data.get('format')!r}, "
+                             f"version {data.get('version')!r})")
+        try:
+            return cls(**{f: data[f] for f in cls.__dataclass_fields__})
+        except KeyError as exc:
+            raise PartsError(f"manifest lacks {exc.args[0]!r}") from None
+
+    def differences(self, other: "Manifest") -> list[str]:
+        """Human-readable list of the settings that differ, e.g. ``['seed: 1 != 0']``."""
+        mine, theirs = _flatten(self.to_dict()), _flatten(other.to_dict())
+        return [f"{key}: {mine.get(key)!r} (now) != {theirs.get(key)!r} (interrupted run)"
+                for key in sorted(set(mine) | set(theirs)) if mine.get(key) != theirs.get(key)]
+
+
+def _flatten(data: dict, prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in data.items():
+        if isinstance(value, dict):
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:  # JSON turns tuples into lists: compare as lists
+            flat[prefix + key] = list(value) if isinstance(value, tuple) else value
+    return flat
+
+
+def fsync_dir(path: str) -> None:
+    """Make a rename inside ``path`` durable."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def fsync_file(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_manifest(parts_dir: str, manifest: Manifest) -> None:
+    """Write ``manifest.json`` atomically (tmp + fsync + rename)."""
+    path = os.path.join(parts_dir, MANIFEST_NAME)
+    tmp = path + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as fh:
+        json.dump(manifest.to_dict(), fh, indent=1, sort_keys=True)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+    fsync_dir(parts_dir)
+
+
+def read_manifest(parts_dir: str) -> Manifest:
+    """Read ``manifest.json`` of a parts folder; raises PartsError if missing or damaged."""
+    path = os.path.join(parts_dir, MANIFEST_NAME)
+    try:
+        with open(path, encoding="utf-8") as fh:
+            data = json.load(fh)
+    except FileNotFoundError:
+        raise PartsError(f"{parts_dir}: no {MANIFEST_NAME} (not a blurgen parts folder)") from None
+    except (OSError, ValueError) as exc:
+        raise PartsError(f"{path}: unreadable manifest: {exc}") from None
+    if not isinstance(data, dict):
+        raise PartsError(f"{path}: unreadable manifest: not a JSON object")
+    try:
+        return Manifest.from_dict(data)
+    except PartsError as exc:
+        raise PartsError(f"{path}: {exc}") from None
+
+
+# --------------------------------------------------------------------------------------- lock
+@contextlib.contextmanager
+def locked(parts_dir: str) -> Iterator[None]:
+    """Hold the run lock of ``parts_dir``; PartsError if another process holds it.
+
+    ``flock`` locks die with their process (SIGKILL included), so a stale lock never blocks
+    ``--resume``.
+    """
+    fd = os.open(os.path.join(parts_dir, LOCK_NAME), os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                raise PartsError(f"{parts_dir} is in use by another blurgen make "
+                                 "(wait for it, or stop it first)") from None
+            raise
+        yield
+    finally:
+        os.close(fd)
+
+
+def is_locked(parts_dir: str) -> bool:
+    """Whether a running process holds the lock of ``parts_dir`` (an in-progress run)."""
+    path = os.path.join(parts_dir, LOCK_NAME)
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        return False
+    except OSError:
+        return True
+    finally:
+        os.close(fd)
+
+
+# ---------------------------------------------------------------------------------- part files
+def write_part(parts_dir: str, block: dict, start: int, compression: tuple[str | None, int | None],
+               *, durable: bool = True) -> str:
+    """Write one block as ``block-<start>-<count>.h5`` atomically; returns its path.
+
+    ``block`` is ``make_block``'s dict: ``blurred``/``sharp`` uint8 (count, H, W, 3), ``kernel``
+    float32 (count, k, k), ``params`` name -> 1-D (count,). Chunks are one sample each, compressed
+    as the final file's, so assembly copies them without decoding.
+    """
+    import h5py
+
+    count = int(block["blurred"].shape[0])
+    final = os.path.join(parts_dir, part_name(start, count))
+    tmp = os.path.join(parts_dir, f".tmp-{os.getpid()}-{part_name(start, count)}")
+    method, opts = compression
+    with h5py.File(tmp, "w") as h5:
+        for name in ("blurred", "sharp", "kernel"):
+            data = np.ascontiguousarray(block[name])
+            h5.create_dataset(name, data=data, chunks=(1, *data.shape[1:]),
+                              compression=method, compression_opts=opts)
+        group = h5.create_group("params")
+        for name, values in block["params"].items():
+            values = np.asarray(values)
+            if values.shape != (count,):
+                raise ValueError(f"param {name!r} has shape {values.shape}, expected ({count},)")
+            group.create_dataset(name, data=values)
+        h5.attrs["sample_start"] = start
+        h5.attrs["count"] = count
+    if durable:
+        fsync_file(tmp)
+    os.replace(tmp, final)
+    if durable:
+        fsync_dir(parts_dir)
+    return final
+
+
+def complete_parts(parts_dir: str, blocks: list[tuple[int, int]]) -> dict[int, str]:
+    """Planned blocks that have a complete part file: first sample -> path.
+
+    Files that match no planned block are ignored (they cannot come from a run with the same
+    manifest, which ``--resume`` checks first).
+    """
+    planned = dict(blocks)
+    found: dict[int, str] = {}
+    try:
+        names = os.listdir(parts_dir)
+    except FileNotFoundError:
+        return found
+    for name in names:
+        match = _PART_RE.match(name)
+        if match:
+            start, count = int(match.group(1)), int(match.group(2))
+            if planned.get(start) == count:
+                found[start] = os.path.join(parts_dir, name)
+    return found
+
+
+def remove_stale_tmp(parts_dir: str) -> int:
+    """Delete temporaries left by killed processes (only call while holding the lock)."""
+    removed = 0
+    for name in os.listdir(parts_dir):
+        if name.startswith(".tmp-") or name.endswith(".tmp"):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(os.path.join(parts_dir, name))
+                removed += 1
+    return removed

@@ -1,0 +1,246 @@
+"""The dataset writer: schema, identical arrays for any block size / worker count / shard split /
+resume point, refusal of unsafe situations, merge checks. Uses the fake block maker so it is fast
+and independent of the blur pipeline; tests/test_cli_make.py runs the real one end to end."""
+
+from __future__ import annotations
+
+import json
+import os
+from datetime import datetime
+
+import h5py
+import numpy as np
+import pytest
+
+from blurgen.assemble import merge_files
+from blurgen.dataset import DatasetError, make_dataset
+from blurgen.pairs_file import REQUIRED_ATTRS, PairsFileError, read_pairs
+from blurgen.parts import (Manifest, auto_block_size, complete_parts, locked, parts_dir_for,
+                           plan_blocks, shard_range)
+from fake_pairs import FakeConfig, FakeMaker, fake_sample
+
+CONFIG = FakeConfig()
+
+
+def arrays(path: str) -> dict[str, np.ndarray]:
+    """Every array of a pairs file, params prefixed ``params/``."""
+    with h5py.File(path, "r") as h5:
+        out = {name: h5[name][...] for name in ("blurred", "sharp", "kernel")}
+        out.update({f"params/{name}": ds[...] for name, ds in h5["params"].items()})
+    return out
+
+
+def assert_same_arrays(a: str, b: str) -> None:
+    first, second = arrays(a), arrays(b)
+    assert sorted(first) == sorted(second)
+    for name in first:
+        assert first[name].dtype == second[name].dtype, name
+        np.testing.assert_array_equal(first[name], second[name], err_msg=name)
+
+
+def make(out, n=40, **kwargs):
+    kwargs.setdefault("maker", FakeMaker())
+    kwargs.setdefault("workers", 1)
+    kwargs.setdefault("durable", False)
+    return make_dataset(str(out), CONFIG, n, seed=kwargs.pop("seed", 7), **kwargs)
+
+
+def test_plan_blocks_tile_the_range_on_absolute_block_edges():
+    assert plan_blocks(0, 10, 4) == [(0, 4), (4, 4), (8, 2)]
+    assert plan_blocks(5, 13, 4) == [(5, 3), (8, 4), (12, 1)]
+    for n, parts in [(10, 3), (7, 7), (100, 3)]:
+        ranges = [shard_range(n, i, parts) for i in range(parts)]
+        assert ranges[0][0] == 0 and ranges[-1][1] == n
+        assert all(a[1] == b[0] for a, b in zip(ranges, ranges[1:]))
+
+
+def test_auto_block_size_shrinks_for_large_images_only():
+    assert auto_block_size(256, 256) == 64
+    assert 1 <= auto_block_size(1280, 720) < 64
+    assert auto_block_size(8000, 8000) == 1
+
+
+def test_written_file_has_schema_attrs_and_the_makers_samples(tmp_path):
+    out = tmp_path / "pairs.h5"
+    result = make(out, n=13, block_size=4, command="blurgen make --n 13")
+    assert result.n_made == 13 and result.n_reused == 0
+    assert not os.path.exists(parts_dir_for(str(out))), "parts folder removed after assembly"
+    with read_pairs(out) as f:
+        attrs = f.attrs
+        assert set(REQUIRED_ATTRS) <= set(attrs)
+        assert attrs["schema_version"] == 1 and attrs["n_planned"] == attrs["n_written"] == 13
+        assert attrs["seed"] == 7 and attrs["command"] == "blurgen make --n 13"
+        assert json.loads(attrs["config"]) == CONFIG.to_dict()
+        datetime.fromisoformat(attrs["created"])
+        assert len(f) == 13 and f.complete
+        for i in (0, 5, 12):
+            blurred, sharp, kernel, params = fake_sample(CONFIG, 7, i)
+            got = f[i]
+            np.testing.assert_array_equal(got[0], blurred)
+            np.testing.assert_array_equal(got[1], sharp)
+            np.testing.assert_array_equal(got[2], kernel)
+            assert f.params["noise_a"][i] == params["noise_a"]
+        np.testing.assert_array_equal(f.params["seed_index"], np.arange(13))
+    with h5py.File(out, "r") as h5:
+        assert h5["blurred"].chunks == (1, CONFIG.height, CONFIG.width, 3)
+        assert h5["kernel"].chunks == (1, 5, 5)
+        assert h5["blurred"].compression is not None
+
+
+def test_block_size_does_not_change_the_arrays(tmp_path):
+    make(tmp_path / "a.h5", block_size=3)
+    make(tmp_path / "b.h5", block_size=64)
+    assert_same_arrays(tmp_path / "a.h5", tmp_path / "b.h5")
+
+
+def test_two_worker_processes_give_the_same_arrays_as_one(tmp_path):
+    make(tmp_path / "one.h5", n=30, block_size=4)
+    make(tmp_path / "two.h5", n=30, block_size=4, workers=2)
+    assert_same_arrays(tmp_path / "one.h5", tmp_path / "two.h5")
+
+
+def test_merged_shards_equal_one_run(tmp_path):
+    make(tmp_path / "all.h5", n=23, block_size=4)
+    shards = []
+    for i in range(3):
+        shards.append(str(tmp_path / f"shard{i}.h5"))
+        make(shards[-1], n=23, block_size=4, shard=(i, 3))
+        with h5py.File(shards[-1], "r") as h5:
+            assert (h5.attrs["sample_start"], h5.attrs["sample_stop"]) == shard_range(23, i, 3)
+            assert h5.attrs["n_total"] == 23
+    merged = str(tmp_path / "merged.h5")
+    assert merge_files(shards[::-1], merged + ".tmp", merged, "blurgen merge") == 23
+    assert_same_arrays(tmp_path / "all.h5", merged)
+    with read_pairs(merged) as f:
+        assert len(f) == 23 and f.attrs["command"] == "blurgen merge"
+
+
+@pytest.mark.parametrize("case", ["gap", "overlap", "other seed"])
+def test_merge_refuses_shards_that_do_not_tile_one_dataset(tmp_path, case):
+    paths = {}
+    for i in range(3):
+        paths[i] = str(tmp_path / f"s{i}.h5")
+        make(paths[i], n=12, shard=(i, 3), seed=1 if (case == "other seed" and i == 2) else 7)
+    if case == "overlap":
+        make(tmp_path / "other.h5", n=12, shard=(0, 2))  # samples 0..6 overlap s0 and s1
+        inputs = [paths[0], paths[1], str(tmp_path / "other.h5"), paths[2]]
+    else:
+        inputs = [paths[0], paths[2]] if case == "gap" else list(paths.values())
+    out = str(tmp_path / "merged.h5")
+    with pytest.raises(PairsFileError) as info:
+        merge_files(inputs, out + ".tmp", out, "blurgen merge")
+    message = str(info.value)
+    assert "\n" not in message
+    expected = {"gap": "missing", "overlap": "overlap", "other seed": "seed"}[case]
+    assert expected in message
+    assert not os.path.exists(out)
+
+
+def test_interrupted_run_keeps_complete_blocks_and_resumes_to_the_same_arrays(tmp_path):
+    make(tmp_path / "ref.h5", n=40, block_size=4)
+    out = tmp_path / "pairs.h5"
+    with pytest.raises(KeyboardInterrupt):
+        make(out, n=40, block_size=4, maker=FakeMaker(fail_at=21, fail_with=KeyboardInterrupt))
+    parts_dir = parts_dir_for(str(out))
+    assert not out.exists()
+    done = complete_parts(parts_dir, plan_blocks(0, 40, 4))
+    assert sorted(done) == [0, 4, 8, 12, 16]
+    progress = []
+    result = make(out, n=40, block_size=4, resume=True, progress=lambda d, t: progress.append((d, t)))
+    assert (result.n_reused, result.n_made) == (20, 20)
+    assert progress[0] == (20, 40) and progress[-1] == (40, 40)
+    assert_same_arrays(tmp_path / "ref.h5", out)
+    assert not os.path.exists(parts_dir)
+    again = make(out, n=40, block_size=4, resume=True)
+    assert again.already_complete and again.n_made == 0
+
+
+@pytest.mark.parametrize("change, named", [({"seed": 8}, "seed"), ({"n": 41}, "n_total"),
+                                           ({"shard": (1, 2)}, "sample_start")])
+def test_resume_with_different_settings_is_refused_naming_the_setting(tmp_path, change, named):
+    out = tmp_path / "pairs.h5"
+    with pytest.raises(RuntimeError):
+        make(out, n=40, block_size=4, maker=FakeMaker(fail_at=9))
+    with pytest.raises(DatasetError, match=named):
+        make(out, **{"n": 40, "block_size": 4, "resume": True, **change})
+
+
+def test_resume_of_a_complete_file_with_other_settings_is_refused(tmp_path):
+    out = tmp_path / "pairs.h5"
+    make(out, n=10)
+    with pytest.raises(DatasetError, match="seed"):
+        make(out, n=10, seed=3, resume=True)
+
+
+def test_existing_output_or_parts_are_refused_unless_overwrite(tmp_path):
+    out = tmp_path / "pairs.h5"
+    make(out, n=8, seed=1)
+    with pytest.raises(DatasetError, match="exists"):
+        make(out, n=8)
+    make(out, n=8, seed=2, overwrite=True)
+    with read_pairs(out) as f:
+        assert f.attrs["seed"] == 2
+    with pytest.raises(RuntimeError):
+        make(tmp_path / "b.h5", n=40, block_size=4, maker=FakeMaker(fail_at=30))
+    with pytest.raises(DatasetError, match="--resume"):
+        make(tmp_path / "b.h5", n=40, block_size=4)
+    make(tmp_path / "b.h5", n=40, block_size=4, overwrite=True)
+    assert not os.path.exists(parts_dir_for(str(tmp_path / "b.h5")))
+
+
+def test_a_running_make_locks_out_a_second_one(tmp_path):
+    out = tmp_path / "pairs.h5"
+    with pytest.raises(RuntimeError):
+        make(out, n=40, block_size=4, maker=FakeMaker(fail_at=30))
+    with locked(parts_dir_for(str(out))):
+        with pytest.raises(DatasetError, match="in use"):
+            make(out, n=40, block_size=4, resume=True)
+        with pytest.raises(DatasetError, match="in use"):
+            make(out, n=40, block_size=4, overwrite=True)
+    make(out, n=40, block_size=4, resume=True)
+
+
+def test_a_damaged_part_is_made_again_on_resume(tmp_path):
+    make(tmp_path / "ref.h5", n=40, block_size=4)
+    out = tmp_path / "pairs.h5"
+    with pytest.raises(RuntimeError):
+        make(out, n=40, block_size=4, maker=FakeMaker(fail_at=30))
+    part = complete_parts(parts_dir_for(str(out)), plan_blocks(0, 40, 4))[8]
+    with open(part, "r+b") as fh:
+        fh.truncate(200)
+    result = make(out, n=40, block_size=4, resume=True)
+    assert result.n_reused == 24
+    assert_same_arrays(tmp_path / "ref.h5", out)
+
+
+def test_a_worker_failure_stops_the_run_with_one_line(tmp_path):
+    out = tmp_path / "pairs.h5"
+    with pytest.raises(DatasetError) as info:
+        make(out, n=40, block_size=4, workers=2, maker=FakeMaker(fail_at=13))
+    assert "fake failure at sample 13" in str(info.value) and "\n" not in str(info.value)
+    assert not out.exists()
+
+
+def test_manifest_differences_name_nested_settings():
+    base = Manifest(config={"kernel": {"length_px": 10.0}}, seed=0, n_total=4, sample_start=0,
+                    sample_stop=4, shard_index=0, shard_count=1, block_size=4, compression="lzf",
+                    compression_opts=None, blurgen_version="x")
+    other = Manifest(**{**base.__dict__, "config": {"kernel": {"length_px": 12.0}}})
+    assert [d.split(":")[0] for d in base.differences(other)] == ["config.kernel.length_px"]
+    assert Manifest.from_dict(json.loads(json.dumps(base.to_dict()))) == base
+
+
+def test_read_pairs_names_the_file_and_problem_for_truncated_and_foreign_files(tmp_path):
+    good = tmp_path / "good.h5"
+    make(good, n=8)
+    truncated = tmp_path / "cut.h5"
+    data = good.read_bytes()
+    truncated.write_bytes(data[: len(data) // 2])
+    foreign = tmp_path / "foreign.h5"
+    with h5py.File(foreign, "w") as h5:
+        h5["x"] = np.zeros(3)
+    for path, problem in [(truncated, "truncated"), (foreign, "not a blurgen pairs file")]:
+        with pytest.raises(PairsFileError) as info:
+            read_pairs(path)
+        assert str(path) in str(info.value) and problem in str(info.value)
+        assert "\n" not in str(info.value)
