@@ -64,13 +64,13 @@ def _wrapping_uint64():
 
 
 def _model_args(config: KernelConfig, seed: int, start: int, n: int) -> tuple:
-    return (
-        np.int64(seed), np.int64(start), np.int64(n), np.int64(config.steps),
-        np.float64(config.length_px), np.asarray(config.anxiety, dtype=np.float64),
-        np.float64(config.centripetal_max), np.float64(config.gaussian_shake_max),
-        np.float64(config.big_shake_prob_max), np.asarray(config.exposures, dtype=np.float64),
-        np.int64(config.size), np.int64(MAX_DRAWS),
+    model = (
+        np.int64(config.steps), np.float64(config.length_px),
+        np.asarray(config.anxiety, dtype=np.float64), np.float64(config.centripetal_max),
+        np.float64(config.gaussian_shake_max), np.float64(config.big_shake_prob_max),
+        np.asarray(config.exposures, dtype=np.float64), np.int64(config.size), np.int64(MAX_DRAWS),
     )
+    return np.int64(seed), np.int64(start), np.int64(n), model
 
 
 def _params_dict(raw: np.ndarray, config: KernelConfig, start: int) -> dict[str, np.ndarray]:

@@ -1,0 +1,221 @@
+"""Procedural sharp images: the dead-leaves model (Matheron; Lee, Mumford & Huang 2001).
+
+Opaque disks with power-law radii ``p(r) ~ r**-exponent`` fall on the plane, each hiding what lies
+under it. With exponent 3 the picture is scale invariant and its power spectrum falls as 1/f**2,
+like natural images, with sharp occlusion edges everywhere: good material for a deblurring model,
+and it needs no download.
+
+Disks are drawn lazily from a counter-based hash (no upfront arrays) and painted front to back: each pixel keeps the light it still lets through
+(transmittance) and a disk only adds where that is > 0, so every pixel is shaded about once
+instead of once per disk on top of it, and painting stops when the whole canvas is covered.
+Edges are anti-aliased by the exact pixel-centre distance (a one-pixel ramp), as a lens would.
+Each disk has a colour and a texture: a linear shading, a sinusoidal grating and fine grain.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+from blurgen._rng import GOLDEN, mix64
+
+#: Expected number of disks over each point when the supply runs out; painting normally stops
+#: earlier, when every pixel is covered, and otherwise e**-12 of the canvas shows the background.
+MAX_DEPTH = 12.0
+#: A pixel counts as covered once it lets through less than this (1/512: under half a code value).
+COVERED = 1.0 / 512.0
+#: Side of the coverage blocks: a disk whose blocks are all covered is skipped without touching
+#: its pixels, which is most of the late, small disks.
+BLOCK = 8
+#: Fraction of disks with a grating and with grain; the grating amplitude and grain bounds.
+GRATING_PROB, GRATING_MAX = 0.3, 0.25
+GRAIN_PROB, GRAIN_MAX = 0.3, 0.15
+SHADE_MAX = 0.3
+
+
+def power_law_radii(u: np.ndarray, r_min: float, r_max: float, exponent: float) -> np.ndarray:
+    """Inverse CDF of ``p(r) ~ r**-exponent`` on [r_min, r_max] applied to uniforms ``u``."""
+    if exponent == 1.0:
+        return r_min * (r_max / r_min) ** u
+    e = 1.0 - exponent
+    return (r_min ** e + u * (r_max ** e - r_min ** e)) ** (1.0 / e)
+
+
+def mean_disk_area(r_min: float, r_max: float, exponent: float, samples: int = 4096) -> float:
+    """Expected disk area in px**2 under the radius law (midpoint rule in the uniform)."""
+    u = (np.arange(samples) + 0.5) / samples
+    return float(np.pi * np.mean(power_law_radii(u, r_min, r_max, exponent) ** 2))
+
+
+@njit(cache=True)
+def _radius(u, r_min, r_max, exponent):
+    if exponent == 1.0:
+        return r_min * (r_max / r_min) ** u
+    e = 1.0 - exponent
+    return (r_min ** e + u * (r_max ** e - r_min ** e)) ** (1.0 / e)
+
+
+@njit(cache=True)
+def _uniforms16(h, out, at):
+    """Four uniforms in [0, 1) from the 16-bit quarters of the 64-bit hash ``h``."""
+    for j in range(4):
+        out[at + j] = np.float64((h >> np.uint64(16 * j)) & np.uint64(0xFFFF)) * (1.0 / 65536.0) \
+            + 0.5 / 65536.0
+
+
+@njit(cache=True)
+def _draw_disk(key, d, geometry, out):
+    """Disk ``d`` of the stream ``key`` into ``out`` (16 float64): x, y, r, rgb, shading,
+    grating, frequencies, phase, grain. ``geometry`` = (x0, span_x, y0, span_y, r_min, r_max,
+    exponent)."""
+    u = np.empty(16)
+    base = key + np.uint64(d) * np.uint64(4) * GOLDEN
+    for q in range(4):
+        _uniforms16(mix64(base + np.uint64(q + 1) * GOLDEN), u, 4 * q)
+    out[0] = geometry[0] + u[0] * geometry[1]
+    out[1] = geometry[2] + u[1] * geometry[3]
+    out[2] = _radius(u[2], geometry[4], geometry[5], geometry[6])
+    # Colour: a grey level moved towards a random colour by a random saturation (squared, so
+    # most leaves are muted, as in photographs, and a few are vivid).
+    grey, saturation = u[3], u[4] * u[4]
+    for c in range(3):
+        out[3 + c] = grey + saturation * (u[5 + c] - grey)
+    out[6] = (u[8] - 0.5) * 2.0 * SHADE_MAX
+    out[7] = (u[9] - 0.5) * 2.0 * SHADE_MAX
+    out[8] = GRATING_MAX * u[11] if u[10] < GRATING_PROB else 0.0
+    angle = 2.0 * math.pi * u[12]
+    freq = 2.0 * math.pi * (0.02 + 0.2 * u[13])  # 0.02 .. 0.22 cycles/px, below Nyquist
+    out[9] = freq * math.cos(angle)
+    out[10] = freq * math.sin(angle)
+    out[11] = 2.0 * math.pi * u[14]
+    out[12] = GRAIN_MAX * (u[15] * 3.3333333) if u[15] < GRAIN_PROB else 0.0
+
+
+@njit(cache=True)
+def _grain(key, x, y):
+    """Uniform in [-1, 1) from a hash of the pixel and the disk's key."""
+    h = mix64(key ^ (np.uint64(y) * np.uint64(0x100000001B3) + np.uint64(x)))
+    return np.float64(h >> np.uint64(40)) * (1.0 / 8388608.0) - 1.0
+
+
+@njit(cache=True)
+def _blocks_open(block_open, y0, y1, x0, x1):
+    for by in range(y0 // BLOCK, y1 // BLOCK + 1):
+        for bx in range(x0 // BLOCK, x1 // BLOCK + 1):
+            if block_open[by, bx] > 0:
+                return True
+    return False
+
+
+@njit(cache=True)
+def _shade(disk, dkey, x, y, dx, dy):
+    """Multiplicative texture of a disk at pixel (x, y), offset (dx, dy) from its centre."""
+    m = 1.0 + (disk[6] * dx + disk[7] * dy) / disk[2]
+    if disk[8] > 0.0:
+        m += disk[8] * math.sin(disk[9] * x + disk[10] * y + disk[11])
+    if disk[12] > 0.0:
+        m += disk[12] * _grain(dkey, x, y)
+    return m
+
+
+@njit(cache=True)
+def _paint(key, geometry, max_disks, out):
+    """Front-to-back compositing of up to ``max_disks`` disks into float32 ``out`` (h, w, 3),
+    stopping when every pixel is covered; the rest of the light goes to a background colour.
+    Returns the number of disks drawn."""
+    h, w = out.shape[0], out.shape[1]
+    trans = np.ones((h, w), np.float32)
+    block_open = np.zeros(((h + BLOCK - 1) // BLOCK, (w + BLOCK - 1) // BLOCK), np.int64)
+    for y in range(h):
+        for x in range(w):
+            block_open[y // BLOCK, x // BLOCK] += 1
+    open_total = h * w
+    disk = np.empty(16)
+    d = 0
+    while d < max_disks and open_total > 0:
+        _draw_disk(key, d, geometry, disk)
+        d += 1
+        cx, cy, r = disk[0], disk[1], disk[2]
+        outer = r + 0.5
+        inner2 = max(r - 0.5, 0.0) ** 2
+        y0, y1 = max(int(math.ceil(cy - outer)), 0), min(int(math.floor(cy + outer)), h - 1)
+        x0, x1 = max(int(math.ceil(cx - outer)), 0), min(int(math.floor(cx + outer)), w - 1)
+        if y0 > y1 or x0 > x1 or not _blocks_open(block_open, y0, y1, x0, x1):
+            continue
+        dkey = mix64(key ^ (np.uint64(d) * GOLDEN))
+        for y in range(y0, y1 + 1):
+            dy = y - cy
+            half = math.sqrt(max(outer * outer - dy * dy, 0.0))
+            for x in range(max(int(math.ceil(cx - half)), 0), min(int(math.floor(cx + half)), w - 1) + 1):
+                t = trans[y, x]
+                if t < COVERED:
+                    continue
+                dx = x - cx
+                d2 = dx * dx + dy * dy
+                alpha = 1.0 if d2 <= inner2 else min(max(outer - math.sqrt(d2), 0.0), 1.0)
+                if alpha <= 0.0:
+                    continue
+                m = _shade(disk, dkey, x, y, dx, dy)
+                weight = t * alpha
+                for c in range(3):
+                    out[y, x, c] += weight * min(max(disk[3 + c] * m, 0.0), 1.0)
+                t -= weight
+                trans[y, x] = t
+                if t < COVERED:
+                    block_open[y // BLOCK, x // BLOCK] -= 1
+                    open_total -= 1
+    _draw_disk(key, max_disks, geometry, disk)  # its colour is the background
+    for y in range(h):
+        for x in range(w):
+            for c in range(3):
+                out[y, x, c] += trans[y, x] * disk[3 + c]
+    return d
+
+
+@njit(cache=True)
+def _to_u8(img, out):
+    flat_in = img.reshape(-1)
+    flat_out = out.reshape(-1)
+    for i in range(flat_in.shape[0]):
+        flat_out[i] = np.uint8(min(max(flat_in[i], 0.0), 1.0) * 255.0 + 0.5)
+
+
+def dead_leaves(height: int, width: int, rng: np.random.Generator, r_min: float = 2.0,
+                r_max: float | None = None, exponent: float = 3.0) -> np.ndarray:
+    """One dead-leaves image.
+
+    Args:
+        height, width: image size in pixels, >= 1.
+        rng: the image's generator; one 63-bit draw keys the counter-based hash stream that
+            places and colours every disk, so the picture is a function of that draw alone.
+        r_min, r_max: disk radii bounds in pixels (default ``r_max``: half the longer side).
+        exponent: power-law exponent of the radius density (3 = scale invariant).
+
+    Returns:
+        uint8 sRGB ``(height, width, 3)``.
+
+    Example:
+        >>> img = dead_leaves(64, 96, np.random.default_rng(0))
+        >>> img.shape, img.dtype.name
+        ((64, 96, 3), 'uint8')
+    """
+    if height < 1 or width < 1:
+        raise ValueError(f"height and width must be >= 1, got {height}x{width}")
+    r_max = 0.5 * max(height, width) if r_max is None else float(r_max)
+    if not 0 < r_min <= r_max:
+        raise ValueError(f"need 0 < r_min <= r_max, got r_min={r_min}, r_max={r_max}")
+    # Centres fall on the canvas grown by a margin, so the borders are covered like the middle.
+    margin = 0.1 * max(height, width)
+    geometry = np.array([-margin, width + 2 * margin, -margin, height + 2 * margin,
+                         float(r_min), r_max, float(exponent)])
+    area = (height + 2 * margin) * (width + 2 * margin)
+    max_disks = int(math.ceil(MAX_DEPTH * area / mean_disk_area(float(r_min), r_max, float(exponent))))
+    key = np.uint64(rng.integers(0, 2**63, dtype=np.int64))
+    canvas = np.zeros((height, width, 3), np.float32)
+    with np.errstate(over="ignore"):  # uint64 hash wrap-around is intended
+        _paint(key, geometry, np.int64(max_disks), canvas)
+    out = np.empty((height, width, 3), np.uint8)
+    _to_u8(canvas, out)
+    return out
