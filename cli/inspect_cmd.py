@@ -1,0 +1,63 @@
+"""`blurgen inspect`: what a pairs file (or a run in progress) holds, and what is wrong with it."""
+
+from __future__ import annotations
+
+import click
+
+from blurgen.cli.common import atomic_output, check_writable_destination
+
+
+@click.command()
+@click.argument("path", type=click.Path())
+@click.option("--png", "png", type=click.Path(dir_okay=False),
+              help="Also write a contact sheet: rows of blurred | sharp | kernel.")
+@click.option("--rows", type=click.IntRange(1, 64), default=8, show_default=True,
+              help="Samples on the --png sheet (spread over the file).")
+def inspect(path, png, rows):
+    """Report schema, counts, shapes, compression, parameter ranges and problems of PATH.
+
+    PATH is a pairs file, or one being made (its PATH.parts folder): then the report says how
+    many samples are complete so far (n_written/n_planned) and exits 0.
+
+    \b
+    Examples:
+      blurgen inspect pairs.h5
+      blurgen inspect pairs.h5 --png sheet.png
+    """
+    from blurgen.pairs_file import PairsFileError
+    from blurgen.parts import PartsError
+    from blurgen.report import (describe_file, describe_parts, resolve_inspect_target,
+                                sheet_from_file, sheet_from_parts)
+
+    pairs_path, parts_dir = resolve_inspect_target(path)
+    if pairs_path is None and parts_dir is None:
+        raise click.BadParameter(f"{path!r} does not exist (nor {path}.parts)", param_hint="PATH")
+    if png:
+        check_writable_destination(png)
+    try:
+        problems = []
+        if pairs_path is not None:
+            lines, problems = describe_file(pairs_path)
+            click.echo("\n".join(lines))
+        if parts_dir is not None:
+            lines, n_written, n_planned = describe_parts(parts_dir)
+            click.echo("\n".join(lines))
+        if pairs_path is not None:
+            click.echo("problems: " + ("none found" if not problems else ""))
+            for problem in problems:
+                click.echo(f"  - {problem}")
+        if png:
+            sheet = sheet_from_file(pairs_path, rows) if pairs_path else sheet_from_parts(parts_dir, rows)
+            _write_sheet(png, sheet)
+    except (PairsFileError, PartsError) as exc:
+        raise click.ClickException(str(exc)) from None
+    except ValueError as exc:  # e.g. nothing complete to draw yet
+        raise click.ClickException(str(exc)) from None
+
+
+def _write_sheet(png: str, sheet) -> None:
+    from blurgen.preview import write_png
+
+    with atomic_output(png, ".png") as tmp:
+        write_png(tmp, sheet)
+    click.echo(f"wrote contact sheet {png}")

@@ -1,0 +1,43 @@
+"""`blurgen merge`: join the shards of one dataset (`make --shard i/N`) into one pairs file."""
+
+from __future__ import annotations
+
+import os
+
+import click
+
+from blurgen.cli.common import atomic_output, check_writable_destination
+
+
+@click.command()
+@click.argument("shards", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
+@click.option("--out", required=True, type=click.Path(dir_okay=False), help="Merged pairs file.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing --out.")
+def merge(shards, out, overwrite):
+    """Merge SHARDS made with `blurgen make --shard i/N` into one pairs file.
+
+    The shards must come from one dataset (same settings and seed) and together cover every
+    sample exactly once, in any order on the command line; the result equals one unsharded run
+    array for array. Compressed chunks are copied as they are.
+
+    \b
+    Examples:
+      blurgen make --n 10000 --out shard0.h5 --shard 0/2
+      blurgen make --n 10000 --out shard1.h5 --shard 1/2
+      blurgen merge shard*.h5 --out pairs.h5
+    """
+    from blurgen.assemble import merge_files
+    from blurgen.pairs_file import PairsFileError
+
+    if os.path.lexists(out) and not overwrite:
+        raise click.ClickException(f"{out} exists; use --overwrite to replace it")
+    if any(os.path.abspath(s) == os.path.abspath(out) for s in shards):
+        raise click.BadParameter(f"{out} is one of the shards", param_hint="--out")
+    check_writable_destination(out)
+    command = "blurgen merge " + " ".join(shards) + f" --out {out}"
+    try:
+        with atomic_output(out, ".h5") as tmp:
+            n = merge_files(list(shards), tmp, tmp, command)
+    except PairsFileError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"merged {len(shards)} shard(s), {n} pairs, into {out}")
