@@ -60,11 +60,11 @@ class Assembler:
         path: temporary file to write.
         n_planned: samples in the file.
         attrs: root attributes (schema attrs other than ``n_written``, plus any extras).
-        compression: ``(h5py compression, compression_opts)`` of the chunked datasets.
+        compression: name -> ``(h5py compression, compression_opts)`` of the chunked datasets.
     """
 
     def __init__(self, path: str, n_planned: int, attrs: dict[str, Any],
-                 compression: tuple[str | None, int | None]) -> None:
+                 compression: dict[str, tuple[str | None, int | None]]) -> None:
         import h5py
 
         self.path = path
@@ -79,9 +79,9 @@ class Assembler:
         self._h5.attrs["n_written"] = 0  # until finish(): an unfinished temporary is incomplete
 
     def _create_layout(self, piece: Any, label: str) -> None:
-        method, opts = self.compression
         for name in CHUNKED:
             src = piece[name]
+            method, opts = self.compression[name]
             self._h5.create_dataset(name, shape=(self.n_planned, *src.shape[1:]), dtype=src.dtype,
                                     chunks=(1, *src.shape[1:]), compression=method,
                                     compression_opts=opts)
@@ -217,7 +217,7 @@ def _check_shards_compatible(files: list[tuple[str, Any]]) -> None:
 
 
 def merge_files(paths: list[str], tmp_path: str, final_path: str, command: str,
-                compression: tuple[str | None, int | None] | None = None) -> int:
+                compression: dict[str, tuple[str | None, int | None]] | None = None) -> int:
     """Merge complete shards (``--shard i/N`` files) into one pairs file; returns its length.
 
     Checks that the shards come from one dataset (same config, seed, size, version) and cover
@@ -231,8 +231,8 @@ def merge_files(paths: list[str], tmp_path: str, final_path: str, command: str,
         _check_shards_compatible(files)
         first = files[0][1]
         n_total = sample_range(first)[2]
-        blurred = first["blurred"]
-        compression = compression or (blurred.compression, blurred.compression_opts)
+        compression = compression or {name: (first[name].compression, first[name].compression_opts)
+                                      for name in CHUNKED}
         attrs = {"blurgen_version": _attr(first, "blurgen_version"), "created": now_iso(),
                  "command": command, "config": _attr(first, "config"), "seed": _attr(first, "seed"),
                  "n_total": n_total, "sample_start": 0, "sample_stop": n_total,

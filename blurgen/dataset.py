@@ -27,7 +27,7 @@ from typing import Any, Callable
 from blurgen import __version__
 from blurgen.assemble import Assembler, now_iso, open_checked, sample_range
 from blurgen.pairs_file import PairsFileError
-from blurgen.parts import (DEFAULT_COMPRESSION, Manifest, PartsError, auto_block_size,
+from blurgen.parts import (DEFAULT_COMPRESSION, Compression, Manifest, PartsError, auto_block_size,
                            complete_parts, locked, parts_dir_for, plan_blocks, read_manifest,
                            remove_stale_tmp, shard_range, write_manifest, write_part)
 
@@ -194,13 +194,14 @@ def _inline_parts(maker, config, seed, parts_dir, compression, durable, jobs):
 
 # --------------------------------------------------------------------------------- run set-up
 def build_manifest(config: Any, n_total: int, seed: int, shard: tuple[int, int],
-                   block_size: int | None, compression=DEFAULT_COMPRESSION) -> Manifest:
+                   block_size: int | None, compression: Compression = DEFAULT_COMPRESSION) -> Manifest:
     start, stop = shard_range(n_total, *shard)
     block_size = block_size or auto_block_size(config.width, config.height)
     return Manifest(config=config.to_dict(), seed=int(seed), n_total=int(n_total),
                     sample_start=start, sample_stop=stop, shard_index=shard[0],
-                    shard_count=shard[1], block_size=int(block_size), compression=compression[0],
-                    compression_opts=compression[1], blurgen_version=__version__)
+                    shard_count=shard[1], block_size=int(block_size),
+                    compression={k: tuple(v) for k, v in compression.items()},
+                    blurgen_version=__version__)
 
 
 def _existing_output_matches(out: str, manifest: Manifest) -> bool:
@@ -274,7 +275,7 @@ def make_dataset(out: str, config: Any, n: int, seed: int = 0, *, workers: int |
                  resume: bool = False, overwrite: bool = False, command: str = "",
                  maker: Callable | None = None,
                  progress: Callable[[int, int], None] | None = None,
-                 compression: tuple[str | None, int | None] = DEFAULT_COMPRESSION,
+                 compression: Compression = DEFAULT_COMPRESSION,
                  durable: bool = True) -> MakeResult:
     """Make samples ``[start, stop)`` of an ``n``-sample dataset (``shard`` i of N) into ``out``.
 
@@ -327,7 +328,7 @@ def make_dataset(out: str, config: Any, n: int, seed: int = 0, *, workers: int |
 def _run_blocks(out, parts_dir, config, manifest, workers, maker, progress, attrs, durable):
     """Assemble complete parts, make the missing ones, rename the result onto ``out``.
     Returns ``(samples made, samples reused)``."""
-    compression = (manifest.compression, manifest.compression_opts)
+    compression = manifest.compression
     blocks = plan_blocks(manifest.sample_start, manifest.sample_stop, manifest.block_size)
     sizes = dict(blocks)
     done = complete_parts(parts_dir, blocks)

@@ -39,10 +39,12 @@ MAX_BLOCK_SAMPLES = 64
 BLOCK_TARGET_BYTES = 64 * 2**20
 _PART_RE = re.compile(r"^block-(\d{10})-(\d+)\.h5$")
 
-#: HDF5 filter of the image and kernel chunks, as (h5py compression, compression_opts).
+#: HDF5 filter per chunked dataset: name -> (h5py compression, compression_opts).
 #: Chosen by measurement (see benchmarks/RESULTS.md): lzf compresses dead-leaves pairs almost as
 #: well as gzip level 1 at several times its speed, and the writer must keep up with the workers.
-DEFAULT_COMPRESSION: tuple[str | None, int | None] = ("lzf", None)
+Compression = dict[str, tuple[str | None, int | None]]
+DEFAULT_COMPRESSION: Compression = {"blurred": ("lzf", None), "sharp": ("lzf", None),
+                                    "kernel": ("lzf", None)}
 
 
 class PartsError(Exception):
@@ -100,8 +102,7 @@ class Manifest:
     shard_index: int
     shard_count: int
     block_size: int
-    compression: str | None
-    compression_opts: int | None
+    compression: dict
     blurgen_version: str
 
     @property
@@ -118,7 +119,9 @@ class Manifest:
             raise PartsError(f"not a blurgen parts manifest (format {data.get('format')!r}, "
                              f"version {data.get('version')!r})")
         try:
-            return cls(**{f: data[f] for f in cls.__dataclass_fields__})
+            fields = {f: data[f] for f in cls.__dataclass_fields__}
+            fields["compression"] = {k: tuple(v) for k, v in fields["compression"].items()}
+            return cls(**fields)
         except KeyError as exc:
             raise PartsError(f"manifest lacks {exc.args[0]!r}") from None
 
@@ -225,7 +228,7 @@ def is_locked(parts_dir: str) -> bool:
 
 
 # ---------------------------------------------------------------------------------- part files
-def write_part(parts_dir: str, block: dict, start: int, compression: tuple[str | None, int | None],
+def write_part(parts_dir: str, block: dict, start: int, compression: Compression,
                *, durable: bool = True) -> str:
     """Write one block as ``block-<start>-<count>.h5`` atomically; returns its path.
 
@@ -238,9 +241,9 @@ def write_part(parts_dir: str, block: dict, start: int, compression: tuple[str |
     count = int(block["blurred"].shape[0])
     final = os.path.join(parts_dir, part_name(start, count))
     tmp = os.path.join(parts_dir, f".tmp-{os.getpid()}-{part_name(start, count)}")
-    method, opts = compression
     with h5py.File(tmp, "w") as h5:
         for name in ("blurred", "sharp", "kernel"):
+            method, opts = compression[name]
             data = np.ascontiguousarray(block[name])
             h5.create_dataset(name, data=data, chunks=(1, *data.shape[1:]),
                               compression=method, compression_opts=opts)

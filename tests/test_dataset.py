@@ -223,8 +223,8 @@ def test_a_worker_failure_stops_the_run_with_one_line(tmp_path):
 
 def test_manifest_differences_name_nested_settings():
     base = Manifest(config={"kernel": {"length_px": 10.0}}, seed=0, n_total=4, sample_start=0,
-                    sample_stop=4, shard_index=0, shard_count=1, block_size=4, compression="lzf",
-                    compression_opts=None, blurgen_version="x")
+                    sample_stop=4, shard_index=0, shard_count=1, block_size=4, compression={"blurred": ("lzf", None)},
+                    blurgen_version="x")
     other = Manifest(**{**base.__dict__, "config": {"kernel": {"length_px": 12.0}}})
     assert [d.split(":")[0] for d in base.differences(other)] == ["config.kernel.length_px"]
     assert Manifest.from_dict(json.loads(json.dumps(base.to_dict()))) == base
