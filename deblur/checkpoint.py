@@ -1,0 +1,110 @@
+"""DeblurGAN training checkpoints: atomic writes, safe loads, RNG state capture.
+
+A checkpoint is a plain dict saved with ``torch.save`` that loads with
+``torch.load(weights_only=True)``: only tensors, dicts, lists, tuples, str, int, float, bool and
+None (RNG states are stored as tensors)::
+
+    {"format": "blurgen-deblurgan", "version": 1,
+     "generator": state_dict, "generator_config": {"name": "resnet", "width": ..., ...},
+     "critic": state_dict, "critic_config": {...}, "opt_g": ..., "opt_d": ..., "scheduler": {...},
+     "rng": {"torch_cpu": uint8 tensor, "torch_cuda": [uint8 tensors], "numpy": {...},
+             "python": {...}, "per_rank": [{"torch_cpu": ..., "torch_cuda": [...]}, ...]},
+     "train_config": {...}, "step": int, "epoch": int, "data_position": {...}}
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import random
+import tempfile
+from typing import Any
+
+import numpy as np
+import torch
+
+FORMAT = "blurgen-deblurgan"
+VERSION = 1
+REQUIRED_KEYS = ("generator", "generator_config", "step")
+
+
+class CheckpointError(Exception):
+    """A checkpoint that cannot be used: unreadable, foreign, or of another version.
+    The message is one line naming the file."""
+
+
+def save_checkpoint(path: str | os.PathLike, payload: dict[str, Any]) -> None:
+    """Write ``payload`` to ``path`` atomically: a temporary file beside it, flushed to disk, then
+    renamed over ``path``. A crash or Ctrl-C mid-write leaves the previous file intact."""
+    path = os.fspath(path)
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            torch.save({"format": FORMAT, "version": VERSION, **payload}, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Load and check a checkpoint written by ``save_checkpoint`` (``weights_only=True``).
+
+    Raises ``CheckpointError`` with a one-line message for a missing, truncated, foreign or
+    newer-version file.
+    """
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise CheckpointError(f"{path}: no such checkpoint")
+    try:
+        payload = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:  # truncated zip, pickle of foreign objects, ...: many types
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CheckpointError(f"{path}: not a readable checkpoint ({first[:200]})") from None
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise CheckpointError(f"{path}: not a blurgen DeblurGAN checkpoint")
+    if payload.get("version") != VERSION:
+        raise CheckpointError(f"{path}: checkpoint version {payload.get('version')} is not supported "
+                              f"(this blurgen reads {VERSION})")
+    missing = [k for k in REQUIRED_KEYS if k not in payload]
+    if missing:
+        raise CheckpointError(f"{path}: incomplete checkpoint (missing {', '.join(missing)})")
+    return payload
+
+
+def capture_torch_rng() -> dict[str, Any]:
+    """This process's torch RNG states: CPU and every visible CUDA device, as uint8 tensors."""
+    state = {"torch_cpu": torch.get_rng_state()}
+    state["torch_cuda"] = list(torch.cuda.get_rng_state_all()) if torch.cuda.is_available() else []
+    return state
+
+
+def capture_host_rng() -> dict[str, Any]:
+    """numpy's and Python's global RNG states, converted to tensors and plain numbers."""
+    name, keys, pos, has_gauss, cached = np.random.get_state()
+    version, internal, gauss_next = random.getstate()
+    return {
+        "numpy": {"name": name, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
+                  "has_gauss": int(has_gauss), "cached_gaussian": float(cached)},
+        "python": {"version": int(version), "state": torch.tensor(internal, dtype=torch.int64),
+                   "gauss_next": gauss_next},
+    }
+
+
+def restore_rng(rng: dict[str, Any], torch_state: dict[str, Any] | None = None) -> None:
+    """Restore states captured by ``capture_host_rng`` (``rng``) and ``capture_torch_rng``
+    (``torch_state``; default the one stored in ``rng``)."""
+    torch_state = torch_state or rng
+    torch.set_rng_state(torch_state["torch_cpu"])
+    cuda_states = torch_state.get("torch_cuda") or []
+    if cuda_states and torch.cuda.is_available() and len(cuda_states) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all(cuda_states)
+    np_state = rng["numpy"]
+    np.random.set_state((np_state["name"], np_state["keys"].numpy().astype(np.uint32), np_state["pos"],
+                         np_state["has_gauss"], np_state["cached_gaussian"]))
+    py = rng["python"]
+    random.setstate((py["version"], tuple(int(v) for v in py["state"].tolist()), py["gauss_next"]))
