@@ -15,6 +15,7 @@ arrays.
 from __future__ import annotations
 
 import contextlib
+import glob
 import logging
 import os
 import queue
@@ -34,6 +35,7 @@ from blurgen.parts import (DEFAULT_COMPRESSION, Compression, Manifest, PartsErro
 log = logging.getLogger(__name__)
 
 ASSEMBLY_NAME = "assembly.h5.tmp"
+TRASH_SUFFIX = ".done-"
 #: Environment that keeps each worker on one core: set before the worker imports numba/OpenCV.
 SINGLE_THREAD_ENV = {"NUMBA_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
                      "MKL_NUM_THREADS": "1"}
@@ -310,6 +312,8 @@ def make_dataset(out: str, config: Any, n: int, seed: int = 0, *, workers: int |
     if hasattr(maker, "prepare"):
         maker.prepare(config)  # a bad source fails here, before anything is created
     began = time.perf_counter()
+    for leftover in glob.glob(glob.escape(parts_dir_for(out) + TRASH_SUFFIX) + "*"):
+        shutil.rmtree(leftover, ignore_errors=True)
     try:
         if _prepare_parts_dir(out, manifest, resume, overwrite):
             return MakeResult(out, manifest.n_planned, 0, manifest.n_planned, 0.0, True)
@@ -319,7 +323,11 @@ def make_dataset(out: str, config: Any, n: int, seed: int = 0, *, workers: int |
             remove_stale_tmp(parts_dir)
             made, reused = _run_blocks(out, parts_dir, config, manifest, workers, maker, progress,
                                        _final_attrs(config, manifest, command), durable)
-            shutil.rmtree(parts_dir)
+            # Rename first, then delete: a kill during the deletion leaves a folder no one
+            # mistakes for an interrupted run (it is cleared by the next run on this output).
+            trash = f"{parts_dir}{TRASH_SUFFIX}{os.getpid()}"
+            os.replace(parts_dir, trash)
+        shutil.rmtree(trash, ignore_errors=True)
     except PartsError as exc:
         raise DatasetError(str(exc)) from None
     return MakeResult(out, manifest.n_planned, made, reused, time.perf_counter() - began)

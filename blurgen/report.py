@@ -13,7 +13,8 @@ from typing import Any
 import numpy as np
 
 from blurgen.assemble import open_checked, sample_range
-from blurgen.parts import (complete_parts, is_locked, parts_dir_for, plan_blocks, read_manifest)
+from blurgen.parts import (MANIFEST_NAME, complete_parts, is_locked, parts_dir_for, plan_blocks,
+                           read_manifest)
 
 #: Kernel sums further than this from 1 are reported as problems (float32 sums of ~4000 values).
 KERNEL_SUM_TOLERANCE = 1e-3
@@ -104,6 +105,10 @@ def describe_parts(parts_dir: str) -> tuple[list[str], int, int]:
     ``n_written`` counts the samples in complete part files. Raises PartsError if the folder is
     not a blurgen parts folder.
     """
+    if not os.path.exists(os.path.join(parts_dir, MANIFEST_NAME)) and not _has_parts(parts_dir):
+        # A run killed between creating the folder and writing its settings: nothing made yet.
+        return ([f"{parts_dir}: run interrupted before it recorded its settings; "
+                 "samples: 0/unknown written; rerun the make command with --resume"], 0, 0)
     manifest = read_manifest(parts_dir)
     blocks = plan_blocks(manifest.sample_start, manifest.sample_stop, manifest.block_size)
     done = complete_parts(parts_dir, blocks)
@@ -120,6 +125,10 @@ def describe_parts(parts_dir: str) -> tuple[list[str], int, int]:
              f"of {manifest.n_total}, blurgen {manifest.blurgen_version}",
              f"config: {json.dumps(manifest.config, sort_keys=True)}"]
     return lines, n_written, manifest.n_planned
+
+
+def _has_parts(parts_dir: str) -> bool:
+    return any(name.startswith("block-") for name in os.listdir(parts_dir))
 
 
 def resolve_inspect_target(path: str) -> tuple[str | None, str | None]:
