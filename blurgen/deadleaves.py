@@ -51,6 +51,8 @@ def mean_disk_area(r_min: float, r_max: float, exponent: float, samples: int = 4
 
 @njit(cache=True)
 def _radius(u, r_min, r_max, exponent):
+    if exponent == 3.0:  # the default: a square root instead of a general power
+        return 1.0 / math.sqrt(r_min ** -2 + u * (r_max ** -2 - r_min ** -2))
     if exponent == 1.0:
         return r_min * (r_max / r_min) ** u
     e = 1.0 - exponent
@@ -58,39 +60,49 @@ def _radius(u, r_min, r_max, exponent):
 
 
 @njit(cache=True)
-def _uniforms16(h, out, at):
-    """Four uniforms in [0, 1) from the 16-bit quarters of the 64-bit hash ``h``."""
-    for j in range(4):
-        out[at + j] = np.float64((h >> np.uint64(16 * j)) & np.uint64(0xFFFF)) * (1.0 / 65536.0) \
-            + 0.5 / 65536.0
+def _u16(h, j):
+    """The j-th 16-bit quarter of the hash ``h`` as a uniform in (0, 1)."""
+    return (np.float64((h >> np.uint64(16 * j)) & np.uint64(0xFFFF)) + 0.5) * (1.0 / 65536.0)
 
 
 @njit(cache=True)
-def _draw_disk(key, d, geometry, out):
-    """Disk ``d`` of the stream ``key`` into ``out`` (16 float64): x, y, r, rgb, shading,
-    grating, frequencies, phase, grain. ``geometry`` = (x0, span_x, y0, span_y, r_min, r_max,
-    exponent)."""
-    u = np.empty(16)
-    base = key + np.uint64(d) * np.uint64(4) * GOLDEN
-    for q in range(4):
-        _uniforms16(mix64(base + np.uint64(q + 1) * GOLDEN), u, 4 * q)
-    out[0] = geometry[0] + u[0] * geometry[1]
-    out[1] = geometry[2] + u[1] * geometry[3]
-    out[2] = _radius(u[2], geometry[4], geometry[5], geometry[6])
+def _disk_geometry(key, d, geometry, out):
+    """Centre and radius of disk ``d`` of the stream ``key`` into ``out[0:3]``, from one hash,
+    so disks landing on covered blocks cost little. ``geometry`` = (x0, span_x, y0, span_y,
+    r_min, r_max, exponent)."""
+    h = mix64(key + np.uint64(4 * d + 1) * GOLDEN)
+    out[0] = geometry[0] + _u16(h, 0) * geometry[1]
+    out[1] = geometry[2] + _u16(h, 1) * geometry[3]
+    out[2] = _radius(_u16(h, 2), geometry[4], geometry[5], geometry[6])
+
+
+@njit(cache=True)
+def _disk_look(key, d, out):
+    """Colour and texture of disk ``d`` into ``out[3:13]``: rgb, shading (x, y), grating
+    amplitude, angular frequencies (x, y), phase, grain amplitude."""
+    h1 = mix64(key + np.uint64(4 * d + 2) * GOLDEN)
+    h2 = mix64(key + np.uint64(4 * d + 3) * GOLDEN)
+    h3 = mix64(key + np.uint64(4 * d + 4) * GOLDEN)
     # Colour: a grey level moved towards a random colour by a random saturation (squared, so
     # most leaves are muted, as in photographs, and a few are vivid).
-    grey, saturation = u[3], u[4] * u[4]
-    for c in range(3):
-        out[3 + c] = grey + saturation * (u[5 + c] - grey)
-    out[6] = (u[8] - 0.5) * 2.0 * SHADE_MAX
-    out[7] = (u[9] - 0.5) * 2.0 * SHADE_MAX
-    out[8] = GRATING_MAX * u[11] if u[10] < GRATING_PROB else 0.0
-    angle = 2.0 * math.pi * u[12]
-    freq = 2.0 * math.pi * (0.02 + 0.2 * u[13])  # 0.02 .. 0.22 cycles/px, below Nyquist
-    out[9] = freq * math.cos(angle)
-    out[10] = freq * math.sin(angle)
-    out[11] = 2.0 * math.pi * u[14]
-    out[12] = GRAIN_MAX * (u[15] * 3.3333333) if u[15] < GRAIN_PROB else 0.0
+    grey, saturation = _u16(h1, 0), _u16(h1, 1) ** 2
+    out[3] = grey + saturation * (_u16(h1, 2) - grey)
+    out[4] = grey + saturation * (_u16(h1, 3) - grey)
+    out[5] = grey + saturation * (_u16(h2, 0) - grey)
+    out[6] = (_u16(h2, 1) - 0.5) * 2.0 * SHADE_MAX
+    out[7] = (_u16(h2, 2) - 0.5) * 2.0 * SHADE_MAX
+    out[8] = GRATING_MAX * _u16(h3, 0) if _u16(h2, 3) < GRATING_PROB else 0.0
+    out[12] = 0.0
+    if out[8] > 0.0:
+        angle = 2.0 * math.pi * _u16(h3, 1)
+        freq = 2.0 * math.pi * (0.02 + 0.2 * _u16(h3, 2))  # 0.02 .. 0.22 cycles/px (< Nyquist)
+        out[9] = freq * math.cos(angle)
+        out[10] = freq * math.sin(angle)
+        out[11] = 2.0 * math.pi * _u16(h3, 3)
+    else:
+        # The same quarter decides grain, so a disk has a grating or grain or neither.
+        u = _u16(h3, 3)
+        out[12] = GRAIN_MAX * u / GRAIN_PROB if u < GRAIN_PROB else 0.0
 
 
 @njit(cache=True)
@@ -110,14 +122,43 @@ def _blocks_open(block_open, y0, y1, x0, x1):
 
 
 @njit(cache=True)
-def _shade(disk, dkey, x, y, dx, dy):
-    """Multiplicative texture of a disk at pixel (x, y), offset (dx, dy) from its centre."""
-    m = 1.0 + (disk[6] * dx + disk[7] * dy) / disk[2]
-    if disk[8] > 0.0:
-        m += disk[8] * math.sin(disk[9] * x + disk[10] * y + disk[11])
-    if disk[12] > 0.0:
-        m += disk[12] * _grain(dkey, x, y)
-    return m
+def _paint_span(disk, dkey, y, x0, x1, trans_row, out_row, block_row):
+    """Composite the span [x0, x1] of row y of a disk behind what is already there, updating the
+    row's transmittance and open-block counts; returns the number of pixels it covered."""
+    cx, cy, r = disk[0], disk[1], disk[2]
+    outer = r + 0.5
+    inner2 = max(r - 0.5, 0.0) ** 2
+    dy = y - cy
+    shade_x, shade_y = disk[6] / r, disk[7] / r
+    row_shade = 1.0 + shade_y * dy
+    grating, grain = disk[8], disk[12]
+    newly = 0
+    x = x0
+    while x <= x1:
+        if block_row[x // BLOCK] == 0:  # the whole block is covered: jump past it
+            x = (x // BLOCK + 1) * BLOCK
+            continue
+        t = trans_row[x]
+        if t >= COVERED:
+            dx = x - cx
+            d2 = dx * dx + dy * dy
+            alpha = 1.0 if d2 <= inner2 else min(max(outer - math.sqrt(d2), 0.0), 1.0)
+            if alpha > 0.0:
+                m = row_shade + shade_x * dx
+                if grating > 0.0:
+                    m += grating * math.sin(disk[9] * x + disk[10] * y + disk[11])
+                if grain > 0.0:
+                    m += grain * _grain(dkey, x, y)
+                weight = t * alpha
+                for c in range(3):
+                    out_row[x, c] += np.float32(weight * min(max(disk[3 + c] * m, 0.0), 1.0))
+                t = np.float32(t - weight)
+                trans_row[x] = t
+                if t < COVERED:
+                    block_row[x // BLOCK] -= 1
+                    newly += 1
+        x += 1
+    return newly
 
 
 @njit(cache=True)
@@ -135,38 +176,22 @@ def _paint(key, geometry, max_disks, out):
     disk = np.empty(16)
     d = 0
     while d < max_disks and open_total > 0:
-        _draw_disk(key, d, geometry, disk)
+        _disk_geometry(key, d, geometry, disk)
         d += 1
         cx, cy, r = disk[0], disk[1], disk[2]
         outer = r + 0.5
-        inner2 = max(r - 0.5, 0.0) ** 2
         y0, y1 = max(int(math.ceil(cy - outer)), 0), min(int(math.floor(cy + outer)), h - 1)
         x0, x1 = max(int(math.ceil(cx - outer)), 0), min(int(math.floor(cx + outer)), w - 1)
         if y0 > y1 or x0 > x1 or not _blocks_open(block_open, y0, y1, x0, x1):
             continue
+        _disk_look(key, d - 1, disk)
         dkey = mix64(key ^ (np.uint64(d) * GOLDEN))
         for y in range(y0, y1 + 1):
             dy = y - cy
             half = math.sqrt(max(outer * outer - dy * dy, 0.0))
-            for x in range(max(int(math.ceil(cx - half)), 0), min(int(math.floor(cx + half)), w - 1) + 1):
-                t = trans[y, x]
-                if t < COVERED:
-                    continue
-                dx = x - cx
-                d2 = dx * dx + dy * dy
-                alpha = 1.0 if d2 <= inner2 else min(max(outer - math.sqrt(d2), 0.0), 1.0)
-                if alpha <= 0.0:
-                    continue
-                m = _shade(disk, dkey, x, y, dx, dy)
-                weight = t * alpha
-                for c in range(3):
-                    out[y, x, c] += weight * min(max(disk[3 + c] * m, 0.0), 1.0)
-                t -= weight
-                trans[y, x] = t
-                if t < COVERED:
-                    block_open[y // BLOCK, x // BLOCK] -= 1
-                    open_total -= 1
-    _draw_disk(key, max_disks, geometry, disk)  # its colour is the background
+            sx0, sx1 = max(int(math.ceil(cx - half)), 0), min(int(math.floor(cx + half)), w - 1)
+            open_total -= _paint_span(disk, dkey, y, sx0, sx1, trans[y], out[y], block_open[y // BLOCK])
+    _disk_look(key, max_disks, disk)  # its colour is the background
     for y in range(h):
         for x in range(w):
             for c in range(3):

@@ -1,0 +1,184 @@
+"""Blurred/sharp pairs, block by block: kernels + sharp crops + the camera model.
+
+``make_block(config, seed, start, count)`` makes samples ``start .. start + count - 1``. Sample i
+depends only on ``(seed, i)``: its kernel is ``random_kernels(..., seed=seed, start=i)[0]``, its
+sharp crop comes from the source's stream ``[seed, i, SOURCE_STREAM]`` and its camera parameters
+and noise from ``[seed, i, BLUR_STREAM]``. Blocks therefore tile a dataset in any way (workers,
+shards, resume) with identical arrays.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from blurgen.blur import BlurConfig, blur_sample
+from blurgen.config import KernelConfig
+from blurgen.kernels import random_kernels_with_params, support_radius
+from blurgen.sources import GOPRO_SPLITS, Source, open_source
+
+#: Stream id of the camera draws (gain, noise levels, noise) in ``default_rng([seed, i, BLUR_STREAM])``.
+BLUR_STREAM = 2
+MIN_SIDE = 32
+MAX_SIDE = 16384
+
+#: dtype of every per-sample parameter make_block returns (fixed, whatever the call).
+PARAM_DTYPES = {
+    "seed_index": np.int64,
+    "source_index": np.int32,
+    "exposure_fraction": np.float32,
+    "path_length_px": np.float32,
+    "anxiety": np.float32,
+    "centripetal": np.float32,
+    "gaussian_shake": np.float32,
+    "big_shake_prob": np.float32,
+    "initial_angle_rad": np.float32,
+    "exposed_steps": np.int32,
+    "big_shakes": np.int32,
+    "redraws": np.int32,
+    "kernel_support_px": np.int32,
+    "gain": np.float32,
+    "noise_a": np.float32,
+    "noise_b": np.float32,
+    "jpeg_quality": np.int32,
+}
+
+
+def _check_side(name: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or not MIN_SIDE <= value <= MAX_SIDE:
+        raise ValueError(f"{name} must be an integer in [{MIN_SIDE}, {MAX_SIDE}], got {value!r}")
+
+
+@dataclass(frozen=True)
+class PairsConfig:
+    """Everything that determines a dataset's arrays besides the seed.
+
+    Attributes:
+        width, height: output image size in pixels, each in [32, 16384].
+        kernel: the camera-shake kernel model.
+        blur: the camera model around the blur.
+        source: ``"deadleaves"``, ``"gopro:ROOT"`` or a directory of images.
+        split: GoPro split, ``"train"`` or ``"test"``.
+    """
+
+    width: int = 256
+    height: int = 256
+    kernel: KernelConfig = field(default_factory=KernelConfig)
+    blur: BlurConfig = field(default_factory=BlurConfig)
+    source: str = "deadleaves"
+    split: str = "train"
+
+    def __post_init__(self) -> None:
+        _check_side("width", self.width)
+        _check_side("height", self.height)
+        if not isinstance(self.kernel, KernelConfig):
+            raise ValueError(f"kernel must be a KernelConfig, got {type(self.kernel).__name__}")
+        if not isinstance(self.blur, BlurConfig):
+            raise ValueError(f"blur must be a BlurConfig, got {type(self.blur).__name__}")
+        if not isinstance(self.source, str) or not self.source:
+            raise ValueError(f"source must be 'deadleaves', 'gopro:ROOT' or a directory, got {self.source!r}")
+        if self.split not in GOPRO_SPLITS:
+            raise ValueError(f"split must be one of {GOPRO_SPLITS}, got {self.split!r}")
+
+    @property
+    def crop_size(self) -> tuple[int, int]:
+        """(height, width) of the sharp crop each sample needs: the output plus the kernel margin."""
+        return self.height + self.kernel.size - 1, self.width + self.kernel.size - 1
+
+    def replace(self, **overrides: Any) -> "PairsConfig":
+        return dataclasses.replace(self, **overrides)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"width": self.width, "height": self.height, "kernel": self.kernel.to_dict(),
+                "blur": self.blur.to_dict(), "source": self.source, "split": self.split}
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "PairsConfig":
+        data = dict(data)
+        if isinstance(data.get("kernel"), dict):
+            data["kernel"] = KernelConfig.from_dict(data["kernel"])
+        if isinstance(data.get("blur"), dict):
+            data["blur"] = BlurConfig.from_dict(data["blur"])
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - names)
+        if unknown:
+            raise ValueError(f"unknown PairsConfig field(s) {unknown}; allowed: {sorted(names)}")
+        return cls(**data)
+
+    @classmethod
+    def from_json(cls, text: str) -> "PairsConfig":
+        return cls.from_dict(json.loads(text))
+
+
+def open_config_source(config: PairsConfig) -> Source:
+    """The config's sharp source, filtering images too small for its crops."""
+    return open_source(config.source, config.split, min_size=config.crop_size)
+
+
+def _check_index(name: str, value: Any, lo: int) -> int:
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < lo:
+        raise ValueError(f"{name} must be an integer >= {lo}, got {value!r}")
+    return int(value)
+
+
+def make_block(config: PairsConfig, seed: int, start: int, count: int,
+               source: Source | None = None) -> dict[str, Any]:
+    """Make samples ``start .. start + count - 1`` of the dataset ``(config, seed)``.
+
+    Args:
+        config: the dataset's settings.
+        seed: non-negative int.
+        start: index of the first sample, >= 0.
+        count: number of samples, >= 1.
+        source: an opened source (reuse one across blocks: opening a directory scans it);
+            default ``open_config_source(config)``.
+
+    Returns:
+        ``blurred``, ``sharp``: uint8 ``(count, H, W, 3)`` RGB, aligned pixel for pixel;
+        ``kernel``: float32 ``(count, k, k)``; ``params``: dict name -> 1-D array ``(count,)``
+        with the dtypes of ``PARAM_DTYPES`` (kernel draws, ``source_index``, ``gain``,
+        ``noise_a``, ``noise_b``, ``jpeg_quality`` (-1 = off), ``kernel_support_px``, ...).
+
+    Example:
+        >>> block = make_block(PairsConfig(width=32, height=32), seed=0, start=5, count=2)
+        >>> block["blurred"].shape, int(block["params"]["seed_index"][0])
+        ((2, 32, 32, 3), 5)
+    """
+    seed = _check_index("seed", seed, 0)
+    start = _check_index("start", start, 0)
+    count = _check_index("count", count, 1)
+    if source is None:
+        source = open_config_source(config)
+    height, width = config.height, config.width
+    kernels, kernel_params = random_kernels_with_params(count, seed=seed, start=start, config=config.kernel)
+    half = (config.kernel.size - 1) // 2
+    crop_h, crop_w = config.crop_size
+    blurred = np.empty((count, height, width, 3), np.uint8)
+    sharp = np.empty((count, height, width, 3), np.uint8)
+    extra = {name: np.empty(count, PARAM_DTYPES[name])
+             for name in ("source_index", "kernel_support_px", "gain", "noise_a", "noise_b", "jpeg_quality")}
+    for m in range(count):
+        index = start + m
+        radius = support_radius(kernels[m])
+        # Only the kernel's support matters: asking the source for the centre of the full crop
+        # (same pixels, less work) and passing the symmetrically cropped kernel is exactly
+        # equivalent to blurring the full crop with the full kernel.
+        inset = half - radius
+        crop, extra["source_index"][m] = source.crop(seed, index, crop_h, crop_w, inset=inset)
+        kernel = kernels[m, inset:inset + 2 * radius + 1, inset:inset + 2 * radius + 1]
+        rng = np.random.default_rng([seed, index, BLUR_STREAM])
+        blurred[m], sharp[m], camera = blur_sample(crop, kernel, rng, config.blur)
+        extra["kernel_support_px"][m] = 2 * radius + 1
+        for name, value in camera.items():
+            extra[name][m] = value
+    params = {**kernel_params, **extra}
+    params = {name: np.asarray(params[name], dtype=PARAM_DTYPES.get(name, params[name].dtype))
+              for name in sorted(params)}
+    return {"blurred": blurred, "sharp": sharp, "kernel": kernels, "params": params}

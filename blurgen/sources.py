@@ -1,0 +1,311 @@
+"""Sharp image sources: procedural dead leaves, a directory of images, GoPro sharp frames.
+
+A source hands out random crops. ``crop(seed, index, height, width)`` depends on ``(seed, index)``
+alone (its own numpy stream ``[seed, index, SOURCE_STREAM]``), so sample ``i`` of a dataset is the
+same whichever worker, shard or resume produced it.
+
+Image files are scanned once when the source is opened: headers only for PNG and JPEG (fast even
+for thousands of 1280x720 frames), a full decode for other formats. Unreadable and too-small files
+are skipped and counted (``source.skipped``), grayscale, 16-bit and alpha files are converted and
+counted (``source.converted``), with one logging warning; nothing usable raises ``SourceError``.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import os
+import struct
+from typing import Protocol, runtime_checkable
+
+import cv2
+import numpy as np
+
+from blurgen.deadleaves import dead_leaves
+
+log = logging.getLogger(__name__)
+
+#: Stream id of the crop draws in ``np.random.default_rng([seed, index, SOURCE_STREAM])``.
+SOURCE_STREAM = 1
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pnm")
+GOPRO_SPLITS = ("train", "test")
+#: Crops a source tries (other images) when files fail to decode after the scan, before giving up.
+MAX_TRIES = 32
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_JPEG_SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
+
+
+class SourceError(Exception):
+    """A source that cannot supply images; the one-line message names it and the problem."""
+
+
+@runtime_checkable
+class Source(Protocol):
+    """What the pair generator needs from a sharp-image source."""
+
+    spec: str
+    n_images: int  # 0 for procedural sources
+
+    def crop(self, seed: int, index: int, height: int, width: int, inset: int = 0) -> tuple[np.ndarray, int]:
+        """uint8 RGB ``(height - 2*inset, width - 2*inset, 3)``: the centre of crop ``index`` of
+        ``seed`` (a random ``(height, width)`` window), and the index of the image it came from
+        (-1 for procedural sources). ``inset`` only saves work: the pixels do not depend on it."""
+        ...
+
+
+def _check_crop_args(height: int, width: int, inset: int) -> None:
+    if height < 1 or width < 1 or inset < 0 or 2 * inset >= min(height, width):
+        raise ValueError(f"bad crop request: {height}x{width} with inset {inset}")
+
+
+class DeadLeavesSource:
+    """Procedural dead-leaves images (see ``blurgen.deadleaves``): offline, unlimited, the default.
+
+    Each crop is a fresh image of the requested size; radii run from ``r_min`` px to half the
+    longer side, with density ~ ``r**-exponent``.
+    """
+
+    spec = "deadleaves"
+    n_images = 0
+
+    def __init__(self, r_min: float = 2.0, exponent: float = 3.0) -> None:
+        self.r_min = float(r_min)
+        self.exponent = float(exponent)
+
+    def crop(self, seed: int, index: int, height: int, width: int, inset: int = 0) -> tuple[np.ndarray, int]:
+        _check_crop_args(height, width, inset)
+        rng = np.random.default_rng([seed, index, SOURCE_STREAM])
+        image = dead_leaves(height, width, rng, r_min=self.r_min, exponent=self.exponent)
+        if inset:
+            image = np.ascontiguousarray(image[inset:height - inset, inset:width - inset])
+        return image, -1
+
+    def __repr__(self) -> str:
+        return f"DeadLeavesSource(r_min={self.r_min}, exponent={self.exponent})"
+
+
+# --------------------------------------------------------------------------------------------
+# Image files
+
+
+def _png_header(head: bytes) -> tuple[int, int, int, int] | None:
+    """(height, width, channels, bit depth) from a PNG's IHDR, or None if it is not one."""
+    if len(head) < 26 or head[:8] != _PNG_SIGNATURE or head[12:16] != b"IHDR":
+        return None
+    width, height, depth, colour = struct.unpack(">IIBB", head[16:26])
+    channels = {0: 1, 2: 3, 3: 3, 4: 2, 6: 4}.get(colour)
+    if channels is None or width == 0 or height == 0:
+        return None
+    return height, width, channels, depth
+
+
+def _jpeg_header(path: str) -> tuple[int, int, int, int] | None:
+    """(height, width, channels, bit depth) from a JPEG's SOF segment, or None."""
+    with open(path, "rb") as f:
+        if f.read(2) != b"\xff\xd8":
+            return None
+        while True:
+            marker = f.read(2)
+            if len(marker) < 2 or marker[0] != 0xFF:
+                return None
+            kind = marker[1]
+            if kind == 0xFF:  # fill byte: resynchronise on the next one
+                f.seek(-1, os.SEEK_CUR)
+                continue
+            if kind in (0xD8, 0x01) or 0xD0 <= kind <= 0xD7:
+                continue
+            raw = f.read(2)
+            if len(raw) < 2:
+                return None
+            length = struct.unpack(">H", raw)[0]
+            if kind in _JPEG_SOF:
+                sof = f.read(6)
+                if len(sof) < 6:
+                    return None
+                depth, height, width, channels = struct.unpack(">BHHB", sof)
+                return (height, width, channels, depth) if height and width else None
+            if kind == 0xD9 or length < 2:
+                return None
+            f.seek(length - 2, os.SEEK_CUR)
+
+
+def _probe(path: str) -> tuple[int, int, int, int] | None:
+    """(height, width, channels, bit depth) of an image file, or None if it is unreadable."""
+    ext = os.path.splitext(path)[1].lower()
+    try:
+        if ext == ".png":
+            with open(path, "rb") as f:
+                return _png_header(f.read(26))
+        if ext in (".jpg", ".jpeg"):
+            return _jpeg_header(path)
+        image = cv2.imread(path, cv2.IMREAD_UNCHANGED)
+    except (OSError, struct.error, cv2.error):
+        return None
+    if image is None or image.size == 0:
+        return None
+    channels = 1 if image.ndim == 2 else image.shape[2]
+    return image.shape[0], image.shape[1], channels, 8 * image.dtype.itemsize
+
+
+def to_rgb_u8(image: np.ndarray) -> np.ndarray | None:
+    """An OpenCV-decoded image (BGR/BGRA/gray, uint8/uint16/float) -> uint8 RGB (H, W, 3), or
+    None for layouts that are not images (e.g. 2 channels). Alpha is dropped, not composited:
+    the colour under transparent pixels is whatever the file stores."""
+    if image.ndim == 2:
+        image = image[:, :, None]
+    if image.ndim != 3 or image.shape[2] not in (1, 3, 4):
+        return None
+    if image.dtype == np.uint16:
+        image = ((image.astype(np.uint32) * 255 + 32767) // 65535).astype(np.uint8)
+    elif image.dtype in (np.float32, np.float64):
+        image = (np.clip(np.nan_to_num(image), 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+    elif image.dtype != np.uint8:
+        return None
+    if image.shape[2] == 1:
+        return np.repeat(image, 3, axis=2)
+    return np.ascontiguousarray(image[:, :, 2::-1])
+
+
+class ImageFileSource:
+    """Random crops from a list of image files, scanned (and filtered) once at construction.
+
+    Attributes:
+        paths: the usable files, sorted; ``source_index`` indexes this list.
+        skipped: counts of files left out: ``corrupt``, ``too_small`` (and, after crops,
+            ``failed_decode`` for files whose header read but whose data did not).
+        converted: counts of usable files that need converting: ``grayscale``, ``16bit``, ``alpha``.
+    """
+
+    def __init__(self, spec: str, files: list[str], min_size: tuple[int, int] = (32, 32)) -> None:
+        self.spec = spec
+        self.min_height, self.min_width = (int(v) for v in min_size)
+        self.skipped: collections.Counter = collections.Counter()
+        self.converted: collections.Counter = collections.Counter()
+        self.paths: list[str] = []
+        self._sizes: list[tuple[int, int]] = []
+        for path in files:
+            info = _probe(path)
+            if info is None:
+                self.skipped["corrupt"] += 1
+                continue
+            height, width, channels, depth = info
+            if height < self.min_height or width < self.min_width:
+                self.skipped["too_small"] += 1
+                continue
+            self.paths.append(path)
+            self._sizes.append((height, width))
+            self.converted["grayscale"] += channels <= 2
+            self.converted["alpha"] += channels in (2, 4)
+            self.converted["16bit"] += depth > 8
+        self.converted = +self.converted  # drop zero counts
+        self._bad: set[int] = set()
+        self._cache: collections.OrderedDict[int, np.ndarray] = collections.OrderedDict()
+        if self.skipped:
+            log.warning("%s: skipped %s; using %d image(s)", spec, dict(self.skipped), len(self.paths))
+        if not self.paths:
+            problem = f"no usable image of at least {self.min_width}x{self.min_height} px"
+            if self.skipped:
+                problem += f" (skipped: {', '.join(f'{k} {v}' for k, v in sorted(self.skipped.items()))})"
+            raise SourceError(f"source {spec}: {problem}")
+
+    @property
+    def n_images(self) -> int:
+        return len(self.paths)
+
+    def _load(self, j: int) -> np.ndarray | None:
+        if j in self._cache:
+            self._cache.move_to_end(j)
+            return self._cache[j]
+        raw = cv2.imread(self.paths[j], cv2.IMREAD_UNCHANGED)
+        image = None if raw is None else to_rgb_u8(raw)
+        if image is not None and (image.shape[0] < self.min_height or image.shape[1] < self.min_width):
+            image = None
+        if image is not None:
+            # A tiny cache: consecutive crops of the same image (small datasets) decode once.
+            self._cache[j] = image
+            if len(self._cache) > 4:
+                self._cache.popitem(last=False)
+        return image
+
+    def crop(self, seed: int, index: int, height: int, width: int, inset: int = 0) -> tuple[np.ndarray, int]:
+        _check_crop_args(height, width, inset)
+        if height > self.min_height or width > self.min_width:
+            raise ValueError(f"crop {width}x{height} is larger than the source's minimum image size "
+                             f"{self.min_width}x{self.min_height}")
+        rng = np.random.default_rng([seed, index, SOURCE_STREAM])
+        for _ in range(MAX_TRIES):
+            j = int(rng.integers(len(self.paths)))
+            oy_u, ox_u = rng.random(2)  # drawn even if j fails, so later draws do not shift
+            image = None if j in self._bad else self._load(j)
+            if image is None:
+                if j not in self._bad:
+                    self._bad.add(j)
+                    self.skipped["failed_decode"] += 1
+                    log.warning("%s: cannot decode %s; skipping it", self.spec, self.paths[j])
+                continue
+            oy = min(int(oy_u * (image.shape[0] - height + 1)), image.shape[0] - height)
+            ox = min(int(ox_u * (image.shape[1] - width + 1)), image.shape[1] - width)
+            window = image[oy + inset:oy + height - inset, ox + inset:ox + width - inset]
+            return np.ascontiguousarray(window), j
+        raise SourceError(f"source {self.spec}: {MAX_TRIES} images in a row failed to decode")
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.spec!r}, n_images={self.n_images})"
+
+
+class ImageDirectorySource(ImageFileSource):
+    """Every image file under ``root`` (recursive, sorted; hidden folders skipped)."""
+
+    def __init__(self, root: str, min_size: tuple[int, int] = (32, 32)) -> None:
+        if not os.path.isdir(root):
+            raise SourceError(f"source {root}: not a directory")
+        files = []
+        for folder, dirs, names in os.walk(root):
+            dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+            files.extend(os.path.join(folder, n) for n in sorted(names)
+                         if n.lower().endswith(IMAGE_EXTENSIONS) and not n.startswith("."))
+        if not files:
+            raise SourceError(f"source {root}: no image files (looked for {', '.join(IMAGE_EXTENSIONS)})")
+        super().__init__(root, files, min_size)
+
+
+class GoProSource(ImageFileSource):
+    """Sharp frames of GOPRO_Large: ``ROOT/{train,test}/GOPRxxxx_xx_xx/sharp/NNNNNN.png``."""
+
+    def __init__(self, root: str, split: str = "train", min_size: tuple[int, int] = (32, 32)) -> None:
+        if split not in GOPRO_SPLITS:
+            raise ValueError(f"split must be one of {GOPRO_SPLITS}, got {split!r}")
+        spec = f"gopro:{root}"
+        split_dir = os.path.join(root, split)
+        if not os.path.isdir(split_dir):
+            raise SourceError(f"source {spec}: no {split}/ folder (expected GOPRO_Large layout "
+                              f"{split}/GOPRxxxx_xx_xx/sharp/*.png)")
+        files = []
+        for sequence in sorted(os.listdir(split_dir)):
+            sharp = os.path.join(split_dir, sequence, "sharp")
+            if os.path.isdir(sharp):
+                files.extend(os.path.join(sharp, n) for n in sorted(os.listdir(sharp))
+                             if n.lower().endswith(".png"))
+        if not files:
+            raise SourceError(f"source {spec}: no sharp/*.png frames under {split}/")
+        super().__init__(spec, files, min_size)
+        self.split = split
+
+
+def open_source(spec: str, split: str = "train", min_size: tuple[int, int] = (32, 32)) -> Source:
+    """Open a source by its spec: ``"deadleaves"``, ``"gopro:ROOT"`` or a directory path.
+
+    Args:
+        spec: the source.
+        split: GoPro split, ``"train"`` or ``"test"`` (ignored by the other sources).
+        min_size: ``(height, width)``: images smaller than this are skipped (the crop size
+            the caller needs, e.g. ``(H + k - 1, W + k - 1)``).
+
+    Raises:
+        SourceError: nothing usable (missing or empty folder, only corrupt or too-small files).
+    """
+    if spec == "deadleaves":
+        return DeadLeavesSource()
+    if spec.startswith("gopro:"):
+        return GoProSource(spec[len("gopro:"):], split, min_size)
+    return ImageDirectorySource(spec, min_size)
