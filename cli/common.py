@@ -81,3 +81,65 @@ def check_writable_destination(path: str) -> None:
         raise click.ClickException(f"cannot write {path}: folder {directory} does not exist")
     if not os.access(directory, os.W_OK):
         raise click.ClickException(f"cannot write {path}: folder {directory} is not writable")
+
+
+def parse_range(value: str, name: str, integer: bool = False) -> tuple:
+    """'1e-4,1e-3' -> (0.0001, 0.001); one number 'v' -> (v, v); a usage error (exit 2) otherwise."""
+    items = parse_float_list(value, name)
+    if len(items) == 1:
+        items = items * 2
+    if len(items) != 2:
+        raise click.BadParameter(f"expected 'low,high' or one number, got {value!r}", param_hint=name)
+    if integer:
+        if any(v != int(v) for v in items):
+            raise click.BadParameter(f"expected integers, got {value!r}", param_hint=name)
+        items = tuple(int(v) for v in items)
+    return items
+
+
+def blur_model_options(func):
+    """The BlurConfig options of `make` (the camera model around the blur)."""
+    from blurgen.blur import GAMMAS, NOISE_MODELS, BlurConfig
+
+    defaults = BlurConfig()
+    options = [
+        click.option("--gamma", type=click.Choice(GAMMAS), default=defaults.gamma, show_default=True,
+                     help="Transfer curve: exact sRGB, or a 2.2 power as GoPro's blur_gamma."),
+        click.option("--saturation/--no-saturation", default=defaults.saturation, show_default=True,
+                     help="Scale some samples' linear light by a gain > 1 so highlights clip."),
+        click.option("--gain-prob", type=float, default=defaults.gain_prob, show_default=True,
+                     help="Fraction of samples with a gain > 1, in [0, 1]."),
+        click.option("--gain-max", type=float, default=defaults.gain_max, show_default=True,
+                     help="Gain drawn uniformly in [1, GAIN_MAX]."),
+        click.option("--noise", type=click.Choice(NOISE_MODELS), default=defaults.noise, show_default=True,
+                     help="Sensor noise on the blurred image: variance a*x + b."),
+        click.option("--noise-a", default="{:g},{:g}".format(*defaults.noise_a_range), show_default=True,
+                     help="Range 'low,high' of the shot-noise factor a (linear light)."),
+        click.option("--noise-b", default="{:g},{:g}".format(*defaults.noise_b_range), show_default=True,
+                     help="Range 'low,high' of the read-noise variance b (linear light)."),
+        click.option("--jpeg-quality", default="off", show_default=True,
+                     help="JPEG round trip of the blurred image at a quality in 'low,high' (1-100), or off."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def blur_config_from_options(gamma: str, saturation: bool, gain_prob: float, gain_max: float, noise: str,
+                             noise_a: str, noise_b: str, jpeg_quality: str):
+    """Build a BlurConfig from the CLI options; bad values are usage errors (exit 2)."""
+    from blurgen.blur import BlurConfig
+
+    names = {"gain_prob": "--gain-prob", "gain_max": "--gain-max", "noise_a_range": "--noise-a",
+             "noise_b_range": "--noise-b", "jpeg_quality_range": "--jpeg-quality", "gamma": "--gamma",
+             "noise": "--noise"}
+    jpeg = None if jpeg_quality.strip().lower() in ("off", "none", "") else \
+        parse_range(jpeg_quality, "--jpeg-quality", integer=True)
+    try:
+        return BlurConfig(gamma=gamma, saturation=saturation, gain_prob=gain_prob, gain_max=gain_max,
+                          noise=noise, noise_a_range=parse_range(noise_a, "--noise-a"),
+                          noise_b_range=parse_range(noise_b, "--noise-b"), jpeg_quality_range=jpeg)
+    except ValueError as exc:
+        message = str(exc)
+        hint = next((flag for field, flag in names.items() if message.startswith(field)), None)
+        raise click.BadParameter(message, param_hint=hint) from None
