@@ -43,10 +43,18 @@ def power_law_radii(u: np.ndarray, r_min: float, r_max: float, exponent: float) 
     return (r_min ** e + u * (r_max ** e - r_min ** e)) ** (1.0 / e)
 
 
-def mean_disk_area(r_min: float, r_max: float, exponent: float, samples: int = 4096) -> float:
-    """Expected disk area in px**2 under the radius law (midpoint rule in the uniform)."""
-    u = (np.arange(samples) + 0.5) / samples
-    return float(np.pi * np.mean(power_law_radii(u, r_min, r_max, exponent) ** 2))
+def _power_integral(lo: float, hi: float, power: float) -> float:
+    """Integral of r**power over [lo, hi]."""
+    if power == -1.0:
+        return math.log(hi / lo)
+    return (hi ** (power + 1) - lo ** (power + 1)) / (power + 1)
+
+
+def mean_disk_area(r_min: float, r_max: float, exponent: float) -> float:
+    """Expected disk area in px**2 under the radius law (closed form)."""
+    if r_min == r_max:
+        return math.pi * r_min ** 2
+    return math.pi * _power_integral(r_min, r_max, 2.0 - exponent) / _power_integral(r_min, r_max, -exponent)
 
 
 @njit(cache=True)
