@@ -73,9 +73,9 @@ class PipelineMaker:
 
     def prepare(self, config: Any) -> None:
         """Open the source now: an empty or unreadable one fails before any work starts."""
-        from blurgen.sources import open_source
+        from blurgen.pipeline import open_config_source
 
-        self._source = open_source(config.source, config.split)
+        self._source = open_config_source(config)
 
     def __call__(self, config: Any, seed: int, start: int, count: int) -> dict:
         from blurgen.pipeline import make_block

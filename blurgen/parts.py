@@ -40,11 +40,29 @@ BLOCK_TARGET_BYTES = 64 * 2**20
 _PART_RE = re.compile(r"^block-(\d{10})-(\d+)\.h5$")
 
 #: HDF5 filter per chunked dataset: name -> (h5py compression, compression_opts).
-#: Chosen by measurement (see benchmarks/RESULTS.md): lzf compresses dead-leaves pairs almost as
-#: well as gzip level 1 at several times its speed, and the writer must keep up with the workers.
 Compression = dict[str, tuple[str | None, int | None]]
-DEFAULT_COMPRESSION: Compression = {"blurred": ("lzf", None), "sharp": ("lzf", None),
-                                    "kernel": ("lzf", None)}
+#: Image compression choices of ``blurgen make --compression``.
+IMAGE_COMPRESSIONS = ("none", "lzf", "gzip")
+
+
+def compression_for(images: str = "none") -> Compression:
+    """Filters for ``images`` = ``none``, ``lzf``, ``gzip`` or ``gzip:LEVEL`` (0-9).
+
+    Measured on default dead-leaves pairs (benchmarks/RESULTS.md): the blurred images carry
+    sensor noise and do not compress (lzf 99.7 %, gzip-1 ~90 % of raw), the sharp ones do somewhat
+    (lzf ~73 %, gzip-1 ~65 %), while lzf costs ~5x and gzip ~10x an uncompressed write, as much as
+    making the pair. So images are stored uncompressed by default; kernels (mostly zeros, tiny)
+    always use gzip, which every HDF5 reader has (no plugin needed).
+    """
+    method, _, level = images.partition(":")
+    if method not in IMAGE_COMPRESSIONS or (level and (method != "gzip" or not level.isdigit()
+                                                       or int(level) > 9)):
+        raise ValueError(f"compression must be none, lzf, gzip or gzip:0-9, got {images!r}")
+    filters = {"none": (None, None), "lzf": ("lzf", None), "gzip": ("gzip", int(level or 1))}
+    return {"blurred": filters[method], "sharp": filters[method], "kernel": ("gzip", 4)}
+
+
+DEFAULT_COMPRESSION: Compression = compression_for("none")
 
 
 class PartsError(Exception):

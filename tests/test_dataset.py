@@ -15,8 +15,8 @@ import pytest
 from blurgen.assemble import merge_files
 from blurgen.dataset import DatasetError, make_dataset
 from blurgen.pairs_file import REQUIRED_ATTRS, PairsFileError, read_pairs
-from blurgen.parts import (Manifest, auto_block_size, complete_parts, locked, parts_dir_for,
-                           plan_blocks, shard_range)
+from blurgen.parts import (Manifest, auto_block_size, complete_parts, compression_for, locked,
+                           parts_dir_for, plan_blocks, shard_range)
 from fake_pairs import FakeConfig, FakeMaker, fake_sample
 
 CONFIG = FakeConfig()
@@ -84,13 +84,22 @@ def test_written_file_has_schema_attrs_and_the_makers_samples(tmp_path):
     with h5py.File(out, "r") as h5:
         assert h5["blurred"].chunks == (1, CONFIG.height, CONFIG.width, 3)
         assert h5["kernel"].chunks == (1, 5, 5)
-        assert h5["blurred"].compression is not None
+        assert h5["blurred"].compression is None and h5["kernel"].compression == "gzip"
 
 
-def test_block_size_does_not_change_the_arrays(tmp_path):
-    make(tmp_path / "a.h5", block_size=3)
+@pytest.mark.parametrize("images", ["none", "lzf", "gzip:3"])
+def test_block_size_and_compression_do_not_change_the_arrays(tmp_path, images):
+    make(tmp_path / "a.h5", block_size=3, compression=compression_for(images))
     make(tmp_path / "b.h5", block_size=64)
     assert_same_arrays(tmp_path / "a.h5", tmp_path / "b.h5")
+    with h5py.File(tmp_path / "a.h5", "r") as h5:
+        assert h5["sharp"].compression == {"none": None, "lzf": "lzf", "gzip:3": "gzip"}[images]
+
+
+def test_compression_for_rejects_unknown_filters():
+    for bad in ("zstd", "gzip:10", "lzf:3", "gzip:x"):
+        with pytest.raises(ValueError, match="compression"):
+            compression_for(bad)
 
 
 def test_two_worker_processes_give_the_same_arrays_as_one(tmp_path):
@@ -103,14 +112,19 @@ def test_merged_shards_equal_one_run(tmp_path):
     make(tmp_path / "all.h5", n=23, block_size=4)
     shards = []
     for i in range(3):
-        shards.append(str(tmp_path / f"shard{i}.h5"))
-        make(shards[-1], n=23, block_size=4, shard=(i, 3))
+        shards.append(str(tmp_path / f"shard{i}.h5"))  # compressed chunks are copied as stored
+        make(shards[-1], n=23, block_size=4, shard=(i, 3), compression=compression_for("lzf"))
         with h5py.File(shards[-1], "r") as h5:
             assert (h5.attrs["sample_start"], h5.attrs["sample_stop"]) == shard_range(23, i, 3)
             assert h5.attrs["n_total"] == 23
     merged = str(tmp_path / "merged.h5")
     assert merge_files(shards[::-1], merged + ".tmp", merged, "blurgen merge") == 23
     assert_same_arrays(tmp_path / "all.h5", merged)
+    with h5py.File(merged, "r") as whole, h5py.File(shards[1], "r") as part:
+        first = int(part.attrs["sample_start"])  # the stored (compressed) bytes moved unchanged
+        assert whole["sharp"].compression == "lzf"
+        assert whole["sharp"].id.read_direct_chunk((first + 2, 0, 0, 0)) == \
+            part["sharp"].id.read_direct_chunk((2, 0, 0, 0))
     with read_pairs(merged) as f:
         assert len(f) == 23 and f.attrs["command"] == "blurgen merge"
 

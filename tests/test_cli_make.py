@@ -1,0 +1,224 @@
+"""`blurgen make`, `inspect`, `merge` end to end: real pipeline, tiny images.
+
+Arrays must not depend on the worker count or the shard split; bad input follows DESIGN.md's
+exit codes with one line and no traceback, and leaves nothing that looks complete.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+
+import h5py
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from blurgen.cli import main
+from blurgen.pairs_file import read_pairs
+
+# 32x32 images, small kernels: a few hundred pairs take well under a second of work.
+SMALL = ["--size", "32", "--kernel-size", "15", "--length-px", "10"]
+
+
+def blurgen(*args: str, check: bool = True) -> subprocess.CompletedProcess:
+    """Run the installed `blurgen` console script in a fresh process."""
+    done = subprocess.run(["blurgen", *args], capture_output=True, text=True, timeout=300)
+    if check and done.returncode != 0:
+        raise AssertionError(f"blurgen {' '.join(args)} -> {done.returncode}: {done.stderr}")
+    return done
+
+
+def cli(*args: str):
+    return CliRunner().invoke(main, list(args), catch_exceptions=False)
+
+
+def arrays(path) -> dict[str, np.ndarray]:
+    with h5py.File(path, "r") as h5:
+        out = {name: h5[name][...] for name in ("blurred", "sharp", "kernel")}
+        out.update({f"params/{name}": ds[...] for name, ds in h5["params"].items()})
+    return out
+
+
+def assert_same_arrays(a, b) -> None:
+    first, second = arrays(a), arrays(b)
+    assert sorted(first) == sorted(second)
+    for name in first:
+        assert first[name].dtype == second[name].dtype, name
+        np.testing.assert_array_equal(first[name], second[name], err_msg=name)
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    """120 pairs, one worker: the arrays every other way of making them must reproduce."""
+    out = tmp_path_factory.mktemp("ref") / "ref.h5"
+    blurgen("make", "--n", "120", "--out", str(out), "--seed", "5", "--workers", "1", *SMALL)
+    return out
+
+
+def test_make_writes_a_complete_readable_file(reference):
+    with read_pairs(reference) as f:
+        assert len(f) == 120 and f.complete
+        blurred, sharp, kernel = f[7]
+        assert blurred.shape == sharp.shape == (32, 32, 3) and blurred.dtype == np.uint8
+        assert kernel.shape == (15, 15) and abs(float(kernel.sum()) - 1) < 1e-4
+        assert not np.array_equal(blurred, sharp)
+        np.testing.assert_array_equal(f.params["seed_index"], np.arange(120))
+        attrs = f.attrs
+        assert attrs["seed"] == 5 and attrs["command"].startswith("blurgen make --n 120")
+        assert attrs["config_dict"]["width"] == 32
+    assert not os.path.exists(str(reference) + ".parts")
+
+
+def test_two_workers_and_block_sizes_give_the_same_arrays(reference, tmp_path):
+    out = tmp_path / "two.h5"
+    blurgen("make", "--n", "120", "--out", str(out), "--seed", "5", "--workers", "2",
+            "--block-size", "7", *SMALL)
+    assert_same_arrays(reference, out)
+
+
+def test_merged_shards_equal_one_run(reference, tmp_path):
+    shards = [str(tmp_path / f"shard{i}.h5") for i in range(2)]
+    for i, shard in enumerate(shards):
+        blurgen("make", "--n", "120", "--out", shard, "--seed", "5", "--workers", "1",
+                "--shard", f"{i}/2", *SMALL)
+    report = blurgen("inspect", shards[1]).stdout
+    assert "shard: 1/2, samples 60..120 of 120" in report
+    merged = tmp_path / "merged.h5"
+    blurgen("merge", *shards[::-1], "--out", str(merged))
+    assert_same_arrays(reference, merged)
+
+
+def test_inspect_reports_counts_params_and_writes_a_sheet(reference, tmp_path):
+    sheet = tmp_path / "sheet.png"
+    done = blurgen("inspect", str(reference), "--png", str(sheet))
+    assert "samples: 120/120 written (complete)" in done.stdout
+    assert "problems: none found" in done.stdout
+    for name in ("seed_index", "noise_a", "gain", "path_length_px", "/blurred", "chunks (1, 32, 32, 3)"):
+        assert name in done.stdout
+    import cv2
+
+    picture = cv2.imread(str(sheet))
+    assert picture is not None and picture.shape[0] > 8 * 32
+
+
+def test_make_preview_writes_a_sheet_of_the_new_file(tmp_path):
+    out, sheet = tmp_path / "p.h5", tmp_path / "p.png"
+    result = cli("make", "--n", "10", "--out", str(out), "--workers", "1", "--preview", str(sheet), *SMALL)
+    assert result.exit_code == 0, result.output
+    assert "wrote 10 pairs" in result.output and sheet.stat().st_size > 0
+
+
+def test_help_of_every_command_has_an_example():
+    for command in ("make", "inspect", "merge"):
+        result = cli(command, "--help")
+        assert result.exit_code == 0 and "Example" in result.output, command
+
+
+# ------------------------------------------------------------------------------- bad input
+def _assert_clean_failure(result, code: int, needle: str, out=None) -> None:
+    output = result.output
+    assert result.exit_code == code, output
+    assert "Traceback" not in output
+    assert needle in output, output
+    error_lines = [line for line in output.splitlines() if line.startswith("Error")]
+    assert len(error_lines) == 1, output
+    if code == 1:  # a failure while working: exactly one line
+        assert len(output.strip().splitlines()) == 1, output
+    if out is not None:
+        assert not os.path.exists(out), "no output presented as complete"
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["--n", "0"], "--n"),
+    (["--size", "8"], "--size"),
+    (["--size", "12x"], "--size"),
+    (["--size", "1280x16"], "--size"),
+    (["--shard", "3/2"], "--shard"),
+    (["--shard", "1"], "--shard"),
+    (["--resume", "--overwrite"], "--resume"),
+    (["--source", "/no/such/folder"], "--source"),
+    (["--source", "gopro:/no/such/root"], "--source"),
+    (["--kernel-size", "4"], "--kernel-size"),
+])
+def test_command_line_errors_exit_2_before_any_work(tmp_path, args, needle):
+    out = tmp_path / "pairs.h5"
+    _assert_clean_failure(cli("make", "--n", "5", "--out", str(out), *SMALL, *args), 2, needle, out)
+    assert not os.path.exists(str(out) + ".parts")
+
+
+def test_empty_or_corrupt_only_source_folders_fail_with_exit_1(tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    corrupt = tmp_path / "corrupt"
+    (corrupt / "sub").mkdir(parents=True)
+    (corrupt / "a.png").write_bytes(b"not a png")
+    (corrupt / "sub" / "b.jpg").write_bytes(b"\xff\xd8 broken")
+    for folder in (empty, corrupt):
+        out = tmp_path / f"{folder.name}.h5"
+        result = cli("make", "--n", "5", "--out", str(out), "--source", str(folder), *SMALL)
+        _assert_clean_failure(result, 1, str(folder.name), out)
+        assert not os.path.exists(str(out) + ".parts")
+
+
+def test_existing_or_unwritable_out_fail_with_exit_1(tmp_path):
+    out = tmp_path / "pairs.h5"
+    out.write_bytes(b"precious")
+    _assert_clean_failure(cli("make", "--n", "5", "--out", str(out), *SMALL), 1, "exists")
+    assert out.read_bytes() == b"precious"
+    missing = tmp_path / "no" / "such" / "pairs.h5"
+    _assert_clean_failure(cli("make", "--n", "5", "--out", str(missing), *SMALL), 1, "does not exist", missing)
+    under_file = out / "pairs.h5"
+    _assert_clean_failure(cli("make", "--n", "5", "--out", str(under_file), *SMALL), 1, "pairs.h5")
+
+
+def test_resume_with_different_settings_fails_naming_the_setting(tmp_path):
+    out = tmp_path / "pairs.h5"
+    assert cli("make", "--n", "12", "--out", str(out), "--workers", "1", *SMALL).exit_code == 0
+    result = cli("make", "--n", "12", "--out", str(out), "--resume", "--seed", "9", *SMALL)
+    _assert_clean_failure(result, 1, "seed")
+    result = cli("make", "--n", "12", "--out", str(out), "--resume", *SMALL[:-1], "11")
+    _assert_clean_failure(result, 1, "config")
+    result = cli("make", "--n", "12", "--out", str(out), "--resume", "--workers", "1", *SMALL)
+    assert result.exit_code == 0 and "already complete" in result.output
+
+
+def test_overwrite_replaces_an_existing_file(tmp_path):
+    out = tmp_path / "pairs.h5"
+    assert cli("make", "--n", "6", "--out", str(out), "--workers", "1", *SMALL).exit_code == 0
+    result = cli("make", "--n", "9", "--out", str(out), "--workers", "1", "--overwrite", *SMALL)
+    assert result.exit_code == 0, result.output
+    with read_pairs(out) as f:
+        assert len(f) == 9
+
+
+@pytest.fixture()
+def broken_files(tmp_path, reference):
+    truncated = tmp_path / "truncated.h5"
+    data = reference.read_bytes()
+    truncated.write_bytes(data[: len(data) * 2 // 3])
+    foreign = tmp_path / "foreign.h5"
+    with h5py.File(foreign, "w") as h5:
+        h5["images"] = np.zeros((2, 4, 4, 3), np.uint8)
+    return {"truncated": truncated, "foreign": foreign}
+
+
+@pytest.mark.parametrize("kind, problem", [("truncated", "truncated"), ("foreign", "not a blurgen pairs file")])
+def test_inspect_and_merge_name_the_file_and_problem_of_broken_input(broken_files, tmp_path, kind, problem):
+    path = broken_files[kind]
+    _assert_clean_failure(cli("inspect", str(path)), 1, problem)
+    assert str(path) in cli("inspect", str(path)).output
+    out = tmp_path / "merged.h5"
+    result = cli("merge", str(path), "--out", str(out))
+    _assert_clean_failure(result, 1, problem, out)
+    assert str(path) in result.output
+
+
+def test_merge_refuses_shards_of_different_datasets(tmp_path):
+    a, b = tmp_path / "a.h5", tmp_path / "b.h5"
+    assert cli("make", "--n", "10", "--out", str(a), "--shard", "0/2", "--workers", "1", *SMALL).exit_code == 0
+    assert cli("make", "--n", "10", "--out", str(b), "--shard", "1/2", "--seed", "1", "--workers", "1",
+               *SMALL).exit_code == 0
+    out = tmp_path / "m.h5"
+    _assert_clean_failure(cli("merge", str(a), str(b), "--out", str(out)), 1, "seed", out)
+    _assert_clean_failure(cli("merge", str(a), "--out", str(out)), 1, "missing", out)
