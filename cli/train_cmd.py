@@ -1,0 +1,162 @@
+"""`blurgen train`: train the companion DeblurGAN on blurgen pairs and/or GoPro frames.
+
+Parsing and validation only; the loop lives in ``blurgen.deblur.train``. torch is imported inside
+the command, so the command table loads without it and a missing torch is a one-line error.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import click
+
+RATIO_HELP = "synthetic:GoPro mix, e.g. 2:1 (the paper's; default with both sources)."
+
+
+def parse_ratio(value: str | None, data: str | None, gopro: str | None) -> tuple[int, int]:
+    """'2:1' -> (2, 1), checked against the sources given; usage errors (exit 2) otherwise."""
+    if value is None:
+        return (2 if data else 0, 1 if gopro else 0)
+    try:
+        shares = tuple(int(v) for v in value.split(":"))
+    except ValueError:
+        shares = ()
+    if len(shares) != 2 or min(shares) < 0:
+        raise click.BadParameter(f"expected two non-negative integers like 2:1, got {value!r}", param_hint="--ratio")
+    if sum(shares) == 0:
+        raise click.BadParameter("0:0 gives no share to any source", param_hint="--ratio")
+    if shares[0] and not data:
+        raise click.BadParameter(f"{value} gives synthetic pairs a share but --data was not given", param_hint="--ratio")
+    if shares[1] and not gopro:
+        raise click.BadParameter(f"{value} gives GoPro a share but --gopro was not given", param_hint="--ratio")
+    return shares
+
+
+def _require_torch() -> None:
+    try:
+        import torch  # noqa: F401
+        import torchvision  # noqa: F401
+    except ImportError:
+        raise click.ClickException("training needs PyTorch: install blurgen[train] "
+                                   "(pip install 'blurgen[train]')") from None
+
+
+def _check_run_dir(out: str, resume: bool) -> None:
+    """Exit 1 for an existing run without --resume, or a --resume with nothing to resume."""
+    if resume:
+        if not os.path.isfile(os.path.join(out, "last.pt")):
+            raise click.ClickException(f"--resume: no checkpoint {os.path.join(out, 'last.pt')} to resume")
+        return
+    if os.path.exists(out) and (not os.path.isdir(out) or os.listdir(out)):
+        raise click.ClickException(f"{out} already exists: pass --resume to continue that run, or choose another --out")
+    parent = os.path.dirname(os.path.abspath(out))
+    if os.path.isdir(parent) and not os.access(parent, os.W_OK):
+        raise click.ClickException(f"cannot create {out}: {parent} is not writable")
+
+
+existing_file = click.Path(exists=True, dir_okay=False)
+positive = click.IntRange(min=1)
+
+
+@click.command()
+@click.option("--data", type=existing_file, help="blurgen pairs file (.h5), the synthetic source.")
+@click.option("--gopro", type=click.Path(exists=True, file_okay=False),
+              help="GOPRO_Large root (its train/ split is used).")
+@click.option("--ratio", default=None, help=RATIO_HELP)
+@click.option("--gopro-blur", type=click.Choice(["blur", "blur_gamma"]), default="blur", show_default=True,
+              help="GoPro blurred frames: sRGB average (blur) or linear average (blur_gamma).")
+@click.option("--out", required=True, type=click.Path(), help="Run folder (checkpoints, logs).")
+@click.option("--epochs", type=positive, default=300, show_default=True,
+              help="Epochs (first half constant lr, second half linear decay to 0).")
+@click.option("--max-steps", type=positive, default=None, help="Train this many steps instead of --epochs.")
+@click.option("--crop", type=click.IntRange(min=16), default=256, show_default=True, help="Square crop side.")
+@click.option("--batch-size", type=positive, default=1, show_default=True, help="Batch per process.")
+@click.option("--width", type=positive, default=64, show_default=True, help="Generator width (ngf).")
+@click.option("--blocks", type=click.IntRange(min=0), default=9, show_default=True, help="Residual blocks.")
+@click.option("--dropout", type=click.FloatRange(0, 1, max_open=True), default=0.5, show_default=True,
+              help="Dropout in the residual blocks.")
+@click.option("--critic-width", type=positive, default=64, show_default=True, help="Critic width (ndf).")
+@click.option("--critic-layers", type=positive, default=3, show_default=True, help="Critic stride-2 layers.")
+@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=1e-4, show_default=True,
+              help="Adam learning rate (both networks).")
+@click.option("--critic-steps", type=positive, default=5, show_default=True, help="Critic steps per generator step.")
+@click.option("--gp-weight", type=click.FloatRange(min=0), default=10.0, show_default=True, help="WGAN-GP lambda.")
+@click.option("--content-weight", type=click.FloatRange(min=0), default=100.0, show_default=True,
+              help="Weight of the VGG19 conv3_3 content loss.")
+@click.option("--vgg-weights", type=existing_file, default=None,
+              help="torchvision vgg19 state dict; default: the torch hub cache, else pixel MSE (warned).")
+@click.option("--seed", type=click.IntRange(min=0, max=2**63 - 1), default=0, show_default=True)
+@click.option("--workers", type=click.IntRange(min=0), default=2, show_default=True, help="DataLoader workers.")
+@click.option("--val-every", type=positive, default=1000, show_default=True, help="Validate every N steps.")
+@click.option("--val-count", type=click.IntRange(min=0), default=16, show_default=True,
+              help="Samples held out per source for validation (0: none).")
+@click.option("--ckpt-every", type=positive, default=1000, show_default=True, help="Update last.pt every N steps.")
+@click.option("--keep-every", type=click.IntRange(min=0), default=10000, show_default=True,
+              help="Also keep step_N.pt every N steps (0: never).")
+@click.option("--log-every", type=positive, default=50, show_default=True, help="Log every N steps.")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
+@click.option("--resume", is_flag=True, help="Continue the run in --out from its last.pt.")
+@click.option("--random-vgg", is_flag=True, hidden=True, help="Tests: random VGG19 weights.")
+@click.option("--inject-nan-step", type=positive, default=None, hidden=True, help="Tests: NaN loss at step N.")
+def train(data, gopro, ratio, gopro_blur, out, resume, **options):
+    """Train the DeblurGAN (WGAN-GP + VGG19 content loss) on synthetic pairs and/or GoPro.
+
+    Defaults are the paper's: 256x256 crops, batch 1, Adam 1e-4 (0.5, 0.999), 5 critic steps,
+    150 + 150 epochs. Under `torchrun --nproc-per-node K` it trains with DistributedDataParallel
+    (gloo on CPU, nccl on GPU), --batch-size per process.
+
+    \b
+    Examples:
+      blurgen train --data pairs.h5 --gopro GOPRO_Large --ratio 2:1 --out runs/paper
+      blurgen train --data pairs.h5 --out runs/cpu --max-steps 500 --crop 64 --width 16 --blocks 3
+      blurgen train --data pairs.h5 --out runs/cpu --max-steps 500 --crop 64 --width 16 --blocks 3 --resume
+      torchrun --nproc-per-node 4 $(which blurgen) train --data pairs.h5 --out runs/ddp
+    """
+    if not data and not gopro:
+        raise click.UsageError("give at least one source: --data pairs.h5 and/or --gopro ROOT")
+    shares = parse_ratio(ratio, data, gopro)
+    _require_torch()
+
+    from blurgen.deblur import distributed
+    from blurgen.deblur.checkpoint import CheckpointError
+    from blurgen.deblur.data import DataError, PairsFileError
+    from blurgen.deblur.train import NonFiniteLossError, TrainConfig, Trainer
+
+    try:
+        config = TrainConfig(out=out, data=data, gopro=gopro, ratio=shares, gopro_blur=gopro_blur,
+                             random_vgg=options.pop("random_vgg"), **options)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+    try:
+        ctx = distributed.setup(config.device)
+    except (ValueError, RuntimeError) as exc:
+        raise click.BadParameter(str(exc).splitlines()[0], param_hint="--device") from None
+    trainer = None
+    try:
+        _check_run_dir(out, resume)
+        distributed.barrier(ctx)  # every rank checked before rank 0 creates the folder
+        say = click.echo if ctx.is_main else (lambda line: None)
+        trainer = Trainer(config, ctx=ctx, report=say)
+        if resume:
+            say(f"resuming {out} from step {trainer.resume()}")
+        say(f"training {trainer.total_steps} steps ({trainer.steps_per_epoch} per epoch) on "
+            f"{', '.join(f'{n} {k}' for k, n in zip(('synthetic', 'GoPro'), trainer.sizes) if n)} samples, "
+            f"ratio {shares[0]}:{shares[1]}, {ctx.world_size} process(es) on {ctx.device}, "
+            f"content loss {trainer.content_loss.mode}")
+        trainer.run()
+        say(f"done: step {trainer.step}, checkpoint {os.path.join(out, 'last.pt')}")
+    except (PairsFileError, DataError, CheckpointError) as exc:
+        raise click.ClickException(str(exc)) from None
+    except NonFiniteLossError as exc:
+        saved = trainer.last_saved_step if trainer else None
+        kept = f"last good checkpoint: step {saved}" if saved is not None else "no checkpoint was written"
+        raise click.ClickException(f"{exc}; stopped ({kept})") from None
+    except KeyboardInterrupt:
+        saved = trainer.last_saved_step if trainer else None
+        where = f"step {trainer.step}" if trainer else "startup"
+        kept = (f"resume from step {saved} with --resume" if saved is not None else "no checkpoint was written")
+        click.echo(f"blurgen train: interrupted at {where}; {kept}", err=True)
+        sys.exit(130)
+    finally:
+        distributed.teardown()

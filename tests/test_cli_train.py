@@ -1,0 +1,152 @@
+"""`blurgen train`: exit codes per DESIGN.md (2 usage, 1 failure), one-line messages, resume."""
+
+from __future__ import annotations
+
+import sys
+
+import h5py
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+
+from blurgen.cli import main
+from deblur_fixtures import make_gopro_tree, make_pairs_file
+
+torch.set_num_threads(1)
+TINY = ["--crop", "32", "--batch-size", "2", "--width", "4", "--blocks", "1", "--critic-width", "4",
+        "--critic-layers", "2", "--critic-steps", "1", "--random-vgg", "--workers", "0", "--val-count", "1",
+        "--max-steps", "4", "--log-every", "1", "--keep-every", "0", "--device", "cpu"]
+
+
+@pytest.fixture(scope="module")
+def pairs(tmp_path_factory):
+    return str(make_pairs_file(tmp_path_factory.mktemp("data") / "pairs.h5", n=6, size=40))
+
+
+def run(*args):
+    return CliRunner().invoke(main, ["train", *args])
+
+
+def assert_failure(result, code: int, *fragments: str) -> None:
+    assert result.exit_code == code, result.output
+    assert "Traceback" not in result.output
+    if code == 1:  # progress lines may come first; the failure itself is one last line
+        errors = [line for line in result.output.splitlines() if line.startswith("Error")]
+        assert len(errors) == 1 and result.output.strip().splitlines()[-1] == errors[0], result.output
+        for fragment in fragments:
+            assert fragment in errors[0], result.output
+    for fragment in fragments:
+        assert fragment in result.output, result.output
+
+
+def test_help_has_an_example():
+    result = run("--help")
+    assert result.exit_code == 0 and "blurgen train --data pairs.h5 --gopro" in result.output
+
+
+def test_no_source_is_a_usage_error(tmp_path):
+    assert_failure(run("--out", str(tmp_path / "r")), 2, "at least one source")
+
+
+@pytest.mark.parametrize("ratio, fragment", [("2:1", "--gopro was not given"), ("0:0", "0:0"),
+                                             ("two", "expected two non-negative integers"), ("1:-1", "non-negative")])
+def test_bad_ratio_is_a_usage_error(tmp_path, pairs, ratio, fragment):
+    assert_failure(run("--data", pairs, "--ratio", ratio, "--out", str(tmp_path / "r")), 2, fragment)
+
+
+def test_ratio_share_for_missing_synthetic_source(tmp_path):
+    root = make_gopro_tree(tmp_path / "G", sequences=1, frames=2, splits=("train",))
+    assert_failure(run("--gopro", str(root), "--ratio", "2:1", "--out", str(tmp_path / "r")), 2, "--data was not given")
+
+
+def test_missing_paths_are_usage_errors(tmp_path, pairs):
+    assert_failure(run("--data", str(tmp_path / "nope.h5"), "--out", str(tmp_path / "r")), 2, "does not exist")
+    assert_failure(run("--gopro", str(tmp_path / "nope"), "--out", str(tmp_path / "r")), 2, "does not exist")
+    assert_failure(run("--data", pairs, "--vgg-weights", str(tmp_path / "v.pth"), "--out", str(tmp_path / "r")),
+                   2, "does not exist")
+
+
+def test_foreign_hdf5_fails_in_one_line(tmp_path):
+    path = tmp_path / "foreign.h5"
+    with h5py.File(path, "w") as h5:
+        h5["images"] = np.zeros((2, 8, 8, 3), np.uint8)
+    assert_failure(run("--data", str(path), "--out", str(tmp_path / "r"), *TINY), 1, "not a blurgen pairs file")
+
+
+def test_gopro_without_sharp_folders_fails(tmp_path):
+    (tmp_path / "G" / "train" / "GOPR0000_11_00" / "blur").mkdir(parents=True)
+    assert_failure(run("--gopro", str(tmp_path / "G"), "--out", str(tmp_path / "r"), *TINY), 1,
+                   "not a GoPro root")
+
+
+def test_gopro_with_mismatched_counts_fails(tmp_path):
+    root = make_gopro_tree(tmp_path / "G", sequences=1, frames=3, size=(48, 40), splits=("train",))
+    (root / "train" / "GOPR0000_11_00" / "sharp" / "000002.png").unlink()
+    assert_failure(run("--gopro", str(root), "--out", str(tmp_path / "r"), *TINY), 1, "3 blur frames vs 2 sharp")
+
+
+def test_trains_both_sources_and_refuses_an_existing_run(tmp_path, pairs):
+    root = make_gopro_tree(tmp_path / "G", sequences=1, frames=3, size=(48, 40), splits=("train",))
+    out = str(tmp_path / "run")
+    result = run("--data", pairs, "--gopro", str(root), "--out", out, *TINY)
+    assert result.exit_code == 0, result.output
+    assert "ratio 2:1" in result.output and "done: step 4" in result.output
+    assert torch.load(f"{out}/last.pt", weights_only=True)["step"] == 4
+    again = run("--data", pairs, "--gopro", str(root), "--out", out, *TINY)
+    assert_failure(again, 1, "already exists", "--resume")
+
+
+def test_nan_loss_stops_and_resume_continues(tmp_path, pairs):
+    out = str(tmp_path / "run")
+    result = run("--data", pairs, "--out", out, *TINY, "--ckpt-every", "1", "--inject-nan-step", "3")
+    assert_failure(result, 1, "non-finite critic loss", "at step 3", "last good checkpoint: step 2")
+    assert torch.load(f"{out}/last.pt", weights_only=True)["step"] == 2
+    resumed = run("--data", pairs, "--out", out, *TINY, "--ckpt-every", "1", "--resume")
+    assert resumed.exit_code == 0, resumed.output
+    assert "resuming" in resumed.output and "from step 2" in resumed.output and "done: step 4" in resumed.output
+
+
+def test_resume_with_other_settings_or_nothing_to_resume_fails(tmp_path, pairs):
+    out = str(tmp_path / "run")
+    assert_failure(run("--data", pairs, "--out", out, *TINY, "--resume"), 1, "no checkpoint")
+    assert run("--data", pairs, "--out", out, *TINY).exit_code == 0
+    assert_failure(run("--data", pairs, "--out", out, *TINY, "--lr", "0.001", "--resume"), 1,
+                   "settings differ", "lr 0.0001 -> 0.001")
+    with open(f"{out}/last.pt", "wb") as handle:
+        handle.write(b"\x00garbage")
+    assert_failure(run("--data", pairs, "--out", out, *TINY, "--resume"), 1, "not a readable checkpoint")
+
+
+def test_ctrl_c_exits_with_one_line_and_a_resumable_checkpoint(tmp_path, pairs, monkeypatch):
+    from blurgen.deblur.train import Trainer
+
+    original = Trainer.train_step
+
+    def interrupted(self, *args):
+        if self.step == 3:
+            raise KeyboardInterrupt
+        return original(self, *args)
+
+    monkeypatch.setattr(Trainer, "train_step", interrupted)
+    out = str(tmp_path / "run")
+    result = run("--data", pairs, "--out", out, *TINY, "--ckpt-every", "2")
+    assert result.exit_code == 130
+    lines = [line for line in result.output.splitlines() if "interrupted" in line]
+    assert lines == ["blurgen train: interrupted at step 3; resume from step 2 with --resume"]
+    assert "Traceback" not in result.output
+
+
+def test_without_torch_says_install_the_train_extra(tmp_path, pairs, monkeypatch):
+    monkeypatch.setitem(sys.modules, "torch", None)  # `import torch` now raises ImportError
+    result = run("--data", pairs, "--out", str(tmp_path / "r"))
+    assert_failure(result, 1, "install blurgen[train]")
+
+
+def test_command_module_does_not_import_torch():
+    import subprocess
+
+    code = ("import sys, blurgen, blurgen.cli.train_cmd; "
+            "print('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
