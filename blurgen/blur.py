@@ -36,11 +36,15 @@ BLUR_METHODS = ("auto", "direct", "fft")
 #: the square root spreads the dark end, where both curves are steep (a pure 2.2 power has
 #: infinite slope at 0 and code 1 is 5e-6 linear), so every step is < 0.02 of a code value.
 ENCODE_STEPS = 65536
-#: cv2.filter2D convolves directly below this many kernel taps (OpenCV switches to its own, slower
-#: DFT above 130 for float32), and the direct path beats our FFT there (measured: an 11 x 11 kernel
-#: on 320 x 320 x 3 takes 0.75 ms direct vs ~3 ms by FFT).
-DIRECT_MAX_TAPS = 121
+#: OpenCV's filter2D stays direct up to 11 x 11 float taps (above ~130 it switches to its own,
+#: slower DFT), so the direct path filters the kernel in trimmed pieces of at most that size.
 _DIRECT_TILE = 11
+#: "auto" picks the direct path while taps + DIRECT_TILE_COST * pieces <= DIRECT_MAX_COST.
+#: Measured on one core (benchmarks/profile_pipeline.py's machine): a direct tap costs about
+#: 1/500 of the FFT convolution at both 256x256 and 1280x720 (both scale with the pixels), and
+#: each piece adds an accumulation pass worth ~20 taps. Default kernels need ~20-300 taps.
+DIRECT_MAX_COST = 500
+DIRECT_TILE_COST = 20
 
 
 def _check_range(name: str, value: Any, lo: float, hi: float, integer: bool = False) -> tuple:
@@ -187,19 +191,21 @@ def srgb_to_linear(img_u8: np.ndarray, gamma: str = "srgb") -> np.ndarray:
     return np.take(decode_lut(gamma), img)
 
 
+@njit(cache=True, inline="always")
+def _encode_one(x, lut):
+    """The table code of linear value x (clipped to [0, 1]; NaN -> 0 since ``not x > 0``)."""
+    steps = lut.shape[0] - 1
+    if not x > 0.0:
+        return lut[0]
+    if x >= 1.0:
+        return lut[steps]
+    return lut[np.int64(np.float32(math.sqrt(x)) * np.float32(steps) + np.float32(0.5))]
+
+
 @njit(cache=True)
 def _encode(flat_linear, lut, out):
-    steps = lut.shape[0] - 1
     for i in range(flat_linear.shape[0]):
-        x = flat_linear[i]
-        # Also maps NaN to 0: `not (x > 0)` is true for NaN.
-        if not x > 0.0:
-            q = 0
-        elif x >= 1.0:
-            q = steps
-        else:
-            q = int(math.sqrt(x) * steps + 0.5)
-        out[i] = lut[q]
+        out[i] = _encode_one(flat_linear[i], lut)
 
 
 def linear_to_srgb(lin: np.ndarray, gamma: str = "srgb") -> np.ndarray:
@@ -228,23 +234,35 @@ def _as_hwc(image: np.ndarray) -> tuple[np.ndarray, bool]:
     return img, False
 
 
-def _conv_direct(img: np.ndarray, kernel: np.ndarray, out_h: int, out_w: int) -> np.ndarray:
-    """Valid convolution by cv2.filter2D, tiling the kernel into <= 11 x 11 pieces so OpenCV
-    always takes its direct path (exact: a point reproduces the kernel bit for bit)."""
-    flipped = np.ascontiguousarray(kernel[::-1, ::-1])  # filter2D correlates
+def _direct_tiles(flipped: np.ndarray) -> list[tuple[int, int, np.ndarray]]:
+    """Split a (correlation-ready) kernel into pieces OpenCV filters directly: each 11 x 11
+    cell trimmed to the bounding box of its non-zero taps, empty cells dropped. A motion path
+    is a thin curve, so this keeps a few taps of each cell instead of all of them."""
+    tiles = []
+    for cy in range(0, flipped.shape[0], _DIRECT_TILE):
+        for cx in range(0, flipped.shape[1], _DIRECT_TILE):
+            cell = flipped[cy:cy + _DIRECT_TILE, cx:cx + _DIRECT_TILE]
+            rows, cols = np.nonzero(cell.any(axis=1))[0], np.nonzero(cell.any(axis=0))[0]
+            if rows.size:
+                tile = cell[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
+                tiles.append((cy + int(rows[0]), cx + int(cols[0]), np.ascontiguousarray(tile)))
+    return tiles
+
+
+def _conv_direct(img: np.ndarray, kernel: np.ndarray, out_h: int, out_w: int,
+                 tiles: list | None = None) -> np.ndarray:
+    """Valid convolution by cv2.filter2D on kernel pieces of <= 11 x 11, so OpenCV always takes
+    its direct path (exact: a point reproduces the kernel bit for bit), summed in place."""
+    if tiles is None:
+        tiles = _direct_tiles(kernel[::-1, ::-1])  # filter2D correlates: flip
     out = np.zeros((out_h, out_w, img.shape[2]), np.float32)
-    for ty in range(0, flipped.shape[0], _DIRECT_TILE):
-        for tx in range(0, flipped.shape[1], _DIRECT_TILE):
-            tile = flipped[ty:ty + _DIRECT_TILE, tx:tx + _DIRECT_TILE]
-            if not tile.any():
-                continue  # motion paths are sparse: most tiles of a large kernel are empty
-            th, tw = tile.shape
-            src = img[ty:ty + out_h + th - 1, tx:tx + out_w + tw - 1]
-            for c0 in range(0, img.shape[2], 4):  # OpenCV filters at most 4 channels at once
-                chans = src if img.shape[2] <= 4 else np.ascontiguousarray(src[:, :, c0:c0 + 4])
-                res = cv2.filter2D(chans, cv2.CV_32F, np.ascontiguousarray(tile), anchor=(0, 0),
-                                   borderType=cv2.BORDER_CONSTANT)
-                out[:, :, c0:c0 + 4] += res.reshape(res.shape[0], res.shape[1], -1)[:out_h, :out_w]
+    for ty, tx, tile in tiles:
+        th, tw = tile.shape
+        src = img[ty:ty + out_h + th - 1, tx:tx + out_w + tw - 1]
+        for c0 in range(0, img.shape[2], 4):  # OpenCV filters at most 4 channels at once
+            chans = src if img.shape[2] <= 4 else np.ascontiguousarray(src[:, :, c0:c0 + 4])
+            res = cv2.filter2D(chans, cv2.CV_32F, tile, anchor=(0, 0), borderType=cv2.BORDER_CONSTANT)
+            out[:, :, c0:c0 + 4] += res.reshape(res.shape[0], res.shape[1], -1)[:out_h, :out_w]
     return out
 
 
@@ -280,8 +298,9 @@ def blur_linear(image: np.ndarray, kernel: np.ndarray, method: str = "auto") -> 
     Args:
         image: float ``(H+k-1, W+k-1, C)`` or ``(H+k-1, W+k-1)``, linear light (any range).
         kernel: float ``(k, k)``, k odd (normally non-negative, sum 1, centred).
-        method: ``"direct"`` (cv2.filter2D, exact), ``"fft"`` (OpenCV DFT, ~1e-7 error) or
-            ``"auto"`` (direct for supports up to 11 x 11, FFT above; measured crossover).
+        method: ``"direct"`` (cv2.filter2D on the kernel's non-zero pieces, exact), ``"fft"``
+            (OpenCV DFT, ~1e-7 error) or ``"auto"`` (direct up to ~500 taps, FFT above;
+            measured crossover, see ``DIRECT_MAX_COST``).
 
     Returns:
         float32 ``(H, W, C)`` (or ``(H, W)`` for a 2-D image).
@@ -306,10 +325,14 @@ def blur_linear(image: np.ndarray, kernel: np.ndarray, method: str = "auto") -> 
     cropped = crop_to_support(k).astype(np.float32, copy=False)
     margin = (size - cropped.shape[0]) // 2
     img = img[margin:img.shape[0] - margin, margin:img.shape[1] - margin].astype(np.float32, copy=False)
+    tiles = _direct_tiles(cropped[::-1, ::-1]) if method != "fft" else None
     if method == "auto":
-        method = "direct" if cropped.size <= DIRECT_MAX_TAPS else "fft"
-    conv = _conv_direct if method == "direct" else _conv_fft
-    out = conv(img, cropped, out_h, out_w)
+        cost = sum(tile.size for _, _, tile in tiles) + DIRECT_TILE_COST * len(tiles)
+        method = "direct" if cost <= DIRECT_MAX_COST else "fft"
+    if method == "direct":
+        out = _conv_direct(img, cropped, out_h, out_w, tiles)
+    else:
+        out = _conv_fft(img, cropped, out_h, out_w)
     return out[:, :, 0] if flat else out
 
 
@@ -317,6 +340,7 @@ def blur_linear(image: np.ndarray, kernel: np.ndarray, method: str = "auto") -> 
 # Sensor noise
 
 _NORMAL_BITS = 16
+_NO_LUT = np.empty(0, np.uint8)
 
 
 @functools.lru_cache(maxsize=None)
@@ -333,19 +357,31 @@ def _normal_table() -> np.ndarray:
     return z.astype(np.float32)
 
 
+@njit(cache=True, inline="always")
+def _noisy(x, a, b, z):
+    return x + np.float32(math.sqrt(max(a * x + b, np.float32(0.0)))) * z
+
+
 @njit(cache=True)
-def _gaussian_noise(flat, a, b, key, table):
-    """In place: x += sqrt(a*x + b) * z, z from the counter-based hash stream ``key``."""
+def _gaussian_noise(flat, a, b, key, table, lut, out_u8):
+    """x + sqrt(a*x + b) * z with z from the counter-based hash stream ``key`` (four normals
+    per 64-bit hash), in place on ``flat``, or, when ``lut`` is non-empty, encoded through it
+    into ``out_u8`` instead (fused: one pass over the image instead of three)."""
     n = flat.shape[0]
+    encode = lut.shape[0] > 0
     for block in range((n + 3) // 4):
         h = mix64(key + np.uint64(block + 1) * GOLDEN)
-        for j in range(4):
-            i = block * 4 + j
-            if i >= n:
-                break
-            z = table[np.int64((h >> np.uint64(16 * j)) & np.uint64(0xFFFF))]
-            x = flat[i]
-            flat[i] = x + math.sqrt(max(a * x + b, 0.0)) * z
+        for j in range(min(4, n - 4 * block)):
+            i = 4 * block + j
+            value = _noisy(flat[i], a, b, table[np.int64((h >> np.uint64(16 * j)) & np.uint64(0xFFFF))])
+            if encode:
+                out_u8[i] = _encode_one(value, lut)
+            else:
+                flat[i] = value
+
+
+def _noise_key(rng: np.random.Generator) -> np.uint64:
+    return np.uint64(rng.integers(0, 2**63, dtype=np.int64))
 
 
 def add_sensor_noise(lin: np.ndarray, a: float, b: float, rng: np.random.Generator,
@@ -365,16 +401,35 @@ def add_sensor_noise(lin: np.ndarray, a: float, b: float, rng: np.random.Generat
     if model not in NOISE_MODELS:
         raise ValueError(f"model must be one of {NOISE_MODELS}, got {model!r}")
     out = np.array(lin, dtype=np.float32, copy=True, order="C")
-    key = np.uint64(rng.integers(0, 2**63, dtype=np.int64))
+    key = _noise_key(rng)
     if model == "gaussian":
         with np.errstate(over="ignore"):  # uint64 wrap-around is intended (NUMBA_DISABLE_JIT)
-            _gaussian_noise(out.reshape(-1), np.float32(a), np.float32(b), key, _normal_table())
+            _gaussian_noise(out.reshape(-1), np.float32(a), np.float32(b), key, _normal_table(),
+                            _NO_LUT, np.empty(0, np.uint8))
     elif model == "poisson":
         # The stream of this branch is numpy's, seeded from the same draw.
         sub = np.random.default_rng(int(key))
         clean = np.clip(out, 0.0, None)
         shot = sub.poisson(clean / a) * a if a > 0 else clean
         out = (shot + sub.normal(0.0, math.sqrt(b), out.shape)).astype(np.float32)
+    return out
+
+
+def noisy_to_srgb(lin: np.ndarray, a: float, b: float, rng: np.random.Generator,
+                  gamma: str = "srgb") -> np.ndarray:
+    """``linear_to_srgb(add_sensor_noise(lin, a, b, rng, "gaussian"), gamma)`` in one pass.
+
+    Args:
+        lin: float32 linear light (any shape, C-contiguous is fastest).
+
+    Returns:
+        uint8 sRGB, same shape; bit-identical to the two-step version (tested).
+    """
+    flat = np.ascontiguousarray(lin, dtype=np.float32)
+    out = np.empty(flat.shape, np.uint8)
+    with np.errstate(over="ignore"):
+        _gaussian_noise(flat.reshape(-1), np.float32(a), np.float32(b), _noise_key(rng), _normal_table(),
+                        encode_lut(gamma), out.reshape(-1))
     return out
 
 
@@ -446,9 +501,12 @@ def blur_sample(sharp_u8: np.ndarray, kernel: np.ndarray, rng: np.random.Generat
         # linear_to_srgb(srgb_to_linear(u)) == u exactly, so the round trip can be skipped.
         sharp_out = np.ascontiguousarray(centre)
     np.clip(blurred, 0.0, 1.0, out=blurred)
-    if config.noise != "off":
-        blurred = add_sensor_noise(blurred, params["noise_a"], params["noise_b"], rng, config.noise)
-    blurred_u8 = linear_to_srgb(blurred, config.gamma)
+    if config.noise == "gaussian":
+        blurred_u8 = noisy_to_srgb(blurred, params["noise_a"], params["noise_b"], rng, config.gamma)
+    else:
+        if config.noise == "poisson":
+            blurred = add_sensor_noise(blurred, params["noise_a"], params["noise_b"], rng, "poisson")
+        blurred_u8 = linear_to_srgb(blurred, config.gamma)
     if params["jpeg_quality"] >= 0:
         blurred_u8 = jpeg_round_trip(blurred_u8, params["jpeg_quality"])
     return blurred_u8, sharp_out, params

@@ -75,10 +75,8 @@ class DeadLeavesSource:
     def crop(self, seed: int, index: int, height: int, width: int, inset: int = 0) -> tuple[np.ndarray, int]:
         _check_crop_args(height, width, inset)
         rng = np.random.default_rng([seed, index, SOURCE_STREAM])
-        image = dead_leaves(height, width, rng, r_min=self.r_min, exponent=self.exponent)
-        if inset:
-            image = np.ascontiguousarray(image[inset:height - inset, inset:width - inset])
-        return image, -1
+        window = (inset, inset, height - 2 * inset, width - 2 * inset)
+        return dead_leaves(height, width, rng, r_min=self.r_min, exponent=self.exponent, window=window), -1
 
     def __repr__(self) -> str:
         return f"DeadLeavesSource(r_min={self.r_min}, exponent={self.exponent})"

@@ -18,6 +18,7 @@ from blurgen.blur import (
     draw_blur_params,
     jpeg_round_trip,
     linear_to_srgb,
+    noisy_to_srgb,
     srgb_to_linear,
 )
 from blurgen.kernels import random_kernels
@@ -103,7 +104,7 @@ def test_point_becomes_the_stored_kernel_exactly(size, method):
     # (size + h + 1, size + h + 3) lands k[0, 0] at output (size - h + 1, size - h + 3).
     y0, x0 = size - h + 1, size - h + 3
     window = out[y0:y0 + size, x0:x0 + size]
-    if method == "direct" or size * size <= 121:
+    if method == "direct":
         assert np.array_equal(window, k)  # bit for bit: row = y, column = x, not flipped
     else:
         np.testing.assert_allclose(window, k, atol=1e-6)
@@ -117,6 +118,15 @@ def test_fft_path_reproduces_the_kernel_from_a_point(size):
     out = blur_linear(img, k, "fft")
     y0 = size + 2 - (size - 1)
     np.testing.assert_allclose(out[y0:y0 + size, y0:y0 + size], k, atol=1e-6)
+
+
+def test_auto_takes_the_direct_path_for_sparse_kernels_and_fft_for_dense_ones():
+    img = np.random.default_rng(1).random((120, 130, 3), dtype=np.float32)
+    sparse = asymmetric_kernel(9, 3)
+    dense = np.full((41, 41), 1 / 41 ** 2, np.float32)
+    assert np.array_equal(blur_linear(img, sparse), blur_linear(img, sparse, "direct"))
+    assert np.array_equal(blur_linear(img, dense), blur_linear(img, dense, "fft"))
+    assert not np.array_equal(blur_linear(img, dense, "direct"), blur_linear(img, dense, "fft"))
 
 
 def test_kernel_rows_are_y_and_columns_are_x():
@@ -214,6 +224,14 @@ def test_noise_off_and_gaussian_noise_is_deterministic_per_generator():
     two = add_sensor_noise(lin, 1e-3, 1e-5, np.random.default_rng(9))
     other = add_sensor_noise(lin, 1e-3, 1e-5, np.random.default_rng(10))
     assert np.array_equal(one, two) and not np.array_equal(one, other)
+
+
+@pytest.mark.parametrize("gamma", ["srgb", "2.2"])
+def test_fused_noise_and_encode_equals_the_two_steps(gamma):
+    lin = np.random.default_rng(3).random((33, 47, 3), dtype=np.float32) * 1.1 - 0.05
+    fused = noisy_to_srgb(lin, 3e-3, 1e-5, np.random.default_rng(8), gamma)
+    two_step = linear_to_srgb(add_sensor_noise(lin, 3e-3, 1e-5, np.random.default_rng(8)), gamma)
+    assert np.array_equal(fused, two_step)
 
 
 def test_gaussian_noise_looks_gaussian():
