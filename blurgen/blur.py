@@ -339,17 +339,19 @@ def blur_linear(image: np.ndarray, kernel: np.ndarray, method: str = "auto") -> 
 # --------------------------------------------------------------------------------------------
 # Sensor noise
 
-_NORMAL_BITS = 16
+_NORMAL_BITS = 12
+_NORMALS_PER_HASH = 64 // _NORMAL_BITS
 _NO_LUT = np.empty(0, np.uint8)
 
 
 @functools.lru_cache(maxsize=None)
 def _normal_table() -> np.ndarray:
-    """float32 (2**16,): standard normal quantiles at the cell midpoints, rescaled to variance 1.
+    """float32 (2**12,): standard normal quantiles at the cell midpoints, rescaled to variance 1.
 
-    A 16-bit uniform indexes it, so one 64-bit hash yields four normals: ~10x faster than
-    numpy's ziggurat, and a discretised Gaussian truncated at 4.3 sigma, which at 8-bit output
-    precision is indistinguishable from the real one.
+    A 12-bit uniform indexes it, so one 64-bit hash yields five normals. It is a discretised
+    Gaussian truncated at 3.7 sigma (tail mass 2e-4 moved inwards; kurtosis 2.98): at 8-bit output
+    precision indistinguishable from the real one, several times faster than numpy's ziggurat,
+    and small enough (16 kB) to stay in L1 cache between the random lookups.
     """
     cells = 1 << _NORMAL_BITS
     z = ndtri((np.arange(cells) + 0.5) / cells)
@@ -364,16 +366,18 @@ def _noisy(x, a, b, z):
 
 @njit(cache=True)
 def _gaussian_noise(flat, a, b, key, table, lut, out_u8):
-    """x + sqrt(a*x + b) * z with z from the counter-based hash stream ``key`` (four normals
+    """x + sqrt(a*x + b) * z with z from the counter-based hash stream ``key`` (five normals
     per 64-bit hash), in place on ``flat``, or, when ``lut`` is non-empty, encoded through it
     into ``out_u8`` instead (fused: one pass over the image instead of three)."""
     n = flat.shape[0]
     encode = lut.shape[0] > 0
-    for block in range((n + 3) // 4):
+    per = _NORMALS_PER_HASH
+    mask = np.uint64((1 << _NORMAL_BITS) - 1)
+    for block in range((n + per - 1) // per):
         h = mix64(key + np.uint64(block + 1) * GOLDEN)
-        for j in range(min(4, n - 4 * block)):
-            i = 4 * block + j
-            value = _noisy(flat[i], a, b, table[np.int64((h >> np.uint64(16 * j)) & np.uint64(0xFFFF))])
+        for j in range(min(per, n - per * block)):
+            i = per * block + j
+            value = _noisy(flat[i], a, b, table[np.int64((h >> np.uint64(_NORMAL_BITS * j)) & mask)])
             if encode:
                 out_u8[i] = _encode_one(value, lut)
             else:
