@@ -239,7 +239,8 @@ def dead_leaves(height: int, width: int, rng: np.random.Generator, r_min: float 
         height, width: picture size in pixels, >= 1.
         rng: the picture's generator; one 63-bit draw keys the counter-based hash stream that
             places and colours every disk, so the picture is a function of that draw alone.
-        r_min, r_max: disk radii bounds in pixels (default ``r_max``: half the longer side).
+        r_min, r_max: disk radii bounds in pixels (default ``r_max``: half the longer side,
+            at least ``r_min``).
         exponent: power-law exponent of the radius density (3 = scale invariant).
         window: ``(y, x, h, w)``: render only this part of the picture (the same pixels as
             slicing the full render, at the cost of the window only).
@@ -260,7 +261,7 @@ def dead_leaves(height: int, width: int, rng: np.random.Generator, r_min: float 
     wy, wx, wh, ww = (0, 0, height, width) if window is None else (int(v) for v in window)
     if wy < 0 or wx < 0 or wh < 1 or ww < 1 or wy + wh > height or wx + ww > width:
         raise ValueError(f"window {window} is not inside the {height}x{width} picture")
-    r_max = 0.5 * max(height, width) if r_max is None else float(r_max)
+    r_max = max(0.5 * max(height, width), float(r_min)) if r_max is None else float(r_max)
     if not 0 < r_min <= r_max:
         raise ValueError(f"need 0 < r_min <= r_max, got r_min={r_min}, r_max={r_max}")
     # Centres fall on the picture grown by a margin, so the borders are covered like the middle.

@@ -8,6 +8,8 @@ import os
 import cv2
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from blurgen.deadleaves import dead_leaves, mean_disk_area, power_law_radii
 from blurgen.sources import (
@@ -40,6 +42,19 @@ def test_dead_leaves_inset_is_the_centre_of_the_full_crop():
     full, _ = source.crop(1, 2, 80, 100)
     centre, _ = source.crop(1, 2, 80, 100, inset=13)
     assert np.array_equal(centre, full[13:-13, 13:-13])
+
+
+@settings(max_examples=25, deadline=None)
+@given(height=st.integers(1, 90), width=st.integers(1, 90), data=st.data())
+def test_a_dead_leaves_window_is_that_part_of_the_full_picture(height, width, data):
+    y = data.draw(st.integers(0, height - 1))
+    x = data.draw(st.integers(0, width - 1))
+    h = data.draw(st.integers(1, height - y))
+    w = data.draw(st.integers(1, width - x))
+    seed = data.draw(st.integers(0, 2**32))
+    full = dead_leaves(height, width, np.random.default_rng(seed))
+    part = dead_leaves(height, width, np.random.default_rng(seed), window=(y, x, h, w))
+    assert np.array_equal(part, full[y:y + h, x:x + w])
 
 
 def test_dead_leaves_has_occluding_leaves_of_many_sizes_and_colours():
