@@ -21,6 +21,9 @@ from blurgen.parts import PartsError, fsync_dir, fsync_file
 log = logging.getLogger(__name__)
 
 CHUNKED = (*IMAGE_DATASETS, "kernel")
+#: Flush the file being assembled to disk every this many bytes, so the final fsync before the
+#: rename does not wait for gigabytes of dirty pages at once.
+SYNC_EVERY_BYTES = 256 * 2**20
 
 
 def now_iso() -> str:
@@ -28,12 +31,12 @@ def now_iso() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-def copy_samples(src: Any, dst: Any, offset: int) -> None:
+def copy_samples(src: Any, dst: Any, offset: int) -> int:
     """Copy every sample of h5py dataset ``src`` (n, ...) to ``dst[offset:offset + n]``.
 
     Chunks move as stored bytes when both datasets chunk one sample at a time with the same
     filters; otherwise (e.g. shards written with another compression) they are decoded and
-    re-encoded.
+    re-encoded. Returns the bytes written (as stored).
     """
     n = src.shape[0]
     same_layout = (src.chunks == dst.chunks and src.chunks is not None and src.chunks[0] == 1
@@ -42,11 +45,14 @@ def copy_samples(src: Any, dst: Any, offset: int) -> None:
                    and src.shuffle == dst.shuffle and src.dtype == dst.dtype)
     if not same_layout:
         dst[offset:offset + n] = src[...]
-        return
+        return src.size * src.dtype.itemsize
     zeros = (0,) * (src.ndim - 1)
+    written = 0
     for i in range(n):
         filter_mask, data = src.id.read_direct_chunk((i, *zeros))
         dst.id.write_direct_chunk((offset + i, *zeros), data, filter_mask)
+        written += len(data)
+    return written
 
 
 class Assembler:
@@ -71,6 +77,7 @@ class Assembler:
         self.n_planned = int(n_planned)
         self.compression = compression
         self.filled = 0
+        self._unsynced = 0
         self._h5 = h5py.File(path, "w")
         for key, value in attrs.items():
             self._h5.attrs[key] = value
@@ -116,10 +123,17 @@ class Assembler:
         for name in CHUNKED:
             if piece[name].shape[0] != count:
                 raise PartsError(f"{label}: /{name} holds {piece[name].shape[0]} samples, expected {count}")
-            copy_samples(piece[name], self._h5[name], offset)
+            self._unsynced += copy_samples(piece[name], self._h5[name], offset)
         for name, src in piece["params"].items():
             self._h5["params"][name][offset:offset + count] = src[...]
         self.filled += count
+
+    def sync_if_due(self) -> None:
+        """fsync the data written so far once ``SYNC_EVERY_BYTES`` have accumulated."""
+        if self._unsynced >= SYNC_EVERY_BYTES:
+            self._h5.flush()
+            fsync_file(self.path)
+            self._unsynced = 0
 
     def add_file(self, path: str, offset: int, count: int) -> None:
         """Copy a part file (or shard) ``path`` holding ``count`` samples to ``offset``."""

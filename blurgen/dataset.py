@@ -22,6 +22,7 @@ import queue
 import shutil
 import signal
 import time
+from collections import deque
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -30,7 +31,8 @@ from blurgen.assemble import Assembler, now_iso, open_checked, sample_range
 from blurgen.pairs_file import PairsFileError
 from blurgen.parts import (DEFAULT_COMPRESSION, Compression, Manifest, PartsError, auto_block_size,
                            complete_parts, locked, parts_dir_for, plan_blocks, read_manifest,
-                           remove_stale_tmp, shard_range, write_manifest, write_part)
+                           remove_stale_tmp, shard_range, write_manifest, write_part_tmp,
+                           commit_part)
 
 log = logging.getLogger(__name__)
 
@@ -107,22 +109,51 @@ def _die_with_parent() -> None:
         libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
+def _committed_parts(maker, config, seed, parts_dir, compression, durable, jobs):
+    """Make and write ``jobs`` in this process; yield ``(start, count, part path)`` as each part
+    is committed. Commits (fsync + rename) run in a background thread, overlapping the next block's
+    computation; a part is reported only once it is renamed, i.e. complete on disk."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    pending: deque = deque()
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="commit") as committer:
+        for start, count in jobs:
+            try:
+                block = maker(config, seed, start, count)
+                tmp, final = write_part_tmp(parts_dir, block, start, compression)
+            except Exception as exc:
+                raise DatasetError(f"making samples {start}..{start + count - 1}: "
+                                   f"{type(exc).__name__}: {exc}") from exc
+            del block  # the next block's arrays may reuse this memory
+            pending.append((start, count, committer.submit(commit_part, tmp, final, durable)))
+            while pending and pending[0][2].done():
+                first, n, future = pending.popleft()
+                yield first, n, future.result()
+        while pending:
+            first, n, future = pending.popleft()
+            yield first, n, future.result()
+
+
 def _worker_main(maker, config, seed, parts_dir, compression, durable, parent_pid, tasks, results):
     """Worker process: make blocks from ``tasks`` and write each as a part; report to ``results``."""
     _die_with_parent()
     limit_threads_here()
-    while True:
-        job = tasks.get()
-        if job is None or os.getppid() != parent_pid:
-            return
-        start, count = job
-        try:
-            block = maker(config, seed, start, count)
-            path = write_part(parts_dir, block, start, compression, durable=durable)
-        except Exception as exc:  # reported to the parent, which stops the run with one line
-            results.put(("error", start, f"{type(exc).__name__}: {exc}"))
-            return
-        results.put(("done", start, count, path))
+
+    def jobs():
+        while True:
+            job = tasks.get()
+            if job is None or os.getppid() != parent_pid:
+                return
+            yield job
+
+    try:
+        for start, count, path in _committed_parts(maker, config, seed, parts_dir, compression,
+                                                   durable, jobs()):
+            results.put(("done", start, count, path))
+    except DatasetError as exc:  # reported to the parent, which stops the run with one line
+        results.put(("error", str(exc)))
+    except Exception as exc:
+        results.put(("error", f"{type(exc).__name__}: {exc}"))
 
 
 @contextlib.contextmanager
@@ -181,17 +212,15 @@ def _pooled_parts(n_workers: int, args: tuple, jobs: list[tuple[int, int]]):
                                        "finished blocks are kept, rerun with --resume") from None
                 continue
             if message[0] == "error":
-                raise DatasetError(f"making samples from {message[1]}: {message[2]}")
+                raise DatasetError(message[1])
             remaining -= 1
             yield message[1:]
 
 
 def _inline_parts(maker, config, seed, parts_dir, compression, durable, jobs):
-    """The ``workers=1`` path: make blocks in this process, one thread."""
+    """The ``workers=1`` path: make blocks in this process (one compute thread)."""
     limit_threads_here()
-    for start, count in jobs:
-        block = maker(config, seed, start, count)
-        yield start, count, write_part(parts_dir, block, start, compression, durable=durable)
+    yield from _committed_parts(maker, config, seed, parts_dir, compression, durable, jobs)
 
 
 # --------------------------------------------------------------------------------- run set-up
@@ -361,9 +390,14 @@ def _run_blocks(out, parts_dir, config, manifest, workers, maker, progress, attr
         with contextlib.closing(finished):  # stops the workers at once on Ctrl-C or an error
             for start, count, path in finished:
                 assembler.add_file(path, start - manifest.sample_start, count)
+                if durable:
+                    assembler.sync_if_due()
                 made += count
                 report(reused + made, manifest.n_planned)
+        finishing = time.perf_counter()
         assembler.finish(out, durable=durable)
+        log.info("made %d pairs, reused %d; final flush and rename took %.2f s; main process "
+                 "CPU %.1f s", made, reused, time.perf_counter() - finishing, time.process_time())
     finally:
         assembler.close()
     return made, reused

@@ -254,6 +254,25 @@ def write_part(parts_dir: str, block: dict, start: int, compression: Compression
     float32 (count, k, k), ``params`` name -> 1-D (count,). Chunks are one sample each, compressed
     as the final file's, so assembly copies them without decoding.
     """
+    return commit_part(*write_part_tmp(parts_dir, block, start, compression), durable=durable)
+
+
+def commit_part(tmp: str, final: str, durable: bool = True) -> str:
+    """Publish a written part: flush it to disk, then rename it to its final name; returns it.
+
+    Separate from writing so a worker can run it in a background thread (fsync waits on the disk,
+    not the CPU) while it makes the next block.
+    """
+    if durable:
+        fsync_file(tmp)
+    os.replace(tmp, final)
+    if durable:
+        fsync_dir(os.path.dirname(final))
+    return final
+
+
+def write_part_tmp(parts_dir: str, block: dict, start: int, compression: Compression) -> tuple[str, str]:
+    """Write a block under a temporary name; returns ``(temporary path, final path)``."""
     import h5py
 
     count = int(block["blurred"].shape[0])
@@ -273,12 +292,7 @@ def write_part(parts_dir: str, block: dict, start: int, compression: Compression
             group.create_dataset(name, data=values)
         h5.attrs["sample_start"] = start
         h5.attrs["count"] = count
-    if durable:
-        fsync_file(tmp)
-    os.replace(tmp, final)
-    if durable:
-        fsync_dir(parts_dir)
-    return final
+    return tmp, final
 
 
 def complete_parts(parts_dir: str, blocks: list[tuple[int, int]]) -> dict[int, str]:

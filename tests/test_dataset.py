@@ -173,7 +173,7 @@ def test_interrupted_run_keeps_complete_blocks_and_resumes_to_the_same_arrays(tm
                                            ({"shard": (1, 2)}, "sample_start")])
 def test_resume_with_different_settings_is_refused_naming_the_setting(tmp_path, change, named):
     out = tmp_path / "pairs.h5"
-    with pytest.raises(RuntimeError):
+    with pytest.raises(DatasetError, match="fake failure"):
         make(out, n=40, block_size=4, maker=FakeMaker(fail_at=9))
     with pytest.raises(DatasetError, match=named):
         make(out, **{"n": 40, "block_size": 4, "resume": True, **change})
@@ -194,7 +194,7 @@ def test_existing_output_or_parts_are_refused_unless_overwrite(tmp_path):
     make(out, n=8, seed=2, overwrite=True)
     with read_pairs(out) as f:
         assert f.attrs["seed"] == 2
-    with pytest.raises(RuntimeError):
+    with pytest.raises(DatasetError, match="fake failure"):
         make(tmp_path / "b.h5", n=40, block_size=4, maker=FakeMaker(fail_at=30))
     with pytest.raises(DatasetError, match="--resume"):
         make(tmp_path / "b.h5", n=40, block_size=4)
@@ -204,7 +204,7 @@ def test_existing_output_or_parts_are_refused_unless_overwrite(tmp_path):
 
 def test_a_running_make_locks_out_a_second_one(tmp_path):
     out = tmp_path / "pairs.h5"
-    with pytest.raises(RuntimeError):
+    with pytest.raises(DatasetError, match="fake failure"):
         make(out, n=40, block_size=4, maker=FakeMaker(fail_at=30))
     with locked(parts_dir_for(str(out))):
         with pytest.raises(DatasetError, match="in use"):
@@ -217,7 +217,7 @@ def test_a_running_make_locks_out_a_second_one(tmp_path):
 def test_a_damaged_part_is_made_again_on_resume(tmp_path):
     make(tmp_path / "ref.h5", n=40, block_size=4)
     out = tmp_path / "pairs.h5"
-    with pytest.raises(RuntimeError):
+    with pytest.raises(DatasetError, match="fake failure"):
         make(out, n=40, block_size=4, maker=FakeMaker(fail_at=30))
     part = complete_parts(parts_dir_for(str(out)), plan_blocks(0, 40, 4))[8]
     with open(part, "r+b") as fh:
