@@ -134,9 +134,10 @@ _SINE = np.sin(2 * np.pi * np.arange(SINE_STEPS) / SINE_STEPS).astype(np.float32
 
 
 @njit(cache=True)
-def _paint_span(disk, dkey, y, x0, x1, origin, trans_row, out_row, block_row, sine):
+def _paint_span(disk, dkey, y, x0, x1, origin, state_row, block_row, sine):
     """Composite the span [x0, x1] of canvas row y of a disk behind what is already there,
-    updating the row's transmittance and open-block counts; returns the pixels it covered.
+    updating the row's state (w, 4: accumulated rgb, transmittance) and open-block counts;
+    returns the number of pixels it covered.
 
     ``origin`` (y, x) is the canvas's offset in the whole picture: textures are functions of
     whole-picture coordinates, so a window renders exactly the pixels of the full image.
@@ -158,7 +159,7 @@ def _paint_span(disk, dkey, y, x0, x1, origin, trans_row, out_row, block_row, si
         if block_row[x // BLOCK] == 0:  # the whole block is covered: jump past it
             x = (x // BLOCK + 1) * BLOCK
             continue
-        t = trans_row[x]
+        t = state_row[x, 3]
         if t >= COVERED:
             dx = x - cx
             d2 = dx * dx + dy * dy
@@ -171,9 +172,9 @@ def _paint_span(disk, dkey, y, x0, x1, origin, trans_row, out_row, block_row, si
                     m += grain * _grain(dkey, x + origin[1], y + origin[0])
                 weight = t * alpha
                 for c in range(3):
-                    out_row[x, c] += np.float32(weight * min(max(disk[3 + c] * m, 0.0), 1.0))
+                    state_row[x, c] += np.float32(weight * min(max(disk[3 + c] * m, 0.0), 1.0))
                 t = np.float32(t - weight)
-                trans_row[x] = t
+                state_row[x, 3] = t
                 if t < COVERED:
                     block_row[x // BLOCK] -= 1
                     newly += 1
@@ -183,11 +184,16 @@ def _paint_span(disk, dkey, y, x0, x1, origin, trans_row, out_row, block_row, si
 
 @njit(cache=True)
 def _paint(key, geometry, origin, max_disks, sine, out):
-    """Front-to-back compositing of up to ``max_disks`` disks into float32 ``out`` (h, w, 3),
-    the window at ``origin`` (y, x) of the picture, stopping when every pixel is covered; the
-    rest of the light goes to a background colour. Returns the number of disks drawn."""
+    """Front-to-back compositing of up to ``max_disks`` disks into uint8 ``out`` (h, w, 3), the
+    window at ``origin`` (y, x) of the picture, stopping when every pixel is covered; the rest
+    of the light goes to a background colour. Returns the number of disks drawn.
+
+    A pixel's whole state (accumulated rgb and transmittance) sits in one 16-byte cell, so
+    painting it touches one cache line.
+    """
     h, w = out.shape[0], out.shape[1]
-    trans = np.ones((h, w), np.float32)
+    state = np.zeros((h, w, 4), np.float32)
+    state[:, :, 3] = 1.0
     block_open = np.zeros(((h + BLOCK - 1) // BLOCK, (w + BLOCK - 1) // BLOCK), np.int64)
     for y in range(h):
         for x in range(w):
@@ -212,22 +218,15 @@ def _paint(key, geometry, origin, max_disks, sine, out):
             dy = y - cy
             half = math.sqrt(max(outer * outer - dy * dy, 0.0))
             sx0, sx1 = max(int(math.ceil(cx - half)), 0), min(int(math.floor(cx + half)), w - 1)
-            open_total -= _paint_span(disk, dkey, y, sx0, sx1, origin, trans[y], out[y],
-                                      block_open[y // BLOCK], sine)
+            open_total -= _paint_span(disk, dkey, y, sx0, sx1, origin, state[y], block_open[y // BLOCK], sine)
     _disk_look(key, max_disks, disk)  # its colour is the background
     for y in range(h):
         for x in range(w):
+            t = state[y, x, 3]
             for c in range(3):
-                out[y, x, c] += trans[y, x] * disk[3 + c]
+                v = state[y, x, c] + t * disk[3 + c]
+                out[y, x, c] = np.uint8(min(max(v, 0.0), 1.0) * 255.0 + 0.5)
     return d
-
-
-@njit(cache=True)
-def _to_u8(img, out):
-    flat_in = img.reshape(-1)
-    flat_out = out.reshape(-1)
-    for i in range(flat_in.shape[0]):
-        flat_out[i] = np.uint8(min(max(flat_in[i], 0.0), 1.0) * 255.0 + 0.5)
 
 
 def dead_leaves(height: int, width: int, rng: np.random.Generator, r_min: float = 2.0,
@@ -271,9 +270,7 @@ def dead_leaves(height: int, width: int, rng: np.random.Generator, r_min: float 
     area = (height + 2 * margin) * (width + 2 * margin)
     max_disks = int(math.ceil(MAX_DEPTH * area / mean_disk_area(float(r_min), r_max, float(exponent))))
     key = np.uint64(rng.integers(0, 2**63, dtype=np.int64))
-    canvas = np.zeros((wh, ww, 3), np.float32)
-    with np.errstate(over="ignore"):  # uint64 hash wrap-around is intended
-        _paint(key, geometry, np.array([wy, wx], np.int64), np.int64(max_disks), _SINE, canvas)
     out = np.empty((wh, ww, 3), np.uint8)
-    _to_u8(canvas, out)
+    with np.errstate(over="ignore"):  # uint64 hash wrap-around is intended
+        _paint(key, geometry, np.array([wy, wx], np.int64), np.int64(max_disks), _SINE, out)
     return out
