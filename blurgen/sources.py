@@ -244,7 +244,7 @@ class ImageFileSource:
             oy = min(int(oy_u * (image.shape[0] - height + 1)), image.shape[0] - height)
             ox = min(int(ox_u * (image.shape[1] - width + 1)), image.shape[1] - width)
             window = image[oy + inset:oy + height - inset, ox + inset:ox + width - inset]
-            return np.ascontiguousarray(window), j
+            return window.copy(), j  # a copy even when contiguous: the cache keeps `image`
         raise SourceError(f"source {self.spec}: {MAX_TRIES} images in a row failed to decode")
 
     def __repr__(self) -> str:
