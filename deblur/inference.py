@@ -260,13 +260,14 @@ def deblur_image(generator: nn.Module, image: np.ndarray, tile: Optional[int] = 
             layer; ``_SharedNormStats``). Makes tiled output match whole-image output closely
             at several times the cost; off, each tile uses its own statistics.
 
-    Agreement with whole-image output (PSNR of one against the other), measured on a 1280x720
-    image with a random-weight generator (width 8, 2 blocks; tests/test_inference.py asserts
-    it): per-tile statistics give only ~17 dB at tile 256 or 512 and ~19 dB at 768, because a
-    random network's output is dominated by its InstanceNorm statistics (its output is itself
-    only 16 dB from its input); with ``global_norm=True`` the agreement is ~52 dB at tile 256
-    and ~67 dB at 512, i.e. equal to whole-image inference up to rounding. A trained generator,
-    whose residual is small, disagrees far less with per-tile statistics.
+    Agreement with whole-image output (PSNR of one against the other), measured on 1280x720
+    images with a random-weight generator (width 8, 2 blocks; tests/test_inference.py):
+    with per-tile statistics 17-23 dB at tile 512 / overlap 128 (17-19 dB at tile 256-768 on
+    another image), because a random network's output is dominated by its InstanceNorm
+    statistics (the output is itself only 16-17 dB from its input); with ``global_norm=True``
+    52 dB at tile 256 and 67-68 dB at tile 512, i.e. whole-image output up to rounding, for 4-5x
+    the time. A trained generator, whose residual is small, should disagree far less with
+    per-tile statistics (not measured: no trained checkpoint yet).
     """
     device = _check_device(generator, device)
     h, w = image.shape[:2]
