@@ -201,7 +201,8 @@ class ImageFileSource:
         if self.skipped:
             log.warning("%s: skipped %s; using %d image(s)", spec, dict(self.skipped), len(self.paths))
         if not self.paths:
-            problem = f"no usable image of at least {self.min_width}x{self.min_height} px"
+            problem = (f"no usable image of at least {self.min_width}x{self.min_height} px (a crop is the "
+                       f"output size plus the kernel size - 1)")
             if self.skipped:
                 problem += f" (skipped: {', '.join(f'{k} {v}' for k, v in sorted(self.skipped.items()))})"
             raise SourceError(f"source {spec}: {problem}")
