@@ -21,6 +21,7 @@ import os
 import queue
 import shutil
 import signal
+import threading
 import time
 from collections import deque
 from dataclasses import dataclass
@@ -30,7 +31,7 @@ from blurgen import __version__
 from blurgen.assemble import Assembler, now_iso, open_checked, sample_range
 from blurgen.pairs_file import PairsFileError
 from blurgen.parts import (DEFAULT_COMPRESSION, Compression, Manifest, PartsError, auto_block_size,
-                           complete_parts, locked, parts_dir_for, plan_blocks, read_manifest,
+                           complete_parts, is_locked, locked, parts_dir_for, plan_blocks, read_manifest,
                            remove_stale_tmp, shard_range, write_manifest, write_part_tmp,
                            commit_part)
 
@@ -198,13 +199,46 @@ def _worker_pool(n_workers: int, args: tuple, jobs: list[tuple[int, int]]):
         results.cancel_join_thread()
 
 
-def _pooled_parts(n_workers: int, args: tuple, jobs: list[tuple[int, int]]):
+class DeferredInterrupt:
+    """Ctrl-C as a flag that the run checks at safe points, raising KeyboardInterrupt there.
+
+    An interrupt raised at an arbitrary moment can land inside h5py (e.g. in a weakref callback,
+    where Python drops it) and leave h5py's global lock held: the process then hangs instead of
+    stopping. A second Ctrl-C still stops at once.
+    """
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._previous = None
+
+    def __enter__(self) -> "DeferredInterrupt":
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def _handle(self, signum, frame) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def check(self) -> None:
+        """Raise KeyboardInterrupt here if Ctrl-C was pressed."""
+        if self.requested:
+            raise KeyboardInterrupt
+
+    def __exit__(self, *exc) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+
+
+def _pooled_parts(n_workers: int, args: tuple, jobs: list[tuple[int, int]], gate: DeferredInterrupt):
     """Yield ``(start, count, part path)`` as workers finish blocks (in completion order)."""
     with _worker_pool(n_workers, args, jobs) as (results, procs):
         remaining = len(jobs)
         while remaining:
+            gate.check()
             try:
-                message = results.get(timeout=0.5)
+                message = results.get(timeout=0.2)
             except queue.Empty:
                 dead = [p for p in procs if p.exitcode not in (None, 0)]
                 if dead:
@@ -263,6 +297,9 @@ def _prepare_parts_dir(out: str, manifest: Manifest, resume: bool, overwrite: bo
     parts_dir = parts_dir_for(out)
     has_parts = os.path.isdir(parts_dir)
     if not resume and not overwrite:
+        if has_parts and is_locked(parts_dir):
+            raise DatasetError(f"{out} is being made by another blurgen make right now "
+                               f"({parts_dir} is locked)")
         if has_parts:
             raise DatasetError(f"{parts_dir} holds an interrupted run; continue it with --resume "
                                "or start again with --overwrite")
@@ -347,11 +384,11 @@ def make_dataset(out: str, config: Any, n: int, seed: int = 0, *, workers: int |
         if _prepare_parts_dir(out, manifest, resume, overwrite):
             return MakeResult(out, manifest.n_planned, 0, manifest.n_planned, 0.0, True)
         parts_dir = parts_dir_for(out)
-        with locked(parts_dir):
+        with locked(parts_dir), DeferredInterrupt() as gate:
             _check_or_write_manifest(parts_dir, manifest)
             remove_stale_tmp(parts_dir)
             made, reused = _run_blocks(out, parts_dir, config, manifest, workers, maker, progress,
-                                       _final_attrs(config, manifest, command), durable)
+                                       _final_attrs(config, manifest, command), durable, gate)
             # Rename first, then delete: a kill during the deletion leaves a folder no one
             # mistakes for an interrupted run (it is cleared by the next run on this output).
             trash = f"{parts_dir}{TRASH_SUFFIX}{os.getpid()}"
@@ -362,7 +399,7 @@ def make_dataset(out: str, config: Any, n: int, seed: int = 0, *, workers: int |
     return MakeResult(out, manifest.n_planned, made, reused, time.perf_counter() - began)
 
 
-def _run_blocks(out, parts_dir, config, manifest, workers, maker, progress, attrs, durable):
+def _run_blocks(out, parts_dir, config, manifest, workers, maker, progress, attrs, durable, gate):
     """Assemble complete parts, make the missing ones, rename the result onto ``out``.
     Returns ``(samples made, samples reused)``."""
     compression = manifest.compression
@@ -373,6 +410,7 @@ def _run_blocks(out, parts_dir, config, manifest, workers, maker, progress, attr
     report = progress or (lambda done_, total: None)
     try:
         for start in sorted(done):
+            gate.check()
             try:
                 assembler.add_file(done[start], start - manifest.sample_start, sizes[start])
             except PartsError as exc:  # a damaged part (e.g. disk error): make it again
@@ -385,10 +423,11 @@ def _run_blocks(out, parts_dir, config, manifest, workers, maker, progress, attr
         if workers <= 1 or len(jobs) <= 1:
             finished = _inline_parts(*args, jobs)
         else:
-            finished = _pooled_parts(min(workers, len(jobs)), args, jobs)
+            finished = _pooled_parts(min(workers, len(jobs)), args, jobs, gate)
         made = 0
         with contextlib.closing(finished):  # stops the workers at once on Ctrl-C or an error
             for start, count, path in finished:
+                gate.check()
                 assembler.add_file(path, start - manifest.sample_start, count)
                 if durable:
                     assembler.sync_if_due()

@@ -7,6 +7,8 @@ Sample i of seed s depends only on (s, i), like the real pipeline, so every writ
 from __future__ import annotations
 
 import json
+import os
+import signal
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -53,9 +55,11 @@ class FakeMaker:
     """``maker(config, seed, start, count) -> block``; optionally fails at sample ``fail_at``
     (raising ``fail_with``) to imitate a crash or a Ctrl-C in the middle of a run."""
 
-    def __init__(self, fail_at: int | None = None, fail_with: type = RuntimeError) -> None:
+    def __init__(self, fail_at: int | None = None, fail_with: type = RuntimeError,
+                 sigint_at: int | None = None) -> None:
         self.fail_at = fail_at
         self.fail_with = fail_with
+        self.sigint_at = sigint_at
         self.prepared = 0
 
     def prepare(self, config) -> None:
@@ -64,6 +68,8 @@ class FakeMaker:
     def __call__(self, config, seed: int, start: int, count: int) -> dict:
         if self.fail_at is not None and start <= self.fail_at < start + count:
             raise self.fail_with(f"fake failure at sample {self.fail_at}")
+        if self.sigint_at is not None and start <= self.sigint_at < start + count:
+            os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C in the middle of making a block
         samples = [fake_sample(config, seed, i) for i in range(start, start + count)]
         return {"blurred": np.stack([s[0] for s in samples]),
                 "sharp": np.stack([s[1] for s in samples]),

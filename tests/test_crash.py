@@ -122,9 +122,10 @@ def test_sigkill_many_times_on_a_larger_run(tmp_path):
     kill_and_resume(tmp_path, n=2000, kills_wanted=40, seed=7)
 
 
-def test_ctrl_c_says_how_to_resume_in_one_line_and_keeps_finished_blocks(tmp_path):
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_ctrl_c_says_how_to_resume_in_one_line_and_keeps_finished_blocks(tmp_path, workers):
     out = tmp_path / "pairs.h5"
-    command = make_command(out, 3000, "--workers", "2", "--block-size", "8")
+    command = make_command(out, 20000, "--workers", workers, "--block-size", "8")
     proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             start_new_session=True)
     parts = str(out) + ".parts"
@@ -134,11 +135,13 @@ def test_ctrl_c_says_how_to_resume_in_one_line_and_keeps_finished_blocks(tmp_pat
             break
         time.sleep(0.05)
     assert proc.poll() is None, "run finished before it could be interrupted"
+    count, report = inspect_count(out)  # while it runs: exit 0, a count, "in progress"
+    assert "in progress" in report and count > 0
     os.killpg(proc.pid, signal.SIGINT)  # as a terminal's Ctrl-C: the whole foreground group
     stdout, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 130, stderr
     assert "Traceback" not in stderr and len(stderr.strip().splitlines()) == 1, stderr
-    assert "--resume" in stderr and "/3000 pairs are kept" in stderr
+    assert "--resume" in stderr and "/20000 pairs are kept" in stderr
     assert not out.exists()
     count, _ = inspect_count(out)
     assert count > 0

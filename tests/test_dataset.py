@@ -169,6 +169,17 @@ def test_interrupted_run_keeps_complete_blocks_and_resumes_to_the_same_arrays(tm
     assert again.already_complete and again.n_made == 0
 
 
+def test_ctrl_c_stops_at_a_safe_point_keeping_the_block_in_hand(tmp_path):
+    make(tmp_path / "ref.h5", n=40, block_size=4)
+    out = tmp_path / "pairs.h5"
+    with pytest.raises(KeyboardInterrupt):
+        make(out, n=40, block_size=4, maker=FakeMaker(sigint_at=13))
+    done = complete_parts(parts_dir_for(str(out)), plan_blocks(0, 40, 4))
+    assert 12 in done and max(done) <= 16  # the interrupted block is finished, little more
+    make(out, n=40, block_size=4, resume=True)
+    assert_same_arrays(tmp_path / "ref.h5", out)
+
+
 @pytest.mark.parametrize("change, named", [({"seed": 8}, "seed"), ({"n": 41}, "n_total"),
                                            ({"shard": (1, 2)}, "sample_start")])
 def test_resume_with_different_settings_is_refused_naming_the_setting(tmp_path, change, named):
@@ -207,6 +218,8 @@ def test_a_running_make_locks_out_a_second_one(tmp_path):
     with pytest.raises(DatasetError, match="fake failure"):
         make(out, n=40, block_size=4, maker=FakeMaker(fail_at=30))
     with locked(parts_dir_for(str(out))):
+        with pytest.raises(DatasetError, match="being made by another"):
+            make(out, n=40, block_size=4)
         with pytest.raises(DatasetError, match="in use"):
             make(out, n=40, block_size=4, resume=True)
         with pytest.raises(DatasetError, match="in use"):
