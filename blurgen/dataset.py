@@ -76,6 +76,8 @@ class PipelineMaker:
 
     def prepare(self, config: Any) -> None:
         """Open the source now: an empty or unreadable one fails before any work starts."""
+        if config.source == "deadleaves":
+            return  # procedural: nothing to check, and each process opens its own
         from blurgen.pipeline import open_config_source
 
         self._source = open_config_source(config)
