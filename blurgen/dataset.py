@@ -177,13 +177,15 @@ def _worker_pool(n_workers: int, args: tuple, jobs: list[tuple[int, int]]):
     procs = [ctx.Process(target=_worker_main, args=(*args, os.getpid(), tasks, results), daemon=True)
              for _ in range(n_workers)]
     saved_env = {key: os.environ.get(key) for key in SINGLE_THREAD_ENV}
-    old_sigint = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    in_main_thread = threading.current_thread() is threading.main_thread()  # signal() needs it
+    old_sigint = signal.signal(signal.SIGINT, signal.SIG_IGN) if in_main_thread else None
     try:
         os.environ.update(SINGLE_THREAD_ENV)
         for proc in procs:
             proc.start()
     finally:
-        signal.signal(signal.SIGINT, old_sigint)
+        if in_main_thread:
+            signal.signal(signal.SIGINT, old_sigint)
         for key, value in saved_env.items():
             if value is None:
                 os.environ.pop(key, None)
@@ -246,6 +248,9 @@ def _pooled_parts(n_workers: int, args: tuple, jobs: list[tuple[int, int]], gate
                 if dead:
                     raise DatasetError(f"a worker process died (exit code {dead[0].exitcode}); "
                                        "finished blocks are kept, rerun with --resume") from None
+                if all(p.exitcode is not None for p in procs):
+                    raise DatasetError(f"the workers stopped with {remaining} block(s) not made; "
+                                       "rerun with --resume") from None
                 continue
             if message[0] == "error":
                 raise DatasetError(message[1])

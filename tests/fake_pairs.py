@@ -56,7 +56,8 @@ class FakeMaker:
     (raising ``fail_with``) to imitate a crash or a Ctrl-C in the middle of a run."""
 
     def __init__(self, fail_at: int | None = None, fail_with: type = RuntimeError,
-                 sigint_at: int | None = None) -> None:
+                 sigint_at: int | None = None, exit_at: int | None = None) -> None:
+        self.exit_at = exit_at
         self.fail_at = fail_at
         self.fail_with = fail_with
         self.sigint_at = sigint_at
@@ -68,6 +69,8 @@ class FakeMaker:
     def __call__(self, config, seed: int, start: int, count: int) -> dict:
         if self.fail_at is not None and start <= self.fail_at < start + count:
             raise self.fail_with(f"fake failure at sample {self.fail_at}")
+        if self.exit_at is not None and start <= self.exit_at < start + count:
+            os._exit(3)  # a worker dying without a word (e.g. the OOM killer)
         if self.sigint_at is not None and start <= self.sigint_at < start + count:
             os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C in the middle of making a block
         samples = [fake_sample(config, seed, i) for i in range(start, start + count)]

@@ -248,6 +248,13 @@ def test_a_worker_failure_stops_the_run_with_one_line(tmp_path):
     assert not out.exists()
 
 
+def test_a_worker_that_dies_stops_the_run_with_one_line(tmp_path):
+    out = tmp_path / "pairs.h5"
+    with pytest.raises(DatasetError, match="worker process died") as info:
+        make(out, n=40, block_size=4, workers=2, maker=FakeMaker(exit_at=9))
+    assert "\n" not in str(info.value) and not out.exists()
+
+
 def test_manifest_differences_name_nested_settings():
     base = Manifest(config={"kernel": {"length_px": 10.0}}, seed=0, n_total=4, sample_start=0,
                     sample_stop=4, shard_index=0, shard_count=1, block_size=4, compression={"blurred": ("lzf", None)},
