@@ -91,7 +91,8 @@ class _Progress:
 @click.option("--size", default="256", show_default=True, help="Image size: N (square) or WxH, >= 32.")
 @click.option("--source", default="deadleaves", show_default=True,
               help="Sharp images: deadleaves (procedural, offline), a folder DIR, or gopro:ROOT.")
-@click.option("--split", default="train", show_default=True, help="GoPro split for gopro:ROOT.")
+@click.option("--split", type=click.Choice(["train", "test"]), default="train", show_default=True,
+              help="GoPro split for gopro:ROOT.")
 @click.option("--seed", type=click.IntRange(0, 2**63 - 1), default=0, show_default=True,
               help="Sample i depends only on (seed, i).")
 @click.option("--workers", type=click.IntRange(min=1), default=None,
@@ -105,7 +106,7 @@ class _Progress:
               help="Also write a contact sheet PNG of the new file (blurred | sharp | kernel).")
 @click.option("--compression", default="none", show_default=True,
               help="Image chunks: none, lzf, gzip or gzip:LEVEL (kernels always gzip). Noisy "
-                   "blurred images barely compress; lzf/gzip save ~15-25%% at several times the cost.")
+                   "blurred images barely compress; lzf/gzip save ~15-25% at several times the cost.")
 @click.option("--block-size", type=click.IntRange(1, 4096), default=None,
               help="Samples per crash-safe block [default: 64, fewer for big images].")
 @click.pass_context

@@ -89,6 +89,24 @@ def test_merged_shards_equal_one_run(reference, tmp_path):
     assert_same_arrays(reference, merged)
 
 
+def test_a_folder_source_gives_the_same_arrays_with_two_workers(tmp_path):
+    import cv2
+
+    folder = tmp_path / "photos" / "nested"
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for i in range(3):
+        cv2.imwrite(str(folder / f"img{i}.png"), rng.integers(0, 256, (70 + 9 * i, 90, 3), dtype=np.uint8))
+    outs = []
+    for workers in ("1", "2"):
+        outs.append(tmp_path / f"dir{workers}.h5")
+        blurgen("make", "--n", "8", "--out", str(outs[-1]), "--source", str(tmp_path / "photos"),
+                "--workers", workers, "--block-size", "2", *SMALL)
+    assert_same_arrays(*outs)
+    with read_pairs(outs[0]) as f:
+        assert set(f.params["source_index"].tolist()) <= {0, 1, 2}
+
+
 def test_inspect_reports_counts_params_and_writes_a_sheet(reference, tmp_path):
     sheet = tmp_path / "sheet.png"
     done = blurgen("inspect", str(reference), "--png", str(sheet))
