@@ -166,7 +166,7 @@ def pairs_sheet(samples: list[tuple[np.ndarray, np.ndarray, np.ndarray]], max_he
     row_h = min(max_height, samples[0][0].shape[0])
     rows = []
     for blurred, sharp, kernel in samples:
-        tile = kernel_tile(kernel, scale=max(1, row_h // kernel.shape[0]))
+        tile = kernel_tile(kernel, scale=max(1, -(-row_h // kernel.shape[0])))  # then shrunk to fit
         tile = _fit_height(tile, row_h) if tile.shape[0] > row_h else tile
         pad = row_h - tile.shape[0]
         tile = np.pad(tile, ((pad // 2, pad - pad // 2), (0, 0), (0, 0)), constant_values=0)
