@@ -101,6 +101,7 @@ def kill_and_resume(tmp_path, n: int, kills_wanted: int, seed: int) -> None:
         stdout, stderr = proc.communicate()
         assert proc.returncode == 0, stderr.decode()
         completions += 1
+        print(f"run completed ({flag}, workers {workers})")
         assert_same_arrays(reference, out)
         last_count, flag = n, "--overwrite"  # start again so that later kills hit a fresh run
     print(f"reference run {full_seconds:.1f} s; {kills} kills, {completions} completed runs")
@@ -145,3 +146,27 @@ def test_ctrl_c_says_how_to_resume_in_one_line_and_keeps_finished_blocks(tmp_pat
     assert not out.exists()
     count, _ = inspect_count(out)
     assert count > 0
+
+
+def test_a_second_make_on_an_output_being_made_is_refused(tmp_path):
+    out = tmp_path / "pairs.h5"
+    proc = subprocess.Popen(make_command(out, 20000, "--workers", "1", "--block-size", "8"),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    try:
+        parts = str(out) + ".parts"
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not (os.path.isdir(parts) and os.listdir(parts)):
+            time.sleep(0.05)
+        for flag, message in [(None, "being made by another"), ("--resume", "in use"),
+                              ("--overwrite", "in use")]:
+            second = subprocess.run(make_command(out, 20000, *([flag] if flag else [])),
+                                    capture_output=True, text=True, timeout=120)
+            assert second.returncode == 1, (flag, second.stderr)
+            assert message in second.stderr and "Traceback" not in second.stderr
+            assert len(second.stderr.strip().splitlines()) == 1
+        assert proc.poll() is None, "the first run must be untouched"
+    finally:
+        os.killpg(proc.pid, signal.SIGINT)
+        proc.communicate(timeout=60)
+    assert proc.returncode == 130
