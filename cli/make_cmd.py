@@ -42,14 +42,17 @@ def parse_shard(value: str | None) -> tuple[int, int]:
     return int(match.group(1)), int(match.group(2))
 
 
-def check_source(source: str) -> None:
-    """A source naming a missing folder is a command-line error (exit 2), found before work."""
+def check_source(source: str) -> str:
+    """The source with its folder made absolute (so --resume from another working directory means
+    the same images); a missing folder is a command-line error (exit 2), found before work."""
     if source == "deadleaves":
-        return
-    root = source[len("gopro:"):] if source.startswith("gopro:") else source
+        return source
+    prefix = "gopro:" if source.startswith("gopro:") else ""
+    root = os.path.expanduser(source[len(prefix):])
     if not os.path.isdir(root):
         raise click.BadParameter(f"{root!r} is not a folder (expected deadleaves, DIR or gopro:ROOT)",
                                  param_hint="--source")
+    return prefix + os.path.abspath(root)
 
 
 def command_line(ctx: click.Context) -> str:
@@ -121,7 +124,7 @@ def make(ctx, n, out, size, source, split, seed, workers, kernel_size, length_px
     \b
     Examples:
       blurgen make --n 10000 --out pairs.h5
-      blurgen make --n 2000 --out big.h5 --size 1280x720 --source gopro:GOPRO_Large --preview big.png
+      blurgen make --n 2000 --out big.h5 --size 1024x640 --source gopro:GOPRO_Large --preview big.png
       blurgen make --n 10000 --out pairs.h5 --resume
       blurgen make --n 10000 --out shard1.h5 --shard 1/2 --workers 2
     """
@@ -160,7 +163,7 @@ def _config_from_options(n, size, source, split, kernel_size, length_px, steps, 
     shard_pair = parse_shard(shard)
     if shard_pair[1] > n:
         raise click.BadParameter(f"{shard} has more shards than the {n} pairs", param_hint="--shard")
-    check_source(source)
+    source = check_source(source)
     kernel = kernel_config_from_options(kernel_size, length_px, steps, exposures, anxiety)
     blur = blur_config_from_options(**blur_options)
     try:

@@ -240,3 +240,15 @@ def test_merge_refuses_shards_of_different_datasets(tmp_path):
     out = tmp_path / "m.h5"
     _assert_clean_failure(cli("merge", str(a), str(b), "--out", str(out)), 1, "seed", out)
     _assert_clean_failure(cli("merge", str(a), "--out", str(out)), 1, "missing", out)
+
+
+def test_a_relative_source_folder_is_recorded_absolute(tmp_path, monkeypatch):
+    import cv2
+
+    (tmp_path / "photos").mkdir()
+    cv2.imwrite(str(tmp_path / "photos" / "a.png"), np.full((80, 80, 3), 100, np.uint8))
+    monkeypatch.chdir(tmp_path)
+    result = cli("make", "--n", "2", "--out", "rel.h5", "--source", "photos", "--workers", "1", *SMALL)
+    assert result.exit_code == 0, result.output
+    with read_pairs(tmp_path / "rel.h5") as f:
+        assert f.attrs["config_dict"]["source"] == str(tmp_path / "photos")
