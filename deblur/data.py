@@ -25,7 +25,7 @@ from torch.utils.data import Dataset
 from blurgen.pairs_file import PairsFile, PairsFileError
 
 __all__ = ["DataError", "PairsDataset", "GoProPairs", "MixedPairs", "MixingSampler",
-           "to_tensor", "to_uint8", "worker_init", "PairsFileError"]
+           "to_tensor", "to_uint8", "normalize", "worker_init", "make_loader", "PairsFileError"]
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 
@@ -39,6 +39,22 @@ def to_tensor(image: np.ndarray) -> torch.Tensor:
     """uint8 ``(H, W, 3)`` RGB -> float32 ``(3, H, W)`` in ``[-1, 1]``."""
     array = np.ascontiguousarray(image.transpose(2, 0, 1))
     return torch.from_numpy(array).float().mul_(2.0 / 255.0).sub_(1.0)
+
+
+def to_chw_uint8(image: np.ndarray) -> torch.Tensor:
+    """uint8 ``(H, W, 3)`` -> uint8 ``(3, H, W)`` tensor (no scaling; see ``normalize``)."""
+    return torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)))
+
+
+def normalize(batch: torch.Tensor) -> torch.Tensor:
+    """uint8 images (any shape) -> float32 in ``[-1, 1]``; float input is returned unchanged.
+
+    The trainer's loaders hand uint8 crops across processes and to the device and scale them
+    there: a quarter of the bytes through shared memory and host-to-device copies, and the
+    arithmetic leaves the DataLoader workers."""
+    if batch.dtype == torch.uint8:
+        return batch.float().mul_(2.0 / 255.0).sub_(1.0)
+    return batch
 
 
 def to_uint8(tensor: torch.Tensor) -> np.ndarray:
@@ -98,6 +114,8 @@ class PairsDataset(Dataset):
         indices: the samples this dataset exposes (default all ``n_written``); use it to hold out
             a validation slice.
         seed: run seed for the crop/flip streams.
+        as_uint8: return uint8 ``(3, crop, crop)`` in ``[0, 255]`` instead (scale later with
+            ``normalize``, e.g. on the GPU).
 
     ``ds[i]`` (int) is the deterministic centre crop of sample ``indices[i]``; ``ds[(i, position)]``
     the random crop/flips of the sample at training position ``position``. Both return
@@ -109,9 +127,10 @@ class PairsDataset(Dataset):
     """
 
     def __init__(self, path: str | os.PathLike, crop: int | None = 256, flip: bool = True,
-                 indices: Sequence[int] | None = None, seed: int = 0) -> None:
+                 indices: Sequence[int] | None = None, seed: int = 0, as_uint8: bool = False) -> None:
         self.path = os.fspath(path)
         self.crop, self.flip, self.seed = crop, flip, int(seed)
+        self._convert = to_chw_uint8 if as_uint8 else to_tensor
         # Validate in a handle that is closed again at once, so no open HDF5 file is ever
         # inherited by a forked worker; each process opens its own in _reader().
         with PairsFile(self.path) as probe:
@@ -144,7 +163,7 @@ class PairsDataset(Dataset):
         index, rng = _parse_key(key, self.seed)
         blurred, sharp, _ = self._reader()[int(self.indices[index])]
         blurred, sharp = crop_pair(blurred, sharp, self.crop, self.flip, rng)
-        return to_tensor(blurred), to_tensor(sharp)
+        return self._convert(blurred), self._convert(sharp)
 
 
 def scan_gopro(root: str | os.PathLike, split: str = "train", blur_folder: str = "blur"
@@ -196,7 +215,7 @@ class GoProPairs(Dataset):
         root: folder holding ``train/`` and ``test/``.
         split: ``"train"`` or ``"test"``.
         blur_folder: ``"blur"`` (averaged in sRGB) or ``"blur_gamma"`` (averaged in linear light).
-        crop, flip, indices, seed: as for ``PairsDataset``.
+        crop, flip, indices, seed, as_uint8: as for ``PairsDataset``.
 
     Items as ``PairsDataset``: float32 ``(3, crop, crop)`` in ``[-1, 1]``. The tree is scanned and
     checked when constructed (``DataError``); frames are decoded on access.
@@ -204,10 +223,11 @@ class GoProPairs(Dataset):
 
     def __init__(self, root: str | os.PathLike, split: str = "train", blur_folder: str = "blur",
                  crop: int | None = 256, flip: bool = True, indices: Sequence[int] | None = None,
-                 seed: int = 0) -> None:
+                 seed: int = 0, as_uint8: bool = False) -> None:
         self.root = os.fspath(root)
         self.pairs = scan_gopro(root, split, blur_folder)
         self.crop, self.flip, self.seed = crop, flip, int(seed)
+        self._convert = to_chw_uint8 if as_uint8 else to_tensor
         n = len(self.pairs)
         self.indices = np.arange(n) if indices is None else np.asarray(indices, dtype=np.int64)
         if self.indices.size and (self.indices.min() < 0 or self.indices.max() >= n):
@@ -227,7 +247,7 @@ class GoProPairs(Dataset):
             blurred, sharp = crop_pair(blurred, sharp, self.crop, self.flip, rng)
         except DataError as exc:
             raise DataError(f"{blur_path}: {exc}") from None
-        return to_tensor(blurred), to_tensor(sharp)
+        return self._convert(blurred), self._convert(sharp)
 
 
 class MixedPairs(Dataset):
@@ -336,6 +356,24 @@ class MixingSampler:
         if self.total_steps is None:
             raise TypeError("an infinite MixingSampler has no length")
         return max(0, self.total_steps - self.start_step)
+
+
+def make_loader(dataset: Dataset, batch_sampler: MixingSampler, workers: int = 2, pin_memory: bool = False,
+                seed: int = 0) -> "torch.utils.data.DataLoader":
+    """A DataLoader over ``batch_sampler``'s keys with ``workers`` *spawned* processes.
+
+    Spawn, not fork: a process that has already run OpenCV's or numba's thread pools (GoPro
+    decoding, kernel code, tests) can deadlock a forked child that touches them again (seen
+    here: a forked worker hung in ``cv2.setNumThreads``). Each worker gets one thread per
+    library (``worker_init``) and opens the HDF5 file itself. The loader's base seed comes from
+    a private generator so creating a loader never consumes the global torch RNG, whose state
+    belongs to the exact-resume contract (augmentation itself is keyed by sample position).
+    """
+    from torch.utils.data import DataLoader
+
+    return DataLoader(dataset, batch_sampler=batch_sampler, num_workers=workers, worker_init_fn=worker_init,
+                      multiprocessing_context="spawn" if workers > 0 else None, pin_memory=pin_memory,
+                      generator=torch.Generator().manual_seed(seed))
 
 
 def worker_init(worker_id: int) -> None:

@@ -29,13 +29,12 @@ from typing import Any, Callable
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader
 
 from blurgen.deblur import distributed as dist_utils
 from blurgen.deblur.checkpoint import (CheckpointError, capture_host_rng, capture_torch_rng,
                                        load_checkpoint, restore_rng, save_checkpoint)
 from blurgen.deblur.data import (DataError, GoProPairs, MixedPairs, MixingSampler, PairsDataset,
-                                 to_uint8, worker_init)
+                                 make_loader, normalize, to_uint8)
 from blurgen.deblur.distributed import DistContext, average_gradients, average_tensor
 from blurgen.deblur.losses import PerceptualLoss, critic_loss, generator_adv_loss
 from blurgen.deblur.models import PatchCritic, build_generator, generator_config
@@ -197,14 +196,15 @@ class Trainer:
         if c.data is not None:
             full = PairsDataset(c.data, crop=c.crop, seed=c.seed)
             tr, va = _split(len(full), c.val_count, c.data)
-            train[0] = PairsDataset(c.data, crop=c.crop, flip=True, indices=tr, seed=c.seed)
+            train[0] = PairsDataset(c.data, crop=c.crop, flip=True, indices=tr, seed=c.seed, as_uint8=True)
             if c.val_count:
                 w, h = full.image_size
                 val[0] = PairsDataset(c.data, crop=min(val_crop, w, h), flip=False, indices=va)
         if c.gopro is not None:
             full = GoProPairs(c.gopro, "train", c.gopro_blur, crop=c.crop, seed=c.seed)
             tr, va = _split(len(full), c.val_count, c.gopro)
-            train[1] = GoProPairs(c.gopro, "train", c.gopro_blur, crop=c.crop, indices=tr, seed=c.seed)
+            train[1] = GoProPairs(c.gopro, "train", c.gopro_blur, crop=c.crop, indices=tr, seed=c.seed,
+                                  as_uint8=True)
             if c.val_count:
                 val[1] = GoProPairs(c.gopro, "train", c.gopro_blur, crop=val_crop, flip=False, indices=va)
         self.train_set = MixedPairs(train)
@@ -309,7 +309,8 @@ class Trainer:
         return alpha[first:first + self.config.batch_size].to(self.ctx.device)
 
     def train_step(self, blurred: torch.Tensor, sharp: torch.Tensor) -> dict[str, float]:
-        """One step on this rank's batch (float32 ``(B, 3, crop, crop)`` in [-1, 1]); returns the
+        """One step on this rank's batch (``(B, 3, crop, crop)``, uint8 as the loader gives it or
+        float in [-1, 1]; scaled on the device); returns the
         losses averaged over ranks. ``NonFiniteLossError`` before any optimiser step is taken
         on a non-finite loss, so the weights stay the last good ones."""
         c, ctx, number = self.config, self.ctx, self.step + 1
@@ -317,8 +318,8 @@ class Trainer:
         for opt in (self.opt_g, self.opt_d):
             for group in opt.param_groups:
                 group["lr"] = c.lr * factor
-        blurred = blurred.to(ctx.device, non_blocking=True)
-        sharp = sharp.to(ctx.device, non_blocking=True)
+        blurred = normalize(blurred.to(ctx.device, non_blocking=True))
+        sharp = normalize(sharp.to(ctx.device, non_blocking=True))
         fake = self.generator_train(blurred)
 
         for i in range(c.critic_steps):
@@ -387,15 +388,11 @@ class Trainer:
         else:
             self._report(line)
 
-    def _loader(self) -> DataLoader:
+    def _loader(self):
         c = self.config
         sampler = MixingSampler(self.sizes, c.ratio, seed=c.seed, batch_size=c.batch_size, rank=self.ctx.rank,
                                 world_size=self.ctx.world_size, start_step=self.step, total_steps=self.total_steps)
-        # A private generator: the loader's base seed must not consume the global torch RNG,
-        # whose state is part of the exact-resume contract.
-        return DataLoader(self.train_set, batch_sampler=sampler, num_workers=c.workers,
-                          worker_init_fn=worker_init, pin_memory=self.ctx.device.type == "cuda",
-                          generator=torch.Generator().manual_seed(c.seed), persistent_workers=False)
+        return make_loader(self.train_set, sampler, c.workers, pin_memory=self.ctx.device.type == "cuda", seed=c.seed)
 
     def _append_csv(self, name: str, fields: tuple[str, ...], rows: list[dict[str, Any]]) -> None:
         path = self._path(name)

@@ -76,8 +76,9 @@ def write_pairs(path: str | Path, blurred: np.ndarray, sharp: np.ndarray,
     return Path(path)
 
 
-def make_pairs_file(path: str | Path, n: int = 8, size: int = 48, seed: int = 0) -> Path:
-    blurred, sharp, kernels = make_pairs_arrays(n, size, seed)
+def make_pairs_file(path: str | Path, n: int = 8, size: int = 48, seed: int = 0, **blur) -> Path:
+    """A schema-1 file of ``n`` really blurred pairs (``blur``: kernel_size, length_px)."""
+    blurred, sharp, kernels = make_pairs_arrays(n, size, seed, **blur)
     return write_pairs(path, blurred, sharp, kernels)
 
 

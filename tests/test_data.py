@@ -12,7 +12,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from blurgen.deblur.data import (DataError, GoProPairs, MixedPairs, MixingSampler, PairsDataset,
-                                 PairsFileError, to_tensor, to_uint8, worker_init)
+                                 PairsFileError, make_loader, normalize, to_tensor, to_uint8)
 from deblur_fixtures import make_gopro_tree, make_pairs_arrays, write_pairs
 
 torch.set_num_threads(1)
@@ -31,6 +31,14 @@ def test_to_tensor_range_and_round_trip():
     assert t.shape == (3, 5, 7) and t.dtype == torch.float32
     assert t.min() >= -1 and t.max() <= 1
     np.testing.assert_array_equal(to_uint8(t), image)
+
+
+def test_uint8_crops_normalize_to_the_float_crops(inverted_pairs):
+    as_float = PairsDataset(inverted_pairs, crop=16, seed=1)[(3, 11)]
+    as_bytes = PairsDataset(inverted_pairs, crop=16, seed=1, as_uint8=True)[(3, 11)]
+    assert as_bytes[0].dtype == torch.uint8 and as_bytes[0].shape == (3, 16, 16)
+    for f, b in zip(as_float, as_bytes):
+        torch.testing.assert_close(normalize(b), f, rtol=0, atol=1e-6)
 
 
 def test_pairs_dataset_crops_are_aligned_and_in_range(inverted_pairs):
@@ -83,7 +91,7 @@ def test_dataloader_workers_give_the_same_batches_as_the_main_process(inverted_p
     ds = MixedPairs([PairsDataset(inverted_pairs, crop=16, seed=2)])
     sampler = MixingSampler([6], [1], seed=2, batch_size=3, total_steps=4)
     main = [b for b in DataLoader(ds, batch_sampler=sampler, num_workers=0)]
-    workers = [b for b in DataLoader(ds, batch_sampler=sampler, num_workers=2, worker_init_fn=worker_init)]
+    workers = [b for b in make_loader(ds, sampler, workers=2)]
     assert len(main) == len(workers) == 4
     for (b0, s0), (b1, s1) in zip(main, workers):
         assert b0.shape == (3, 3, 16, 16)
