@@ -263,6 +263,9 @@ class Trainer:
         """Write a checkpoint of the current step (collective: every rank must call it)."""
         torch_states = dist_utils.gather_objects(capture_torch_rng(), self.ctx)
         if not self.ctx.is_main:
+            # Every rank tracks it: the loop's closing save is a collective call, taken or
+            # skipped by all ranks alike.
+            self.last_saved_step = self.step
             return
         rng = {**torch_states[0], **capture_host_rng(), "per_rank": torch_states}
         save_checkpoint(self._path(name), {

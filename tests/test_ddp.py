@@ -137,6 +137,7 @@ def test_local_penalty_alone_would_differ_from_the_global_one(pairs, tmp_path):
     assert any(not torch.allclose(a, b, rtol=1e-3, atol=1e-6) for a, b in zip(g_full, g_half))
 
 
+@pytest.mark.slow  # ~45 s: two torchrun workers and a single-process run, each importing torch
 @pytest.mark.skipif(shutil.which("torchrun") is None, reason="torchrun not on PATH")
 def test_blurgen_train_under_torchrun_matches_a_single_process(tmp_path, pairs):
     """The same command under `torchrun --nproc-per-node 2` trains the same weights (within float
