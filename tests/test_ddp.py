@@ -13,6 +13,7 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
+from blurgen.deblur.data import normalize
 from blurgen.deblur.distributed import DistContext, average_gradients
 from blurgen.deblur.losses import critic_loss
 from blurgen.deblur.train import TrainConfig, Trainer
@@ -48,7 +49,7 @@ def first_step_gradients(trainer: Trainer) -> dict[str, torch.Tensor]:
     2 lr, which would test Adam, not the gradients; the torchrun test checks whole steps.)"""
     blurred, sharp = next(iter(trainer._loader()))
     dtype = next(trainer.generator.parameters()).dtype
-    trainer.train_step(blurred.to(dtype), sharp.to(dtype))
+    trainer.train_step(normalize(blurred).to(dtype), normalize(sharp).to(dtype))
     return gradients(trainer)
 
 
@@ -61,7 +62,7 @@ def _one_rank_step(out: str, data: str, ctx: DistContext, dtype: torch.dtype) ->
         trainer = Trainer(config(out, data, batch_size=2 * WORLD // ctx.world_size, lr=1e-12), ctx=ctx)
         grads = first_step_gradients(trainer)
         blurred, sharp = next(iter(trainer._loader()))
-        penalty = penalty_only_gradients(trainer, blurred.to(dtype), sharp.to(dtype))
+        penalty = penalty_only_gradients(trainer, normalize(blurred).to(dtype), normalize(sharp).to(dtype))
         # The bare penalty gradient, averaged over ranks as the trainer averages the critic's.
         trainer.critic.zero_grad()
         for p, g in zip(trainer.critic.parameters(), penalty):
@@ -128,7 +129,7 @@ def test_local_penalty_alone_would_differ_from_the_global_one(pairs, tmp_path):
     """Sanity check of the test's power: one rank's unaveraged critic gradient is not the
     global-batch gradient, so the equality above is a real statement about the averaging."""
     single = Trainer(config(tmp_path / "single", pairs, batch_size=4))
-    blurred, sharp = next(iter(single._loader()))
+    blurred, sharp = (normalize(t) for t in next(iter(single._loader())))
     alpha = single._alpha(0)
     full, _ = critic_loss(single.critic, sharp, blurred, alpha=alpha)
     half, _ = critic_loss(single.critic, sharp[:2], blurred[:2], alpha=alpha[:2])
