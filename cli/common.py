@@ -65,6 +65,10 @@ def atomic_output(path: str, suffix: str = "") -> Iterator[str]:
     directory = os.path.dirname(os.path.abspath(path)) or "."
     fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=suffix or ".tmp", dir=directory)
     os.close(fd)
+    # mkstemp creates the file 0600; the result should get the usual umask-derived mode.
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)
     try:
         yield tmp
         os.replace(tmp, path)
@@ -72,6 +76,12 @@ def atomic_output(path: str, suffix: str = "") -> Iterator[str]:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+
+
+def check_not_same_file(path: str, dataset: str, param_hint: str) -> None:
+    """Usage error (exit 2) when an extra output (a preview PNG) would overwrite the dataset."""
+    if os.path.realpath(path) == os.path.realpath(dataset):
+        raise click.BadParameter(f"{path} is the dataset itself; choose another file", param_hint=param_hint)
 
 
 def check_writable_destination(path: str) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from blurgen.cli.common import atomic_output, check_writable_destination
+from blurgen.cli.common import atomic_output, check_not_same_file, check_writable_destination
 
 
 @click.command()
@@ -33,6 +33,7 @@ def inspect(path, png, rows):
     if pairs_path is None and parts_dir is None:
         raise click.BadParameter(f"{path!r} does not exist (nor {path}.parts)", param_hint="PATH")
     if png:
+        check_not_same_file(png, path, "--png")
         check_writable_destination(png)
     try:
         problems = []

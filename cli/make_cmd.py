@@ -10,8 +10,8 @@ import sys
 import click
 
 from blurgen.cli.common import (atomic_output, blur_config_from_options, blur_model_options,
-                                check_writable_destination, kernel_config_from_options,
-                                kernel_model_options)
+                                check_not_same_file, check_writable_destination,
+                                kernel_config_from_options, kernel_model_options)
 
 MIN_SIDE, MAX_SIDE = 32, 16384
 
@@ -138,6 +138,7 @@ def make(ctx, n, out, size, source, split, seed, workers, kernel_size, length_px
         raise click.BadParameter(str(exc), param_hint="--compression") from None
     check_writable_destination(out)
     if preview:
+        check_not_same_file(preview, out, "--preview")
         check_writable_destination(preview)
     result = _run(ctx, out, config, n, seed, workers, shard_pair, block_size, filters, resume, overwrite)
     if result.already_complete:

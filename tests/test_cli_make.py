@@ -252,3 +252,21 @@ def test_a_relative_source_folder_is_recorded_absolute(tmp_path, monkeypatch):
     assert result.exit_code == 0, result.output
     with read_pairs(tmp_path / "rel.h5") as f:
         assert f.attrs["config_dict"]["source"] == str(tmp_path / "photos")
+
+
+def test_a_preview_or_sheet_onto_the_dataset_itself_is_refused(reference, tmp_path):
+    before = reference.read_bytes()
+    result = cli("inspect", str(reference), "--png", str(reference))
+    _assert_clean_failure(result, 2, "--png")
+    assert reference.read_bytes() == before
+    out = tmp_path / "p.h5"
+    result = cli("make", "--n", "2", "--out", str(out), "--preview", str(out), "--workers", "1", *SMALL)
+    _assert_clean_failure(result, 2, "--preview", out)
+
+
+def test_sheets_get_the_usual_file_mode(reference, tmp_path):
+    sheet = tmp_path / "sheet.png"
+    assert cli("inspect", str(reference), "--png", str(sheet)).exit_code == 0
+    umask = os.umask(0)
+    os.umask(umask)
+    assert sheet.stat().st_mode & 0o777 == 0o666 & ~umask
