@@ -14,9 +14,7 @@ The float stage ``blur_linear`` is public so tests (and users) can feed it a poi
 
 from __future__ import annotations
 
-import dataclasses
 import functools
-import json
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -27,6 +25,7 @@ from numba import njit
 from scipy.special import ndtri
 
 from blurgen._rng import GOLDEN, mix64
+from blurgen.config import ConfigMixin
 from blurgen.kernels import crop_to_support
 
 GAMMAS = ("srgb", "2.2")
@@ -71,7 +70,7 @@ def _check_number(name: str, value: Any, lo: float, hi: float) -> float:
 
 
 @dataclass(frozen=True)
-class BlurConfig:
+class BlurConfig(ConfigMixin):
     """Per-sample camera model around the blur; every drawn value is recorded with the sample.
 
     Attributes:
@@ -113,28 +112,6 @@ class BlurConfig:
         if self.jpeg_quality_range is not None:
             q = _check_range("jpeg_quality_range", self.jpeg_quality_range, 1, 100, integer=True)
             object.__setattr__(self, "jpeg_quality_range", q)
-
-    def replace(self, **overrides: Any) -> "BlurConfig":
-        """A copy with some fields changed; unknown names raise ``ValueError``."""
-        names = {f.name for f in dataclasses.fields(self)}
-        unknown = sorted(set(overrides) - names)
-        if unknown:
-            raise ValueError(f"unknown BlurConfig field(s) {unknown}; allowed: {sorted(names)}")
-        return dataclasses.replace(self, **overrides)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
-
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), sort_keys=True)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "BlurConfig":
-        data = dict(data)
-        for name in ("noise_a_range", "noise_b_range", "jpeg_quality_range"):
-            if isinstance(data.get(name), list):
-                data[name] = tuple(data[name])
-        return cls().replace(**data)
 
 
 # --------------------------------------------------------------------------------------------

@@ -45,6 +45,49 @@ def _check_choices(name: str, values: Any, lo: float, hi: float) -> tuple[float,
     return tuple(float(v) for v in values)
 
 
+class ConfigMixin:
+    """``replace`` / ``to_dict`` / ``to_json`` / ``from_dict`` for the frozen config dataclasses.
+
+    Nested configs become nested dicts and tuples become lists in JSON; ``from_dict`` turns them
+    back by looking at the default instance's field values, so every config round-trips.
+    """
+
+    def replace(self, **overrides: Any):
+        """A copy with some fields changed; unknown names raise ``ValueError``."""
+        names = {f.name for f in dataclasses.fields(self)}
+        unknown = sorted(set(overrides) - names)
+        if unknown:
+            raise ValueError(f"unknown {type(self).__name__} field(s) {unknown}; allowed: {sorted(names)}")
+        return dataclasses.replace(self, **overrides)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            out[f.name] = value.to_dict() if isinstance(value, ConfigMixin) else value
+        return out
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]):
+        defaults = cls()
+        values = {}
+        for name, value in data.items():
+            default = getattr(defaults, name, None)
+            if isinstance(default, ConfigMixin) and isinstance(value, dict):
+                value = type(default).from_dict(value)
+            elif isinstance(value, list):
+                value = tuple(value)
+            values[name] = value
+        return defaults.replace(**values)
+
+    @classmethod
+    def from_json(cls, text: str):
+        return cls.from_dict(json.loads(text))
+
+
 def check_kernel_size(size: Any, name: str = "size") -> int:
     """Validate an odd kernel size >= 3; returns it."""
     if not _is_int(size) or size < 3 or size % 2 == 0 or size > MAX_KERNEL_SIZE:
@@ -53,7 +96,7 @@ def check_kernel_size(size: Any, name: str = "size") -> int:
 
 
 @dataclass(frozen=True)
-class KernelConfig:
+class KernelConfig(ConfigMixin):
     """Random camera-shake kernel model (Boracchi & Foi 2012, as DeblurGAN uses it).
 
     Each sample draws one ``anxiety`` and one exposure fraction uniformly from the tuples, and
@@ -91,25 +134,3 @@ class KernelConfig:
             object.__setattr__(self, name, float(getattr(self, name)))
         object.__setattr__(self, "exposures", _check_choices("exposures", self.exposures, 0.0, 1.0))
         check_kernel_size(self.size)
-
-    def replace(self, **overrides: Any) -> "KernelConfig":
-        """A copy with some fields changed; unknown names raise ``ValueError``."""
-        names = {f.name for f in dataclasses.fields(self)}
-        unknown = sorted(set(overrides) - names)
-        if unknown:
-            raise ValueError(f"unknown KernelConfig field(s) {unknown}; allowed: {sorted(names)}")
-        return dataclasses.replace(self, **overrides)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
-
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), sort_keys=True)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "KernelConfig":
-        data = dict(data)
-        for name in ("anxiety", "exposures"):
-            if name in data and isinstance(data[name], list):
-                data[name] = tuple(data[name])
-        return cls().replace(**data)

@@ -45,6 +45,11 @@ def _check_count(name: str, value: Any, lo: int, hi: int = MAX_SEED) -> int:
     return int(value)
 
 
+def _check_samples(n: Any, seed: Any, start: Any) -> tuple[int, int, int]:
+    """Validated sample count, seed and first index."""
+    return _check_count("n", n, 1, 10**9), _check_count("seed", seed, 0), _check_count("start", start, 0)
+
+
 def _resolve_config(config: KernelConfig | None, size: int | None, overrides: dict) -> KernelConfig:
     if config is None:
         config = KernelConfig()
@@ -117,9 +122,7 @@ def random_trajectories(n: int, config: KernelConfig | None = None, seed: int = 
         ((2, 2000, 2), 'float32', ['anxiety', 'big_shake_prob'])
     """
     config = _resolve_config(config, None, overrides)
-    n = _check_count("n", n, 1, 10**9)
-    seed = _check_count("seed", seed, 0)
-    start = _check_count("start", start, 0)
+    n, seed, start = _check_samples(n, seed, start)
     with _wrapping_uint64():
         xy, raw, fitted = jit.trajectories_batch(*_model_args(config, seed, start, n))
     _raise_unfitted(fitted, config, start)
@@ -175,9 +178,7 @@ def random_kernels_with_params(n: int, size: int | None = None, seed: int = 0, s
                                ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """``random_kernels`` plus the parameters drawn for each sample (as ``random_trajectories``)."""
     config = _resolve_config(config, size, overrides)
-    n = _check_count("n", n, 1, 10**9)
-    seed = _check_count("seed", seed, 0)
-    start = _check_count("start", start, 0)
+    n, seed, start = _check_samples(n, seed, start)
     with _wrapping_uint64():
         psf, raw, fitted = jit.kernels_batch(*_model_args(config, seed, start, n))
     _raise_unfitted(fitted, config, start)

@@ -9,15 +9,13 @@ shards, resume) with identical arrays.
 
 from __future__ import annotations
 
-import dataclasses
-import json
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from blurgen.blur import BlurConfig, blur_sample
-from blurgen.config import KernelConfig
+from blurgen.config import ConfigMixin, KernelConfig
 from blurgen.kernels import random_kernels_with_params, support_radius
 from blurgen.sources import GOPRO_SPLITS, Source, open_source
 
@@ -54,7 +52,7 @@ def _check_side(name: str, value: Any) -> None:
 
 
 @dataclass(frozen=True)
-class PairsConfig:
+class PairsConfig(ConfigMixin):
     """Everything that determines a dataset's arrays besides the seed.
 
     Attributes:
@@ -88,33 +86,6 @@ class PairsConfig:
     def crop_size(self) -> tuple[int, int]:
         """(height, width) of the sharp crop each sample needs: the output plus the kernel margin."""
         return self.height + self.kernel.size - 1, self.width + self.kernel.size - 1
-
-    def replace(self, **overrides: Any) -> "PairsConfig":
-        return dataclasses.replace(self, **overrides)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"width": self.width, "height": self.height, "kernel": self.kernel.to_dict(),
-                "blur": self.blur.to_dict(), "source": self.source, "split": self.split}
-
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), sort_keys=True)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "PairsConfig":
-        data = dict(data)
-        if isinstance(data.get("kernel"), dict):
-            data["kernel"] = KernelConfig.from_dict(data["kernel"])
-        if isinstance(data.get("blur"), dict):
-            data["blur"] = BlurConfig.from_dict(data["blur"])
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - names)
-        if unknown:
-            raise ValueError(f"unknown PairsConfig field(s) {unknown}; allowed: {sorted(names)}")
-        return cls(**data)
-
-    @classmethod
-    def from_json(cls, text: str) -> "PairsConfig":
-        return cls.from_dict(json.loads(text))
 
 
 def open_config_source(config: PairsConfig) -> Source:
