@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from blurgen.pairs_file import IMAGE_DATASETS, SCHEMA_VERSION, PairsFileError, validate_layout
-from blurgen.parts import PartsError, fsync_dir, fsync_file
+from blurgen.parts import PartsError, check_part, fsync_dir, fsync_file
 
 log = logging.getLogger(__name__)
 
@@ -135,12 +135,17 @@ class Assembler:
             fsync_file(self.path)
             self._unsynced = 0
 
-    def add_file(self, path: str, offset: int, count: int) -> None:
-        """Copy a part file (or shard) ``path`` holding ``count`` samples to ``offset``."""
+    def add_file(self, path: str, offset: int, count: int, part_of: tuple | None = None) -> None:
+        """Copy a part file (or shard) ``path`` holding ``count`` samples to ``offset``.
+
+        ``part_of = (first sample, stamp)`` first checks that ``path`` is a part of that run
+        (``blurgen.parts.check_part``); PartsError otherwise."""
         import h5py
 
         try:
             with h5py.File(path, "r") as piece:
+                if part_of is not None:
+                    check_part(piece, path, part_of[0], count, part_of[1])
                 self.add(piece, offset, count, path)
         except (OSError, KeyError) as exc:
             raise PartsError(f"{path}: unreadable piece ({exc})") from None

@@ -30,10 +30,10 @@ from typing import Any, Callable
 from blurgen import __version__
 from blurgen.assemble import Assembler, now_iso, open_checked, sample_range
 from blurgen.pairs_file import PairsFileError
-from blurgen.parts import (DEFAULT_COMPRESSION, Compression, Manifest, PartsError, auto_block_size,
-                           complete_parts, is_locked, locked, parts_dir_for, plan_blocks, read_manifest,
-                           remove_stale_tmp, shard_range, write_manifest, write_part_tmp,
-                           commit_part)
+from blurgen.parts import (DEFAULT_COMPRESSION, MANIFEST_NAME, Compression, Manifest, PartsError,
+                           auto_block_size, commit_part, complete_parts, is_locked, locked,
+                           part_files, part_stamp, parts_dir_for, plan_blocks, read_manifest,
+                           remove_stale_tmp, shard_range, write_manifest, write_part_tmp)
 
 log = logging.getLogger(__name__)
 
@@ -112,7 +112,7 @@ def _die_with_parent() -> None:
         libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
-def _committed_parts(maker, config, seed, parts_dir, compression, durable, jobs):
+def _committed_parts(maker, config, seed, parts_dir, compression, durable, stamp, jobs):
     """Make and write ``jobs`` in this process; yield ``(start, count, part path)`` as each part
     is committed. Commits (fsync + rename) run in a background thread, overlapping the next block's
     computation; a part is reported only once it is renamed, i.e. complete on disk."""
@@ -123,7 +123,7 @@ def _committed_parts(maker, config, seed, parts_dir, compression, durable, jobs)
         for start, count in jobs:
             try:
                 block = maker(config, seed, start, count)
-                tmp, final = write_part_tmp(parts_dir, block, start, compression)
+                tmp, final = write_part_tmp(parts_dir, block, start, compression, stamp)
             except Exception as exc:
                 raise DatasetError(f"making samples {start}..{start + count - 1}: "
                                    f"{type(exc).__name__}: {exc}") from exc
@@ -137,7 +137,8 @@ def _committed_parts(maker, config, seed, parts_dir, compression, durable, jobs)
             yield first, n, future.result()
 
 
-def _worker_main(maker, config, seed, parts_dir, compression, durable, parent_pid, tasks, results):
+def _worker_main(maker, config, seed, parts_dir, compression, durable, stamp, parent_pid, tasks,
+                 results):
     """Worker process: make blocks from ``tasks`` and write each as a part; report to ``results``."""
     _die_with_parent()
     limit_threads_here()
@@ -151,7 +152,7 @@ def _worker_main(maker, config, seed, parts_dir, compression, durable, parent_pi
 
     try:
         for start, count, path in _committed_parts(maker, config, seed, parts_dir, compression,
-                                                   durable, jobs()):
+                                                   durable, stamp, jobs()):
             results.put(("done", start, count, path))
     except DatasetError as exc:  # reported to the parent, which stops the run with one line
         results.put(("error", str(exc)))
@@ -258,10 +259,10 @@ def _pooled_parts(n_workers: int, args: tuple, jobs: list[tuple[int, int]], gate
             yield message[1:]
 
 
-def _inline_parts(maker, config, seed, parts_dir, compression, durable, jobs):
+def _inline_parts(maker, config, seed, parts_dir, compression, durable, stamp, jobs):
     """The ``workers=1`` path: make blocks in this process (one compute thread)."""
     limit_threads_here()
-    yield from _committed_parts(maker, config, seed, parts_dir, compression, durable, jobs)
+    yield from _committed_parts(maker, config, seed, parts_dir, compression, durable, stamp, jobs)
 
 
 # --------------------------------------------------------------------------------- run set-up
@@ -313,8 +314,12 @@ def _prepare_parts_dir(out: str, manifest: Manifest, resume: bool, overwrite: bo
         if os.path.lexists(out):
             raise DatasetError(f"{out} exists; use --overwrite to replace it")
     if overwrite and has_parts:
+        # Rename aside first (atomic), then delete: deleting in place can lose manifest.json
+        # before the blocks if killed, leaving blocks that a later --resume cannot place.
         with locked(parts_dir):  # refuse to delete a folder another run is writing to
-            shutil.rmtree(parts_dir)
+            trash = _trash_path(parts_dir)
+            os.replace(parts_dir, trash)
+        shutil.rmtree(trash, ignore_errors=True)
         has_parts = False
     if resume and not has_parts and os.path.exists(out):
         return _existing_output_matches(out, manifest)
@@ -325,9 +330,23 @@ def _prepare_parts_dir(out: str, manifest: Manifest, resume: bool, overwrite: bo
     return False
 
 
+def _trash_path(parts_dir: str) -> str:
+    """Where a parts folder is renamed before deletion; leftovers are cleared by the next run."""
+    return f"{parts_dir}{TRASH_SUFFIX}{os.getpid()}"
+
+
 def _check_or_write_manifest(parts_dir: str, manifest: Manifest) -> None:
-    """Under the lock: a new folder gets the manifest; an existing one must match it."""
-    if not os.path.exists(os.path.join(parts_dir, "manifest.json")):
+    """Under the lock: a new folder gets the manifest; an existing one must match it.
+
+    Blocks without a manifest are refused, not adopted nor deleted: nothing says which settings
+    made them (the manifest is written before any block, so a blurgen run never leaves them).
+    """
+    if not os.path.exists(os.path.join(parts_dir, MANIFEST_NAME)):
+        orphans = part_files(parts_dir)
+        if orphans:
+            raise DatasetError(f"{parts_dir} holds {len(orphans)} block file(s) but no "
+                               f"{MANIFEST_NAME}, so their settings are unknown; start again "
+                               "with --overwrite")
         write_manifest(parts_dir, manifest)  # killed before the first write: start afresh
         return
     differences = manifest.differences(read_manifest(parts_dir))
@@ -398,7 +417,7 @@ def make_dataset(out: str, config: Any, n: int, seed: int = 0, *, workers: int |
                                        _final_attrs(config, manifest, command), durable, gate)
             # Rename first, then delete: a kill during the deletion leaves a folder no one
             # mistakes for an interrupted run (it is cleared by the next run on this output).
-            trash = f"{parts_dir}{TRASH_SUFFIX}{os.getpid()}"
+            trash = _trash_path(parts_dir)
             os.replace(parts_dir, trash)
         shutil.rmtree(trash, ignore_errors=True)
     except PartsError as exc:
@@ -413,20 +432,22 @@ def _run_blocks(out, parts_dir, config, manifest, workers, maker, progress, attr
     blocks = plan_blocks(manifest.sample_start, manifest.sample_stop, manifest.block_size)
     sizes = dict(blocks)
     done = complete_parts(parts_dir, blocks)
+    stamp = part_stamp(manifest.config, manifest.seed)
     assembler = Assembler(os.path.join(parts_dir, ASSEMBLY_NAME), manifest.n_planned, attrs, compression)
     report = progress or (lambda done_, total: None)
     try:
         for start in sorted(done):
             gate.check()
             try:
-                assembler.add_file(done[start], start - manifest.sample_start, sizes[start])
-            except PartsError as exc:  # a damaged part (e.g. disk error): make it again
+                assembler.add_file(done[start], start - manifest.sample_start, sizes[start],
+                                   part_of=(start, stamp))
+            except PartsError as exc:  # a damaged or stray part: make it again
                 log.warning("remaking block at %d: %s", start, exc)
                 os.unlink(done.pop(start))
         reused = sum(sizes[s] for s in done)
         report(reused, manifest.n_planned)
         jobs = [block for block in blocks if block[0] not in done]
-        args = (maker, config, manifest.seed, parts_dir, compression, durable)
+        args = (maker, config, manifest.seed, parts_dir, compression, durable, stamp)
         if workers <= 1 or len(jobs) <= 1:
             finished = _inline_parts(*args, jobs)
         else:
@@ -435,7 +456,7 @@ def _run_blocks(out, parts_dir, config, manifest, workers, maker, progress, attr
         with contextlib.closing(finished):  # stops the workers at once on Ctrl-C or an error
             for start, count, path in finished:
                 gate.check()
-                assembler.add_file(path, start - manifest.sample_start, count)
+                assembler.add_file(path, start - manifest.sample_start, count, part_of=(start, stamp))
                 if durable:
                     assembler.sync_if_due()
                 made += count

@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import hashlib
 import json
 import logging
 import os
@@ -101,6 +102,25 @@ def plan_blocks(start: int, stop: int, block_size: int) -> list[tuple[int, int]]
 
 def part_name(start: int, count: int) -> str:
     return f"block-{start:010d}-{count}.h5"
+
+
+def part_files(parts_dir: str) -> list[str]:
+    """Names of the block part files in ``parts_dir`` (planned or not)."""
+    try:
+        return sorted(name for name in os.listdir(parts_dir) if _PART_RE.match(name))
+    except FileNotFoundError:
+        return []
+
+
+def config_digest(config: dict) -> str:
+    """SHA-256 of a config dict's canonical JSON (tuples and lists hash alike, as JSON has only
+    lists), so a part can say which settings made it without carrying the whole config."""
+    return hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()
+
+
+def part_stamp(config: dict, seed: int) -> dict[str, Any]:
+    """Attributes every part of one run carries: with its sample range they pin its arrays."""
+    return {"seed": int(seed), "config_digest": config_digest(config)}
 
 
 # ----------------------------------------------------------------------------------- manifest
@@ -247,14 +267,14 @@ def is_locked(parts_dir: str) -> bool:
 
 # ---------------------------------------------------------------------------------- part files
 def write_part(parts_dir: str, block: dict, start: int, compression: Compression,
-               *, durable: bool = True) -> str:
+               *, durable: bool = True, stamp: dict[str, Any] | None = None) -> str:
     """Write one block as ``block-<start>-<count>.h5`` atomically; returns its path.
 
     ``block`` is ``make_block``'s dict: ``blurred``/``sharp`` uint8 (count, H, W, 3), ``kernel``
     float32 (count, k, k), ``params`` name -> 1-D (count,). Chunks are one sample each, compressed
     as the final file's, so assembly copies them without decoding.
     """
-    return commit_part(*write_part_tmp(parts_dir, block, start, compression), durable=durable)
+    return commit_part(*write_part_tmp(parts_dir, block, start, compression, stamp), durable=durable)
 
 
 def commit_part(tmp: str, final: str, durable: bool = True) -> str:
@@ -271,8 +291,12 @@ def commit_part(tmp: str, final: str, durable: bool = True) -> str:
     return final
 
 
-def write_part_tmp(parts_dir: str, block: dict, start: int, compression: Compression) -> tuple[str, str]:
-    """Write a block under a temporary name; returns ``(temporary path, final path)``."""
+def write_part_tmp(parts_dir: str, block: dict, start: int, compression: Compression,
+                   stamp: dict[str, Any] | None = None) -> tuple[str, str]:
+    """Write a block under a temporary name; returns ``(temporary path, final path)``.
+
+    ``stamp`` (``part_stamp``) is stored as attributes so ``--resume`` can tell this run's parts
+    from a stray file of another run that happens to have a planned name."""
     import h5py
 
     count = int(block["blurred"].shape[0])
@@ -292,14 +316,28 @@ def write_part_tmp(parts_dir: str, block: dict, start: int, compression: Compres
             group.create_dataset(name, data=values)
         h5.attrs["sample_start"] = start
         h5.attrs["count"] = count
+        for key, value in (stamp or {}).items():
+            h5.attrs[key] = value
     return tmp, final
+
+
+def check_part(h5: Any, path: str, start: int, count: int, stamp: dict[str, Any]) -> None:
+    """PartsError unless open part ``h5`` records this sample range and ``stamp`` (same run)."""
+    expected = {"sample_start": int(start), "count": int(count), **stamp}
+    for key, want in expected.items():
+        got = h5.attrs.get(key)
+        got = got.decode() if isinstance(got, bytes) else got
+        got = got.item() if isinstance(got, np.generic) else got
+        if got != want:
+            raise PartsError(f"{path}: not a part of this run ({key} is {got!r}, expected {want!r})")
 
 
 def complete_parts(parts_dir: str, blocks: list[tuple[int, int]]) -> dict[int, str]:
     """Planned blocks that have a complete part file: first sample -> path.
 
     Files that match no planned block are ignored (they cannot come from a run with the same
-    manifest, which ``--resume`` checks first).
+    manifest, which ``--resume`` checks first). A name is not proof of origin: the caller checks
+    each kept part's attributes with ``check_part``.
     """
     planned = dict(blocks)
     found: dict[int, str] = {}

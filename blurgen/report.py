@@ -13,8 +13,8 @@ from typing import Any
 import numpy as np
 
 from blurgen.assemble import open_checked, sample_range
-from blurgen.parts import (MANIFEST_NAME, complete_parts, is_locked, parts_dir_for, plan_blocks,
-                           read_manifest)
+from blurgen.parts import (MANIFEST_NAME, complete_parts, is_locked, part_files, parts_dir_for,
+                           plan_blocks, read_manifest)
 
 #: Kernel sums further than this from 1 are reported as problems (float32 sums of ~4000 values).
 KERNEL_SUM_TOLERANCE = 1e-3
@@ -105,10 +105,8 @@ def describe_parts(parts_dir: str) -> tuple[list[str], int, int]:
     ``n_written`` counts the samples in complete part files. Raises PartsError if the folder is
     not a blurgen parts folder.
     """
-    if not os.path.exists(os.path.join(parts_dir, MANIFEST_NAME)) and not _has_parts(parts_dir):
-        # A run killed between creating the folder and writing its settings: nothing made yet.
-        return ([f"{parts_dir}: run interrupted before it recorded its settings; "
-                 "samples: 0/unknown written; rerun the make command with --resume"], 0, 0)
+    if not os.path.exists(os.path.join(parts_dir, MANIFEST_NAME)):
+        return _describe_unmanifested(parts_dir), 0, 0
     manifest = read_manifest(parts_dir)
     blocks = plan_blocks(manifest.sample_start, manifest.sample_stop, manifest.block_size)
     done = complete_parts(parts_dir, blocks)
@@ -127,8 +125,17 @@ def describe_parts(parts_dir: str) -> tuple[list[str], int, int]:
     return lines, n_written, manifest.n_planned
 
 
-def _has_parts(parts_dir: str) -> bool:
-    return any(name.startswith("block-") for name in os.listdir(parts_dir))
+def _describe_unmanifested(parts_dir: str) -> list[str]:
+    """A parts folder without manifest.json: say what is there (inspect still succeeds)."""
+    orphans = part_files(parts_dir)
+    if not orphans:
+        # A run killed between creating the folder and writing its settings: nothing made yet.
+        return [f"{parts_dir}: run interrupted before it recorded its settings; "
+                "samples: 0/unknown written; rerun the make command with --resume"]
+    # blurgen writes the manifest before any block, so these came from elsewhere (or the
+    # manifest was deleted): --resume refuses them, as nothing says which settings made them.
+    return [f"{parts_dir}: {len(orphans)} block file(s) but no {MANIFEST_NAME}; settings unknown, "
+            "so --resume refuses them; samples: 0/unknown written; start again with --overwrite"]
 
 
 def resolve_inspect_target(path: str) -> tuple[str | None, str | None]:

@@ -270,3 +270,15 @@ def test_sheets_get_the_usual_file_mode(reference, tmp_path):
     umask = os.umask(0)
     os.umask(umask)
     assert sheet.stat().st_mode & 0o777 == 0o666 & ~umask
+
+
+def test_inspect_of_blocks_without_a_manifest_says_so_and_exits_0(tmp_path):
+    out = tmp_path / "pairs.h5"
+    parts = tmp_path / "pairs.h5.parts"
+    parts.mkdir()
+    (parts / "block-0000000000-16.h5").write_bytes(b"")
+    result = cli("inspect", str(out))
+    assert result.exit_code == 0, result.output
+    assert "no manifest.json" in result.output and "samples: 0/unknown written" in result.output
+    result = cli("make", "--n", "32", "--out", str(out), "--block-size", "16", "--resume", *SMALL)
+    _assert_clean_failure(result, 1, "--overwrite", out)

@@ -278,3 +278,60 @@ def test_read_pairs_names_the_file_and_problem_for_truncated_and_foreign_files(t
             read_pairs(path)
         assert str(path) in str(info.value) and problem in str(info.value)
         assert "\n" not in str(info.value)
+
+
+# ------------------------------------------------------------ parts of another run (item: mixing)
+class _Killed(BaseException):
+    """Stands in for SIGKILL: nothing after it runs."""
+
+
+def _killed_run(out, seed=0, n=40, fail_at=21):
+    with pytest.raises(DatasetError, match="fake failure"):
+        make(out, n=n, block_size=4, seed=seed, maker=FakeMaker(fail_at=fail_at))
+
+
+def test_blocks_without_a_manifest_are_refused_not_adopted(tmp_path):
+    out = tmp_path / "pairs.h5"
+    _killed_run(out, seed=0)
+    os.unlink(os.path.join(parts_dir_for(str(out)), "manifest.json"))
+    with pytest.raises(DatasetError, match="no manifest.json.*--overwrite") as info:
+        make(out, n=40, block_size=4, seed=1, resume=True)
+    assert "\n" not in str(info.value)
+    make(tmp_path / "ref.h5", n=40, block_size=4, seed=1)
+    make(out, n=40, block_size=4, seed=1, overwrite=True)
+    assert_same_arrays(tmp_path / "ref.h5", out)
+
+
+def test_a_kill_while_overwrite_deletes_old_parts_cannot_mix_them_into_a_resume(tmp_path, monkeypatch):
+    import blurgen.dataset as dataset
+
+    out = tmp_path / "pairs.h5"
+    _killed_run(out, seed=0)
+
+    def rmtree_killed_midway(path, *args, **kwargs):
+        os.unlink(os.path.join(path, "manifest.json"))  # directory order may put it first
+        raise _Killed
+
+    monkeypatch.setattr(dataset.shutil, "rmtree", rmtree_killed_midway)
+    with pytest.raises(_Killed):
+        make(out, n=40, block_size=4, seed=1, overwrite=True)
+    monkeypatch.undo()
+    assert not os.path.exists(parts_dir_for(str(out))), "old parts renamed aside before deletion"
+    make(tmp_path / "ref.h5", n=40, block_size=4, seed=1)
+    result = make(out, n=40, block_size=4, seed=1, resume=True)
+    assert result.n_reused == 0
+    assert_same_arrays(tmp_path / "ref.h5", out)
+    assert not [p for p in os.listdir(tmp_path) if ".parts.done-" in p], "leftover trash cleared"
+
+
+def test_a_part_of_another_run_under_a_planned_name_is_made_again(tmp_path):
+    out, other = tmp_path / "pairs.h5", tmp_path / "other.h5"
+    _killed_run(out, seed=7)
+    _killed_run(other, seed=8)
+    theirs = complete_parts(parts_dir_for(str(other)), plan_blocks(0, 40, 4))[4]
+    mine = complete_parts(parts_dir_for(str(out)), plan_blocks(0, 40, 4))[4]
+    os.replace(theirs, mine)  # same name and sample range, other seed
+    make(tmp_path / "ref.h5", n=40, block_size=4, seed=7)
+    result = make(out, n=40, block_size=4, seed=7, resume=True)
+    assert result.n_reused == 16
+    assert_same_arrays(tmp_path / "ref.h5", out)
