@@ -15,7 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from blurgen.pairs_file import IMAGE_DATASETS, SCHEMA_VERSION, PairsFileError, validate_layout
+from blurgen.pairs_file import (H5_ERRORS, IMAGE_DATASETS, SCHEMA_VERSION, PairsFileError, one_line,
+                                open_validated, reading)
 from blurgen.parts import PartsError, check_part, fsync_dir, fsync_file
 
 log = logging.getLogger(__name__)
@@ -147,8 +148,8 @@ class Assembler:
                 if part_of is not None:
                     check_part(piece, path, part_of[0], count, part_of[1])
                 self.add(piece, offset, count, path)
-        except (OSError, KeyError) as exc:
-            raise PartsError(f"{path}: unreadable piece ({exc})") from None
+        except H5_ERRORS as exc:
+            raise PartsError(f"{path}: unreadable piece ({one_line(exc)})") from None
 
     def finish(self, final_path: str, durable: bool = True) -> None:
         """Mark complete, close, flush to disk and rename onto ``final_path``."""
@@ -180,23 +181,7 @@ def _attr(h5: Any, name: str, default: Any = None) -> Any:
 
 def open_checked(path: str) -> Any:
     """Open a pairs file with h5py and validate schema 1; raises PairsFileError (one line)."""
-    import h5py
-
-    if not os.path.exists(path):
-        raise PairsFileError(f"{path}: no such file")
-    try:
-        h5 = h5py.File(path, "r")
-    except OSError as exc:
-        raise PairsFileError(f"{path}: not a readable HDF5 file (truncated or foreign): {exc}") from None
-    try:
-        validate_layout(h5, path)
-    except PairsFileError:
-        h5.close()
-        raise
-    except (KeyError, OSError, ValueError) as exc:
-        h5.close()
-        raise PairsFileError(f"{path}: damaged HDF5 structure: {exc}") from None
-    return h5
+    return open_validated(path)[0]
 
 
 def sample_range(h5: Any) -> tuple[int, int, int]:
@@ -205,6 +190,12 @@ def sample_range(h5: Any) -> tuple[int, int, int]:
     n = int(_attr(h5, "n_planned"))
     start = int(_attr(h5, "sample_start", 0))
     return start, int(_attr(h5, "sample_stop", start + n)), int(_attr(h5, "n_total", n))
+
+
+def _read_shard_attrs(h5: Any) -> tuple:
+    """Every root attribute the merge compares (raises h5py's errors if one is damaged)."""
+    return (json.loads(_attr(h5, "config")), _attr(h5, "seed"), sample_range(h5),
+            int(_attr(h5, "n_written")), _attr(h5, "blurgen_version"))
 
 
 def _check_shards_compatible(files: list[tuple[str, Any]]) -> None:
@@ -247,6 +238,8 @@ def merge_files(paths: list[str], tmp_path: str, final_path: str, command: str,
     try:
         for path in paths:
             files.append((path, open_checked(path)))
+            with reading(path, "unreadable root attributes"):
+                _read_shard_attrs(files[-1][1])  # fail here, naming the file, not mid-comparison
         _check_shards_compatible(files)
         first = files[0][1]
         n_total = sample_range(first)[2]
@@ -262,8 +255,8 @@ def merge_files(paths: list[str], tmp_path: str, final_path: str, command: str,
                 start, stop, _ = sample_range(h5)
                 try:
                     assembler.add(h5, start, stop - start, path)
-                except (OSError, KeyError) as exc:
-                    raise PairsFileError(f"{path}: unreadable data ({exc})") from None
+                except H5_ERRORS as exc:
+                    raise PairsFileError(f"{path}: unreadable data ({one_line(exc)})") from None
                 except PartsError as exc:
                     raise PairsFileError(str(exc)) from None
             assembler.finish(final_path)

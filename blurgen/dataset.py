@@ -29,7 +29,7 @@ from typing import Any, Callable
 
 from blurgen import __version__
 from blurgen.assemble import Assembler, now_iso, open_checked, sample_range
-from blurgen.pairs_file import PairsFileError
+from blurgen.pairs_file import PairsFileError, reading
 from blurgen.parts import (DEFAULT_COMPRESSION, MANIFEST_NAME, Compression, Manifest, PartsError,
                            auto_block_size, commit_part, complete_parts, is_locked, locked,
                            part_files, part_stamp, parts_dir_for, plan_blocks, read_manifest,
@@ -282,14 +282,13 @@ def _existing_output_matches(out: str, manifest: Manifest) -> bool:
     import json
 
     try:
-        h5 = open_checked(out)
+        with open_checked(out) as h5, reading(out, "unreadable root attributes"):
+            start, stop, n_total = sample_range(h5)
+            theirs = {"config": json.loads(h5.attrs["config"]), "seed": int(h5.attrs["seed"]),
+                      "n_total": n_total, "sample_start": start, "sample_stop": stop}
+            complete = int(h5.attrs["n_written"]) == int(h5.attrs["n_planned"])
     except PairsFileError as exc:
         raise DatasetError(f"--resume: {exc}") from None
-    with h5:
-        start, stop, n_total = sample_range(h5)
-        theirs = {"config": json.loads(h5.attrs["config"]), "seed": int(h5.attrs["seed"]),
-                  "n_total": n_total, "sample_start": start, "sample_stop": stop}
-        complete = int(h5.attrs["n_written"]) == int(h5.attrs["n_planned"])
     mine = {"config": json.loads(json.dumps(manifest.config)), "seed": manifest.seed,
             "n_total": manifest.n_total, "sample_start": manifest.sample_start,
             "sample_stop": manifest.sample_stop}

@@ -15,9 +15,10 @@ incomplete (interrupted) dataset and reads as that many samples.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 
@@ -32,11 +33,54 @@ REQUIRED_ATTRS = ("schema_version", "blurgen_version", "created", "command", "co
                   "n_planned", "n_written")
 
 
+#: What h5py raises on damaged files: besides OSError, a damaged heap or B-tree surfaces as
+#: RuntimeError or KeyError, an unresolvable link as None (AttributeError on use), bad attribute
+#: data as ValueError or TypeError. Caught where a file is opened and where it is read.
+H5_ERRORS = (RuntimeError, KeyError, OSError, ValueError, AttributeError, TypeError)
+
+
 class PairsFileError(Exception):
     """A pairs file that cannot be read: missing, truncated, foreign or of another schema.
 
     The message names the file and the problem in one line.
     """
+
+
+def one_line(exc: BaseException) -> str:
+    """An exception's message on one line (HDF5's texts may hold newlines and indentation)."""
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+@contextlib.contextmanager
+def reading(path: str, what: str) -> Iterator[None]:
+    """Turn h5py errors raised inside into ``PairsFileError("<path>: <what>: <h5py text>")``."""
+    try:
+        yield
+    except PairsFileError:
+        raise
+    except H5_ERRORS as exc:
+        raise PairsFileError(f"{path}: {what}: {one_line(exc)}") from None
+
+
+def open_validated(path: str) -> tuple[Any, int]:
+    """Open ``path`` with h5py and check schema 1; returns ``(h5py.File, n_written)``.
+
+    Every failure is a one-line PairsFileError naming the file; the handle is closed on failure.
+    """
+    import h5py  # local: keeps `import blurgen` light
+
+    if not os.path.exists(path):
+        raise PairsFileError(f"{path}: no such file")
+    if os.path.isdir(path):
+        raise PairsFileError(f"{path}: is a folder, not a pairs file")
+    with reading(path, "not a readable HDF5 file (truncated or foreign)"):
+        h5 = h5py.File(path, "r")
+    try:
+        with reading(path, "damaged HDF5 structure"):
+            return h5, validate_layout(h5, path)
+    except BaseException:
+        h5.close()
+        raise
 
 
 def _attr_value(value: Any) -> Any:
@@ -80,6 +124,8 @@ def validate_layout(h5: Any, path: str) -> int:
     if missing:
         raise PairsFileError(f"{path}: missing /params/{', /params/'.join(missing)}")
     for name, ds in params.items():
+        if ds is None:  # h5py gives None for a link it cannot resolve (damaged metadata)
+            raise PairsFileError(f"{path}: /params/{name} is unreadable (damaged HDF5 structure)")
         if ds.ndim != 1 or ds.shape[0] != blurred.shape[0]:
             raise PairsFileError(f"{path}: /params/{name} has shape {ds.shape}, expected ({blurred.shape[0]},)")
     return n_written
@@ -106,23 +152,7 @@ class PairsFile:
 
     def _open(self):
         if self._h5 is None:
-            import h5py  # local: keeps `import blurgen` light
-
-            if not os.path.exists(self.path):
-                raise PairsFileError(f"{self.path}: no such file")
-            try:
-                h5 = h5py.File(self.path, "r")
-            except OSError as exc:
-                raise PairsFileError(f"{self.path}: not a readable HDF5 file (truncated or foreign): {exc}") from None
-            try:
-                self._n = validate_layout(h5, self.path)
-            except PairsFileError:
-                h5.close()
-                raise
-            except (KeyError, OSError, ValueError) as exc:
-                h5.close()
-                raise PairsFileError(f"{self.path}: damaged HDF5 structure: {exc}") from None
-            self._h5 = h5
+            self._h5, self._n = open_validated(self.path)
         return self._h5
 
     def open(self) -> "PairsFile":
@@ -160,10 +190,8 @@ class PairsFile:
             index += n
         if not 0 <= index < n:
             raise IndexError(f"index {index} out of range for {n} samples")
-        try:
+        with reading(self.path, f"sample {index} is unreadable (corrupt chunk)"):
             return h5["blurred"][index], h5["sharp"][index], h5["kernel"][index]
-        except OSError as exc:
-            raise PairsFileError(f"{self.path}: sample {index} is unreadable (corrupt chunk): {exc}") from None
 
     @property
     def image_shape(self) -> tuple[int, int, int]:
@@ -179,14 +207,16 @@ class PairsFile:
         """Per-sample parameters of the complete samples: name -> 1-D array of ``len(self)``."""
         if self._params is None:
             h5 = self._open()
-            self._params = {name: ds[: self._n] for name, ds in h5["params"].items()}
+            with reading(self.path, "/params are unreadable"):
+                self._params = {name: ds[: self._n] for name, ds in h5["params"].items()}
         return self._params
 
     @property
     def attrs(self) -> dict[str, Any]:
         """Root attributes; ``config`` is decoded from JSON into ``config_dict`` as well."""
         h5 = self._open()
-        out = {k: _attr_value(v) for k, v in h5.attrs.items()}
+        with reading(self.path, "root attributes are unreadable"):
+            out = {k: _attr_value(v) for k, v in h5.attrs.items()}
         try:
             out["config_dict"] = json.loads(out["config"])
         except (TypeError, ValueError):
@@ -196,7 +226,8 @@ class PairsFile:
     @property
     def complete(self) -> bool:
         attrs = self._open().attrs
-        return int(_attr_value(attrs["n_written"])) == int(_attr_value(attrs["n_planned"]))
+        with reading(self.path, "root attributes are unreadable"):
+            return int(_attr_value(attrs["n_written"])) == int(_attr_value(attrs["n_planned"]))
 
     def __repr__(self) -> str:
         state = "unopened" if self._h5 is None else f"{self._n} samples"

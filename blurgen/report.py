@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from blurgen.assemble import open_checked, sample_range
+from blurgen.pairs_file import reading
 from blurgen.parts import (MANIFEST_NAME, complete_parts, is_locked, part_files, parts_dir_for,
                            plan_blocks, read_manifest)
 
@@ -75,7 +76,7 @@ def _param_lines(h5: Any, n_written: int) -> list[str]:
 
 def describe_file(path: str) -> tuple[list[str], list[str]]:
     """Report on a pairs file: ``(lines, problems)``. Raises PairsFileError if unreadable."""
-    with open_checked(path) as h5:
+    with open_checked(path) as h5, reading(path, "damaged HDF5 data"):
         n_planned, n_written = int(_attr(h5, "n_planned")), int(_attr(h5, "n_written"))
         start, stop, n_total = sample_range(h5)
         state = "complete" if n_written == n_planned else "INCOMPLETE"
@@ -199,9 +200,9 @@ def sheet_from_file(path: str, count: int = 8) -> np.ndarray:
     import h5py
 
     if path.endswith(".h5") and os.path.basename(path).startswith("block-"):
-        with h5py.File(path, "r") as h5:
+        with reading(path, "unreadable part file"), h5py.File(path, "r") as h5:
             return pairs_sheet(sample_rows(h5, count, h5["blurred"].shape[0]))
-    with open_checked(path) as h5:
+    with open_checked(path) as h5, reading(path, "damaged HDF5 data"):
         n_written = int(_attr(h5, "n_written"))
         if n_written == 0:
             raise ValueError(f"{path} has no complete samples to show")

@@ -282,3 +282,22 @@ def test_inspect_of_blocks_without_a_manifest_says_so_and_exits_0(tmp_path):
     assert "no manifest.json" in result.output and "samples: 0/unknown written" in result.output
     result = cli("make", "--n", "32", "--out", str(out), "--block-size", "16", "--resume", *SMALL)
     _assert_clean_failure(result, 1, "--overwrite", out)
+
+
+def test_damaged_metadata_gives_one_line_errors_naming_the_file(reference, tmp_path):
+    rng = np.random.default_rng(1)
+    data = reference.read_bytes()
+    failed = 0
+    for offset in [512, 6000, 8192, *range(0, 12288, 1024)]:
+        damaged = bytearray(data)
+        damaged[offset:offset + 256] = rng.integers(0, 256, 256, dtype=np.uint8).tobytes()
+        path = tmp_path / f"d{offset}.h5"
+        path.write_bytes(bytes(damaged))
+        for args in (["inspect", str(path)], ["merge", str(path), "--out", str(tmp_path / "m.h5")],
+                     ["make", "--n", "120", "--seed", "5", "--out", str(path), "--resume", *SMALL]):
+            result = cli(*args)  # an uncaught exception (a traceback) fails the test here
+            if result.exit_code != 0:
+                failed += 1
+                _assert_clean_failure(result, 1, str(path))
+            (tmp_path / "m.h5").unlink(missing_ok=True)
+    assert failed >= 9

@@ -335,3 +335,40 @@ def test_a_part_of_another_run_under_a_planned_name_is_made_again(tmp_path):
     result = make(out, n=40, block_size=4, seed=7, resume=True)
     assert result.n_reused == 16
     assert_same_arrays(tmp_path / "ref.h5", out)
+
+
+# ------------------------------------------------------------------ damaged HDF5 metadata
+def _damaged_copies(good, tmp_path, offsets):
+    """Copies of ``good`` with 256 random bytes written at each offset (seeded)."""
+    rng = np.random.default_rng(0)
+    data = good.read_bytes()
+    for offset in offsets:
+        if offset >= len(data):
+            continue
+        damaged = bytearray(data)
+        damaged[offset:offset + 256] = rng.integers(0, 256, 256, dtype=np.uint8).tobytes()
+        path = tmp_path / f"damaged{offset}.h5"
+        path.write_bytes(bytes(damaged[:len(data)]))
+        yield path
+
+
+def _read_everything(path):
+    with read_pairs(path) as f:
+        for i in range(len(f)):
+            f[i]
+        f.params, f.attrs, f.complete
+
+
+def test_damaged_metadata_gives_one_line_pairs_file_errors_naming_the_file(tmp_path):
+    good = tmp_path / "good.h5"
+    make(good, n=8, block_size=4)
+    failures = 0
+    for path in _damaged_copies(good, tmp_path, range(0, 12288, 256)):
+        for action in (_read_everything,
+                       lambda p: merge_files([str(p)], str(tmp_path / "m.tmp"), str(tmp_path / "m.h5"), "m")):
+            try:
+                action(path)
+            except PairsFileError as exc:  # anything else (RuntimeError, AttributeError) fails
+                failures += 1
+                assert str(path) in str(exc) and "\n" not in str(exc), str(exc)
+    assert failures > 10, "the damage must hit metadata that matters"
