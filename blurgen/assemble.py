@@ -7,6 +7,7 @@ pipeline, so assembly moves each chunk's stored bytes with ``read_direct_chunk``
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -17,11 +18,15 @@ import numpy as np
 
 from blurgen.pairs_file import (H5_ERRORS, IMAGE_DATASETS, SCHEMA_VERSION, PairsFileError, one_line,
                                 open_validated, reading)
-from blurgen.parts import PartsError, check_part, fsync_dir, fsync_file
+from blurgen.parts import DiskFullError, PartsError, check_part, free_bytes, fsync_dir, fsync_file
 
 log = logging.getLogger(__name__)
 
 CHUNKED = (*IMAGE_DATASETS, "kernel")
+#: Space kept free beyond each copied piece for HDF5's metadata (chunk index, attributes), which it
+#: writes later: a write that fails inside HDF5 cannot be recovered from (see DiskFullError).
+SPACE_MARGIN_BYTES = 2**20
+SPACE_MARGIN_PER_SAMPLE = 256
 #: Flush the file being assembled to disk every this many bytes, so the final fsync before the
 #: rename does not wait for gigabytes of dirty pages at once.
 SYNC_EVERY_BYTES = 256 * 2**20
@@ -136,6 +141,13 @@ class Assembler:
             fsync_file(self.path)
             self._unsynced = 0
 
+    def ensure_space(self, nbytes: int) -> None:
+        """DiskFullError unless ``nbytes`` more (plus metadata margin) fit; called before a copy,
+        so HDF5 itself never meets a full disk (what ``finish`` and ``close`` still write fits)."""
+        margin = SPACE_MARGIN_BYTES + SPACE_MARGIN_PER_SAMPLE * self.n_planned
+        if free_bytes(os.path.dirname(os.path.abspath(self.path))) < nbytes + margin:
+            raise DiskFullError(self.path)
+
     def add_file(self, path: str, offset: int, count: int, part_of: tuple | None = None) -> None:
         """Copy a part file (or shard) ``path`` holding ``count`` samples to ``offset``.
 
@@ -143,6 +155,7 @@ class Assembler:
         (``blurgen.parts.check_part``); PartsError otherwise."""
         import h5py
 
+        self.ensure_space(os.path.getsize(path))
         try:
             with h5py.File(path, "r") as piece:
                 if part_of is not None:
@@ -164,9 +177,15 @@ class Assembler:
             fsync_dir(os.path.dirname(os.path.abspath(final_path)))
 
     def close(self) -> None:
-        """Close without finishing (the temporary stays incomplete: n_written 0)."""
+        """Close without finishing and delete the temporary (a no-op after ``finish``): an
+        unfinished assembly is worthless, as the next run assembles from the parts again, and on
+        a full disk its space is what the rerun needs."""
         if self._h5.id.valid:
-            self._h5.close()
+            try:
+                self._h5.close()
+            finally:
+                with contextlib.suppress(OSError):
+                    os.unlink(self.path)
 
 
 # -------------------------------------------------------------------------------------- merge
@@ -226,6 +245,25 @@ def _check_shards_compatible(files: list[tuple[str, Any]]) -> None:
         raise PairsFileError(f"samples {expected}..{n_total} are missing (no shard covers them)")
 
 
+def _mb(nbytes: int) -> int:
+    """Whole megabytes, rounded up (at least 1) for messages."""
+    return max(1, -(-int(nbytes) // 10**6))
+
+
+def _copy_shards(assembler: Assembler, files: list[tuple[str, Any]]) -> None:
+    for path, h5 in files:
+        start, stop, _ = sample_range(h5)
+        assembler.ensure_space(os.path.getsize(path))
+        try:
+            assembler.add(h5, start, stop - start, path)
+        except H5_ERRORS as exc:
+            raise PairsFileError(f"{path}: unreadable data ({one_line(exc)})") from None
+        except DiskFullError:
+            raise
+        except PartsError as exc:
+            raise PairsFileError(str(exc)) from None
+
+
 def merge_files(paths: list[str], tmp_path: str, final_path: str, command: str,
                 compression: dict[str, tuple[str | None, int | None]] | None = None) -> int:
     """Merge complete shards (``--shard i/N`` files) into one pairs file; returns its length.
@@ -251,15 +289,11 @@ def merge_files(paths: list[str], tmp_path: str, final_path: str, command: str,
                  "shard_index": 0, "shard_count": 1}
         assembler = Assembler(tmp_path, n_total, attrs, compression)
         try:
-            for path, h5 in files:
-                start, stop, _ = sample_range(h5)
-                try:
-                    assembler.add(h5, start, stop - start, path)
-                except H5_ERRORS as exc:
-                    raise PairsFileError(f"{path}: unreadable data ({one_line(exc)})") from None
-                except PartsError as exc:
-                    raise PairsFileError(str(exc)) from None
+            _copy_shards(assembler, files)
             assembler.finish(final_path)
+        except DiskFullError as exc:
+            raise PairsFileError(f"{exc} (need ~{_mb(sum(os.path.getsize(p) for p in paths))} MB "
+                                 "free); free space and merge again") from None
         finally:
             assembler.close()
         return n_total

@@ -30,10 +30,11 @@ from typing import Any, Callable
 from blurgen import __version__
 from blurgen.assemble import Assembler, now_iso, open_checked, sample_range
 from blurgen.pairs_file import PairsFileError, reading
-from blurgen.parts import (DEFAULT_COMPRESSION, MANIFEST_NAME, Compression, Manifest, PartsError,
-                           auto_block_size, commit_part, complete_parts, is_locked, locked,
-                           part_files, part_stamp, parts_dir_for, plan_blocks, read_manifest,
-                           remove_stale_tmp, shard_range, write_manifest, write_part_tmp)
+from blurgen.parts import (DEFAULT_COMPRESSION, MANIFEST_NAME, Compression, DiskFullError, Manifest,
+                           PartsError, auto_block_size, commit_part, complete_parts, free_bytes,
+                           is_disk_full, is_locked, locked, part_files, part_stamp, parts_dir_for,
+                           plan_blocks, read_manifest, remove_stale_tmp, shard_range,
+                           write_manifest, write_part_tmp)
 
 log = logging.getLogger(__name__)
 
@@ -124,6 +125,8 @@ def _committed_parts(maker, config, seed, parts_dir, compression, durable, stamp
             try:
                 block = maker(config, seed, start, count)
                 tmp, final = write_part_tmp(parts_dir, block, start, compression, stamp)
+            except DiskFullError:
+                raise
             except Exception as exc:
                 raise DatasetError(f"making samples {start}..{start + count - 1}: "
                                    f"{type(exc).__name__}: {exc}") from exc
@@ -154,10 +157,17 @@ def _worker_main(maker, config, seed, parts_dir, compression, durable, stamp, pa
         for start, count, path in _committed_parts(maker, config, seed, parts_dir, compression,
                                                    durable, stamp, jobs()):
             results.put(("done", start, count, path))
-    except DatasetError as exc:  # reported to the parent, which stops the run with one line
-        results.put(("error", str(exc)))
-    except Exception as exc:
-        results.put(("error", f"{type(exc).__name__}: {exc}"))
+    except Exception as exc:  # reported to the parent, which stops the run with one line
+        results.put(_failure_message(exc, parts_dir))
+
+
+def _failure_message(exc: Exception, parts_dir: str) -> tuple[str, str]:
+    """What a worker tells the parent about ``exc``: ``("disk_full", path)`` or ``("error", text)``."""
+    if is_disk_full(exc):
+        return "disk_full", getattr(exc, "path", parts_dir)
+    if isinstance(exc, DatasetError):
+        return "error", str(exc)
+    return "error", f"{type(exc).__name__}: {exc}"
 
 
 @contextlib.contextmanager
@@ -253,6 +263,8 @@ def _pooled_parts(n_workers: int, args: tuple, jobs: list[tuple[int, int]], gate
                     raise DatasetError(f"the workers stopped with {remaining} block(s) not made; "
                                        "rerun with --resume") from None
                 continue
+            if message[0] == "disk_full":
+                raise DiskFullError(message[1])
             if message[0] == "error":
                 raise DatasetError(message[1])
             remaining -= 1
@@ -419,9 +431,47 @@ def make_dataset(out: str, config: Any, n: int, seed: int = 0, *, workers: int |
             trash = _trash_path(parts_dir)
             os.replace(parts_dir, trash)
         shutil.rmtree(trash, ignore_errors=True)
-    except PartsError as exc:
-        raise DatasetError(str(exc)) from None
+    except Exception as exc:
+        raise _as_dataset_error(exc, out, manifest) from None
     return MakeResult(out, manifest.n_planned, made, reused, time.perf_counter() - began)
+
+
+def _as_dataset_error(exc: Exception, out: str, manifest: Manifest) -> Exception:
+    """The one-line DatasetError for a failed run (a full disk, a parts problem), else ``exc``."""
+    if is_disk_full(exc):
+        path = getattr(exc, "path", None) or parts_dir_for(out)
+        return DatasetError(f"disk full while writing {path} (need ~{_more_mb_needed(out, manifest)} "
+                            "MB more); free space and rerun with --resume")
+    if isinstance(exc, PartsError):
+        return DatasetError(str(exc))
+    return exc
+
+
+def _more_mb_needed(out: str, manifest: Manifest) -> int:
+    """Estimated MB to free for the rerun: the blocks still to make plus a whole assembled file
+    (parts and file coexist until the end), less the space free now."""
+    parts_dir = parts_dir_for(out)
+    blocks = plan_blocks(manifest.sample_start, manifest.sample_stop, manifest.block_size)
+    done = complete_parts(parts_dir, blocks)
+    n_done = sum(dict(blocks)[start] for start in done)
+    per_sample = _bytes_per_sample(manifest, [done[s] for s in done])
+    needed = per_sample * (manifest.n_planned - n_done + manifest.n_planned) + 2**20
+    try:
+        free = free_bytes(os.path.dirname(os.path.abspath(out)))
+    except OSError:
+        free = 0
+    return max(1, -(-(needed - free) // 10**6))
+
+
+def _bytes_per_sample(manifest: Manifest, parts: list[str]) -> int:
+    """Mean stored bytes per sample of the complete parts, or the raw size when there are none."""
+    sizes = [(os.path.getsize(p), int(os.path.basename(p).rsplit("-", 1)[1][:-3])) for p in parts
+             if os.path.exists(p)]
+    if sizes:
+        return -(-sum(b for b, _ in sizes) // sum(n for _, n in sizes))
+    config = manifest.config
+    k = int(config.get("kernel", {}).get("size", 65))
+    return 2 * 3 * int(config.get("width", 256)) * int(config.get("height", 256)) + 4 * k * k + 128
 
 
 def _run_blocks(out, parts_dir, config, manifest, workers, maker, progress, attrs, durable, gate):
@@ -440,6 +490,8 @@ def _run_blocks(out, parts_dir, config, manifest, workers, maker, progress, attr
             try:
                 assembler.add_file(done[start], start - manifest.sample_start, sizes[start],
                                    part_of=(start, stamp))
+            except DiskFullError:
+                raise
             except PartsError as exc:  # a damaged or stray part: make it again
                 log.warning("remaking block at %d: %s", start, exc)
                 os.unlink(done.pop(start))
@@ -466,4 +518,6 @@ def _run_blocks(out, parts_dir, config, manifest, workers, maker, progress, attr
                  "CPU %.1f s", made, reused, time.perf_counter() - finishing, time.process_time())
     finally:
         assembler.close()
+        # Workers stopped mid-write leave temporaries; on a full disk the rerun needs their space.
+        remove_stale_tmp(parts_dir)
     return made, reused

@@ -70,6 +70,29 @@ class PartsError(Exception):
     """A parts folder that cannot be used (locked by another run, settings differ, unreadable)."""
 
 
+class DiskFullError(PartsError):
+    """No space left for ``path``. Raised before HDF5 writes where possible: after a failed write
+    HDF5 2.0 / h5py 3.16 crash (segfault) when the file is closed."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__(f"disk full while writing {path}")
+        self.path = path
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """Whether ``exc`` is ENOSPC, ours or one that HDF5 wrapped into its message text."""
+    if isinstance(exc, DiskFullError) or (isinstance(exc, OSError) and exc.errno == errno.ENOSPC):
+        return True
+    text = str(exc)
+    return "No space left on device" in text or "errno = 28," in text
+
+
+def free_bytes(path: str) -> int:
+    """Bytes an unprivileged process may still write on the file system holding ``path``."""
+    st = os.statvfs(path)
+    return st.f_bavail * st.f_frsize
+
+
 def parts_dir_for(out: str) -> str:
     """The folder holding the blocks of ``out`` while it is being made."""
     return os.fspath(out) + ".parts"
@@ -302,23 +325,46 @@ def write_part_tmp(parts_dir: str, block: dict, start: int, compression: Compres
     count = int(block["blurred"].shape[0])
     final = os.path.join(parts_dir, part_name(start, count))
     tmp = os.path.join(parts_dir, f".tmp-{os.getpid()}-{part_name(start, count)}")
-    with h5py.File(tmp, "w") as h5:
-        for name in ("blurred", "sharp", "kernel"):
-            method, opts = compression[name]
-            data = np.ascontiguousarray(block[name])
-            h5.create_dataset(name, data=data, chunks=(1, *data.shape[1:]),
-                              compression=method, compression_opts=opts)
-        group = h5.create_group("params")
-        for name, values in block["params"].items():
-            values = np.asarray(values)
-            if values.shape != (count,):
-                raise ValueError(f"param {name!r} has shape {values.shape}, expected ({count},)")
-            group.create_dataset(name, data=values)
-        h5.attrs["sample_start"] = start
-        h5.attrs["count"] = count
-        for key, value in (stamp or {}).items():
-            h5.attrs[key] = value
+    # Built in memory and written by Python: a full disk is then a plain OSError here, never a
+    # failed HDF5 write (see DiskFullError). A block is at most ~BLOCK_TARGET_BYTES.
+    with h5py.File(tmp, "w", driver="core", backing_store=False) as h5:
+        _fill_part(h5, block, start, count, compression, stamp)
+        h5.flush()
+        image = h5.id.get_file_image()
+    try:
+        _write_bytes(tmp, image)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)  # a partial part only takes space the rerun needs
+        if exc.errno == errno.ENOSPC:
+            raise DiskFullError(tmp) from None
+        raise
     return tmp, final
+
+
+def _write_bytes(path: str, data: bytes) -> None:
+    with open(path, "wb") as fh:
+        fh.write(data)
+
+
+def _fill_part(h5: Any, block: dict, start: int, count: int, compression: Compression,
+               stamp: dict[str, Any] | None) -> None:
+    """Datasets (one sample per chunk, the final file's filters) and attributes of one part."""
+    for name in ("blurred", "sharp", "kernel"):
+        method, opts = compression[name]
+        data = np.ascontiguousarray(block[name])
+        h5.create_dataset(name, data=data, chunks=(1, *data.shape[1:]),
+                          compression=method, compression_opts=opts)
+    group = h5.create_group("params")
+    for name, values in block["params"].items():
+        values = np.asarray(values)
+        if values.shape != (count,):
+            raise ValueError(f"param {name!r} has shape {values.shape}, expected ({count},)")
+        group.create_dataset(name, data=values)
+    h5.attrs["sample_start"] = start
+    h5.attrs["count"] = count
+    for key, value in (stamp or {}).items():
+        h5.attrs[key] = value
 
 
 def check_part(h5: Any, path: str, start: int, count: int, stamp: dict[str, Any]) -> None:

@@ -372,3 +372,58 @@ def test_damaged_metadata_gives_one_line_pairs_file_errors_naming_the_file(tmp_p
                 failures += 1
                 assert str(path) in str(exc) and "\n" not in str(exc), str(exc)
     assert failures > 10, "the damage must hit metadata that matters"
+
+
+# ------------------------------------------------------------------------------- full disk
+def _disk_full_after(calls: int, real):
+    """A stand-in for a write that hits ENOSPC from call ``calls`` on (writing half first)."""
+    import errno
+
+    seen = [0]
+
+    def write(path, data):
+        seen[0] += 1
+        if seen[0] >= calls:
+            real(path, data[: len(data) // 2])
+            raise OSError(errno.ENOSPC, "No space left on device", path)
+        real(path, data)
+    return write
+
+
+def _assert_disk_full_message(message: str, out) -> None:
+    assert message.startswith("disk full while writing ") and "\n" not in message, message
+    assert "MB more" in message and "--resume" in message
+    parts = parts_dir_for(str(out))
+    leftovers = [n for n in os.listdir(parts) if n.startswith(".tmp-") or n.endswith(".tmp")]
+    assert not leftovers, "partial part files and the partial assembly are removed"
+
+
+def test_a_full_disk_while_writing_a_part_stops_with_one_line_then_resumes(tmp_path, monkeypatch):
+    import blurgen.parts as parts
+
+    make(tmp_path / "ref.h5", n=40, block_size=4)
+    out = tmp_path / "pairs.h5"
+    monkeypatch.setattr(parts, "_write_bytes", _disk_full_after(4, parts._write_bytes))
+    with pytest.raises(DatasetError) as info:
+        make(out, n=40, block_size=4)
+    monkeypatch.undo()
+    _assert_disk_full_message(str(info.value), out)
+    result = make(out, n=40, block_size=4, resume=True)
+    assert result.n_reused == 12
+    assert_same_arrays(tmp_path / "ref.h5", out)
+
+
+def test_a_full_disk_while_assembling_stops_before_hdf5_writes(tmp_path, monkeypatch):
+    import blurgen.assemble as assemble
+
+    make(tmp_path / "ref.h5", n=40, block_size=4)
+    out = tmp_path / "pairs.h5"
+    free = iter([10**12] * 5 + [0] * 100)
+    monkeypatch.setattr(assemble, "free_bytes", lambda path: next(free))
+    with pytest.raises(DatasetError) as info:
+        make(out, n=40, block_size=4)
+    monkeypatch.undo()
+    _assert_disk_full_message(str(info.value), out)
+    assert "assembly" in str(info.value)
+    make(out, n=40, block_size=4, resume=True)
+    assert_same_arrays(tmp_path / "ref.h5", out)
