@@ -183,15 +183,20 @@ class PairsFile:
 
     def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         h5 = self._open()
-        n = self._n
-        if not isinstance(index, (int, np.integer)):
-            raise TypeError(f"index must be an integer, got {type(index).__name__}")
-        if index < 0:
-            index += n
-        if not 0 <= index < n:
-            raise IndexError(f"index {index} out of range for {n} samples")
+        index = self._checked_index(index)
         with reading(self.path, f"sample {index} is unreadable (corrupt chunk)"):
             return h5["blurred"][index], h5["sharp"][index], h5["kernel"][index]
+
+    def _checked_index(self, index: Any) -> int:
+        """``index`` as a plain non-negative int; bools are refused (``f[True]`` is a bug, not
+        sample 1), and numpy ints are converted first so ``index + n`` cannot overflow."""
+        if isinstance(index, (bool, np.bool_)) or not isinstance(index, (int, np.integer)):
+            raise TypeError(f"index must be an integer, got {type(index).__name__}")
+        n = self._n
+        position = int(index) + n if index < 0 else int(index)
+        if not 0 <= position < n:
+            raise IndexError(f"index {int(index)} out of range for {n} samples")
+        return position
 
     @property
     def image_shape(self) -> tuple[int, int, int]:
@@ -204,12 +209,18 @@ class PairsFile:
 
     @property
     def params(self) -> dict[str, np.ndarray]:
-        """Per-sample parameters of the complete samples: name -> 1-D array of ``len(self)``."""
+        """Per-sample parameters of the complete samples: name -> 1-D array of ``len(self)``.
+
+        The arrays are read once and shared, so they are read-only (copy to modify); the dict
+        is a fresh one each time."""
         if self._params is None:
             h5 = self._open()
             with reading(self.path, "/params are unreadable"):
-                self._params = {name: ds[: self._n] for name, ds in h5["params"].items()}
-        return self._params
+                params = {name: ds[: self._n] for name, ds in h5["params"].items()}
+            for values in params.values():
+                values.flags.writeable = False
+            self._params = params
+        return dict(self._params)
 
     @property
     def attrs(self) -> dict[str, Any]:

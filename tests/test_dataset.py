@@ -427,3 +427,36 @@ def test_a_full_disk_while_assembling_stops_before_hdf5_writes(tmp_path, monkeyp
     assert "assembly" in str(info.value)
     make(out, n=40, block_size=4, resume=True)
     assert_same_arrays(tmp_path / "ref.h5", out)
+
+
+# ---------------------------------------------------------------------------- reader details
+def test_reader_indexing_rejects_bools_and_reports_the_given_index(tmp_path):
+    out = tmp_path / "pairs.h5"
+    make(out, n=6, block_size=4)
+    with read_pairs(out) as f:
+        np.testing.assert_array_equal(f[np.int8(-1)][0], f[5][0])  # no int8 overflow
+        np.testing.assert_array_equal(f[np.uint64(2)][2], f[2][2])
+        for bad in (True, np.bool_(False), 1.0, "1"):
+            with pytest.raises(TypeError):
+                f[bad]
+        for bad, shown in ((-7, "-7"), (6, "6"), (np.int64(-100), "-100")):
+            with pytest.raises(IndexError, match=f"index {shown} out of range"):
+                f[bad]
+
+
+def test_reader_params_cannot_be_changed_through_the_cache(tmp_path):
+    out = tmp_path / "pairs.h5"
+    make(out, n=6, block_size=4)
+    with read_pairs(out) as f:
+        first = f.params
+        with pytest.raises(ValueError):
+            first["noise_a"][0] = 123.0
+        first["noise_a"] = np.zeros(6)
+        assert f.params["noise_a"][0] != 0
+        assert f.params["seed_index"].tolist() == list(range(6))
+
+
+def test_read_pairs_on_a_folder_is_one_line(tmp_path):
+    with pytest.raises(PairsFileError) as info:
+        read_pairs(tmp_path)
+    assert str(tmp_path) in str(info.value) and "\n" not in str(info.value)
