@@ -211,6 +211,17 @@ def sample_range(h5: Any) -> tuple[int, int, int]:
     return start, int(_attr(h5, "sample_stop", start + n)), int(_attr(h5, "n_total", n))
 
 
+def file_settings(h5: Any) -> dict[str, Any]:
+    """What fixes an open pairs file's arrays (compare with ``Manifest.settings()``)."""
+    start, stop, n_total = sample_range(h5)
+    return {"config": json.loads(_attr(h5, "config")), "seed": int(_attr(h5, "seed")),
+            "n_total": n_total, "sample_start": start, "sample_stop": stop}
+
+
+def is_complete(h5: Any) -> bool:
+    return int(_attr(h5, "n_written")) == int(_attr(h5, "n_planned"))
+
+
 def _read_shard_attrs(h5: Any) -> tuple:
     """Every root attribute the merge compares (raises h5py's errors if one is damaged)."""
     return (json.loads(_attr(h5, "config")), _attr(h5, "seed"), sample_range(h5),

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from blurgen import __version__
-from blurgen.assemble import Assembler, now_iso, open_checked, sample_range
+from blurgen.assemble import Assembler, file_settings, is_complete, now_iso, open_checked
 from blurgen.pairs_file import PairsFileError, reading
 from blurgen.parts import (DEFAULT_COMPRESSION, MANIFEST_NAME, Compression, DiskFullError, Manifest,
                            PartsError, auto_block_size, commit_part, complete_parts, free_bytes,
@@ -60,6 +60,8 @@ class MakeResult:
     n_reused: int
     seconds: float
     already_complete: bool = False
+    #: Time spent making the ``n_made`` new samples (not assembling kept ones): the honest rate.
+    make_seconds: float = 0.0
 
 
 class PipelineMaker:
@@ -291,24 +293,35 @@ def build_manifest(config: Any, n_total: int, seed: int, shard: tuple[int, int],
 
 def _existing_output_matches(out: str, manifest: Manifest) -> bool:
     """Whether complete file ``out`` is what ``manifest`` would make (for ``--resume``)."""
-    import json
-
     try:
         with open_checked(out) as h5, reading(out, "unreadable root attributes"):
-            start, stop, n_total = sample_range(h5)
-            theirs = {"config": json.loads(h5.attrs["config"]), "seed": int(h5.attrs["seed"]),
-                      "n_total": n_total, "sample_start": start, "sample_stop": stop}
-            complete = int(h5.attrs["n_written"]) == int(h5.attrs["n_planned"])
+            theirs, complete = file_settings(h5), is_complete(h5)
     except PairsFileError as exc:
         raise DatasetError(f"--resume: {exc}") from None
-    mine = {"config": json.loads(json.dumps(manifest.config)), "seed": manifest.seed,
-            "n_total": manifest.n_total, "sample_start": manifest.sample_start,
-            "sample_stop": manifest.sample_stop}
+    mine = manifest.settings()
     differing = [key for key in mine if mine[key] != theirs[key]]
     if differing:
         raise DatasetError(f"--resume: {out} was made with different settings ({', '.join(differing)} "
                            "differ); use --overwrite to replace it")
     return complete
+
+
+def _finished_before(out: str, manifest: Manifest) -> bool:
+    """Whether ``out`` is complete with ``manifest``'s settings, i.e. a parts folder beside it is
+    what a run killed after its final rename left behind, not unfinished work."""
+    try:
+        return _existing_output_matches(out, manifest)
+    except DatasetError:
+        return False
+
+
+def _remove_parts_dir(parts_dir: str) -> None:
+    """Delete a parts folder no run is using: rename aside (atomic), then delete, so a kill
+    midway never leaves blocks without their manifest under the parts name."""
+    with locked(parts_dir):  # refuse to delete a folder another run is writing to
+        trash = _trash_path(parts_dir)
+        os.replace(parts_dir, trash)
+    shutil.rmtree(trash, ignore_errors=True)
 
 
 def _prepare_parts_dir(out: str, manifest: Manifest, resume: bool, overwrite: bool) -> bool:
@@ -324,13 +337,8 @@ def _prepare_parts_dir(out: str, manifest: Manifest, resume: bool, overwrite: bo
                                "or start again with --overwrite")
         if os.path.lexists(out):
             raise DatasetError(f"{out} exists; use --overwrite to replace it")
-    if overwrite and has_parts:
-        # Rename aside first (atomic), then delete: deleting in place can lose manifest.json
-        # before the blocks if killed, leaving blocks that a later --resume cannot place.
-        with locked(parts_dir):  # refuse to delete a folder another run is writing to
-            trash = _trash_path(parts_dir)
-            os.replace(parts_dir, trash)
-        shutil.rmtree(trash, ignore_errors=True)
+    if has_parts and (overwrite or (resume and os.path.exists(out) and _finished_before(out, manifest))):
+        _remove_parts_dir(parts_dir)
         has_parts = False
     if resume and not has_parts and os.path.exists(out):
         return _existing_output_matches(out, manifest)
@@ -424,7 +432,7 @@ def make_dataset(out: str, config: Any, n: int, seed: int = 0, *, workers: int |
         with locked(parts_dir), DeferredInterrupt() as gate:
             _check_or_write_manifest(parts_dir, manifest)
             remove_stale_tmp(parts_dir)
-            made, reused = _run_blocks(out, parts_dir, config, manifest, workers, maker, progress,
+            made, reused, make_seconds = _run_blocks(out, parts_dir, config, manifest, workers, maker, progress,
                                        _final_attrs(config, manifest, command), durable, gate)
             # Rename first, then delete: a kill during the deletion leaves a folder no one
             # mistakes for an interrupted run (it is cleared by the next run on this output).
@@ -433,7 +441,8 @@ def make_dataset(out: str, config: Any, n: int, seed: int = 0, *, workers: int |
         shutil.rmtree(trash, ignore_errors=True)
     except Exception as exc:
         raise _as_dataset_error(exc, out, manifest) from None
-    return MakeResult(out, manifest.n_planned, made, reused, time.perf_counter() - began)
+    return MakeResult(out, manifest.n_planned, made, reused, time.perf_counter() - began,
+                      make_seconds=make_seconds)
 
 
 def _as_dataset_error(exc: Exception, out: str, manifest: Manifest) -> Exception:
@@ -476,7 +485,7 @@ def _bytes_per_sample(manifest: Manifest, parts: list[str]) -> int:
 
 def _run_blocks(out, parts_dir, config, manifest, workers, maker, progress, attrs, durable, gate):
     """Assemble complete parts, make the missing ones, rename the result onto ``out``.
-    Returns ``(samples made, samples reused)``."""
+    Returns ``(samples made, samples reused, seconds spent making them)``."""
     compression = manifest.compression
     blocks = plan_blocks(manifest.sample_start, manifest.sample_stop, manifest.block_size)
     sizes = dict(blocks)
@@ -498,6 +507,7 @@ def _run_blocks(out, parts_dir, config, manifest, workers, maker, progress, attr
         reused = sum(sizes[s] for s in done)
         report(reused, manifest.n_planned)
         jobs = [block for block in blocks if block[0] not in done]
+        making_began = time.perf_counter()
         args = (maker, config, manifest.seed, parts_dir, compression, durable, stamp)
         if workers <= 1 or len(jobs) <= 1:
             finished = _inline_parts(*args, jobs)
@@ -513,6 +523,7 @@ def _run_blocks(out, parts_dir, config, manifest, workers, maker, progress, attr
                 made += count
                 report(reused + made, manifest.n_planned)
         finishing = time.perf_counter()
+        make_seconds = finishing - making_began if made else 0.0
         assembler.finish(out, durable=durable)
         log.info("made %d pairs, reused %d; final flush and rename took %.2f s; main process "
                  "CPU %.1f s", made, reused, time.perf_counter() - finishing, time.process_time())
@@ -520,4 +531,4 @@ def _run_blocks(out, parts_dir, config, manifest, workers, maker, progress, attr
         assembler.close()
         # Workers stopped mid-write leave temporaries; on a full disk the rerun needs their space.
         remove_stale_tmp(parts_dir)
-    return made, reused
+    return made, reused, make_seconds

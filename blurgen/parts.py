@@ -186,6 +186,12 @@ class Manifest:
         except KeyError as exc:
             raise PartsError(f"manifest lacks {exc.args[0]!r}") from None
 
+    def settings(self) -> dict[str, Any]:
+        """What fixes the arrays, as a finished file records it (``assemble.file_settings``)."""
+        return {"config": json.loads(json.dumps(self.config)), "seed": self.seed,
+                "n_total": self.n_total, "sample_start": self.sample_start,
+                "sample_stop": self.sample_stop}
+
     def differences(self, other: "Manifest") -> list[str]:
         """Human-readable list of the settings that differ, e.g. ``['seed: 1 != 0']``."""
         mine, theirs = _flatten(self.to_dict()), _flatten(other.to_dict())

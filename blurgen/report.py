@@ -12,8 +12,8 @@ from typing import Any
 
 import numpy as np
 
-from blurgen.assemble import open_checked, sample_range
-from blurgen.pairs_file import reading
+from blurgen.assemble import file_settings, is_complete, open_checked, sample_range
+from blurgen.pairs_file import PairsFileError, reading
 from blurgen.parts import (MANIFEST_NAME, complete_parts, is_locked, part_files, parts_dir_for,
                            plan_blocks, read_manifest)
 
@@ -115,6 +115,12 @@ def describe_parts(parts_dir: str) -> tuple[list[str], int, int]:
     n_written = sum(sizes[s] for s in done)
     running = is_locked(parts_dir)
     out = parts_dir[:-len(".parts")] if parts_dir.endswith(".parts") else parts_dir
+    if not running and _finished(out, manifest):
+        # Killed after the final rename, before the clean-up: nothing is unfinished. No
+        # "samples:" line, so the file's count is the one reported.
+        return ([f"{parts_dir}: left over by the finished run that wrote {out}; "
+                 "blurgen make --resume (same command) removes it"], manifest.n_planned,
+                manifest.n_planned)
     how = ("in progress (a blurgen make is writing it)" if running else
            "interrupted; continue with the same blurgen make command plus --resume")
     lines = [f"{parts_dir}: run {how}",
@@ -124,6 +130,17 @@ def describe_parts(parts_dir: str) -> tuple[list[str], int, int]:
              f"of {manifest.n_total}, blurgen {manifest.blurgen_version}",
              f"config: {json.dumps(manifest.config, sort_keys=True)}"]
     return lines, n_written, manifest.n_planned
+
+
+def _finished(out: str, manifest: Any) -> bool:
+    """Whether ``out`` is a complete file with the settings of ``manifest``."""
+    if not os.path.isfile(out):
+        return False
+    try:
+        with open_checked(out) as h5, reading(out, "unreadable root attributes"):
+            return is_complete(h5) and file_settings(h5) == manifest.settings()
+    except PairsFileError:
+        return False
 
 
 def _describe_unmanifested(parts_dir: str) -> list[str]:
@@ -141,9 +158,12 @@ def _describe_unmanifested(parts_dir: str) -> list[str]:
 
 def resolve_inspect_target(path: str) -> tuple[str | None, str | None]:
     """``(pairs file or None, parts folder or None)`` that ``inspect path`` should report on."""
-    path = os.fspath(path).rstrip(os.sep)
+    path = os.fspath(path).rstrip(os.sep) or os.sep
     if os.path.isdir(path):
-        return None, path
+        if path.endswith(".parts") or os.path.exists(os.path.join(path, MANIFEST_NAME)):
+            return None, path
+        raise PairsFileError(f"{path}: a folder that is neither a blurgen pairs file nor a run's "
+                             f"parts folder (no {MANIFEST_NAME})")
     parts = parts_dir_for(path)
     return (path if os.path.exists(path) else None), (parts if os.path.isdir(parts) else None)
 

@@ -29,7 +29,10 @@ def inspect(path, png, rows):
     from blurgen.report import (describe_file, describe_parts, resolve_inspect_target,
                                 sheet_from_file, sheet_from_parts)
 
-    pairs_path, parts_dir = resolve_inspect_target(path)
+    try:
+        pairs_path, parts_dir = resolve_inspect_target(path)
+    except PairsFileError as exc:  # e.g. some other folder: exit 1, one line
+        raise click.ClickException(str(exc)) from None
     if pairs_path is None and parts_dir is None:
         raise click.BadParameter(f"{path!r} does not exist (nor {path}.parts)", param_hint="PATH")
     if png:

@@ -144,13 +144,24 @@ def make(ctx, n, out, size, source, split, seed, workers, kernel_size, length_px
     if result.already_complete:
         click.echo(f"{out} is already complete ({result.n_planned} pairs); nothing to do")
     else:
-        rate = result.n_made / result.seconds if result.seconds > 0 else float("inf")
-        reused = f", {result.n_reused} kept from the interrupted run" if result.n_reused else ""
         click.echo(f"wrote {result.n_planned} pairs ({config.width}x{config.height}, kernel "
-                   f"{config.kernel.size}) to {out} in {result.seconds:.1f} s "
-                   f"({rate:.1f} pairs/s{reused})")
+                   f"{config.kernel.size}) to {out} in {result.seconds:.1f} s ({_rate_note(result)})")
     if preview:
         _write_preview(out, preview)
+
+
+def _rate_note(result) -> str:
+    """The rate of the pairs made by this run only (a resume's kept pairs cost no making), e.g.
+    '310.2 pairs/s, 96 kept from the interrupted run'."""
+    notes = []
+    if result.n_made:
+        seconds = result.make_seconds or result.seconds
+        notes.append(f"{result.n_made / seconds:.1f} pairs/s" if seconds > 0 else f"{result.n_made} made")
+        if result.n_reused:
+            notes[-1] += f" making {result.n_made}"
+    if result.n_reused:
+        notes.append(f"{result.n_reused} kept from the interrupted run")
+    return ", ".join(notes)
 
 
 def _config_from_options(n, size, source, split, kernel_size, length_px, steps, exposures, anxiety,

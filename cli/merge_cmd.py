@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import re
 
 import click
 
-from blurgen.cli.common import atomic_output, check_writable_destination
+from blurgen.cli.common import check_writable_destination
 
 
 @click.command()
@@ -36,8 +38,31 @@ def merge(shards, out, overwrite):
     check_writable_destination(out)
     command = "blurgen merge " + " ".join(shards) + f" --out {out}"
     try:
-        with atomic_output(out, ".h5") as tmp:
-            n = merge_files(list(shards), tmp, tmp, command)
+        # merge_files writes the temporary and renames it onto out; it deletes it on failure.
+        n = merge_files(list(shards), _merge_tmp(out), out, command)
     except PairsFileError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"merged {len(shards)} shard(s), {n} pairs, into {out}")
+
+
+def _merge_tmp(out: str) -> str:
+    """This process's temporary for ``out`` (hidden, beside it), after removing those of merges
+    that were killed (SIGKILL skips every clean-up, and each is as large as the result)."""
+    directory, base = os.path.split(os.path.abspath(out))
+    pattern = re.compile(rf"^\.{re.escape(base)}\.merge-(\d+)\.h5$")
+    for name in os.listdir(directory):
+        match = pattern.match(name)
+        if match and not _alive(int(match.group(1))):
+            with contextlib.suppress(OSError):
+                os.unlink(os.path.join(directory, name))
+    return os.path.join(directory, f".{base}.merge-{os.getpid()}.h5")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's live process
+        return True
+    return True

@@ -316,3 +316,34 @@ def test_a_full_disk_is_one_line_exit_1(tmp_path, monkeypatch):
     result = cli("make", "--n", "40", "--out", str(out), "--workers", "1", "--block-size", "8", *SMALL)
     _assert_clean_failure(result, 1, "disk full while writing", out)
     assert "free space and rerun with --resume" in result.output
+
+
+# ------------------------------------------------------------- leftovers and honest reports
+def test_inspect_of_a_folder_that_is_no_run_fails_with_one_line(tmp_path):
+    (tmp_path / "photos").mkdir()
+    _assert_clean_failure(cli("inspect", str(tmp_path / "photos")), 1, "neither a blurgen pairs file")
+
+
+def test_merge_removes_the_temporary_of_a_killed_merge(tmp_path):
+    a, b = tmp_path / "a.h5", tmp_path / "b.h5"
+    for shard, path in (("0/2", a), ("1/2", b)):
+        assert cli("make", "--n", "10", "--out", str(path), "--shard", shard, "--workers", "1",
+                   *SMALL).exit_code == 0
+    dead = subprocess.Popen(["true"])
+    dead.wait()  # its pid now belongs to no process: as a SIGKILLed merge's
+    stale = tmp_path / f".m.h5.merge-{dead.pid}.h5"
+    stale.write_bytes(b"x" * 1000)
+    assert cli("merge", str(a), str(b), "--out", str(tmp_path / "m.h5")).exit_code == 0
+    assert not stale.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.h5", "b.h5", "m.h5"]
+
+
+def test_the_rate_counts_only_pairs_made_by_this_run():
+    from blurgen.cli.make_cmd import _rate_note
+    from blurgen.dataset import MakeResult
+
+    only_assembled = MakeResult("o.h5", 600, 0, 600, 2.0, make_seconds=0.0)
+    assert _rate_note(only_assembled) == "600 kept from the interrupted run"
+    resumed = MakeResult("o.h5", 600, 100, 500, 10.0, make_seconds=1.0)
+    assert _rate_note(resumed).startswith("100.0 pairs/s")
+    assert _rate_note(MakeResult("o.h5", 60, 60, 0, 3.0, make_seconds=2.0)) == "30.0 pairs/s"

@@ -460,3 +460,25 @@ def test_read_pairs_on_a_folder_is_one_line(tmp_path):
     with pytest.raises(PairsFileError) as info:
         read_pairs(tmp_path)
     assert str(tmp_path) in str(info.value) and "\n" not in str(info.value)
+
+
+def test_a_kill_after_the_final_rename_leaves_a_finished_run(tmp_path, monkeypatch):
+    import blurgen.dataset as dataset
+    from blurgen.report import describe_parts
+
+    def killed(parts_dir):
+        raise _Killed
+
+    out = tmp_path / "pairs.h5"
+    monkeypatch.setattr(dataset, "_trash_path", killed)  # the rename before the clean-up
+    with pytest.raises(_Killed):
+        make(out, n=40, block_size=4)
+    monkeypatch.undo()
+    parts_dir = parts_dir_for(str(out))
+    assert out.exists() and os.path.isdir(parts_dir)
+    lines, n_written, n_planned = describe_parts(parts_dir)
+    assert "left over by the finished run" in lines[0] and "interrupted" not in " ".join(lines)
+    assert n_written == n_planned == 40
+    again = make(out, n=40, block_size=4, resume=True)
+    assert again.already_complete and again.n_made == 0
+    assert not os.path.exists(parts_dir)
