@@ -78,6 +78,24 @@ def atomic_output(path: str, suffix: str = "") -> Iterator[str]:
         raise
 
 
+def one_line(exc: BaseException) -> str:
+    """An exception as one line. DataLoader workers re-raise with the worker's traceback inside the
+    message ("Caught X in DataLoader worker process 0. Original Traceback ..."): keep its last
+    line, the original error, without the exception's module path."""
+    text = str(exc)
+    if "Original Traceback" in text:
+        last = [line for line in text.splitlines() if line.strip()][-1].strip()
+        name, sep, rest = last.partition(": ")
+        text = rest if sep and " " not in name else last
+    return " ".join(text.split())
+
+
+def check_tile(tile: int) -> None:
+    """Usage error (exit 2) for a tile side the generator cannot use: 0 (whole images) or >= 32."""
+    if tile and tile < 32:
+        raise click.BadParameter("must be 0 (whole images) or >= 32", param_hint="--tile")
+
+
 def check_not_same_file(path: str, dataset: str, param_hint: str) -> None:
     """Usage error (exit 2) when an extra output (a preview PNG) would overwrite the dataset."""
     if os.path.realpath(path) == os.path.realpath(dataset):

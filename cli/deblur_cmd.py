@@ -7,7 +7,7 @@ import sys
 
 import click
 
-from blurgen.cli.common import atomic_output
+from blurgen.cli.common import atomic_output, check_tile
 from blurgen.cli.eval_cmd import require_torch, resolve_device
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
@@ -86,11 +86,15 @@ def deblur(checkpoint, inputs, out, tile, overlap, tile_norm, device):
       blurgen deblur --checkpoint last.pt shots/ more/IMG_0001.png --out out/ --tile 768
       blurgen deblur --checkpoint last.pt huge.tif --out out/ --tile 256 --device cpu
     """
-    if tile and tile < 32:
-        raise click.BadParameter("must be 0 (whole images) or >= 32", param_hint="--tile")
+    check_tile(tile)
     if overlap is not None and tile and overlap > tile // 2:
         raise click.BadParameter(f"must be at most tile/2 = {tile // 2}", param_hint="--overlap")
     jobs = collect_images(inputs)
+    sources = {os.path.realpath(src) for src, _ in jobs}
+    clash = next((src for src, name in jobs if os.path.realpath(os.path.join(out, name)) in sources), None)
+    if clash is not None:
+        raise click.BadParameter(f"the output for {clash} would overwrite an input; choose another folder",
+                                 param_hint="--out")
     if os.path.exists(out) and not os.path.isdir(out):
         raise click.ClickException(f"{out}: exists and is not a folder")
     torch = require_torch()

@@ -12,6 +12,8 @@ import sys
 
 import click
 
+from blurgen.cli.common import check_tile, one_line
+
 GOPRO_PREFIX = "gopro:"
 
 
@@ -93,6 +95,7 @@ def eval_command(checkpoint, data, split, gopro_blur, limit, tile, tile_norm, de
       blurgen eval --checkpoint runs/base/last.pt --data gopro:~/GOPRO_Large --json
       blurgen eval --checkpoint last.pt --data val.h5 --data gopro:/data/GOPRO_Large --limit 100
     """
+    check_tile(tile)
     sources = [parse_source(os.path.expanduser(d)) for d in data]
     torch = require_torch()
     dev = resolve_device(torch, device)
@@ -113,10 +116,13 @@ def eval_command(checkpoint, data, split, gopro_blur, limit, tile, tile_norm, de
                 opened.append((f"gopro:{path} ({split}, {gopro_blur})", *gopro_pairs(path, split, gopro_blur, limit)))
         rows = []
         for name, count, pairs in opened:
+            if count == 0:
+                raise DataError(f"{name}: no complete samples to evaluate")
             rows.append(_evaluate_one(evaluate, generator, name, count, pairs, tile or None,
                                       tile_norm == "image"))
-    except (CheckpointError, PairsFileError, DataError) as exc:
-        raise click.ClickException(str(exc)) from None
+    except (CheckpointError, PairsFileError, DataError, ValueError) as exc:
+        # ValueError: e.g. images too small for SSIM's 11x11 window.
+        raise click.ClickException(one_line(exc)) from None
     if as_json:
         click.echo(json.dumps({"checkpoint": checkpoint, "device": str(dev), "sources": rows}, indent=2))
     else:

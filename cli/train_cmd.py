@@ -11,6 +11,8 @@ import sys
 
 import click
 
+from blurgen.cli.common import one_line
+
 RATIO_HELP = "synthetic:GoPro mix, e.g. 2:1 (the paper's; default with both sources)."
 
 
@@ -139,19 +141,25 @@ def train(data, gopro, ratio, gopro_blur, out, resume, **options):
         say = click.echo if ctx.is_main else (lambda line: None)
         trainer = Trainer(config, ctx=ctx, report=say)
         if resume:
-            say(f"resuming {out} from step {trainer.resume()}")
+            try:
+                say(f"resuming {out} from step {trainer.resume()}")
+            except (KeyError, TypeError, RuntimeError, ValueError) as exc:
+                if isinstance(exc, CheckpointError):
+                    raise
+                raise CheckpointError(f"{os.path.join(out, 'last.pt')}: damaged checkpoint ({one_line(exc)})") from None
         say(f"training {trainer.total_steps} steps ({trainer.steps_per_epoch} per epoch) on "
             f"{', '.join(f'{n} {k}' for k, n in zip(('synthetic', 'GoPro'), trainer.sizes) if n)} samples, "
             f"ratio {shares[0]}:{shares[1]}, {ctx.world_size} process(es) on {ctx.device}, "
             f"content loss {trainer.content_loss.mode}")
         trainer.run()
         say(f"done: step {trainer.step}, checkpoint {os.path.join(out, 'last.pt')}")
-    except (PairsFileError, DataError, CheckpointError) as exc:
-        raise click.ClickException(str(exc)) from None
     except NonFiniteLossError as exc:
         saved = trainer.last_saved_step if trainer else None
         kept = f"last good checkpoint: step {saved}" if saved is not None else "no checkpoint was written"
         raise click.ClickException(f"{exc}; stopped ({kept})") from None
+    except (PairsFileError, DataError, CheckpointError, ValueError) as exc:
+        # ValueError: e.g. unusable --vgg-weights or a corrupt VGG file in the torch hub cache.
+        raise click.ClickException(one_line(exc)) from None
     except KeyboardInterrupt:
         saved = trainer.last_saved_step if trainer else None
         where = f"step {trainer.step}" if trainer else "startup"

@@ -237,3 +237,36 @@ def test_cli_modules_do_not_import_torch_until_a_command_runs():
             "from blurgen.cli import main; main.list_commands(None);"
             "assert 'torch' not in sys.modules, 'torch imported'")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_eval_small_tile_is_a_usage_error(tmp_path, pairs_h5):
+    result = CliRunner().invoke(main, ["eval", "--checkpoint", save_checkpoint(tmp_path / "g.pt"),
+                                       "--data", pairs_h5, "--tile", "16"])
+    assert result.exit_code == 2 and "--tile" in result.output and "Traceback" not in result.output
+
+
+def test_eval_of_an_empty_or_too_small_source_fails_in_one_line(tmp_path, pairs_h5):
+    import shutil
+
+    import h5py
+
+    ckpt = save_checkpoint(tmp_path / "g.pt")
+    empty = tmp_path / "empty.h5"
+    shutil.copy(pairs_h5, empty)
+    with h5py.File(empty, "r+") as h5:
+        h5.attrs["n_written"] = 0
+    _assert_one_line_failure(CliRunner().invoke(main, ["eval", "--checkpoint", ckpt, "--data", str(empty)]),
+                             "no complete samples")
+    tiny = make_gopro_tree(tmp_path / "tiny", sequences=1, frames=1, size=(8, 6))
+    _assert_one_line_failure(CliRunner().invoke(main, ["eval", "--checkpoint", ckpt, "--data", f"gopro:{tiny}"]),
+                             "11x11")
+
+
+def test_deblur_refuses_to_overwrite_its_inputs(tmp_path):
+    image = np.random.default_rng(1).integers(0, 256, (40, 37, 3), dtype=np.uint8)
+    _write(tmp_path / "img" / "a.png", image)
+    before = (tmp_path / "img" / "a.png").read_bytes()
+    result = CliRunner().invoke(main, ["deblur", "--checkpoint", save_checkpoint(tmp_path / "g.pt"),
+                                       str(tmp_path / "img" / "a.png"), "--out", str(tmp_path / "img")])
+    assert result.exit_code == 2 and "would overwrite an input" in result.output
+    assert (tmp_path / "img" / "a.png").read_bytes() == before

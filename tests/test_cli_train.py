@@ -150,3 +150,25 @@ def test_command_module_does_not_import_torch():
             "print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_a_data_error_inside_a_loader_worker_is_one_line(tmp_path):
+    root = make_gopro_tree(tmp_path / "GOPRO", sequences=1, frames=3, size=(40, 40))
+    victim = sorted((root / "train").glob("*/blur/*.png"))[0]
+    victim.write_bytes(b"not a png")
+    result = run("--gopro", str(root), "--out", str(tmp_path / "run"), *TINY, "--workers", "1",
+                 "--val-count", "1")
+    assert_failure(result, 1, "unreadable")
+    assert "Original Traceback" not in result.output
+
+
+@pytest.mark.parametrize("content", [b"not weights", None])
+def test_unusable_vgg_weights_fail_in_one_line(tmp_path, pairs, content):
+    weights = tmp_path / "vgg.pt"
+    if content is None:  # a real torch file, but not VGG19 weights
+        torch.save({"weight": torch.zeros(2, 2)}, weights)
+    else:
+        weights.write_bytes(content)
+    args = [a for a in TINY if a != "--random-vgg"]
+    result = run("--data", pairs, "--out", str(tmp_path / "run"), *args, "--vgg-weights", str(weights))
+    assert_failure(result, 1, "vgg.pt")
