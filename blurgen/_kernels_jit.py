@@ -96,35 +96,10 @@ def _walk(state, params, length_px, path):
     for t in range(steps - 1):
         state, x, y, vx, vy, big = _shake_step(state, x, y, vx, vy, step_px, jitter, pull, big_prob)
         big_count += big
-        path[t + 1, 0] = x
-        path[t + 1, 1] = y
+        # Stored as the public float32 trajectories hold them, so rasterising those is bit-identical.
+        path[t + 1, 0] = np.float32(x)
+        path[t + 1, 1] = np.float32(y)
     return state, big_count
-
-
-@njit(cache=True)
-def _walk_pair(state_a, params_a, path_a, state_b, params_b, path_b, length_px):
-    """``_walk`` of two independent samples interleaved step by step.
-
-    Each step's arithmetic is a serial chain (renormalisation: sqrt, divide); two chains side by
-    side let the CPU overlap them. Each sample's stream is consumed exactly as ``_walk`` would,
-    so the paths are bit-identical to walking them one at a time.
-    """
-    steps = path_a.shape[0]
-    step_a, jitter_a, pull_a, prob_a, vxa, vya = _walk_constants(params_a, length_px, steps)
-    step_b, jitter_b, pull_b, prob_b, vxb, vyb = _walk_constants(params_b, length_px, steps)
-    xa = ya = xb = yb = 0.0
-    path_a[0, 0] = path_a[0, 1] = path_b[0, 0] = path_b[0, 1] = 0.0
-    big_a = big_b = 0
-    for t in range(steps - 1):
-        state_a, xa, ya, vxa, vya, ba = _shake_step(state_a, xa, ya, vxa, vya, step_a, jitter_a, pull_a, prob_a)
-        state_b, xb, yb, vxb, vyb, bb = _shake_step(state_b, xb, yb, vxb, vyb, step_b, jitter_b, pull_b, prob_b)
-        big_a += ba
-        big_b += bb
-        path_a[t + 1, 0] = xa
-        path_a[t + 1, 1] = ya
-        path_b[t + 1, 0] = xb
-        path_b[t + 1, 1] = yb
-    return state_a, big_a, state_b, big_b
 
 
 @njit(cache=True)
@@ -135,23 +110,26 @@ def samples_for_exposure(steps, exposure):
 
 @njit(cache=True)
 def _centring_shift(path, used, size):
-    """Shift (dx, dy) putting the mean of the first ``used`` (float32-rounded) samples on the
-    centre pixel, and whether all of them then lie in [0, size - 1) so splatting needs no clip."""
+    """Shift (dx, dy) putting the mean of the first ``used`` samples on the centre pixel, and
+    whether all of them then lie in [0, size - 1), so splatting needs no clip. (Adding dx is
+    monotonic in floating point, so the extremes decide the fit for every sample.)"""
     sx = 0.0
     sy = 0.0
+    lo_x = hi_x = path[0, 0]
+    lo_y = hi_y = path[0, 1]
     for t in range(used):
-        sx += np.float64(np.float32(path[t, 0]))
-        sy += np.float64(np.float32(path[t, 1]))
+        px = path[t, 0]
+        py = path[t, 1]
+        sx += px
+        sy += py
+        lo_x = min(lo_x, px)
+        hi_x = max(hi_x, px)
+        lo_y = min(lo_y, py)
+        hi_y = max(hi_y, py)
     centre = (size - 1) / 2.0
     dx = centre - sx / used
     dy = centre - sy / used
-    fits = True
-    for t in range(used):
-        px = np.float64(np.float32(path[t, 0])) + dx
-        py = np.float64(np.float32(path[t, 1])) + dy
-        if not (0.0 <= px < size - 1 and 0.0 <= py < size - 1):
-            fits = False
-            break
+    fits = 0.0 <= lo_x + dx and hi_x + dx < size - 1 and 0.0 <= lo_y + dy and hi_y + dy < size - 1
     return dx, dy, fits
 
 
@@ -159,15 +137,15 @@ def _centring_shift(path, used, size):
 def _splat(path, used, dx, dy, acc, out):
     """Bilinear splat of the first ``used`` samples (shifted by dx, dy) into ``out`` (k, k).
 
-    Positions are the float32-rounded path, so rasterising the float32 trajectories that the
-    public API returns gives bit-identical kernels. ``acc`` is float64 scratch of ``out``'s shape.
-    Row = y, column = x. Each sample keeps its position as the weighted mean of its four weights.
+    ``acc`` is float64 scratch of ``out``'s shape; the weights 1/used of the four taps of each
+    sample sum to 1, so the float64 total is 1 to ~1e-13 and needs no renormalising. Row = y,
+    column = x. Each sample keeps its position as the weighted mean of its four weights.
     """
     acc[:, :] = 0.0
     weight = 1.0 / used
     for t in range(used):
-        px = np.float64(np.float32(path[t, 0])) + dx
-        py = np.float64(np.float32(path[t, 1])) + dy
+        px = path[t, 0] + dx
+        py = path[t, 1] + dy
         ix = int(math.floor(px))
         iy = int(math.floor(py))
         u = px - ix
@@ -176,13 +154,9 @@ def _splat(path, used, dx, dy, acc, out):
         acc[iy, ix + 1] += weight * u * (1.0 - v)
         acc[iy + 1, ix] += weight * (1.0 - u) * v
         acc[iy + 1, ix + 1] += weight * u * v
-    total = 0.0
     for r in range(acc.shape[0]):
         for c in range(acc.shape[1]):
-            total += acc[r, c]
-    for r in range(acc.shape[0]):
-        for c in range(acc.shape[1]):
-            out[r, c] = acc[r, c] / total
+            out[r, c] = acc[r, c]
 
 
 @njit(cache=True)
@@ -218,27 +192,10 @@ def _settle(state, big, model, path, params):
 
 
 @njit(cache=True)
-def _fitted_pair(seed, index, pair, model, path_a, params_a, path_b, params_b):
-    """Draw sample ``index`` (and ``index + 1`` if ``pair``) until each path fits.
-
-    The first draws of the two samples are walked interleaved (``_walk_pair``); misfits are then
-    redrawn one at a time. Either way each sample consumes its own stream identically, so its
-    result does not depend on its partner. Returns ``(dx_a, dy_a, fits_a, dx_b, dy_b, fits_b)``.
-    """
-    steps, length_px, anxieties, centripetal_max, gaussian_max, big_prob_max, exposures = model[:7]
-    state_a = _draw_sample_params(stream_key(seed, index), anxieties, centripetal_max, gaussian_max,
-                                  big_prob_max, exposures, params_a)
-    if not pair:
-        state_a, big_a = _walk(state_a, params_a, length_px, path_a)
-        dx_a, dy_a, fits_a = _settle(state_a, big_a, model, path_a, params_a)
-        return dx_a, dy_a, fits_a, 0.0, 0.0, False
-    state_b = _draw_sample_params(stream_key(seed, index + 1), anxieties, centripetal_max,
-                                  gaussian_max, big_prob_max, exposures, params_b)
-    state_a, big_a, state_b, big_b = _walk_pair(state_a, params_a, path_a, state_b, params_b,
-                                                path_b, length_px)
-    dx_a, dy_a, fits_a = _settle(state_a, big_a, model, path_a, params_a)
-    dx_b, dy_b, fits_b = _settle(state_b, big_b, model, path_b, params_b)
-    return dx_a, dy_a, fits_a, dx_b, dy_b, fits_b
+def _fitted_sample(seed, index, model, path, params):
+    """Draw sample ``index`` until its path fits; returns ``(dx, dy, fits)``."""
+    state, big = _draw(stream_key(seed, index), model, path, params)
+    return _settle(state, big, model, path, params)
 
 
 @njit(cache=True, parallel=True)
@@ -250,17 +207,12 @@ def trajectories_batch(seed, start, n, model):
     xy = np.empty((n, steps, 2), dtype=np.float32)
     params = np.empty((n, N_PARAMS), dtype=np.float64)
     fitted = np.empty(n, dtype=np.bool_)
-    for j in prange((n + 1) // 2):
-        i = 2 * j
-        pair = i + 1 < n
-        paths = np.empty((2, steps, 2), dtype=np.float64)
-        res = _fitted_pair(seed, start + i, pair, model, paths[0], params[i], paths[1],
-                           params[i + 1 if pair else i])
-        for k in range(2 if pair else 1):
-            fitted[i + k] = res[2] if k == 0 else res[5]
-            for t in range(steps):
-                xy[i + k, t, 0] = paths[k, t, 0]
-                xy[i + k, t, 1] = paths[k, t, 1]
+    for i in prange(n):
+        path = np.empty((steps, 2), dtype=np.float64)
+        fitted[i] = _fitted_sample(seed, start + i, model, path, params[i])[2]
+        for t in range(steps):
+            xy[i, t, 0] = path[t, 0]
+            xy[i, t, 1] = path[t, 1]
     return xy, params, fitted
 
 
@@ -271,20 +223,15 @@ def kernels_batch(seed, start, n, model):
     psf = np.empty((n, size, size), dtype=np.float32)
     params = np.empty((n, N_PARAMS), dtype=np.float64)
     fitted = np.empty(n, dtype=np.bool_)
-    for j in prange((n + 1) // 2):
-        i = 2 * j
-        pair = i + 1 < n
-        paths = np.empty((2, steps, 2), dtype=np.float64)
+    for i in prange(n):
+        path = np.empty((steps, 2), dtype=np.float64)
         acc = np.empty((size, size), dtype=np.float64)
-        res = _fitted_pair(seed, start + i, pair, model, paths[0], params[i], paths[1],
-                           params[i + 1 if pair else i])
-        for k in range(2 if pair else 1):
-            dx, dy, fits = (res[0], res[1], res[2]) if k == 0 else (res[3], res[4], res[5])
-            fitted[i + k] = fits
-            if fits:
-                _splat(paths[k], int(params[i + k, P_USED]), dx, dy, acc, psf[i + k])
-            else:
-                psf[i + k] = 0.0
+        dx, dy, fits = _fitted_sample(seed, start + i, model, path, params[i])
+        fitted[i] = fits
+        if fits:
+            _splat(path, int(params[i, P_USED]), dx, dy, acc, psf[i])
+        else:
+            psf[i] = 0.0
     return psf, params, fitted
 
 
