@@ -18,7 +18,7 @@ import numpy as np
 
 from blurgen.pairs_file import (H5_ERRORS, IMAGE_DATASETS, SCHEMA_VERSION, PairsFileError, one_line,
                                 open_validated, reading)
-from blurgen.parts import DiskFullError, PartsError, check_part, free_bytes, fsync_dir, fsync_file
+from blurgen.parts import DiskFullError, PartsError, check_part, free_bytes, fsync_path
 
 log = logging.getLogger(__name__)
 
@@ -138,7 +138,7 @@ class Assembler:
         """fsync the data written so far once ``SYNC_EVERY_BYTES`` have accumulated."""
         if self._unsynced >= SYNC_EVERY_BYTES:
             self._h5.flush()
-            fsync_file(self.path)
+            fsync_path(self.path)
             self._unsynced = 0
 
     def ensure_space(self, nbytes: int) -> None:
@@ -171,10 +171,10 @@ class Assembler:
         self._h5.attrs["n_written"] = self.n_planned
         self._h5.close()
         if durable:
-            fsync_file(self.path)
+            fsync_path(self.path)
         os.replace(self.path, final_path)
         if durable:
-            fsync_dir(os.path.dirname(os.path.abspath(final_path)))
+            fsync_path(os.path.dirname(os.path.abspath(final_path)))
 
     def close(self) -> None:
         """Close without finishing and delete the temporary (a no-op after ``finish``): an

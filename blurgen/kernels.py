@@ -95,6 +95,16 @@ def _raise_unfitted(fitted: np.ndarray, config: KernelConfig, start: int) -> Non
         )
 
 
+def _sample_batch(batch, config: KernelConfig, n: Any, seed: Any, start: Any):
+    """Run a Numba sampler (paths or kernels) over samples start .. start + n - 1 of ``seed``;
+    returns its array and the parameters dict."""
+    n, seed, start = _check_samples(n, seed, start)
+    with _wrapping_uint64():
+        out, raw, fitted = batch(*_model_args(config, seed, start, n))
+    _raise_unfitted(fitted, config, start)
+    return out, _params_dict(raw, config, start)
+
+
 def random_trajectories(n: int, config: KernelConfig | None = None, seed: int = 0, start: int = 0,
                         **overrides: Any) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """Draw ``n`` camera-shake paths, samples ``start`` .. ``start + n - 1`` of ``seed``.
@@ -121,12 +131,7 @@ def random_trajectories(n: int, config: KernelConfig | None = None, seed: int = 
         >>> xy.shape, xy.dtype.name, sorted(params)[:2]
         ((2, 2000, 2), 'float32', ['anxiety', 'big_shake_prob'])
     """
-    config = _resolve_config(config, None, overrides)
-    n, seed, start = _check_samples(n, seed, start)
-    with _wrapping_uint64():
-        xy, raw, fitted = jit.trajectories_batch(*_model_args(config, seed, start, n))
-    _raise_unfitted(fitted, config, start)
-    return xy, _params_dict(raw, config, start)
+    return _sample_batch(jit.trajectories_batch, _resolve_config(config, None, overrides), n, seed, start)
 
 
 def rasterize(xy: np.ndarray, size: int = 65, exposure: float | np.ndarray = 1.0) -> np.ndarray:
@@ -177,12 +182,7 @@ def random_kernels_with_params(n: int, size: int | None = None, seed: int = 0, s
                                config: KernelConfig | None = None, **overrides: Any
                                ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """``random_kernels`` plus the parameters drawn for each sample (as ``random_trajectories``)."""
-    config = _resolve_config(config, size, overrides)
-    n, seed, start = _check_samples(n, seed, start)
-    with _wrapping_uint64():
-        psf, raw, fitted = jit.kernels_batch(*_model_args(config, seed, start, n))
-    _raise_unfitted(fitted, config, start)
-    return psf, _params_dict(raw, config, start)
+    return _sample_batch(jit.kernels_batch, _resolve_config(config, size, overrides), n, seed, start)
 
 
 def random_kernels(n: int, size: int | None = None, seed: int = 0, start: int = 0,

@@ -209,16 +209,8 @@ def _flatten(data: dict, prefix: str = "") -> dict[str, Any]:
     return flat
 
 
-def fsync_dir(path: str) -> None:
-    """Make a rename inside ``path`` durable."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def fsync_file(path: str) -> None:
+def fsync_path(path: str) -> None:
+    """fsync a file (its data) or a folder (making a rename inside it durable)."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -235,7 +227,7 @@ def write_manifest(parts_dir: str, manifest: Manifest) -> None:
         fh.flush()
         os.fsync(fh.fileno())
     os.replace(tmp, path)
-    fsync_dir(parts_dir)
+    fsync_path(parts_dir)
 
 
 def read_manifest(parts_dir: str) -> Manifest:
@@ -313,10 +305,10 @@ def commit_part(tmp: str, final: str, durable: bool = True) -> str:
     not the CPU) while it makes the next block.
     """
     if durable:
-        fsync_file(tmp)
+        fsync_path(tmp)
     os.replace(tmp, final)
     if durable:
-        fsync_dir(os.path.dirname(final))
+        fsync_path(os.path.dirname(final))
     return final
 
 

@@ -8,8 +8,7 @@ tiled deblurring), ``data`` and ``train``. Public names load on first attribute 
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from blurgen._lazy import lazy_exports
 
 _LAZY = {
     "ResnetGenerator": "blurgen.deblur.models",
@@ -30,14 +29,4 @@ _LAZY = {
 __all__ = list(_LAZY)
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'blurgen.deblur' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY, globals())
