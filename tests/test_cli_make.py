@@ -16,6 +16,7 @@ from click.testing import CliRunner
 
 from blurgen.cli import main
 from blurgen.pairs_file import read_pairs
+from pairs_compare import assert_same_arrays
 
 # 32x32 images, small kernels: a few hundred pairs take well under a second of work.
 SMALL = ["--size", "32", "--kernel-size", "15", "--length-px", "10"]
@@ -31,21 +32,6 @@ def blurgen(*args: str, check: bool = True) -> subprocess.CompletedProcess:
 
 def cli(*args: str):
     return CliRunner().invoke(main, list(args), catch_exceptions=False)
-
-
-def arrays(path) -> dict[str, np.ndarray]:
-    with h5py.File(path, "r") as h5:
-        out = {name: h5[name][...] for name in ("blurred", "sharp", "kernel")}
-        out.update({f"params/{name}": ds[...] for name, ds in h5["params"].items()})
-    return out
-
-
-def assert_same_arrays(a, b) -> None:
-    first, second = arrays(a), arrays(b)
-    assert sorted(first) == sorted(second)
-    for name in first:
-        assert first[name].dtype == second[name].dtype, name
-        np.testing.assert_array_equal(first[name], second[name], err_msg=name)
 
 
 @pytest.fixture(scope="module")

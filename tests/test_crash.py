@@ -11,9 +11,8 @@ import signal
 import subprocess
 import time
 
-import h5py
-import numpy as np
 import pytest
+from pairs_compare import assert_same_arrays
 
 SMALL = ["--size", "32", "--kernel-size", "15", "--length-px", "10", "--seed", "11"]
 COUNT_RE = re.compile(r"samples: (\d+)/(\d+|unknown) written")
@@ -21,20 +20,6 @@ COUNT_RE = re.compile(r"samples: (\d+)/(\d+|unknown) written")
 
 def make_command(out, n: int, *extra: str) -> list[str]:
     return ["blurgen", "make", "--n", str(n), "--out", str(out), *SMALL, *extra]
-
-
-def arrays(path) -> dict[str, np.ndarray]:
-    with h5py.File(path, "r") as h5:
-        out = {name: h5[name][...] for name in ("blurred", "sharp", "kernel")}
-        out.update({f"params/{name}": ds[...] for name, ds in h5["params"].items()})
-    return out
-
-
-def assert_same_arrays(a, b) -> None:
-    first, second = arrays(a), arrays(b)
-    assert sorted(first) == sorted(second)
-    for name in first:
-        np.testing.assert_array_equal(first[name], second[name], err_msg=name)
 
 
 def session_processes(session_id: int) -> list[int]:

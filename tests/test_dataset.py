@@ -18,24 +18,9 @@ from blurgen.pairs_file import REQUIRED_ATTRS, PairsFileError, read_pairs
 from blurgen.parts import (Manifest, auto_block_size, complete_parts, compression_for, locked,
                            parts_dir_for, plan_blocks, shard_range)
 from fake_pairs import FakeConfig, FakeMaker, fake_sample
+from pairs_compare import assert_same_arrays
 
 CONFIG = FakeConfig()
-
-
-def arrays(path: str) -> dict[str, np.ndarray]:
-    """Every array of a pairs file, params prefixed ``params/``."""
-    with h5py.File(path, "r") as h5:
-        out = {name: h5[name][...] for name in ("blurred", "sharp", "kernel")}
-        out.update({f"params/{name}": ds[...] for name, ds in h5["params"].items()})
-    return out
-
-
-def assert_same_arrays(a: str, b: str) -> None:
-    first, second = arrays(a), arrays(b)
-    assert sorted(first) == sorted(second)
-    for name in first:
-        assert first[name].dtype == second[name].dtype, name
-        np.testing.assert_array_equal(first[name], second[name], err_msg=name)
 
 
 def make(out, n=40, **kwargs):
