@@ -35,16 +35,14 @@ BLUR_METHODS = ("auto", "direct", "fft")
 #: the square root spreads the dark end, where both curves are steep (a pure 2.2 power has
 #: infinite slope at 0 and code 1 is 5e-6 linear), so every step is < 0.02 of a code value.
 ENCODE_STEPS = 65536
-#: OpenCV's filter2D stays direct up to 11 x 11 float taps (above ~130 it switches to its own,
-#: slower DFT), so the direct path filters the kernel in trimmed pieces of at most that size.
-_DIRECT_TILE = 11
-#: "auto" picks the direct path while taps + DIRECT_TILE_COST * pieces <= DIRECT_MAX_COST.
-#: Measured on one core (benchmarks/profile_pipeline.py's machine): a direct tap costs about
-#: 1/500 of the FFT convolution at both 256x256 and 1280x720 (both scale with the pixels), and
-#: each piece adds an accumulation pass worth ~20 taps. Default kernels need ~20-300 taps.
-DIRECT_MAX_COST = 500
-DIRECT_TILE_COST = 20
-
+#: "auto" convolves directly (one pass per 8 non-zero taps) up to this many non-zero taps and by
+#: FFT above. Measured on one core: a direct tap costs ~9 us at 256x256 and ~125 us at 1280x720,
+#: the FFT path ~5.5 ms and ~48 ms, so the crossover is 350-700 taps. A camera-shake kernel of the
+#: default model has ~80-170 non-zero taps; dense kernels (defocus, box) go to the FFT.
+DIRECT_MAX_TAPS = 400
+#: Taps summed per pass over an output row by ``_conv_taps`` (written out for exactly eight;
+#: measured ~1.5x faster than two per pass, and more gain nothing).
+_TAPS_PER_PASS = 8
 
 def _check_range(name: str, value: Any, lo: float, hi: float, integer: bool = False) -> tuple:
     kind = "integers" if integer else "numbers"
@@ -215,35 +213,59 @@ def _as_hwc(image: np.ndarray) -> tuple[np.ndarray, bool]:
     return img, False
 
 
-def _direct_tiles(flipped: np.ndarray) -> list[tuple[int, int, np.ndarray]]:
-    """Split a (correlation-ready) kernel into pieces OpenCV filters directly: each 11 x 11
-    cell trimmed to the bounding box of its non-zero taps, empty cells dropped. A motion path
-    is a thin curve, so this keeps a few taps of each cell instead of all of them."""
-    tiles = []
-    for cy in range(0, flipped.shape[0], _DIRECT_TILE):
-        for cx in range(0, flipped.shape[1], _DIRECT_TILE):
-            cell = flipped[cy:cy + _DIRECT_TILE, cx:cx + _DIRECT_TILE]
-            rows, cols = np.nonzero(cell.any(axis=1))[0], np.nonzero(cell.any(axis=0))[0]
-            if rows.size:
-                tile = cell[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
-                tiles.append((cy + int(rows[0]), cx + int(cols[0]), np.ascontiguousarray(tile)))
-    return tiles
+def _taps(kernel: np.ndarray, row_stride: int, channels: int) -> tuple[np.ndarray, np.ndarray]:
+    """The non-zero taps of a convolution kernel as (flat source offset, weight) pairs for
+    ``_conv_taps``, padded with zero-weight taps to a multiple of _TAPS_PER_PASS.
+
+    Valid convolution reads input pixel (y + k-1-i, x + k-1-j) through kernel[i, j], so tap
+    (i, j) is at offset ((k-1-i) * row_stride + (k-1-j) * channels) from output pixel (y, x).
+    """
+    flipped = kernel[::-1, ::-1]
+    ys, xs = np.nonzero(flipped)
+    pad = -ys.size % _TAPS_PER_PASS
+    offsets = np.zeros(ys.size + pad, np.uint64)
+    offsets[:ys.size] = ys * row_stride + xs * channels
+    weights = np.zeros(ys.size + pad, np.float32)
+    weights[:ys.size] = flipped[ys, xs]
+    return offsets, weights
 
 
-def _conv_direct(img: np.ndarray, kernel: np.ndarray, out_h: int, out_w: int,
-                 tiles: list | None = None) -> np.ndarray:
-    """Valid convolution by cv2.filter2D on kernel pieces of <= 11 x 11, so OpenCV always takes
-    its direct path (exact: a point reproduces the kernel bit for bit), summed in place."""
-    if tiles is None:
-        tiles = _direct_tiles(kernel[::-1, ::-1])  # filter2D correlates: flip
-    out = np.zeros((out_h, out_w, img.shape[2]), np.float32)
-    for ty, tx, tile in tiles:
-        th, tw = tile.shape
-        src = img[ty:ty + out_h + th - 1, tx:tx + out_w + tw - 1]
-        for c0 in range(0, img.shape[2], 4):  # OpenCV filters at most 4 channels at once
-            chans = src if img.shape[2] <= 4 else np.ascontiguousarray(src[:, :, c0:c0 + 4])
-            res = cv2.filter2D(chans, cv2.CV_32F, tile, anchor=(0, 0), borderType=cv2.BORDER_CONSTANT)
-            out[:, :, c0:c0 + 4] += res.reshape(res.shape[0], res.shape[1], -1)[:out_h, :out_w]
+@njit(cache=True)
+def _conv_taps(src, src_row, offsets, weights, out, out_row):
+    """out[y, :] = sum over taps of weight * src[y, offset:offset + out_row], rows flattened
+    (x, channel); eight taps per pass over the output row, so the row is read and written once
+    per eight taps and the x loop vectorises.
+
+    Indices are unsigned on purpose: Numba guards signed indices against negative values
+    (wrap-around), which stops LLVM from vectorising the loop (measured 5x slower).
+    """
+    for y in range(out.shape[0] // out_row):
+        o = np.uint64(y * out_row)
+        s = np.uint64(y * src_row)
+        for g in range(0, offsets.shape[0], _TAPS_PER_PASS):
+            p0, p1, p2, p3 = s + offsets[g], s + offsets[g + 1], s + offsets[g + 2], s + offsets[g + 3]
+            p4, p5, p6, p7 = s + offsets[g + 4], s + offsets[g + 5], s + offsets[g + 6], s + offsets[g + 7]
+            w0, w1, w2, w3 = weights[g], weights[g + 1], weights[g + 2], weights[g + 3]
+            w4, w5, w6, w7 = weights[g + 4], weights[g + 5], weights[g + 6], weights[g + 7]
+            for k in range(out_row):
+                i = np.uint64(k)
+                v = (w0 * src[p0 + i] + w1 * src[p1 + i] + w2 * src[p2 + i] + w3 * src[p3 + i]
+                     + w4 * src[p4 + i] + w5 * src[p5 + i] + w6 * src[p6 + i] + w7 * src[p7 + i])
+                out[o + i] = v if g == 0 else out[o + i] + v
+
+
+def _conv_direct(img: np.ndarray, kernel: np.ndarray, out_h: int, out_w: int) -> np.ndarray:
+    """Valid convolution summed tap by tap over the kernel's non-zero entries (a motion path is
+    a thin curve: most of its bounding box is zero). Exact for a point: each output pixel then
+    gets one non-zero product, so the kernel comes back bit for bit."""
+    src = np.ascontiguousarray(img, dtype=np.float32)
+    channels = src.shape[2]
+    offsets, weights = _taps(kernel, src.shape[1] * channels, channels)
+    out = np.empty((out_h, out_w, channels), np.float32)
+    if offsets.size:  # the first pass writes, the others add
+        _conv_taps(src.reshape(-1), src.shape[1] * channels, offsets, weights, out.reshape(-1), out_w * channels)
+    else:
+        out.fill(0.0)
     return out
 
 
@@ -279,9 +301,9 @@ def blur_linear(image: np.ndarray, kernel: np.ndarray, method: str = "auto") -> 
     Args:
         image: float ``(H+k-1, W+k-1, C)`` or ``(H+k-1, W+k-1)``, linear light (any range).
         kernel: float ``(k, k)``, k odd (normally non-negative, sum 1, centred).
-        method: ``"direct"`` (cv2.filter2D on the kernel's non-zero pieces, exact), ``"fft"``
-            (OpenCV DFT, ~1e-7 error) or ``"auto"`` (direct up to ~500 taps, FFT above;
-            measured crossover, see ``DIRECT_MAX_COST``).
+        method: ``"direct"`` (a sum over the kernel's non-zero taps; exact for a point),
+            ``"fft"`` (OpenCV DFT, ~1e-7 error) or ``"auto"`` (direct up to ``DIRECT_MAX_TAPS``
+            non-zero taps, FFT above; measured crossover).
 
     Returns:
         float32 ``(H, W, C)`` (or ``(H, W)`` for a 2-D image).
@@ -306,12 +328,10 @@ def blur_linear(image: np.ndarray, kernel: np.ndarray, method: str = "auto") -> 
     cropped = crop_to_support(k).astype(np.float32, copy=False)
     margin = (size - cropped.shape[0]) // 2
     img = img[margin:img.shape[0] - margin, margin:img.shape[1] - margin].astype(np.float32, copy=False)
-    tiles = _direct_tiles(cropped[::-1, ::-1]) if method != "fft" else None
     if method == "auto":
-        cost = sum(tile.size for _, _, tile in tiles) + DIRECT_TILE_COST * len(tiles)
-        method = "direct" if cost <= DIRECT_MAX_COST else "fft"
+        method = "direct" if np.count_nonzero(cropped) <= DIRECT_MAX_TAPS else "fft"
     if method == "direct":
-        out = _conv_direct(img, cropped, out_h, out_w, tiles)
+        out = _conv_direct(img, cropped, out_h, out_w)
     else:
         out = _conv_fft(img, cropped, out_h, out_w)
     return out[:, :, 0] if flat else out
