@@ -170,21 +170,36 @@ def srgb_to_linear(img_u8: np.ndarray, gamma: str = "srgb") -> np.ndarray:
     return cv2.LUT(flat, decode_lut(gamma)).reshape(img.shape)
 
 
+#: Values per pass of the encode and noise loops: a multiple of five (whole noise hashes), small
+#: enough that a chunk's normals and table indices stay in L1 cache.
+_CHUNK = 5 * 512
+
+
 @njit(cache=True, inline="always")
-def _encode_one(x, lut):
-    """The table code of linear value x (clipped to [0, 1]; NaN -> 0 since ``not x > 0``)."""
-    steps = lut.shape[0] - 1
-    if not x > 0.0:
-        return lut[0]
-    if x >= 1.0:
-        return lut[steps]
-    return lut[np.int64(np.float32(math.sqrt(x)) * np.float32(steps) + np.float32(0.5))]
+def _code_index(x, top):
+    """Encode-table index of linear value x (clipped to [0, 1]; NaN -> 0 since ``not x > 0``);
+    ``top`` is the table's last index as float32. Branch-free, so loops over it vectorise."""
+    k = np.int32(np.float32(math.sqrt(min(max(x, np.float32(0.0)), np.float32(1.0)))) * top + np.float32(0.5))
+    return k if x > 0.0 else 0
+
+
+@njit(cache=True, inline="always")
+def _look_up(lut, index, count, out, start):
+    """out[start + i] = lut[index[i]] for i < count: the table reads, kept out of the
+    arithmetic loops so those vectorise (measured 2x faster than one fused loop)."""
+    for i in range(count):
+        out[start + i] = lut[index[i]]
 
 
 @njit(cache=True)
 def _encode(flat_linear, lut, out):
-    for i in range(flat_linear.shape[0]):
-        out[i] = _encode_one(flat_linear[i], lut)
+    index = np.empty(_CHUNK, np.int32)
+    top = np.float32(lut.shape[0] - 1)
+    for start in range(0, flat_linear.shape[0], _CHUNK):
+        count = min(_CHUNK, flat_linear.shape[0] - start)
+        for i in range(count):
+            index[i] = _code_index(flat_linear[start + i], top)
+        _look_up(lut, index, count, out, start)
 
 
 def linear_to_srgb(lin: np.ndarray, gamma: str = "srgb") -> np.ndarray:
@@ -368,21 +383,30 @@ def _noisy(x, a, b, z):
 @njit(cache=True)
 def _gaussian_noise(flat, a, b, key, table, lut, out_u8):
     """x + sqrt(a*x + b) * z with z from the counter-based hash stream ``key`` (five normals
-    per 64-bit hash), in place on ``flat``, or, when ``lut`` is non-empty, encoded through it
-    into ``out_u8`` instead (fused: one pass over the image instead of three)."""
+    per 64-bit hash: normal i comes from hash i // 5), in place on ``flat``, or, when ``lut``
+    is non-empty, encoded through it into ``out_u8`` instead (fused: one pass over the image
+    instead of three). Chunk by chunk: first the chunk's normals, then vectorised arithmetic."""
     n = flat.shape[0]
     encode = lut.shape[0] > 0
     per = _NORMALS_PER_HASH
     mask = np.uint64((1 << _NORMAL_BITS) - 1)
-    for block in range((n + per - 1) // per):
-        h = mix64(key + np.uint64(block + 1) * GOLDEN)
-        for j in range(min(per, n - per * block)):
-            i = per * block + j
-            value = _noisy(flat[i], a, b, table[np.int64((h >> np.uint64(_NORMAL_BITS * j)) & mask)])
-            if encode:
-                out_u8[i] = _encode_one(value, lut)
-            else:
-                flat[i] = value
+    z = np.empty(_CHUNK, np.float32)
+    index = np.empty(_CHUNK, np.int32)
+    top = np.float32(lut.shape[0] - 1)
+    for start in range(0, n, _CHUNK):
+        count = min(_CHUNK, n - start)
+        first_hash = start // per
+        for block in range((count + per - 1) // per):
+            h = mix64(key + np.uint64(first_hash + block + 1) * GOLDEN)
+            for j in range(per):
+                z[per * block + j] = table[np.int64((h >> np.uint64(_NORMAL_BITS * j)) & mask)]
+        if encode:
+            for i in range(count):
+                index[i] = _code_index(_noisy(flat[start + i], a, b, z[i]), top)
+            _look_up(lut, index, count, out_u8, start)
+        else:
+            for i in range(count):
+                flat[start + i] = _noisy(flat[start + i], a, b, z[i])
 
 
 def _noise_key(rng: np.random.Generator) -> np.uint64:
