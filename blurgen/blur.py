@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import functools
 import math
+import statistics
 from dataclasses import dataclass
 from typing import Any
 
 import cv2
 import numpy as np
 from numba import njit
-from scipy.special import ndtri
 
 from blurgen._rng import GOLDEN, mix64
 from blurgen.config import ConfigMixin
@@ -370,7 +370,10 @@ def _normal_table() -> np.ndarray:
     and small enough (16 kB) to stay in L1 cache between the random lookups.
     """
     cells = 1 << _NORMAL_BITS
-    z = ndtri((np.arange(cells) + 0.5) / cells)
+    # statistics' inverse CDF, not scipy.special.ndtri: the same float32 table (checked; the
+    # float64 values agree to 1.3e-15) without importing scipy.special (~0.3 s per worker).
+    inverse_cdf = statistics.NormalDist().inv_cdf
+    z = np.array([inverse_cdf((i + 0.5) / cells) for i in range(cells)])
     z /= np.sqrt(np.mean(z * z))
     return z.astype(np.float32)
 
