@@ -5,8 +5,8 @@ under it. With exponent 3 the picture is scale invariant and its power spectrum 
 like natural images, with sharp occlusion edges everywhere: good material for a deblurring model,
 and it needs no download.
 
-Disks are drawn lazily from a counter-based hash (no upfront arrays) and painted front to back: each pixel keeps the light it still lets through
-(transmittance) and a disk only adds where that is > 0, so every pixel is shaded about once
+Disks are drawn lazily from a counter-based hash (a small batch at a time, no upfront arrays) and
+painted front to back: each pixel keeps the light it still lets through (transmittance) and a disk only adds where that is > 0, so every pixel is shaded about once
 instead of once per disk on top of it, and painting stops when the whole canvas is covered.
 Edges are anti-aliased by the exact pixel-centre distance (a one-pixel ramp), as a lens would.
 Each disk has a colour and a texture: a linear shading, a sinusoidal grating and fine grain.
@@ -29,6 +29,8 @@ COVERED = 1.0 / 512.0
 #: Side of the coverage blocks: a disk whose blocks are all covered is skipped without touching
 #: its pixels, which is most of the late, small disks.
 BLOCK = 8
+#: Disks placed at a time (see _place_disks); a few past the last one needed are wasted.
+DISK_BATCH = 64
 #: Fraction of disks with a grating and with grain; the grating amplitude and grain bounds.
 GRATING_PROB, GRATING_MAX = 0.3, 0.25
 GRAIN_PROB, GRAIN_MAX = 0.3, 0.15
@@ -74,13 +76,29 @@ def _u16(h, j):
 
 
 @njit(cache=True)
-def _disk_geometry(key, d, geometry):
-    """Centre (x, y) and radius of disk ``d`` of the stream ``key``, from one hash, so disks
-    landing on covered blocks cost little. ``geometry`` = (x0, span_x, y0, span_y, r_min,
-    r_max, exponent)."""
-    h = mix64(key + np.uint64(4 * d + 1) * GOLDEN)
-    return (geometry[0] + _u16(h, 0) * geometry[1], geometry[2] + _u16(h, 1) * geometry[3],
-            _radius(_u16(h, 2), geometry[4], geometry[5], geometry[6]))
+def _place_disks(key, first, geometry, origin, h, w, place, box):
+    """Canvas centre and radius ``place[j] = (cx, cy, r)`` and bounding box clipped to the
+    (h, w) canvas ``box[j] = (y0, y1, x0, x1)`` (empty when y0 > y1 or x0 > x1) of the disks
+    ``first + j`` of the stream ``key``, for every row j of ``place``. ``geometry`` = (x0,
+    span_x, y0, span_y, r_min, r_max, exponent).
+
+    One hash places a disk, so disks landing on covered blocks cost little; a batch at a time,
+    the hashes first and the arithmetic after, in a loop that vectorises (square roots,
+    roundings): most disks are only placed and found covered.
+    """
+    for j in range(place.shape[0]):
+        hashed = mix64(key + np.uint64(4 * (first + j) + 1) * GOLDEN)
+        place[j, 0], place[j, 1], place[j, 2] = _u16(hashed, 0), _u16(hashed, 1), _u16(hashed, 2)
+    for j in range(place.shape[0]):
+        cx = geometry[0] + place[j, 0] * geometry[1] - origin[1]
+        cy = geometry[2] + place[j, 1] * geometry[3] - origin[0]
+        r = _radius(place[j, 2], geometry[4], geometry[5], geometry[6])
+        place[j, 0], place[j, 1], place[j, 2] = cx, cy, r
+        outer = r + 0.5
+        box[j, 0] = max(int(math.ceil(cy - outer)), 0)
+        box[j, 1] = min(int(math.floor(cy + outer)), h - 1)
+        box[j, 2] = max(int(math.ceil(cx - outer)), 0)
+        box[j, 3] = min(int(math.floor(cx + outer)), w - 1)
 
 
 @njit(cache=True)
@@ -183,22 +201,19 @@ def _paint_disk(state, block_open, key, d, cx, cy, r, y0, y1, origin, sine):
 
 
 @njit(cache=True, inline="always")
-def _rows_to_paint(block_open, h, w, cx, cy, r):
-    """The canvas rows (y0, y1) of a disk, or (0, -1) when it misses the canvas or every
-    block under its bounding box is covered.
+def _any_open(block_open, y0, y1, x0, x1):
+    """Whether a block under the box rows y0..y1, columns x0..x1 still has an open pixel.
 
     Most disks end here, so it is inlined: a call taking an array costs a pair of atomic
     reference-count updates, which per disk measured ~10% of the whole painting.
     """
-    outer = r + 0.5
-    y0, y1 = max(int(math.ceil(cy - outer)), 0), min(int(math.floor(cy + outer)), h - 1)
-    x0, x1 = max(int(math.ceil(cx - outer)), 0), min(int(math.floor(cx + outer)), w - 1)
-    if y0 <= y1 and x0 <= x1:
-        for by in range(y0 // BLOCK, y1 // BLOCK + 1):
-            for bx in range(x0 // BLOCK, x1 // BLOCK + 1):
-                if block_open[by, bx] > 0:
-                    return y0, y1
-    return 0, -1
+    if y0 > y1 or x0 > x1:
+        return False
+    for by in range(y0 // BLOCK, y1 // BLOCK + 1):
+        for bx in range(x0 // BLOCK, x1 // BLOCK + 1):
+            if block_open[by, bx] > 0:
+                return True
+    return False
 
 
 @njit(cache=True)
@@ -218,15 +233,20 @@ def _paint(key, geometry, origin, max_disks, sine, out):
         for bx in range(block_open.shape[1]):
             block_open[by, bx] = min(BLOCK, h - by * BLOCK) * min(BLOCK, w - bx * BLOCK)
     open_total = h * w
+    place = np.empty((DISK_BATCH, 3))
+    box = np.empty((DISK_BATCH, 4), np.int64)
     d = 0
     while d < max_disks and open_total > 0:
-        cx, cy, r = _disk_geometry(key, d, geometry)
-        d += 1
-        cx -= origin[1]  # to canvas coordinates
-        cy -= origin[0]
-        y0, y1 = _rows_to_paint(block_open, h, w, cx, cy, r)
-        if y0 <= y1:
-            open_total -= _paint_disk(state, block_open, key, d - 1, cx, cy, r, y0, y1, origin, sine)
+        count = min(DISK_BATCH, max_disks - d)
+        _place_disks(key, d, geometry, origin, h, w, place[:count], box[:count])
+        for j in range(count):
+            if open_total == 0:
+                break
+            y0, y1, x0, x1 = box[j, 0], box[j, 1], box[j, 2], box[j, 3]
+            if _any_open(block_open, y0, y1, x0, x1):
+                open_total -= _paint_disk(state, block_open, key, d, place[j, 0], place[j, 1], place[j, 2],
+                                          y0, y1, origin, sine)
+            d += 1
     bg_red, bg_green, bg_blue = _disk_look(key, max_disks)[:3]  # its colour is the background
     for y in range(h):
         for x in range(w):
