@@ -379,16 +379,27 @@ def _normal_table() -> np.ndarray:
 
 
 @njit(cache=True, inline="always")
+def _clean(x, gain, clip):
+    """x * gain, clipped to [0, 1] if ``clip`` (NaN stays NaN, as with np.clip); branch-free."""
+    x = x * gain
+    # Comparisons, not min/max, so that NaN falls through both.
+    clipped = np.float32(0.0) if x < np.float32(0.0) else (np.float32(1.0) if x > np.float32(1.0) else x)  # noqa: FURB136
+    return clipped if clip else x
+
+
+@njit(cache=True, inline="always")
 def _noisy(x, a, b, z):
     return x + np.float32(math.sqrt(max(a * x + b, np.float32(0.0)))) * z
 
 
 @njit(cache=True)
-def _gaussian_noise(flat, a, b, key, table, lut, out_u8):
-    """x + sqrt(a*x + b) * z with z from the counter-based hash stream ``key`` (five normals
-    per 64-bit hash: normal i comes from hash i // 5), in place on ``flat``, or, when ``lut``
-    is non-empty, encoded through it into ``out_u8`` instead (fused: one pass over the image
-    instead of three). Chunk by chunk: first the chunk's normals, then vectorised arithmetic."""
+def _gaussian_noise(flat, gain, clip, a, b, key, table, lut, out_u8):
+    """x + sqrt(a*x + b) * z with x = ``_clean(flat, gain, clip)`` and z from the counter-based
+    hash stream ``key`` (five normals per 64-bit hash: normal i comes from hash i // 5); in
+    place on ``flat``, or, when ``lut`` is non-empty, encoded through it into ``out_u8``
+    instead (fused: one pass over the image instead of five). Chunk by chunk: first the
+    chunk's normals, then vectorised arithmetic (branches hoisted out of the loops: inside
+    them they stopped the vectorisation, measured)."""
     n = flat.shape[0]
     encode = lut.shape[0] > 0
     per = _NORMALS_PER_HASH
@@ -405,11 +416,11 @@ def _gaussian_noise(flat, a, b, key, table, lut, out_u8):
                 z[per * block + j] = table[np.int64((h >> np.uint64(_NORMAL_BITS * j)) & mask)]
         if encode:
             for i in range(count):
-                index[i] = _code_index(_noisy(flat[start + i], a, b, z[i]), top)
+                index[i] = _code_index(_noisy(_clean(flat[start + i], gain, clip), a, b, z[i]), top)
             _look_up(lut, index, count, out_u8, start)
         else:
             for i in range(count):
-                flat[start + i] = _noisy(flat[start + i], a, b, z[i])
+                flat[start + i] = _noisy(_clean(flat[start + i], gain, clip), a, b, z[i])
 
 
 def _noise_key(rng: np.random.Generator) -> np.uint64:
@@ -436,8 +447,8 @@ def add_sensor_noise(lin: np.ndarray, a: float, b: float, rng: np.random.Generat
     key = _noise_key(rng)
     if model == "gaussian":
         with np.errstate(over="ignore"):  # uint64 wrap-around is intended (NUMBA_DISABLE_JIT)
-            _gaussian_noise(out.reshape(-1), np.float32(a), np.float32(b), key, _normal_table(),
-                            _NO_LUT, np.empty(0, np.uint8))
+            _gaussian_noise(out.reshape(-1), np.float32(1.0), False, np.float32(a), np.float32(b), key,
+                            _normal_table(), _NO_LUT, np.empty(0, np.uint8))
     elif model == "poisson":
         # The stream of this branch is numpy's, seeded from the same draw.
         sub = np.random.default_rng(int(key))
@@ -448,11 +459,13 @@ def add_sensor_noise(lin: np.ndarray, a: float, b: float, rng: np.random.Generat
 
 
 def noisy_to_srgb(lin: np.ndarray, a: float, b: float, rng: np.random.Generator,
-                  gamma: str = "srgb") -> np.ndarray:
+                  gamma: str = "srgb", gain: float = 1.0, clip: bool = False) -> np.ndarray:
     """``linear_to_srgb(add_sensor_noise(lin, a, b, rng, "gaussian"), gamma)`` in one pass.
 
     Args:
-        lin: float32 linear light (any shape, C-contiguous is fastest).
+        lin: float32 linear light (any shape, C-contiguous is fastest); not modified.
+        gain, clip: the clean value is ``lin * float32(gain)``, clipped to [0, 1] if ``clip``
+            (the sensor's gain and saturation, fused into the same pass).
 
     Returns:
         uint8 sRGB, same shape; bit-identical to the two-step version (tested).
@@ -460,8 +473,8 @@ def noisy_to_srgb(lin: np.ndarray, a: float, b: float, rng: np.random.Generator,
     flat = np.ascontiguousarray(lin, dtype=np.float32)
     out = np.empty(flat.shape, np.uint8)
     with np.errstate(over="ignore"):
-        _gaussian_noise(flat.reshape(-1), np.float32(a), np.float32(b), _noise_key(rng), _normal_table(),
-                        encode_lut(gamma), out.reshape(-1))
+        _gaussian_noise(flat.reshape(-1), np.float32(gain), bool(clip), np.float32(a), np.float32(b),
+                        _noise_key(rng), _normal_table(), encode_lut(gamma), out.reshape(-1))
     return out
 
 
@@ -524,18 +537,19 @@ def blur_sample(sharp_u8: np.ndarray, kernel: np.ndarray, rng: np.random.Generat
     # scaled input; clipping happens after both, as on the sensor.
     blurred = blur_linear(lin, kernel)
     gain = params["gain"]
-    centre = sharp_u8[half:sharp_u8.shape[0] - half, half:sharp_u8.shape[1] - half]
+    centre = np.ascontiguousarray(sharp_u8[half:sharp_u8.shape[0] - half, half:sharp_u8.shape[1] - half])
     if gain != 1.0:
-        blurred *= np.float32(gain)
-        sharp_out = linear_to_srgb(lin[half:lin.shape[0] - half, half:lin.shape[1] - half] * np.float32(gain),
-                                   config.gamma)
+        # The sharp image's 256 code values through the same gain and encoding, as a table.
+        sharp_out = cv2.LUT(centre, linear_to_srgb(decode_lut(config.gamma) * np.float32(gain), config.gamma))
     else:
         # linear_to_srgb(srgb_to_linear(u)) == u exactly, so the round trip can be skipped.
-        sharp_out = np.ascontiguousarray(centre)
-    np.clip(blurred, 0.0, 1.0, out=blurred)
+        sharp_out = centre
     if config.noise == "gaussian":
-        blurred_u8 = noisy_to_srgb(blurred, params["noise_a"], params["noise_b"], rng, config.gamma)
+        blurred_u8 = noisy_to_srgb(blurred, params["noise_a"], params["noise_b"], rng, config.gamma,
+                                   gain=gain, clip=True)
     else:
+        blurred *= np.float32(gain)
+        np.clip(blurred, 0.0, 1.0, out=blurred)
         if config.noise == "poisson":
             blurred = add_sensor_noise(blurred, params["noise_a"], params["noise_b"], rng, "poisson")
         blurred_u8 = linear_to_srgb(blurred, config.gamma)
