@@ -226,8 +226,14 @@ def _paint(key, geometry, origin, max_disks, sine, out):
     painting it touches one cache line.
     """
     h, w = out.shape[0], out.shape[1]
-    state = np.zeros((h, w, 4), np.float32)
-    state[:, :, 3] = 1.0
+    state = np.empty((h, w, 4), np.float32)
+    # Flat views with unsigned indices for the two whole-canvas passes: Numba guards signed
+    # indices against negative values, which keeps LLVM from vectorising (measured 1.8x).
+    cells, pixels = state.reshape(-1), out.reshape(-1)
+    for i in range(h * w):  # rgb 0, transmittance 1
+        q = np.uint64(4 * i)
+        cells[q] = cells[q + np.uint64(1)] = cells[q + np.uint64(2)] = np.float32(0.0)
+        cells[q + np.uint64(3)] = np.float32(1.0)
     block_open = np.empty(((h + BLOCK - 1) // BLOCK, (w + BLOCK - 1) // BLOCK), np.int64)
     for by in range(block_open.shape[0]):
         for bx in range(block_open.shape[1]):
@@ -248,12 +254,12 @@ def _paint(key, geometry, origin, max_disks, sine, out):
                                           y0, y1, origin, sine)
             d += 1
     bg_red, bg_green, bg_blue = _disk_look(key, max_disks)[:3]  # its colour is the background
-    for y in range(h):
-        for x in range(w):
-            t = state[y, x, 3]
-            out[y, x, 0] = np.uint8(min(max(state[y, x, 0] + t * bg_red, 0.0), 1.0) * 255.0 + 0.5)
-            out[y, x, 1] = np.uint8(min(max(state[y, x, 1] + t * bg_green, 0.0), 1.0) * 255.0 + 0.5)
-            out[y, x, 2] = np.uint8(min(max(state[y, x, 2] + t * bg_blue, 0.0), 1.0) * 255.0 + 0.5)
+    for i in range(h * w):
+        q, p = np.uint64(4 * i), np.uint64(3 * i)
+        t = cells[q + np.uint64(3)]
+        pixels[p] = np.uint8(min(max(cells[q] + t * bg_red, 0.0), 1.0) * 255.0 + 0.5)
+        pixels[p + np.uint64(1)] = np.uint8(min(max(cells[q + np.uint64(1)] + t * bg_green, 0.0), 1.0) * 255.0 + 0.5)
+        pixels[p + np.uint64(2)] = np.uint8(min(max(cells[q + np.uint64(2)] + t * bg_blue, 0.0), 1.0) * 255.0 + 0.5)
     return d
 
 
