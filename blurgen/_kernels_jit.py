@@ -198,6 +198,18 @@ def _fitted_sample(seed, index, model, path, params):
     return _settle(state, big, model, path, params)
 
 
+#: Samples per parallel task: each task allocates its scratch once for all of them (allocating
+#: per sample cost ~10 % of the kernel rate). Samples never depend on their task, so neither
+#: this nor the thread count changes any output.
+CHUNK = 32
+
+
+@njit(cache=True)
+def _chunk_bounds(c, n):
+    """Samples ``[lo, hi)`` of task ``c`` out of ``n`` samples."""
+    return c * CHUNK, min(n, (c + 1) * CHUNK)
+
+
 @njit(cache=True, parallel=True)
 def trajectories_batch(seed, start, n, model):
     """Paths (n, steps, 2) float32, parameters (n, N_PARAMS) and fit flags of samples
@@ -207,12 +219,14 @@ def trajectories_batch(seed, start, n, model):
     xy = np.empty((n, steps, 2), dtype=np.float32)
     params = np.empty((n, N_PARAMS), dtype=np.float64)
     fitted = np.empty(n, dtype=np.bool_)
-    for i in prange(n):
+    for c in prange((n + CHUNK - 1) // CHUNK):
         path = np.empty((steps, 2), dtype=np.float64)
-        fitted[i] = _fitted_sample(seed, start + i, model, path, params[i])[2]
-        for t in range(steps):
-            xy[i, t, 0] = path[t, 0]
-            xy[i, t, 1] = path[t, 1]
+        lo, hi = _chunk_bounds(c, n)
+        for i in range(lo, hi):
+            fitted[i] = _fitted_sample(seed, start + i, model, path, params[i])[2]
+            for t in range(steps):
+                xy[i, t, 0] = path[t, 0]
+                xy[i, t, 1] = path[t, 1]
     return xy, params, fitted
 
 
@@ -223,15 +237,17 @@ def kernels_batch(seed, start, n, model):
     psf = np.empty((n, size, size), dtype=np.float32)
     params = np.empty((n, N_PARAMS), dtype=np.float64)
     fitted = np.empty(n, dtype=np.bool_)
-    for i in prange(n):
+    for c in prange((n + CHUNK - 1) // CHUNK):
         path = np.empty((steps, 2), dtype=np.float64)
         acc = np.empty((size, size), dtype=np.float64)
-        dx, dy, fits = _fitted_sample(seed, start + i, model, path, params[i])
-        fitted[i] = fits
-        if fits:
-            _splat(path, int(params[i, P_USED]), dx, dy, acc, psf[i])
-        else:
-            psf[i] = 0.0
+        lo, hi = _chunk_bounds(c, n)
+        for i in range(lo, hi):
+            dx, dy, fits = _fitted_sample(seed, start + i, model, path, params[i])
+            fitted[i] = fits
+            if fits:
+                _splat(path, int(params[i, P_USED]), dx, dy, acc, psf[i])
+            else:
+                psf[i] = 0.0
     return psf, params, fitted
 
 
@@ -241,14 +257,16 @@ def rasterize_batch(xy, used, size):
     n = xy.shape[0]
     psf = np.zeros((n, size, size), dtype=np.float32)
     fitted = np.empty(n, dtype=np.bool_)
-    for i in prange(n):
+    for c in prange((n + CHUNK - 1) // CHUNK):
         path = np.empty((xy.shape[1], 2), dtype=np.float64)
         acc = np.empty((size, size), dtype=np.float64)
-        for t in range(xy.shape[1]):
-            path[t, 0] = xy[i, t, 0]
-            path[t, 1] = xy[i, t, 1]
-        dx, dy, fits = _centring_shift(path, used[i], size)
-        fitted[i] = fits
-        if fits:
-            _splat(path, used[i], dx, dy, acc, psf[i])
+        lo, hi = _chunk_bounds(c, n)
+        for i in range(lo, hi):
+            for t in range(xy.shape[1]):
+                path[t, 0] = xy[i, t, 0]
+                path[t, 1] = xy[i, t, 1]
+            dx, dy, fits = _centring_shift(path, used[i], size)
+            fitted[i] = fits
+            if fits:
+                _splat(path, used[i], dx, dy, acc, psf[i])
     return psf, fitted

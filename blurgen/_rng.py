@@ -7,7 +7,10 @@ tiny, fast, statistically strong as a sequence, and trivial to port exactly to p
 the reference implementation does (``blurgen.reference``).
 
 The functions work on ``np.uint64`` so they wrap identically in Numba and, under
-``NUMBA_DISABLE_JIT=1``, in NumPy scalars (callers silence NumPy's overflow warning).
+``NUMBA_DISABLE_JIT=1``, in NumPy scalars (callers silence NumPy's overflow warning). The top 53
+bits become a float through ``np.int64`` (exact: they fit): x86 before AVX-512 has no unsigned
+64-bit conversion, and the emulated one made the whole walk twice as slow (measured). A state
+must stay ``np.uint64``: a Python int arrives in Numba as int64, where ``>>`` is arithmetic.
 """
 
 from __future__ import annotations
@@ -48,7 +51,7 @@ def stream_key(seed, index):
 def next_uniform(state):
     """Advance ``state``; return ``(state, u)`` with ``u`` uniform in [0, 1) on a 2**-53 grid."""
     state = state + GOLDEN
-    return state, np.float64(mix64(state) >> S11) * INV_2_53
+    return state, np.float64(np.int64(mix64(state) >> S11)) * INV_2_53
 
 
 def _ziggurat_tables(layers: int = 128, r: float = 3.442619855899,
@@ -73,16 +76,31 @@ LOW7 = np.uint64(127)
 
 
 @njit(cache=True)
+def _ziggurat_draw(state):
+    """Advance ``state``; return ``(state, layer, u)``: the low 7 bits of the hash pick the
+    layer, the top 53 bits the signed abscissa ``u`` in [-1, 1)."""
+    state = state + GOLDEN
+    z = mix64(state)
+    return state, np.int64(z & LOW7), 2.0 * (np.float64(np.int64(z >> S11)) * INV_2_53) - 1.0
+
+
+@njit(cache=True)
 def next_normal(state):
-    """One standard normal by the ziggurat (one 64-bit draw on the fast path, ~99 % of calls):
-    the low 7 bits pick the layer, the top 53 bits the signed abscissa."""
+    """One standard normal by the ziggurat: one 64-bit draw on the fast path (~99 % of calls).
+
+    The fast path is kept tiny and the rare rejections live in their own function: with the
+    whole sampler inlined into the camera-shake walk, the walk ran ~1.7x slower (measured)."""
+    state, layer, u = _ziggurat_draw(state)
+    if abs(u) < ZIG_RATIO[layer]:
+        return state, u * ZIG_X[layer]
+    return _ziggurat_rejected(state, layer, u)
+
+
+@njit(cache=True)
+def _ziggurat_rejected(state, layer, u):
+    """The ziggurat's slow path after draw ``(layer, u)`` fell outside its layer's rectangle
+    core: the tail (layer 0) or the wedge test, drawing again until a value is accepted."""
     while True:
-        state = state + GOLDEN
-        z = mix64(state)
-        layer = np.int64(z & LOW7)
-        u = 2.0 * (np.float64(z >> S11) * INV_2_53) - 1.0
-        if abs(u) < ZIG_RATIO[layer]:
-            return state, u * ZIG_X[layer]
         if layer == 0:
             # Tail beyond ZIG_TAIL (Marsaglia 1964).
             while True:
@@ -98,6 +116,9 @@ def next_normal(state):
         state, w = next_uniform(state)
         if f1 + w * (f0 - f1) < 1.0:
             return state, x
+        state, layer, u = _ziggurat_draw(state)
+        if abs(u) < ZIG_RATIO[layer]:
+            return state, u * ZIG_X[layer]
 
 
 @njit(cache=True)
