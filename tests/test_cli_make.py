@@ -290,14 +290,9 @@ def test_damaged_metadata_gives_one_line_errors_naming_the_file(reference, tmp_p
 
 
 def test_a_full_disk_is_one_line_exit_1(tmp_path, monkeypatch):
-    import errno
-
     import blurgen.parts as parts
 
-    def no_space(path, data):
-        raise OSError(errno.ENOSPC, "No space left on device", path)
-
-    monkeypatch.setattr(parts, "_write_bytes", no_space)
+    monkeypatch.setattr(parts, "free_bytes", lambda path: 0)
     out = tmp_path / "pairs.h5"
     result = cli("make", "--n", "40", "--out", str(out), "--workers", "1", "--block-size", "8", *SMALL)
     _assert_clean_failure(result, 1, "disk full while writing", out)

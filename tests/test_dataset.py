@@ -360,19 +360,29 @@ def test_damaged_metadata_gives_one_line_pairs_file_errors_naming_the_file(tmp_p
 
 
 # ------------------------------------------------------------------------------- full disk
-def _disk_full_after(calls: int, real):
-    """A stand-in for a write that hits ENOSPC from call ``calls`` on (writing half first)."""
-    import errno
-
+def _space_runs_out_after(calls: int):
+    """A stand-in for ``free_bytes``: plenty of space for ``calls - 1`` calls, then none."""
     seen = [0]
 
-    def write(path, data):
+    def free(path):
+        seen[0] += 1
+        return 10**12 if seen[0] < calls else 0
+    return free
+
+
+def _hdf5_write_fails_after(calls: int, real):
+    """A stand-in for ``_fill_part`` that, from call ``calls`` on, writes the images and then
+    fails as HDF5 reports ENOSPC (the space check passed, another process took the space)."""
+    seen = [0]
+
+    def fill(h5, block, *args):
         seen[0] += 1
         if seen[0] >= calls:
-            real(path, data[: len(data) // 2])
-            raise OSError(errno.ENOSPC, "No space left on device", path)
-        real(path, data)
-    return write
+            h5.create_dataset("blurred", data=block["blurred"])
+            raise OSError("Can't write data (file write failed: errno = 28, error message = "
+                          "'No space left on device')")
+        real(h5, block, *args)
+    return fill
 
 
 def _assert_disk_full_message(message: str, out) -> None:
@@ -383,12 +393,16 @@ def _assert_disk_full_message(message: str, out) -> None:
     assert not leftovers, "partial part files and the partial assembly are removed"
 
 
-def test_a_full_disk_while_writing_a_part_stops_with_one_line_then_resumes(tmp_path, monkeypatch):
+@pytest.mark.parametrize("where", ["space check", "hdf5 write"])
+def test_a_full_disk_while_writing_a_part_stops_with_one_line_then_resumes(tmp_path, monkeypatch, where):
     import blurgen.parts as parts
 
     make(tmp_path / "ref.h5", n=40, block_size=4)
     out = tmp_path / "pairs.h5"
-    monkeypatch.setattr(parts, "_write_bytes", _disk_full_after(4, parts._write_bytes))
+    if where == "space check":
+        monkeypatch.setattr(parts, "free_bytes", _space_runs_out_after(4))
+    else:
+        monkeypatch.setattr(parts, "_fill_part", _hdf5_write_fails_after(4, parts._fill_part))
     with pytest.raises(DatasetError) as info:
         make(out, n=40, block_size=4)
     monkeypatch.undo()
