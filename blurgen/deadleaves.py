@@ -8,6 +8,8 @@ and it needs no download.
 Disks are drawn lazily from a counter-based hash (a small batch at a time, no upfront arrays) and
 painted front to back: each pixel keeps the light it still lets through (transmittance) and a disk only adds where that is > 0, so every pixel is shaded about once
 instead of once per disk on top of it, and painting stops when the whole canvas is covered.
+Coverage is tracked twice: counts of open pixels per 8 x 8 block, so a disk over covered blocks
+is skipped whole, and a bitmap of open pixels per row, so a painted span visits only those.
 Edges are anti-aliased by the exact pixel-centre distance (a one-pixel ramp), as a lens would.
 Each disk has a colour and a texture: a linear shading, a sinusoidal grating and fine grain.
 """
@@ -138,15 +140,24 @@ def _grain(key, x, y):
     return np.float64(h >> np.uint64(40)) * (1.0 / 8388608.0) - 1.0
 
 
+#: Open-pixel bitmaps: bit x % 64 of word x // 64 of a row is set while pixel x is open.
+_ALL_BITS = np.uint64(0xFFFFFFFFFFFFFFFF)
+#: Index of a word's lowest set bit by a de Bruijn multiply and a 64-entry table (Numba has no
+#: count-trailing-zeros): (bit * _DE_BRUIJN) >> 58 is distinct for each of the 64 bits.
+_DE_BRUIJN = np.uint64(0x03F79D71B4CB0A89)
+_BIT_INDEX = np.zeros(64, np.int64)
+_BIT_INDEX[[((1 << i) * int(_DE_BRUIJN)) % (1 << 64) >> 58 for i in range(64)]] = np.arange(64)
+
 SINE_STEPS = 1024
 _SINE = np.sin(2 * np.pi * np.arange(SINE_STEPS) / SINE_STEPS).astype(np.float32)
 
 
 @njit(cache=True)
-def _paint_disk(state, block_open, key, d, cx, cy, r, y0, y1, origin, sine):
+def _paint_disk(state, block_open, open_bits, key, d, cx, cy, r, y0, y1, origin, sine):
     """Composite disk ``d`` of stream ``key`` (canvas centre ``cx, cy``, radius ``r``)
     behind what the canvas already holds, updating the state (h, w, 4: accumulated rgb,
-    transmittance) and the open-pixel counts of the blocks; returns the pixels it covered.
+    transmittance), the open-pixel counts of the blocks and the rows' open-pixel bitmaps;
+    returns the pixels it covered.
 
     ``origin`` (y, x) is the canvas's offset in the whole picture: textures are functions of
     whole-picture coordinates, so a window renders exactly the pixels of the full image.
@@ -170,13 +181,22 @@ def _paint_disk(state, block_open, key, d, cx, cy, r, y0, y1, origin, sine):
         gy = y + origin[0]
         phase_row = (freq_y * gy + phase) * to_steps
         by = y // BLOCK
-        x = sx0
-        while x <= sx1:
-            if block_open[by, x // BLOCK] == 0:  # the whole block is covered: jump past it
-                x = (x // BLOCK + 1) * BLOCK
-                continue
-            t = state[y, x, 3]
-            if t >= COVERED:
+        if sx0 > sx1:
+            continue
+        # Only the open pixels of the span, lowest bit first: covered ones cost nothing (testing
+        # their transmittance cost a mispredicted branch each, ~40% of the visits).
+        first_word, last_word = sx0 >> 6, sx1 >> 6
+        for word_index in range(first_word, last_word + 1):
+            word = open_bits[y, word_index]
+            if word_index == first_word:
+                word &= _ALL_BITS << np.uint64(sx0 & 63)
+            if word_index == last_word:
+                word &= _ALL_BITS >> np.uint64(63 - (sx1 & 63))
+            while word != np.uint64(0):
+                bit = word & (~word + np.uint64(1))
+                word ^= bit
+                x = (word_index << 6) + _BIT_INDEX[(bit * _DE_BRUIJN) >> np.uint64(58)]
+                t = state[y, x, 3]
                 dx = x - cx
                 d2 = dx * dx + dy * dy
                 alpha = 1.0 if d2 <= inner2 else min(max(outer - math.sqrt(d2), 0.0), 1.0)
@@ -194,9 +214,9 @@ def _paint_disk(state, block_open, key, d, cx, cy, r, y0, y1, origin, sine):
                     t = np.float32(t - weight)
                     state[y, x, 3] = t
                     if t < COVERED:
+                        open_bits[y, word_index] &= ~bit
                         block_open[by, x // BLOCK] -= 1
                         newly += 1
-            x += 1
     return newly
 
 
@@ -239,6 +259,9 @@ def _paint(key, geometry, origin, max_disks, sine, out):
         for bx in range(block_open.shape[1]):
             block_open[by, bx] = min(BLOCK, h - by * BLOCK) * min(BLOCK, w - bx * BLOCK)
     open_total = h * w
+    open_bits = np.empty((h, (w + 63) // 64), np.uint64)
+    open_bits[:, :] = _ALL_BITS
+    open_bits[:, -1] = _ALL_BITS >> np.uint64(63 - ((w - 1) & 63))
     place = np.empty((DISK_BATCH, 3))
     box = np.empty((DISK_BATCH, 4), np.int64)
     d = 0
@@ -250,7 +273,7 @@ def _paint(key, geometry, origin, max_disks, sine, out):
                 break
             y0, y1, x0, x1 = box[j, 0], box[j, 1], box[j, 2], box[j, 3]
             if _any_open(block_open, y0, y1, x0, x1):
-                open_total -= _paint_disk(state, block_open, key, d, place[j, 0], place[j, 1], place[j, 2],
+                open_total -= _paint_disk(state, block_open, open_bits, key, d, place[j, 0], place[j, 1], place[j, 2],
                                           y0, y1, origin, sine)
             d += 1
     bg_red, bg_green, bg_blue = _disk_look(key, max_disks)[:3]  # its colour is the background
