@@ -15,6 +15,7 @@ arrays.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import glob
 import logging
 import os
@@ -66,16 +67,19 @@ class MakeResult:
 
 class PipelineMaker:
     """The default block maker: ``blurgen.pipeline.make_block`` with the sharp-image source opened
-    once per process. Pickles without its source, so each worker opens its own."""
+    once per process. Pickles without its source, so each worker opens its own, and checks that
+    it found the same files as the parent (``source_files_digest``)."""
 
     def __init__(self) -> None:
         self._source = None
+        self._digest: str | None = None
 
     def __getstate__(self) -> dict:
-        return {}
+        return {"digest": self._digest}
 
     def __setstate__(self, state: dict) -> None:
         self._source = None
+        self._digest = state["digest"]
 
     def prepare(self, config: Any) -> None:
         """Open the source now: an empty or unreadable one fails before any work starts."""
@@ -84,6 +88,15 @@ class PipelineMaker:
         from blurgen.pipeline import open_config_source
 
         self._source = open_config_source(config)
+        digest = self._source.fingerprint()
+        if self._digest is not None and digest != self._digest:
+            raise DatasetError(f"the files of source {config.source} changed while the run was "
+                               "starting; rerun with --resume")
+        self._digest = digest
+
+    def source_files_digest(self, config: Any) -> str:
+        """``Source.fingerprint()`` of the source ``prepare`` opened ("" for dead leaves)."""
+        return self._digest or ""
 
     def __call__(self, config: Any, seed: int, start: int, count: int) -> dict:
         from blurgen.pipeline import make_block
@@ -422,6 +435,9 @@ def make_dataset(out: str, config: Any, n: int, seed: int = 0, *, workers: int |
     manifest = build_manifest(config, n, seed, shard, block_size, compression)
     if hasattr(maker, "prepare"):
         maker.prepare(config)  # a bad source fails here, before anything is created
+    if hasattr(maker, "source_files_digest"):
+        # Pins the image files of a folder source: --resume with other files is refused.
+        manifest = dataclasses.replace(manifest, source_files_digest=maker.source_files_digest(config))
     began = time.perf_counter()
     for leftover in glob.glob(glob.escape(parts_dir_for(out) + TRASH_SUFFIX) + "*"):
         shutil.rmtree(leftover, ignore_errors=True)

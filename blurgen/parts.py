@@ -167,6 +167,8 @@ class Manifest:
     block_size: int
     compression: dict
     blurgen_version: str
+    #: ``Source.fingerprint()``: the image files a folder or GoPro source reads ("" if none).
+    source_files_digest: str = ""
 
     @property
     def n_planned(self) -> int:
@@ -182,7 +184,8 @@ class Manifest:
             raise PartsError(f"not a blurgen parts manifest (format {data.get('format')!r}, "
                              f"version {data.get('version')!r})")
         try:
-            fields = {f: data[f] for f in cls.__dataclass_fields__}
+            fields = {f: data[f] for f in cls.__dataclass_fields__ if f != "source_files_digest"}
+            fields["source_files_digest"] = data.get("source_files_digest", "")  # before 0.1.1
             fields["compression"] = {k: tuple(v) for k, v in fields["compression"].items()}
             return cls(**fields)
         except KeyError as exc:

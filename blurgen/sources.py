@@ -13,6 +13,7 @@ counted (``source.converted``), with one logging warning; nothing usable raises 
 from __future__ import annotations
 
 import collections
+import hashlib
 import logging
 import os
 import struct
@@ -77,6 +78,10 @@ class DeadLeavesSource:
         rng = np.random.default_rng([seed, index, SOURCE_STREAM])
         window = (inset, inset, height - 2 * inset, width - 2 * inset)
         return dead_leaves(height, width, rng, r_min=self.r_min, exponent=self.exponent, window=window), -1
+
+    def fingerprint(self) -> str:
+        """Procedural: its images depend on the code and the draws alone, nothing on disk."""
+        return ""
 
     def __repr__(self) -> str:
         return f"DeadLeavesSource(r_min={self.r_min}, exponent={self.exponent})"
@@ -174,8 +179,10 @@ class ImageFileSource:
         converted: counts of usable files that need converting: ``grayscale``, ``16bit``, ``alpha``.
     """
 
-    def __init__(self, spec: str, files: list[str], min_size: tuple[int, int] = (32, 32)) -> None:
+    def __init__(self, spec: str, files: list[str], min_size: tuple[int, int] = (32, 32),
+                 root: str | None = None) -> None:
         self.spec = spec
+        self.root = root
         self.min_height, self.min_width = (int(v) for v in min_size)
         self.skipped: collections.Counter = collections.Counter()
         self.converted: collections.Counter = collections.Counter()
@@ -210,6 +217,22 @@ class ImageFileSource:
     @property
     def n_images(self) -> int:
         return len(self.paths)
+
+    def fingerprint(self) -> str:
+        """Digest of the usable files (path relative to the root, and size in bytes), in order.
+
+        Sample i takes image ``source_index`` of this list, so a file added, removed or replaced
+        by one of another size changes the data: a resumed run compares digests and refuses.
+        """
+        digest = hashlib.sha256()
+        for path in self.paths:
+            name = os.path.relpath(path, self.root) if self.root else path
+            try:
+                size = os.path.getsize(path)
+            except OSError as exc:
+                raise SourceError(f"source {self.spec}: {path} vanished ({exc.strerror})") from None
+            digest.update(f"{name}\0{size}\n".encode("utf-8", "surrogateescape"))
+        return digest.hexdigest()[:32]
 
     def _load(self, j: int) -> np.ndarray | None:
         if j in self._cache:
@@ -265,7 +288,7 @@ class ImageDirectorySource(ImageFileSource):
                          if n.lower().endswith(IMAGE_EXTENSIONS) and not n.startswith("."))
         if not files:
             raise SourceError(f"source {root}: no image files (looked for {', '.join(IMAGE_EXTENSIONS)})")
-        super().__init__(root, files, min_size)
+        super().__init__(root, files, min_size, root=root)
 
 
 class GoProSource(ImageFileSource):
@@ -287,7 +310,7 @@ class GoProSource(ImageFileSource):
                              if n.lower().endswith(".png"))
         if not files:
             raise SourceError(f"source {spec}: no sharp/*.png frames under {split}/")
-        super().__init__(spec, files, min_size)
+        super().__init__(spec, files, min_size, root=root)
         self.split = split
 
 

@@ -481,3 +481,41 @@ def test_a_kill_after_the_final_rename_leaves_a_finished_run(tmp_path, monkeypat
     again = make(out, n=40, block_size=4, resume=True)
     assert again.already_complete and again.n_made == 0
     assert not os.path.exists(parts_dir)
+
+
+# ------------------------------------------------------------------------ folder sources pinned
+def test_resume_refuses_a_folder_source_whose_files_changed(tmp_path):
+    import cv2
+
+    from blurgen.config import KernelConfig
+    from blurgen.dataset import PipelineMaker
+    from blurgen.pipeline import PairsConfig
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(3):
+        cv2.imwrite(str(photos / f"img{i}.png"), rng.integers(0, 256, (60, 60, 3), dtype=np.uint8))
+    config = PairsConfig(width=32, height=32, source=str(photos),
+                         kernel=KernelConfig(size=15, length_px=10.0))
+
+    def run(out, **kwargs):
+        return make_dataset(str(out), config, 12, seed=3, workers=1, block_size=4,
+                            maker=PipelineMaker(), durable=False, **kwargs)
+
+    run(tmp_path / "ref.h5")
+    out = tmp_path / "pairs.h5"
+
+    def stop_after_first_block(done, total):
+        if done:
+            raise KeyboardInterrupt
+    with pytest.raises(KeyboardInterrupt):
+        run(out, progress=stop_after_first_block)
+    extra = photos / "img3.png"
+    cv2.imwrite(str(extra), rng.integers(0, 256, (60, 60, 3), dtype=np.uint8))
+    with pytest.raises(DatasetError, match="source_files_digest"):
+        run(out, resume=True)
+    extra.unlink()
+    result = run(out, resume=True)
+    assert 4 <= result.n_reused < 12 and result.n_made == 12 - result.n_reused
+    assert_same_arrays(tmp_path / "ref.h5", out)
