@@ -6,8 +6,9 @@ like natural images, with sharp occlusion edges everywhere: good material for a 
 and it needs no download.
 
 Disks are drawn lazily from a counter-based hash (a small batch at a time, no upfront arrays) and
-painted front to back: each pixel keeps the light it still lets through (transmittance) and a disk only adds where that is > 0, so every pixel is shaded about once
-instead of once per disk on top of it, and painting stops when the whole canvas is covered.
+painted front to back: each pixel keeps the light it still lets through (transmittance) and a
+disk only adds where that is > 0, so every pixel is shaded about once instead of once per disk on
+top of it, and painting stops when the whole canvas is covered.
 Coverage is tracked twice: counts of open pixels per 8 x 8 block, so a disk over covered blocks
 is skipped whole, and a bitmap of open pixels per row, so a painted span visits only those.
 Edges are anti-aliased by the exact pixel-centre distance (a one-pixel ramp), as a lens would.
