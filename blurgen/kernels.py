@@ -68,14 +68,14 @@ def _wrapping_uint64():
         yield
 
 
-def _model_args(config: KernelConfig, seed: int, start: int, n: int) -> tuple:
-    model = (
+def _model(config: KernelConfig) -> tuple:
+    """The model tuple the Numba samplers take (fixed dtypes: one compilation)."""
+    return (
         np.int64(config.steps), np.float64(config.length_px),
         np.asarray(config.anxiety, dtype=np.float64), np.float64(config.centripetal_max),
         np.float64(config.gaussian_shake_max), np.float64(config.big_shake_prob_max),
         np.asarray(config.exposures, dtype=np.float64), np.int64(config.size), np.int64(MAX_DRAWS),
     )
-    return np.int64(seed), np.int64(start), np.int64(n), model
 
 
 def _params_dict(raw: np.ndarray, config: KernelConfig, start: int) -> dict[str, np.ndarray]:
@@ -95,12 +95,13 @@ def _raise_unfitted(fitted: np.ndarray, config: KernelConfig, start: int) -> Non
         )
 
 
-def _sample_batch(batch, config: KernelConfig, n: Any, seed: Any, start: Any):
-    """Run a Numba sampler (paths or kernels) over samples start .. start + n - 1 of ``seed``;
-    returns its array and the parameters dict."""
+def _sample_batch(batch, out_shape: tuple, config: KernelConfig, n: Any, seed: Any, start: Any):
+    """Run a Numba sampler (paths or kernels) over samples start .. start + n - 1 of ``seed``
+    into a new zeroed float32 array ``(n, *out_shape)``; returns it and the parameters dict."""
     n, seed, start = _check_samples(n, seed, start)
+    out = np.zeros((n, *out_shape), np.float32)  # see _kernels_jit: NumPy memory is faster to fill
     with _wrapping_uint64():
-        out, raw, fitted = batch(*_model_args(config, seed, start, n))
+        raw, fitted = batch(np.int64(seed), np.int64(start), _model(config), out)
     _raise_unfitted(fitted, config, start)
     return out, _params_dict(raw, config, start)
 
@@ -131,7 +132,8 @@ def random_trajectories(n: int, config: KernelConfig | None = None, seed: int = 
         >>> xy.shape, xy.dtype.name, sorted(params)[:2]
         ((2, 2000, 2), 'float32', ['anxiety', 'big_shake_prob'])
     """
-    return _sample_batch(jit.trajectories_batch, _resolve_config(config, None, overrides), n, seed, start)
+    config = _resolve_config(config, None, overrides)
+    return _sample_batch(jit.trajectories_batch, (config.steps, 2), config, n, seed, start)
 
 
 def rasterize(xy: np.ndarray, size: int = 65, exposure: float | np.ndarray = 1.0) -> np.ndarray:
@@ -171,7 +173,8 @@ def rasterize(xy: np.ndarray, size: int = 65, exposure: float | np.ndarray = 1.0
         raise ValueError(f"exposure must be in (0, 1], got {exposure!r}")
     steps = arr.shape[1]
     used = np.array([jit.samples_for_exposure(steps, f) for f in exposure_arr], dtype=np.int64)
-    psf, fitted = jit.rasterize_batch(arr, used, np.int64(size))
+    psf = np.zeros((arr.shape[0], size, size), np.float32)
+    fitted = jit.rasterize_batch(arr, used, psf)
     if not fitted.all():
         bad = int(np.flatnonzero(~fitted)[0])
         raise ValueError(f"path {bad} does not fit a {size}x{size} kernel once centred; use a larger size")
@@ -182,7 +185,8 @@ def random_kernels_with_params(n: int, size: int | None = None, seed: int = 0, s
                                config: KernelConfig | None = None, **overrides: Any
                                ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """``random_kernels`` plus the parameters drawn for each sample (as ``random_trajectories``)."""
-    return _sample_batch(jit.kernels_batch, _resolve_config(config, size, overrides), n, seed, start)
+    config = _resolve_config(config, size, overrides)
+    return _sample_batch(jit.kernels_batch, (config.size, config.size), config, n, seed, start)
 
 
 def random_kernels(n: int, size: int | None = None, seed: int = 0, start: int = 0,
