@@ -90,48 +90,54 @@ class Assembler:
         self._h5.attrs["schema_version"] = SCHEMA_VERSION
         self._h5.attrs["n_planned"] = self.n_planned
         self._h5.attrs["n_written"] = 0  # until finish(): an unfinished temporary is incomplete
+        self._images: dict[str, Any] | None = None  # datasets, made from the first piece
 
-    def _create_layout(self, piece: Any, label: str) -> None:
-        for name in CHUNKED:
-            src = piece[name]
+    def _create_layout(self, images: dict, params: dict, label: str) -> None:
+        for name, src in images.items():
             method, opts = self.compression[name]
             self._h5.create_dataset(name, shape=(self.n_planned, *src.shape[1:]), dtype=src.dtype,
                                     chunks=(1, *src.shape[1:]), compression=method,
                                     compression_opts=opts)
         group = self._h5.create_group("params")
-        for name, src in piece["params"].items():
+        for name, src in params.items():
             group.create_dataset(name, shape=(self.n_planned,), dtype=src.dtype)
+        # Handles and layout kept: h5py lookups per piece were a third of the main process's
+        # time (py-spy), and the main process shares the cores with the workers.
+        self._images = {name: self._h5[name] for name in CHUNKED}
+        self._params = {name: group[name] for name in params}
+        self._layout = {name: (dset.shape[1:], dset.dtype) for name, dset in self._images.items()}
+        self._param_dtypes = {name: dset.dtype for name, dset in self._params.items()}
         log.debug("layout from %s", label)
 
-    def _check_matches(self, piece: Any, label: str) -> None:
-        for name in CHUNKED:
-            mine, theirs = self._h5[name], piece[name]
-            if mine.shape[1:] != theirs.shape[1:] or mine.dtype != theirs.dtype:
+    def _check_matches(self, images: dict, params: dict, label: str) -> None:
+        for name, (shape, dtype) in self._layout.items():
+            theirs = images[name]
+            if theirs.shape[1:] != shape or theirs.dtype != dtype:
                 raise PartsError(f"{label}: /{name} is {theirs.dtype} {theirs.shape[1:]} per sample, "
-                                 f"expected {mine.dtype} {mine.shape[1:]}")
-        mine, theirs = self._h5["params"], piece["params"]
-        if set(mine) != set(theirs):
-            diff = sorted(set(mine) ^ set(theirs))
+                                 f"expected {dtype} {shape}")
+        if set(self._param_dtypes) != set(params):
+            diff = sorted(set(self._param_dtypes) ^ set(params))
             raise PartsError(f"{label}: /params differ from the other pieces in {', '.join(diff)}")
-        for name in mine:
-            if mine[name].dtype != theirs[name].dtype:
-                raise PartsError(f"{label}: /params/{name} is {theirs[name].dtype}, "
-                                 f"expected {mine[name].dtype}")
+        for name, dtype in self._param_dtypes.items():
+            if params[name].dtype != dtype:
+                raise PartsError(f"{label}: /params/{name} is {params[name].dtype}, expected {dtype}")
 
     def add(self, piece: Any, offset: int, count: int, label: str) -> None:
         """Copy the ``count`` samples of open h5py group ``piece`` to ``[offset, offset + count)``."""
-        if "blurred" not in self._h5:
-            self._create_layout(piece, label)
+        images = {name: piece[name] for name in CHUNKED}
+        params = dict(piece["params"].items())
+        if self._images is None:
+            self._create_layout(images, params, label)
         else:
-            self._check_matches(piece, label)
+            self._check_matches(images, params, label)
         if offset < 0 or offset + count > self.n_planned:
             raise PartsError(f"{label}: samples {offset}..{offset + count} outside 0..{self.n_planned}")
-        for name in CHUNKED:
-            if piece[name].shape[0] != count:
-                raise PartsError(f"{label}: /{name} holds {piece[name].shape[0]} samples, expected {count}")
-            self._unsynced += copy_samples(piece[name], self._h5[name], offset)
-        for name, src in piece["params"].items():
-            self._h5["params"][name][offset:offset + count] = src[...]
+        for name, src in images.items():
+            if src.shape[0] != count:
+                raise PartsError(f"{label}: /{name} holds {src.shape[0]} samples, expected {count}")
+            self._unsynced += copy_samples(src, self._images[name], offset)
+        for name, src in params.items():
+            self._params[name][offset:offset + count] = src[...]
         self.filled += count
 
     def sync_if_due(self) -> None:
