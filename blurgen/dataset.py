@@ -362,9 +362,23 @@ def _prepare_parts_dir(out: str, manifest: Manifest, resume: bool, overwrite: bo
     return False
 
 
+def _delete_in_background(folder: str) -> None:
+    """Delete a renamed-aside parts folder without waiting: freeing gigabytes of parts took
+    ~2.5 s at the end of a 10,000-pair run (ext4 mounted with discard). ``rm`` runs detached
+    (``sh`` exits at once, so no zombie is left); a kill midway leaves a trash folder that the
+    next run on this output clears. Falls back to deleting here."""
+    import subprocess
+
+    try:
+        subprocess.run(["sh", "-c", 'rm -rf -- "$1" &', "sh", folder], check=True, timeout=10,
+                       stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    except (OSError, subprocess.SubprocessError):
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 def _trash_path(parts_dir: str) -> str:
     """Where a parts folder is renamed before deletion; leftovers are cleared by the next run."""
-    return f"{parts_dir}{TRASH_SUFFIX}{os.getpid()}"
+    return f"{parts_dir}{TRASH_SUFFIX}{os.getpid()}-{os.urandom(4).hex()}"
 
 
 def _check_or_write_manifest(parts_dir: str, manifest: Manifest) -> None:
@@ -454,7 +468,7 @@ def make_dataset(out: str, config: Any, n: int, seed: int = 0, *, workers: int |
             # mistakes for an interrupted run (it is cleared by the next run on this output).
             trash = _trash_path(parts_dir)
             os.replace(parts_dir, trash)
-        shutil.rmtree(trash, ignore_errors=True)
+        _delete_in_background(trash)
     except Exception as exc:
         raise _as_dataset_error(exc, out, manifest) from None
     return MakeResult(out, manifest.n_planned, made, reused, time.perf_counter() - began,

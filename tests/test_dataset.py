@@ -302,11 +302,13 @@ def test_a_kill_while_overwrite_deletes_old_parts_cannot_mix_them_into_a_resume(
         make(out, n=40, block_size=4, seed=1, overwrite=True)
     monkeypatch.undo()
     assert not os.path.exists(parts_dir_for(str(out))), "old parts renamed aside before deletion"
+    left = [p for p in os.listdir(tmp_path) if ".parts.done-" in p]
+    assert left, "the killed deletion left its renamed folder"
     make(tmp_path / "ref.h5", n=40, block_size=4, seed=1)
     result = make(out, n=40, block_size=4, seed=1, resume=True)
     assert result.n_reused == 0
     assert_same_arrays(tmp_path / "ref.h5", out)
-    assert not [p for p in os.listdir(tmp_path) if ".parts.done-" in p], "leftover trash cleared"
+    assert not set(left) & set(os.listdir(tmp_path)), "leftover trash cleared"
 
 
 def test_a_part_of_another_run_under_a_planned_name_is_made_again(tmp_path):
@@ -519,3 +521,16 @@ def test_resume_refuses_a_folder_source_whose_files_changed(tmp_path):
     result = run(out, resume=True)
     assert 4 <= result.n_reused < 12 and result.n_made == 12 - result.n_reused
     assert_same_arrays(tmp_path / "ref.h5", out)
+
+
+def test_the_finished_runs_parts_are_deleted_in_the_background(tmp_path):
+    import time
+
+    out = tmp_path / "pairs.h5"
+    make(out, n=12, block_size=4)
+    assert not os.path.exists(parts_dir_for(str(out)))
+    deadline = time.monotonic() + 20
+    while [p for p in os.listdir(tmp_path) if ".parts.done-" in p]:
+        assert time.monotonic() < deadline, "the renamed parts folder is never deleted"
+        time.sleep(0.05)
+    assert os.listdir(tmp_path) == ["pairs.h5"]
