@@ -18,7 +18,8 @@ import numpy as np
 
 from blurgen.pairs_file import (H5_ERRORS, IMAGE_DATASETS, SCHEMA_VERSION, PairsFileError, one_line,
                                 open_validated, reading)
-from blurgen.parts import DiskFullError, PartsError, check_part, free_bytes, fsync_path
+from blurgen.parts import (DiskFullError, PartsError, check_part, free_bytes, fsync_path,
+                           is_disk_full, space_reserved)
 
 log = logging.getLogger(__name__)
 
@@ -73,13 +74,18 @@ class Assembler:
         n_planned: samples in the file.
         attrs: root attributes (schema attrs other than ``n_written``, plus any extras).
         compression: name -> ``(h5py compression, compression_opts)`` of the chunked datasets.
+        space_lock_dir: folder whose ``parts.space_reserved`` lock ``add_file`` holds from its
+            free-space check to the end of its copy (the run's workers write parts there at the
+            same time); None when nothing else of this run writes meanwhile.
     """
 
     def __init__(self, path: str, n_planned: int, attrs: dict[str, Any],
-                 compression: dict[str, tuple[str | None, int | None]]) -> None:
+                 compression: dict[str, tuple[str | None, int | None]],
+                 space_lock_dir: str | None = None) -> None:
         import h5py
 
         self.path = path
+        self.space_lock_dir = space_lock_dir
         self.n_planned = int(n_planned)
         self.compression = compression
         self.filled = 0
@@ -161,14 +167,19 @@ class Assembler:
         (``blurgen.parts.check_part``); PartsError otherwise."""
         import h5py
 
-        self.ensure_space(os.path.getsize(path))
-        try:
-            with h5py.File(path, "r") as piece:
-                if part_of is not None:
-                    check_part(piece, path, part_of[0], count, part_of[1])
-                self.add(piece, offset, count, path)
-        except H5_ERRORS as exc:
-            raise PartsError(f"{path}: unreadable piece ({one_line(exc)})") from None
+        guard = (space_reserved(self.space_lock_dir) if self.space_lock_dir is not None
+                 else contextlib.nullcontext())
+        with guard:  # no worker of this run takes the free space between the check and the copy
+            self.ensure_space(os.path.getsize(path))
+            try:
+                with h5py.File(path, "r") as piece:
+                    if part_of is not None:
+                        check_part(piece, path, part_of[0], count, part_of[1])
+                    self.add(piece, offset, count, path)
+            except H5_ERRORS as exc:
+                if is_disk_full(exc):  # our write failed, not the piece: never "remake" a good part
+                    raise DiskFullError(self.path) from None
+                raise PartsError(f"{path}: unreadable piece ({one_line(exc)})") from None
 
     def finish(self, final_path: str, durable: bool = True) -> None:
         """Mark complete, close, flush to disk and rename onto ``final_path``."""

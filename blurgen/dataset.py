@@ -521,7 +521,8 @@ def _run_blocks(out, parts_dir, config, manifest, workers, maker, progress, attr
     sizes = dict(blocks)
     done = complete_parts(parts_dir, blocks)
     stamp = part_stamp(manifest.config, manifest.seed)
-    assembler = Assembler(os.path.join(parts_dir, ASSEMBLY_NAME), manifest.n_planned, attrs, compression)
+    assembler = Assembler(os.path.join(parts_dir, ASSEMBLY_NAME), manifest.n_planned, attrs, compression,
+                          space_lock_dir=parts_dir)
     report = progress or (lambda done_, total: None)
     try:
         for start in sorted(done):

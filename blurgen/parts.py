@@ -34,6 +34,8 @@ PARTS_FORMAT = "blurgen-parts"
 PARTS_VERSION = 1
 MANIFEST_NAME = "manifest.json"
 LOCK_NAME = ".lock"
+#: Held (``flock``) around each "check free space, then write" of one run's processes.
+SPACE_LOCK_NAME = ".space-lock"
 MAX_BLOCK_SAMPLES = 64
 #: Raw bytes of one block's images we aim under, so huge images get smaller blocks (and a worker's
 #: memory stays bounded) while small ones keep 64 samples per block.
@@ -93,6 +95,24 @@ def free_bytes(path: str) -> int:
     """Bytes an unprivileged process may still write on the file system holding ``path``."""
     st = os.statvfs(path)
     return st.f_bavail * st.f_frsize
+
+
+@contextlib.contextmanager
+def space_reserved(folder: str) -> Iterator[None]:
+    """Serialise "check free space, then write" among the processes writing into ``folder``.
+
+    Each writer checks only its own need; two workers (or a worker and the assembler) checking at
+    once could both pass and then, together, fill the disk inside HDF5, which prints tracebacks
+    and can crash the process (see ``DiskFullError``). Holding this lock from the check until the
+    HDF5 file is closed makes every check see the others' writes. ``flock``: released by the
+    kernel even on SIGKILL.
+    """
+    fd = os.open(os.path.join(folder, SPACE_LOCK_NAME), os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
 
 
 def parts_dir_for(out: str) -> str:
@@ -327,8 +347,9 @@ def write_part_tmp(parts_dir: str, block: dict, start: int, compression: Compres
     HDF5 writes the file directly (building it in memory first and writing the image cost ~1 ms
     of CPU per 256x256 pair more, measured: ~10 % of making the pair). A failed HDF5 write can
     crash the process when the file is closed (see ``DiskFullError``), so the space is checked
-    first; only another process filling the disk in between can still end in that crash, which
-    the parent reports as a dead worker, with finished blocks kept.
+    first, under ``space_reserved`` so the run's other workers and its assembler cannot use the
+    same free space at the same moment; only another program filling the disk in between can still
+    end in that crash, which the parent reports as a dead worker, with finished blocks kept.
     """
     import h5py
 
@@ -336,17 +357,18 @@ def write_part_tmp(parts_dir: str, block: dict, start: int, compression: Compres
     final = os.path.join(parts_dir, part_name(start, count))
     tmp = os.path.join(parts_dir, f".tmp-{os.getpid()}-{part_name(start, count)}")
     raw = sum(np.asarray(block[name]).nbytes for name in ("blurred", "sharp", "kernel"))
-    if free_bytes(parts_dir) < raw + PART_SPACE_MARGIN_BYTES:
-        raise DiskFullError(tmp)
-    try:
-        with h5py.File(tmp, "w") as h5:
-            _fill_part(h5, block, start, count, compression, stamp)
-    except BaseException as exc:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)  # a partial part only takes space the rerun needs
-        if is_disk_full(exc):
-            raise DiskFullError(tmp) from None
-        raise
+    with space_reserved(parts_dir):  # no other writer of this run checks or writes meanwhile
+        if free_bytes(parts_dir) < raw + PART_SPACE_MARGIN_BYTES:
+            raise DiskFullError(tmp)
+        try:
+            with h5py.File(tmp, "w") as h5:
+                _fill_part(h5, block, start, count, compression, stamp)
+        except BaseException as exc:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)  # a partial part only takes space the rerun needs
+            if is_disk_full(exc):
+                raise DiskFullError(tmp) from None
+            raise
     return tmp, final
 
 
