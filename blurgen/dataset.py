@@ -20,6 +20,7 @@ import glob
 import logging
 import os
 import queue
+import re
 import shutil
 import signal
 import threading
@@ -381,6 +382,19 @@ def _trash_path(parts_dir: str) -> str:
     return f"{parts_dir}{TRASH_SUFFIX}{os.getpid()}-{os.urandom(4).hex()}"
 
 
+_TRASH_TAIL_RE = re.compile(r"^\d+-[0-9a-f]{8}$")
+
+
+def _trash_leftovers(out: str) -> list[str]:
+    """Folders that ``_trash_path`` named for ``out``'s parts folder, and nothing else: a prefix
+    glob also matched e.g. a user's ``pairs.h5.parts.done-backup`` or the parts folder of an
+    output called ``pairs.h5.parts.done-x.h5``, which the next run then deleted."""
+    prefix = parts_dir_for(out) + TRASH_SUFFIX
+    return [path for path in glob.glob(glob.escape(prefix) + "*")
+            if _TRASH_TAIL_RE.match(path[len(prefix):]) and os.path.isdir(path)
+            and not os.path.islink(path)]
+
+
 def _check_or_write_manifest(parts_dir: str, manifest: Manifest) -> None:
     """Under the lock: a new folder gets the manifest; an existing one must match it.
 
@@ -453,7 +467,7 @@ def make_dataset(out: str, config: Any, n: int, seed: int = 0, *, workers: int |
         # Pins the image files of a folder source: --resume with other files is refused.
         manifest = dataclasses.replace(manifest, source_files_digest=maker.source_files_digest(config))
     began = time.perf_counter()
-    for leftover in glob.glob(glob.escape(parts_dir_for(out) + TRASH_SUFFIX) + "*"):
+    for leftover in _trash_leftovers(out):
         shutil.rmtree(leftover, ignore_errors=True)
     try:
         if _prepare_parts_dir(out, manifest, resume, overwrite):

@@ -604,3 +604,22 @@ def test_the_finished_runs_parts_are_deleted_in_the_background(tmp_path):
         assert time.monotonic() < deadline, "the renamed parts folder is never deleted"
         time.sleep(0.05)
     assert os.listdir(tmp_path) == ["pairs.h5"]
+
+
+def test_only_this_outputs_trash_folders_are_cleared_not_lookalikes(tmp_path):
+    """A run clears the renamed parts folders ``<out>.parts.done-<pid>-<8 hex>`` that a kill left
+    behind, and nothing else: a prefix match deleted a user's ``pairs.h5.parts.done-backup``."""
+    out = tmp_path / "pairs.h5"
+    leftover = tmp_path / "pairs.h5.parts.done-123-0badcafe"
+    leftover.mkdir()
+    (leftover / "block-0000000000-4.h5").write_bytes(b"x")
+    lookalikes = [tmp_path / "pairs.h5.parts.done-backup",
+                  tmp_path / "pairs.h5.parts.done-x.h5.parts",  # parts of output pairs.h5.parts.done-x.h5
+                  tmp_path / "pairs.h5.parts.done-1-0badcafe-mine"]
+    for folder in lookalikes:
+        folder.mkdir()
+        (folder / "keep.txt").write_text("mine")
+    make(out, n=4, block_size=4)
+    assert not leftover.exists()
+    for folder in lookalikes:
+        assert (folder / "keep.txt").read_text() == "mine", folder
