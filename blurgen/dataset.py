@@ -74,13 +74,15 @@ class PipelineMaker:
     def __init__(self) -> None:
         self._source = None
         self._digest: str | None = None
+        self._expected: str | None = None  # a worker's copy: the parent's digest
 
     def __getstate__(self) -> dict:
         return {"digest": self._digest}
 
     def __setstate__(self, state: dict) -> None:
         self._source = None
-        self._digest = state["digest"]
+        self._digest = None
+        self._expected = state["digest"]
 
     def prepare(self, config: Any) -> None:
         """Open the source now: an empty or unreadable one fails before any work starts."""
@@ -90,7 +92,7 @@ class PipelineMaker:
 
         self._source = open_config_source(config)
         digest = self._source.fingerprint()
-        if self._digest is not None and digest != self._digest:
+        if self._expected is not None and digest != self._expected:
             raise DatasetError(f"the files of source {config.source} changed while the run was "
                                "starting; rerun with --resume")
         self._digest = digest

@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import pickle
 from datetime import datetime
 
 import h5py
@@ -591,6 +592,29 @@ def test_resume_refuses_a_folder_source_whose_files_changed(tmp_path):
     result = run(out, resume=True)
     assert 4 <= result.n_reused < 12 and result.n_made == 12 - result.n_reused
     assert_same_arrays(tmp_path / "ref.h5", out)
+
+
+def test_a_pipeline_maker_can_serve_runs_on_different_folders(tmp_path):
+    import cv2
+
+    from blurgen.config import KernelConfig
+    from blurgen.dataset import PipelineMaker
+    from blurgen.pipeline import PairsConfig
+
+    maker = PipelineMaker()
+    for k, name in enumerate(("a", "b")):
+        folder = tmp_path / name
+        folder.mkdir()
+        cv2.imwrite(str(folder / "img.png"), np.full((60 + k, 60, 3), 60 * k, np.uint8))
+        config = PairsConfig(width=32, height=32, source=str(folder),
+                             kernel=KernelConfig(size=15, length_px=10.0))
+        make_dataset(str(tmp_path / f"{name}.h5"), config, 2, workers=1, maker=maker, durable=False)
+    # A worker's copy checks the parent's files: the same folder passes, changed files do not.
+    worker = pickle.loads(pickle.dumps(maker))
+    worker.prepare(config)
+    (folder / "img2.png").write_bytes((folder / "img.png").read_bytes())
+    with pytest.raises(DatasetError, match="changed"):
+        pickle.loads(pickle.dumps(maker)).prepare(config)
 
 
 def test_the_finished_runs_parts_are_deleted_in_the_background(tmp_path):
