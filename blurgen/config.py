@@ -11,6 +11,8 @@ from typing import Any
 DEFAULT_ANXIETY = (0.01, 0.009, 0.008, 0.007, 0.005, 0.003)
 MAX_KERNEL_SIZE = 1025
 MAX_STEPS = 1_000_000
+#: Largest seed or sample index (the RNG keys on int64).
+MAX_SEED = 2**63 - 1
 
 
 def _is_int(value: Any) -> bool:
@@ -20,6 +22,16 @@ def _is_int(value: Any) -> bool:
 def _check_int(name: str, value: Any, lo: int, hi: int) -> None:
     if not _is_int(value) or not lo <= value <= hi:
         raise ValueError(f"{name} must be an integer in [{lo}, {hi}], got {value!r}")
+
+
+def check_index(name: str, value: Any, lo: int, hi: int = MAX_SEED) -> int:
+    """Validate a seed, sample index or count (Python or NumPy integer, not bool) in [lo, hi];
+    returns it as an int."""
+    import numpy as np  # local: the CLI imports this module for its options, NumPy not needed there
+
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or not lo <= int(value) <= hi:
+        raise ValueError(f"{name} must be an integer in [{lo}, {hi}], got {value!r}")
+    return int(value)
 
 
 def _check_real(name: str, value: Any, lo: float, hi: float, *, lo_open: bool = False) -> None:

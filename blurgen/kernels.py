@@ -18,11 +18,10 @@ from typing import Any
 import numpy as np
 
 from blurgen import _kernels_jit as jit
-from blurgen.config import KernelConfig, check_kernel_size
+from blurgen.config import KernelConfig, check_index, check_kernel_size
 
 #: Paths tried per sample before a configuration is declared infeasible for its kernel size.
 MAX_DRAWS = 1000
-MAX_SEED = 2**63 - 1
 
 _PARAM_COLUMNS = {
     "anxiety": (jit.P_ANXIETY, np.float32),
@@ -37,17 +36,9 @@ _PARAM_COLUMNS = {
 }
 
 
-def _check_count(name: str, value: Any, lo: int, hi: int = MAX_SEED) -> int:
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
-        raise ValueError(f"{name} must be an integer in [{lo}, {hi}], got {value!r}")
-    if not lo <= int(value) <= hi:
-        raise ValueError(f"{name} must be an integer in [{lo}, {hi}], got {value!r}")
-    return int(value)
-
-
 def _check_samples(n: Any, seed: Any, start: Any) -> tuple[int, int, int]:
     """Validated sample count, seed and first index."""
-    return _check_count("n", n, 1, 10**9), _check_count("seed", seed, 0), _check_count("start", start, 0)
+    return check_index("n", n, 1, 10**9), check_index("seed", seed, 0), check_index("start", start, 0)
 
 
 def _resolve_config(config: KernelConfig | None, size: int | None, overrides: dict) -> KernelConfig:

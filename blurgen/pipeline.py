@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from blurgen.blur import BlurConfig, blur_sample
-from blurgen.config import ConfigMixin, KernelConfig
+from blurgen.config import ConfigMixin, KernelConfig, check_index
 from blurgen.kernels import random_kernels_with_params, support_radius
 from blurgen.sources import GOPRO_SPLITS, Source, open_source
 
@@ -93,12 +93,6 @@ def open_config_source(config: PairsConfig) -> Source:
     return open_source(config.source, config.split, min_size=config.crop_size)
 
 
-def _check_index(name: str, value: Any, lo: int) -> int:
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < lo:
-        raise ValueError(f"{name} must be an integer >= {lo}, got {value!r}")
-    return int(value)
-
-
 def make_block(config: PairsConfig, seed: int, start: int, count: int,
                source: Source | None = None) -> dict[str, Any]:
     """Make samples ``start .. start + count - 1`` of the dataset ``(config, seed)``.
@@ -122,9 +116,9 @@ def make_block(config: PairsConfig, seed: int, start: int, count: int,
         >>> block["blurred"].shape, int(block["params"]["seed_index"][0])
         ((2, 32, 32, 3), 5)
     """
-    seed = _check_index("seed", seed, 0)
-    start = _check_index("start", start, 0)
-    count = _check_index("count", count, 1)
+    seed = check_index("seed", seed, 0)
+    start = check_index("start", start, 0)
+    count = check_index("count", count, 1)
     if source is None:
         source = open_config_source(config)
     height, width = config.height, config.width
