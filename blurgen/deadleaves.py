@@ -40,14 +40,6 @@ GRAIN_PROB, GRAIN_MAX = 0.3, 0.15
 SHADE_MAX = 0.3
 
 
-def power_law_radii(u: np.ndarray, r_min: float, r_max: float, exponent: float) -> np.ndarray:
-    """Inverse CDF of ``p(r) ~ r**-exponent`` on [r_min, r_max] applied to uniforms ``u``."""
-    if exponent == 1.0:
-        return r_min * (r_max / r_min) ** u
-    e = 1.0 - exponent
-    return (r_min ** e + u * (r_max ** e - r_min ** e)) ** (1.0 / e)
-
-
 def _power_integral(lo: float, hi: float, power: float) -> float:
     """Integral of r**power over [lo, hi]."""
     if power == -1.0:
@@ -64,12 +56,28 @@ def mean_disk_area(r_min: float, r_max: float, exponent: float) -> float:
 
 @njit(cache=True)
 def _radius(u, r_min, r_max, exponent):
+    """Inverse CDF of the radius law ``p(r) ~ r**-exponent`` on [r_min, r_max] at uniform u."""
     if exponent == 3.0:  # the default: a square root instead of a general power
         return 1.0 / math.sqrt(r_min ** -2 + u * (r_max ** -2 - r_min ** -2))
     if exponent == 1.0:
         return r_min * (r_max / r_min) ** u
     e = 1.0 - exponent
     return (r_min ** e + u * (r_max ** e - r_min ** e)) ** (1.0 / e)
+
+
+@njit(cache=True)
+def _radii(u, r_min, r_max, exponent, out):
+    for i in range(u.shape[0]):
+        out[i] = _radius(u[i], r_min, r_max, exponent)
+
+
+def power_law_radii(u: np.ndarray, r_min: float, r_max: float, exponent: float) -> np.ndarray:
+    """Inverse CDF of ``p(r) ~ r**-exponent`` on [r_min, r_max] applied to uniforms ``u``: the
+    radii the painter draws (``_radius``), for arrays."""
+    u = np.asarray(u, dtype=np.float64)
+    out = np.empty(u.shape)
+    _radii(u.reshape(-1), float(r_min), float(r_max), float(exponent), out.reshape(-1))
+    return out
 
 
 @njit(cache=True)
