@@ -12,7 +12,7 @@ import json
 import logging
 import os
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 
@@ -160,6 +160,23 @@ class Assembler:
         if free_bytes(os.path.dirname(os.path.abspath(self.path))) < nbytes + margin:
             raise DiskFullError(self.path)
 
+    @contextlib.contextmanager
+    def copying(self, path: str) -> Iterator[None]:
+        """Room for piece ``path`` is checked (under the run's space lock, if any: no worker of
+        this run takes the free space between the check and the copy), then h5py errors raised
+        inside become ``DiskFullError`` when our write met a full disk (the piece is fine: never
+        "remake" a good part) and ``PartsError("<path>: unreadable piece ...")`` otherwise."""
+        guard = (space_reserved(self.space_lock_dir) if self.space_lock_dir is not None
+                 else contextlib.nullcontext())
+        with guard:
+            self.ensure_space(os.path.getsize(path))
+            try:
+                yield
+            except H5_ERRORS as exc:
+                if is_disk_full(exc):
+                    raise DiskFullError(self.path) from None
+                raise PartsError(f"{path}: unreadable piece ({one_line(exc)})") from None
+
     def add_file(self, path: str, offset: int, count: int, part_of: tuple | None = None) -> None:
         """Copy a part file (or shard) ``path`` holding ``count`` samples to ``offset``.
 
@@ -167,19 +184,10 @@ class Assembler:
         (``blurgen.parts.check_part``); PartsError otherwise."""
         import h5py
 
-        guard = (space_reserved(self.space_lock_dir) if self.space_lock_dir is not None
-                 else contextlib.nullcontext())
-        with guard:  # no worker of this run takes the free space between the check and the copy
-            self.ensure_space(os.path.getsize(path))
-            try:
-                with h5py.File(path, "r") as piece:
-                    if part_of is not None:
-                        check_part(piece, path, part_of[0], count, part_of[1])
-                    self.add(piece, offset, count, path)
-            except H5_ERRORS as exc:
-                if is_disk_full(exc):  # our write failed, not the piece: never "remake" a good part
-                    raise DiskFullError(self.path) from None
-                raise PartsError(f"{path}: unreadable piece ({one_line(exc)})") from None
+        with self.copying(path), h5py.File(path, "r") as piece:
+            if part_of is not None:
+                check_part(piece, path, part_of[0], count, part_of[1])
+            self.add(piece, offset, count, path)
 
     def finish(self, final_path: str, durable: bool = True) -> None:
         """Mark complete, close, flush to disk and rename onto ``final_path``."""
@@ -281,11 +289,9 @@ def _mb(nbytes: int) -> int:
 def _copy_shards(assembler: Assembler, files: list[tuple[str, Any]]) -> None:
     for path, h5 in files:
         start, stop, _ = sample_range(h5)
-        assembler.ensure_space(os.path.getsize(path))
         try:
-            assembler.add(h5, start, stop - start, path)
-        except H5_ERRORS as exc:
-            raise PairsFileError(f"{path}: unreadable data ({one_line(exc)})") from None
+            with assembler.copying(path):
+                assembler.add(h5, start, stop - start, path)
         except DiskFullError:
             raise
         except PartsError as exc:
