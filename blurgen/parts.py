@@ -16,6 +16,7 @@ block, in any order, and the block size never changes the arrays.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import errno
 import fcntl
 import hashlib
@@ -203,13 +204,15 @@ class Manifest:
         if data.get("format") != PARTS_FORMAT or data.get("version") != PARTS_VERSION:
             raise PartsError(f"not a blurgen parts manifest (format {data.get('format')!r}, "
                              f"version {data.get('version')!r})")
-        try:
-            fields = {f: data[f] for f in cls.__dataclass_fields__ if f != "source_files_digest"}
-            fields["source_files_digest"] = data.get("source_files_digest", "")  # before 0.1.1
-            fields["compression"] = {k: tuple(v) for k, v in fields["compression"].items()}
-            return cls(**fields)
-        except KeyError as exc:
-            raise PartsError(f"manifest lacks {exc.args[0]!r}") from None
+        # A field added later with a default (source_files_digest) may be missing from a manifest
+        # an older version wrote; the others are required.
+        missing = [f.name for f in dataclasses.fields(cls)
+                   if f.name not in data and f.default is dataclasses.MISSING]
+        if missing:
+            raise PartsError(f"manifest lacks {missing[0]!r}")
+        fields = {f.name: data[f.name] for f in dataclasses.fields(cls) if f.name in data}
+        fields["compression"] = {k: tuple(v) for k, v in fields["compression"].items()}
+        return cls(**fields)
 
     def settings(self) -> dict[str, Any]:
         """What fixes the arrays, as a finished file records it (``assemble.file_settings``)."""
