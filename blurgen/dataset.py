@@ -335,8 +335,7 @@ def _remove_parts_dir(parts_dir: str) -> None:
     """Delete a parts folder no run is using: rename aside (atomic), then delete, so a kill
     midway never leaves blocks without their manifest under the parts name."""
     with locked(parts_dir):  # refuse to delete a folder another run is writing to
-        trash = _trash_path(parts_dir)
-        os.replace(parts_dir, trash)
+        trash = _rename_aside(parts_dir)
     shutil.rmtree(trash, ignore_errors=True)
 
 
@@ -379,16 +378,20 @@ def _delete_in_background(folder: str) -> None:
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def _trash_path(parts_dir: str) -> str:
-    """Where a parts folder is renamed before deletion; leftovers are cleared by the next run."""
-    return f"{parts_dir}{TRASH_SUFFIX}{os.getpid()}-{os.urandom(4).hex()}"
+def _rename_aside(parts_dir: str) -> str:
+    """Rename a parts folder to a fresh trash name before deleting it (a kill during the deletion
+    then leaves a folder no one mistakes for an interrupted run; the next run on this output
+    clears it); returns the new name."""
+    trash = f"{parts_dir}{TRASH_SUFFIX}{os.getpid()}-{os.urandom(4).hex()}"
+    os.replace(parts_dir, trash)
+    return trash
 
 
 _TRASH_TAIL_RE = re.compile(r"^\d+-[0-9a-f]{8}$")
 
 
 def _trash_leftovers(out: str) -> list[str]:
-    """Folders that ``_trash_path`` named for ``out``'s parts folder, and nothing else: a prefix
+    """Folders that ``_rename_aside`` named for ``out``'s parts folder, and nothing else: a prefix
     glob also matched e.g. a user's ``pairs.h5.parts.done-backup`` or the parts folder of an
     output called ``pairs.h5.parts.done-x.h5``, which the next run then deleted."""
     prefix = parts_dir_for(out) + TRASH_SUFFIX
@@ -478,12 +481,10 @@ def make_dataset(out: str, config: Any, n: int, seed: int = 0, *, workers: int |
         with locked(parts_dir), DeferredInterrupt() as gate:
             _check_or_write_manifest(parts_dir, manifest)
             remove_stale_tmp(parts_dir)
-            made, reused, make_seconds = _run_blocks(out, parts_dir, config, manifest, workers, maker, progress,
-                                       _final_attrs(config, manifest, command), durable, gate)
-            # Rename first, then delete: a kill during the deletion leaves a folder no one
-            # mistakes for an interrupted run (it is cleared by the next run on this output).
-            trash = _trash_path(parts_dir)
-            os.replace(parts_dir, trash)
+            made, reused, make_seconds = _run_blocks(out, parts_dir, config, manifest, workers, maker,
+                                                     progress, _final_attrs(config, manifest, command),
+                                                     durable, gate)
+            trash = _rename_aside(parts_dir)
         _delete_in_background(trash)
     except Exception as exc:
         raise _as_dataset_error(exc, out, manifest) from None
@@ -507,9 +508,10 @@ def _more_mb_needed(out: str, manifest: Manifest) -> int:
     (parts and file coexist until the end), less the space free now."""
     parts_dir = parts_dir_for(out)
     blocks = plan_blocks(manifest.sample_start, manifest.sample_stop, manifest.block_size)
+    counts = dict(blocks)
     done = complete_parts(parts_dir, blocks)
-    n_done = sum(dict(blocks)[start] for start in done)
-    per_sample = _bytes_per_sample(manifest, [done[s] for s in done])
+    n_done = sum(counts[start] for start in done)
+    per_sample = _bytes_per_sample(manifest, [(path, counts[start]) for start, path in done.items()])
     needed = per_sample * (manifest.n_planned - n_done + manifest.n_planned) + 2**20
     try:
         free = free_bytes(os.path.dirname(os.path.abspath(out)))
@@ -518,10 +520,10 @@ def _more_mb_needed(out: str, manifest: Manifest) -> int:
     return max(1, -(-(needed - free) // 10**6))
 
 
-def _bytes_per_sample(manifest: Manifest, parts: list[str]) -> int:
-    """Mean stored bytes per sample of the complete parts, or the raw size when there are none."""
-    sizes = [(os.path.getsize(p), int(os.path.basename(p).rsplit("-", 1)[1][:-3])) for p in parts
-             if os.path.exists(p)]
+def _bytes_per_sample(manifest: Manifest, parts: list[tuple[str, int]]) -> int:
+    """Mean stored bytes per sample of the complete parts ``(path, samples)``, or the raw size
+    when there are none."""
+    sizes = [(os.path.getsize(path), count) for path, count in parts if os.path.exists(path)]
     if sizes:
         return -(-sum(b for b, _ in sizes) // sum(n for _, n in sizes))
     config = manifest.config

@@ -542,7 +542,7 @@ def test_a_kill_after_the_final_rename_leaves_a_finished_run(tmp_path, monkeypat
         raise _Killed
 
     out = tmp_path / "pairs.h5"
-    monkeypatch.setattr(dataset, "_trash_path", killed)  # the rename before the clean-up
+    monkeypatch.setattr(dataset, "_rename_aside", killed)  # the rename before the clean-up
     with pytest.raises(_Killed):
         make(out, n=40, block_size=4)
     monkeypatch.undo()
