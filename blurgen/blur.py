@@ -44,6 +44,7 @@ DIRECT_MAX_TAPS = 400
 #: measured ~1.5x faster than two per pass, and more gain nothing).
 _TAPS_PER_PASS = 8
 
+
 def _check_range(name: str, value: Any, lo: float, hi: float, integer: bool = False) -> tuple:
     kind = "integers" if integer else "numbers"
     message = f"{name} must be a pair (low, high) of {kind} with {lo} <= low <= high <= {hi}, got {value!r}"

@@ -53,6 +53,10 @@ class Source(Protocol):
         (-1 for procedural sources). ``inset`` only saves work: the pixels do not depend on it."""
         ...
 
+    def fingerprint(self) -> str:
+        """What on disk the crops depend on, as a digest ("" for none): a resumed run compares it."""
+        ...
+
 
 def _check_crop_args(height: int, width: int, inset: int) -> None:
     if height < 1 or width < 1 or inset < 0 or 2 * inset >= min(height, width):
