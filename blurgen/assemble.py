@@ -247,6 +247,19 @@ def is_complete(h5: Any) -> bool:
     return int(_attr(h5, "n_written")) == int(_attr(h5, "n_planned"))
 
 
+def finished_with(path: str, settings: dict[str, Any]) -> bool:
+    """Whether ``path`` is a complete, readable pairs file made with ``settings``
+    (``Manifest.settings()``): then a parts folder beside it is what a run killed after its final
+    rename left behind, not unfinished work."""
+    if not os.path.isfile(path):
+        return False
+    try:
+        with open_checked(path) as h5, reading(path, "unreadable root attributes"):
+            return is_complete(h5) and file_settings(h5) == settings
+    except PairsFileError:
+        return False
+
+
 def _read_shard_attrs(h5: Any) -> tuple:
     """Every root attribute the merge compares (raises h5py's errors if one is damaged)."""
     return (json.loads(_attr(h5, "config")), _attr(h5, "seed"), sample_range(h5),

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from blurgen import __version__
-from blurgen.assemble import Assembler, file_settings, is_complete, now_iso, open_checked
+from blurgen.assemble import Assembler, file_settings, finished_with, is_complete, now_iso, open_checked
 from blurgen.pairs_file import PairsFileError, reading
 from blurgen.parts import (DEFAULT_COMPRESSION, MANIFEST_NAME, Compression, DiskFullError, Manifest,
                            PartsError, auto_block_size, commit_part, complete_parts, free_bytes,
@@ -322,15 +322,6 @@ def _existing_output_matches(out: str, manifest: Manifest) -> bool:
     return complete
 
 
-def _finished_before(out: str, manifest: Manifest) -> bool:
-    """Whether ``out`` is complete with ``manifest``'s settings, i.e. a parts folder beside it is
-    what a run killed after its final rename left behind, not unfinished work."""
-    try:
-        return _existing_output_matches(out, manifest)
-    except DatasetError:
-        return False
-
-
 def _remove_parts_dir(parts_dir: str) -> None:
     """Delete a parts folder no run is using: rename aside (atomic), then delete, so a kill
     midway never leaves blocks without their manifest under the parts name."""
@@ -352,7 +343,7 @@ def _prepare_parts_dir(out: str, manifest: Manifest, resume: bool, overwrite: bo
                                "or start again with --overwrite")
         if os.path.lexists(out):
             raise DatasetError(f"{out} exists; use --overwrite to replace it")
-    if has_parts and (overwrite or (resume and os.path.exists(out) and _finished_before(out, manifest))):
+    if has_parts and (overwrite or (resume and finished_with(out, manifest.settings()))):
         _remove_parts_dir(parts_dir)
         has_parts = False
     if resume and not has_parts and os.path.exists(out):

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from blurgen.assemble import file_settings, is_complete, open_checked, sample_range
+from blurgen.assemble import finished_with, open_checked, sample_range
 from blurgen.pairs_file import PairsFileError, reading
 from blurgen.parts import (MANIFEST_NAME, complete_parts, is_locked, part_files, parts_dir_for,
                            plan_blocks, read_manifest)
@@ -115,7 +115,7 @@ def describe_parts(parts_dir: str) -> tuple[list[str], int, int]:
     n_written = sum(sizes[s] for s in done)
     running = is_locked(parts_dir)
     out = parts_dir[:-len(".parts")] if parts_dir.endswith(".parts") else parts_dir
-    if not running and _finished(out, manifest):
+    if not running and finished_with(out, manifest.settings()):
         # Killed after the final rename, before the clean-up: nothing is unfinished. No
         # "samples:" line, so the file's count is the one reported.
         return ([f"{parts_dir}: left over by the finished run that wrote {out}; "
@@ -130,17 +130,6 @@ def describe_parts(parts_dir: str) -> tuple[list[str], int, int]:
              f"of {manifest.n_total}, blurgen {manifest.blurgen_version}",
              f"config: {json.dumps(manifest.config, sort_keys=True)}"]
     return lines, n_written, manifest.n_planned
-
-
-def _finished(out: str, manifest: Any) -> bool:
-    """Whether ``out`` is a complete file with the settings of ``manifest``."""
-    if not os.path.isfile(out):
-        return False
-    try:
-        with open_checked(out) as h5, reading(out, "unreadable root attributes"):
-            return is_complete(h5) and file_settings(h5) == manifest.settings()
-    except PairsFileError:
-        return False
 
 
 def _describe_unmanifested(parts_dir: str) -> list[str]:
