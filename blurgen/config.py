@@ -13,6 +13,8 @@ MAX_KERNEL_SIZE = 1025
 MAX_STEPS = 1_000_000
 #: Largest seed or sample index (the RNG keys on int64).
 MAX_SEED = 2**63 - 1
+#: Output image sides a dataset may have, in pixels.
+MIN_SIDE, MAX_SIDE = 32, 16384
 
 
 def _is_int(value: Any) -> bool:

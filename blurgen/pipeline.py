@@ -15,14 +15,12 @@ from typing import Any
 import numpy as np
 
 from blurgen.blur import BlurConfig, blur_sample
-from blurgen.config import ConfigMixin, KernelConfig, check_index
+from blurgen.config import MAX_SIDE, MIN_SIDE, ConfigMixin, KernelConfig, check_index
 from blurgen.kernels import random_kernels_with_params, support_radius
 from blurgen.sources import GOPRO_SPLITS, Source, open_source
 
 #: Stream id of the camera draws (gain, noise levels, noise) in ``default_rng([seed, i, BLUR_STREAM])``.
 BLUR_STREAM = 2
-MIN_SIDE = 32
-MAX_SIDE = 16384
 
 #: dtype of every per-sample parameter make_block returns (fixed, whatever the call).
 PARAM_DTYPES = {

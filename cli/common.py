@@ -171,3 +171,30 @@ def blur_config_from_options(gamma: str, saturation: bool, gain_prob: float, gai
         message = str(exc)
         hint = next((flag for field, flag in names.items() if message.startswith(field)), None)
         raise click.BadParameter(message, param_hint=hint) from None
+
+
+def require_torch(torchvision: bool = False):
+    """Import torch (and torchvision if asked) or fail with a one-line install hint (exit 1);
+    returns the torch module."""
+    try:
+        import torch
+
+        if torchvision:
+            import torchvision  # noqa: F401
+    except ImportError:
+        raise click.ClickException("this command needs PyTorch: install blurgen[train] "
+                                   "(pip install 'blurgen[train]')") from None
+    return torch
+
+
+def resolve_device(torch, device: str | None):
+    """'auto'/None -> cuda if available else cpu; an unavailable device is a usage error."""
+    if device in (None, "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, ValueError):
+        raise click.BadParameter(f"{device!r} is not a torch device", param_hint="--device") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise click.BadParameter("CUDA is not available on this machine", param_hint="--device")
+    return dev

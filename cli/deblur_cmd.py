@@ -7,8 +7,7 @@ import sys
 
 import click
 
-from blurgen.cli.common import atomic_output, check_tile
-from blurgen.cli.eval_cmd import require_torch, resolve_device
+from blurgen.cli.common import atomic_output, check_tile, require_torch, resolve_device
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 

@@ -12,7 +12,7 @@ import sys
 
 import click
 
-from blurgen.cli.common import check_tile, one_line
+from blurgen.cli.common import check_tile, one_line, require_torch, resolve_device
 
 GOPRO_PREFIX = "gopro:"
 
@@ -29,29 +29,6 @@ def parse_source(value: str) -> tuple[str, str]:
         raise click.BadParameter(f"{path!r} is not a folder (gopro:ROOT wants GOPRO_Large's root)",
                                  param_hint="--data")
     return kind, path
-
-
-def require_torch():
-    """Import torch or fail with a one-line install hint (exit 1)."""
-    try:
-        import torch
-    except ImportError:
-        raise click.ClickException("this command needs PyTorch: install blurgen[train] "
-                                   "(pip install 'blurgen[train]')") from None
-    return torch
-
-
-def resolve_device(torch, device: str | None):
-    """'auto'/None -> cuda if available else cpu; an unavailable device is a usage error."""
-    if device in (None, "auto"):
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, ValueError):
-        raise click.BadParameter(f"{device!r} is not a torch device", param_hint="--device") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise click.BadParameter("CUDA is not available on this machine", param_hint="--device")
-    return dev
 
 
 def _format_table(checkpoint: str, rows: list[dict]) -> str:

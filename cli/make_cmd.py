@@ -12,8 +12,7 @@ import click
 from blurgen.cli.common import (atomic_output, blur_config_from_options, blur_model_options,
                                 check_not_same_file, check_writable_destination,
                                 kernel_config_from_options, kernel_model_options)
-
-MIN_SIDE, MAX_SIDE = 32, 16384
+from blurgen.config import MAX_SIDE, MIN_SIDE
 
 
 def parse_size(value: str) -> tuple[int, int]:

@@ -11,7 +11,7 @@ import sys
 
 import click
 
-from blurgen.cli.common import one_line
+from blurgen.cli.common import one_line, require_torch
 
 RATIO_HELP = "synthetic:GoPro mix, e.g. 2:1 (the paper's; default with both sources)."
 
@@ -33,15 +33,6 @@ def parse_ratio(value: str | None, data: str | None, gopro: str | None) -> tuple
     if shares[1] and not gopro:
         raise click.BadParameter(f"{value} gives GoPro a share but --gopro was not given", param_hint="--ratio")
     return shares
-
-
-def _require_torch() -> None:
-    try:
-        import torch  # noqa: F401
-        import torchvision  # noqa: F401
-    except ImportError:
-        raise click.ClickException("training needs PyTorch: install blurgen[train] "
-                                   "(pip install 'blurgen[train]')") from None
 
 
 def _check_run_dir(out: str, resume: bool) -> None:
@@ -118,7 +109,7 @@ def train(data, gopro, ratio, gopro_blur, out, resume, **options):
     if not data and not gopro:
         raise click.UsageError("give at least one source: --data pairs.h5 and/or --gopro ROOT")
     shares = parse_ratio(ratio, data, gopro)
-    _require_torch()
+    require_torch(torchvision=True)
 
     from blurgen.deblur import distributed
     from blurgen.deblur.checkpoint import CheckpointError
