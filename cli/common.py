@@ -180,7 +180,7 @@ def require_torch(torchvision: bool = False):
         import torch
 
         if torchvision:
-            import torchvision  # noqa: F401
+            import torchvision
     except ImportError:
         raise click.ClickException("this command needs PyTorch: install blurgen[train] "
                                    "(pip install 'blurgen[train]')") from None
