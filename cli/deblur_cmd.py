@@ -101,7 +101,8 @@ def deblur(checkpoint, inputs, out, tile, overlap, tile_norm, device):
 
     from tqdm import tqdm
 
-    from blurgen.deblur.inference import CheckpointError, deblur_image, load_generator
+    from blurgen.deblur.checkpoint import CheckpointError
+    from blurgen.deblur.inference import deblur_image, load_generator
 
     try:
         generator = load_generator(checkpoint, dev)

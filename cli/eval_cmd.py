@@ -77,9 +77,10 @@ def eval_command(checkpoint, data, split, gopro_blur, limit, tile, tile_norm, de
     torch = require_torch()
     dev = resolve_device(torch, device)
 
+    from blurgen.deblur.checkpoint import CheckpointError
     from blurgen.deblur.data import DataError
     from blurgen.deblur.evaluate import evaluate, gopro_pairs, hdf5_pairs
-    from blurgen.deblur.inference import CheckpointError, load_generator
+    from blurgen.deblur.inference import load_generator
     from blurgen.pairs_file import PairsFileError
 
     try:

@@ -25,12 +25,21 @@ import torch
 
 FORMAT = "blurgen-deblurgan"
 VERSION = 1
-REQUIRED_KEYS = ("generator", "generator_config", "step")
+# What every checkpoint holds; training's --resume also needs "step" (``TRAINING_KEYS``).
+MODEL_KEYS = ("generator", "generator_config")
+TRAINING_KEYS = (*MODEL_KEYS, "step")
 
 
 class CheckpointError(Exception):
-    """A checkpoint that cannot be used: unreadable, foreign, or of another version.
-    The message is one line naming the file."""
+    """A checkpoint that cannot be used: missing, unreadable, foreign, of another version, or
+    (from ``inference.load_generator``) whose weights do not fit its generator config. The
+    message is one line naming the file."""
+
+
+def first_line(exc: BaseException) -> str:
+    """``Type: first line of the message`` (at most 200 characters of it)."""
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0][:200]}" if text else type(exc).__name__
 
 
 def save_checkpoint(path: str | os.PathLike, payload: dict[str, Any]) -> None:
@@ -51,11 +60,15 @@ def save_checkpoint(path: str | os.PathLike, payload: dict[str, Any]) -> None:
         raise
 
 
-def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Load and check a checkpoint written by ``save_checkpoint`` (``weights_only=True``).
+def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu",
+                    required: tuple[str, ...] = MODEL_KEYS) -> dict[str, Any]:
+    """Load and check a checkpoint written by ``save_checkpoint`` (``torch.load(weights_only=True)``:
+    tensors and plain containers only, no code runs). ``required`` names the keys the caller
+    needs (``TRAINING_KEYS`` to resume training); ``generator`` and ``generator_config`` must be
+    dicts.
 
-    Raises ``CheckpointError`` with a one-line message for a missing, truncated, foreign or
-    newer-version file.
+    Raises ``CheckpointError`` with a one-line message for a missing, truncated, foreign,
+    newer-version or incomplete file.
     """
     path = os.fspath(path)
     if not os.path.isfile(path):
@@ -63,16 +76,21 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     try:
         payload = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # truncated zip, pickle of foreign objects, ...: many types
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise CheckpointError(f"{path}: not a readable checkpoint ({first[:200]})") from None
+        raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({first_line(exc)})") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
-        raise CheckpointError(f"{path}: not a blurgen DeblurGAN checkpoint")
-    if payload.get("version") != VERSION:
-        raise CheckpointError(f"{path}: checkpoint version {payload.get('version')} is not supported "
-                              f"(this blurgen reads {VERSION})")
-    missing = [k for k in REQUIRED_KEYS if k not in payload]
+        raise CheckpointError(f"{path}: not a blurgen DeblurGAN checkpoint (no format={FORMAT!r})")
+    version = payload.get("version")
+    if not isinstance(version, int) or version < 1:
+        raise CheckpointError(f"{path}: invalid checkpoint version {version!r}")
+    if version > VERSION:
+        raise CheckpointError(f"{path}: checkpoint version {version} is newer than this blurgen "
+                              f"reads ({VERSION}); upgrade blurgen")
+    missing = [k for k in required if k not in payload]
     if missing:
         raise CheckpointError(f"{path}: incomplete checkpoint (missing {', '.join(missing)})")
+    for key in MODEL_KEYS:
+        if key in payload and not isinstance(payload[key], dict):
+            raise CheckpointError(f"{path}: checkpoint has no {key!r} dict")
     return payload
 
 

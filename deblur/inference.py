@@ -22,52 +22,16 @@ from __future__ import annotations
 import contextlib
 import math
 import os
-from typing import Any, Iterator, Optional, Union
+from typing import Iterator, Optional, Union
 
 import numpy as np
 import torch
 from torch import nn
 
+from blurgen.deblur.checkpoint import CheckpointError, first_line, load_checkpoint
 from blurgen.deblur.models import ResnetGenerator, build_generator, pad_to_multiple
 
-CHECKPOINT_FORMAT = "blurgen-deblurgan"
-CHECKPOINT_VERSION = 1
-
 Device = Union[str, torch.device]
-
-
-class CheckpointError(Exception):
-    """A checkpoint that cannot be used: unreadable, foreign, of a newer version, or whose
-    weights do not fit its generator config. The message is one line naming the file."""
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
-
-
-def read_checkpoint(path: Union[str, os.PathLike], map_location: Device = "cpu") -> dict[str, Any]:
-    """Load and validate a blurgen DeblurGAN checkpoint dict (``torch.load(weights_only=True)``:
-    tensors and plain containers only, no code runs). Raises ``CheckpointError``."""
-    path = os.fspath(path)
-    try:
-        checkpoint = torch.load(path, map_location=map_location, weights_only=True)
-    except FileNotFoundError:
-        raise CheckpointError(f"{path}: no such file") from None
-    except Exception as exc:  # zip/pickle/EOF errors of many types, all meaning "not readable"
-        raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({_first_line(exc)})") from None
-    if not isinstance(checkpoint, dict) or checkpoint.get("format") != CHECKPOINT_FORMAT:
-        raise CheckpointError(f"{path}: not a blurgen DeblurGAN checkpoint (no format={CHECKPOINT_FORMAT!r})")
-    version = checkpoint.get("version")
-    if not isinstance(version, int) or version < 1:
-        raise CheckpointError(f"{path}: invalid checkpoint version {version!r}")
-    if version > CHECKPOINT_VERSION:
-        raise CheckpointError(f"{path}: checkpoint version {version} is newer than this blurgen "
-                              f"reads ({CHECKPOINT_VERSION}); upgrade blurgen")
-    for key in ("generator", "generator_config"):
-        if not isinstance(checkpoint.get(key), dict):
-            raise CheckpointError(f"{path}: checkpoint has no {key!r} dict")
-    return checkpoint
 
 
 def load_generator(path: Union[str, os.PathLike], device: Device = "cpu") -> nn.Module:
@@ -78,12 +42,12 @@ def load_generator(path: Union[str, os.PathLike], device: Device = "cpu") -> nn.
     accepted. Raises ``CheckpointError`` (one line naming the file) when anything does not fit.
     """
     path = os.fspath(path)
-    checkpoint = read_checkpoint(path, map_location="cpu")
+    checkpoint = load_checkpoint(path, map_location="cpu")
     config = dict(checkpoint["generator_config"])
     try:
         generator = build_generator(**config)
     except (TypeError, ValueError) as exc:
-        raise CheckpointError(f"{path}: incompatible generator_config {config}: {_first_line(exc)}") from None
+        raise CheckpointError(f"{path}: incompatible generator_config {config}: {first_line(exc)}") from None
     state = checkpoint["generator"]
     if state and all(k.startswith("module.") for k in state):
         state = {k[len("module."):]: v for k, v in state.items()}

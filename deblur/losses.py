@@ -15,6 +15,7 @@ from typing import Callable, Optional
 
 import torch
 import torch.nn.functional as F
+from blurgen.deblur.checkpoint import first_line
 from torch import nn
 
 log = logging.getLogger(__name__)
@@ -136,7 +137,7 @@ def load_vgg19_features(path: str) -> nn.Sequential:
     try:
         features.load_state_dict(picked)
     except RuntimeError as exc:
-        raise ValueError(f"{path}: VGG19 weights of the wrong shape: {str(exc).splitlines()[0]}") from None
+        raise ValueError(f"{path}: VGG19 weights of the wrong shape: {first_line(exc)}") from None
     return features
 
 

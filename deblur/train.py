@@ -31,8 +31,8 @@ import numpy as np
 import torch
 
 from blurgen.deblur import distributed as dist_utils
-from blurgen.deblur.checkpoint import (CheckpointError, capture_host_rng, capture_torch_rng,
-                                       load_checkpoint, restore_rng, save_checkpoint)
+from blurgen.deblur.checkpoint import (TRAINING_KEYS, CheckpointError, capture_host_rng, capture_torch_rng,
+                                       first_line, load_checkpoint, restore_rng, save_checkpoint)
 from blurgen.deblur.data import (DataError, GoProPairs, MixedPairs, MixingSampler, PairsDataset,
                                  make_loader, normalize, to_uint8)
 from blurgen.deblur.distributed import DistContext, average_gradients, average_tensor
@@ -284,7 +284,7 @@ class Trainer:
         """Load ``path`` (default ``OUT/last.pt``) and continue from its step; returns the step.
         ``ResumeMismatchError`` if it was trained with different settings."""
         path = path or self._path("last.pt")
-        ckpt = load_checkpoint(path, map_location="cpu")
+        ckpt = load_checkpoint(path, map_location="cpu", required=TRAINING_KEYS)
         stored, current = ckpt.get("train_config", {}), self.config_record()
         diffs = [f"{k} {stored.get(k)!r} -> {current.get(k)!r}" for k in RESUME_KEYS if stored.get(k) != current.get(k)]
         if diffs:
@@ -295,10 +295,10 @@ class Trainer:
             self.opt_g.load_state_dict(ckpt["opt_g"])
             self.opt_d.load_state_dict(ckpt["opt_d"])
             self.schedule.load_state_dict(ckpt["scheduler"])
-        except (KeyError, RuntimeError, ValueError) as exc:
-            raise CheckpointError(f"{path}: incompatible checkpoint ({str(exc).splitlines()[0][:200]})") from None
-        per_rank = ckpt["rng"].get("per_rank") or [ckpt["rng"]]
-        restore_rng(ckpt["rng"], per_rank[self.ctx.rank] if len(per_rank) == self.ctx.world_size else None)
+            per_rank = ckpt["rng"].get("per_rank") or [ckpt["rng"]]
+            restore_rng(ckpt["rng"], per_rank[self.ctx.rank] if len(per_rank) == self.ctx.world_size else None)
+        except (KeyError, RuntimeError, ValueError, TypeError, AttributeError) as exc:
+            raise CheckpointError(f"{path}: incompatible checkpoint ({first_line(exc)})") from None
         self.step = self.last_saved_step = int(ckpt["step"])
         return self.step
 

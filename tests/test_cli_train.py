@@ -115,7 +115,7 @@ def test_resume_with_other_settings_or_nothing_to_resume_fails(tmp_path, pairs):
                    "settings differ", "lr 0.0001 -> 0.001")
     with open(f"{out}/last.pt", "wb") as handle:
         handle.write(b"\x00garbage")
-    assert_failure(run("--data", pairs, "--out", out, *TINY, "--resume"), 1, "not a readable checkpoint")
+    assert_failure(run("--data", pairs, "--out", out, *TINY, "--resume"), 1, "not a readable PyTorch checkpoint")
 
 
 def test_ctrl_c_exits_with_one_line_and_a_resumable_checkpoint(tmp_path, pairs, monkeypatch):

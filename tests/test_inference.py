@@ -7,8 +7,9 @@ from hypothesis import strategies as st
 
 torch = pytest.importorskip("torch")
 
-from blurgen.deblur.inference import (CheckpointError, deblur_image, feather_ramp,  # noqa: E402
-                                      load_generator, tile_starts, tile_window)
+from blurgen.deblur.checkpoint import CheckpointError  # noqa: E402
+from blurgen.deblur.inference import (deblur_image, feather_ramp, load_generator,  # noqa: E402
+                                      tile_starts, tile_window)
 from blurgen.deblur.metrics import psnr  # noqa: E402
 from blurgen.deblur.models import build_generator, generator_config  # noqa: E402
 
@@ -212,3 +213,20 @@ def test_bad_checkpoints_raise_one_line_errors_naming_the_file(tmp_path, case, m
         load_generator(path)
     text = str(info.value)
     assert str(path) in text and "\n" not in text
+
+
+def test_one_loader_for_inference_and_resume(tmp_path):
+    """Inference needs the generator only; resuming training also needs the step. Both go through
+    checkpoint.load_checkpoint and raise the same CheckpointError class."""
+    from blurgen.deblur.checkpoint import TRAINING_KEYS, load_checkpoint
+
+    g = random_generator(width=4, n_blocks=1)
+    path = save_checkpoint(tmp_path / "weights_only.pt", g)
+    checkpoint = torch.load(path, weights_only=True)
+    del checkpoint["step"]
+    torch.save(checkpoint, path)
+    assert isinstance(load_generator(path), torch.nn.Module)
+    with pytest.raises(CheckpointError, match=r"incomplete checkpoint \(missing step\)"):
+        load_checkpoint(path, required=TRAINING_KEYS)
+    with pytest.raises(CheckpointError, match="no such checkpoint"):
+        load_generator(tmp_path / "absent.pt")

@@ -162,7 +162,7 @@ def test_corrupt_checkpoint_is_a_one_line_error(tmp_path):
     bad.write_bytes(b"not a checkpoint at all")
     with pytest.raises(CheckpointError) as info:
         load_checkpoint(bad)
-    assert "not a readable checkpoint" in str(info.value) and "\n" not in str(info.value)
+    assert "not a readable PyTorch checkpoint" in str(info.value) and "\n" not in str(info.value)
     torch.save({"format": "something-else"}, bad)
     with pytest.raises(CheckpointError, match="not a blurgen DeblurGAN checkpoint"):
         load_checkpoint(bad)
