@@ -15,6 +15,8 @@ MAX_STEPS = 1_000_000
 MAX_SEED = 2**63 - 1
 #: Output image sides a dataset may have, in pixels.
 MIN_SIDE, MAX_SIDE = 32, 16384
+#: Image files blurgen reads (sources, GoPro pairs, `blurgen deblur` folders): what OpenCV decodes.
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pnm")
 
 
 def _is_int(value: Any) -> bool:

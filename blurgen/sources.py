@@ -22,13 +22,13 @@ from typing import Protocol, runtime_checkable
 import cv2
 import numpy as np
 
+from blurgen.config import IMAGE_EXTENSIONS
 from blurgen.deadleaves import dead_leaves
 
 log = logging.getLogger(__name__)
 
 #: Stream id of the crop draws in ``np.random.default_rng([seed, index, SOURCE_STREAM])``.
 SOURCE_STREAM = 1
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pnm")
 GOPRO_SPLITS = ("train", "test")
 #: Crops a source tries (other images) when files fail to decode after the scan, before giving up.
 MAX_TRIES = 32

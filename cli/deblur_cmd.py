@@ -8,8 +8,7 @@ import sys
 import click
 
 from blurgen.cli.common import atomic_output, check_tile, require_torch, resolve_device
-
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+from blurgen.config import IMAGE_EXTENSIONS
 
 
 def collect_images(inputs: tuple[str, ...]) -> list[tuple[str, str]]:
@@ -22,11 +21,11 @@ def collect_images(inputs: tuple[str, ...]) -> list[tuple[str, str]]:
             found = []
             for folder, _, files in os.walk(item):
                 for f in files:
-                    if f.lower().endswith(IMAGE_SUFFIXES):
+                    if f.lower().endswith(IMAGE_EXTENSIONS):
                         path = os.path.join(folder, f)
                         found.append((path, os.path.splitext(os.path.relpath(path, item))[0] + ".png"))
             if not found:
-                raise click.BadParameter(f"{item!r} holds no images ({', '.join(IMAGE_SUFFIXES)})",
+                raise click.BadParameter(f"{item!r} holds no images ({', '.join(IMAGE_EXTENSIONS)})",
                                          param_hint="IMAGE_OR_DIR")
             jobs += sorted(found)
         else:

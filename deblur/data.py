@@ -22,12 +22,12 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from blurgen.config import IMAGE_EXTENSIONS
 from blurgen.pairs_file import PairsFile, PairsFileError
 
 __all__ = ["DataError", "PairsDataset", "GoProPairs", "MixedPairs", "MixingSampler",
            "to_tensor", "to_uint8", "normalize", "worker_init", "make_loader", "PairsFileError"]
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 
 
 class DataError(Exception):
@@ -53,7 +53,7 @@ def normalize(batch: torch.Tensor) -> torch.Tensor:
     there: a quarter of the bytes through shared memory and host-to-device copies, and the
     arithmetic leaves the DataLoader workers."""
     if batch.dtype == torch.uint8:
-        return batch.float().mul_(2.0 / 255.0).sub_(1.0)
+        return batch.float().div_(127.5).sub_(1.0)  # exact at 0 and 255, unlike * (2 / 255)
     return batch
 
 
@@ -187,8 +187,8 @@ def scan_gopro(root: str | os.PathLike, split: str = "train", blur_folder: str =
         blur_dir = seq / blur_folder
         if not blur_dir.is_dir():
             raise DataError(f"{seq}: no {blur_folder}/ folder beside sharp/")
-        sharp = sorted(p.name for p in (seq / "sharp").iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-        blurred = sorted(p.name for p in blur_dir.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        sharp = sorted(p.name for p in (seq / "sharp").iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS)
+        blurred = sorted(p.name for p in blur_dir.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS)
         if sharp != blurred:
             raise DataError(f"{seq}: {len(blurred)} {blur_folder} frames vs {len(sharp)} sharp frames "
                             "(names must match one to one)")

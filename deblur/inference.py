@@ -29,6 +29,7 @@ import torch
 from torch import nn
 
 from blurgen.deblur.checkpoint import CheckpointError, first_line, load_checkpoint
+from blurgen.deblur.data import normalize, to_uint8
 from blurgen.deblur.models import ResnetGenerator, build_generator, pad_to_multiple
 
 Device = Union[str, torch.device]
@@ -75,14 +76,12 @@ def image_to_tensor(image: np.ndarray, device: Device = "cpu") -> torch.Tensor:
     """uint8 ``(H, W, 3)`` RGB -> float32 ``(1, 3, H, W)`` in ``[-1, 1]`` on ``device``."""
     if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
         raise ValueError(f"expected a uint8 (H, W, 3) RGB image, got {image.dtype} {image.shape}")
-    t = torch.from_numpy(np.ascontiguousarray(image)).to(device)
-    return t.permute(2, 0, 1).unsqueeze(0).float().div_(127.5).sub_(1.0)
+    return normalize(torch.from_numpy(np.ascontiguousarray(image)).to(device).permute(2, 0, 1).unsqueeze(0))
 
 
 def tensor_to_image(tensor: torch.Tensor) -> np.ndarray:
     """float ``(1, 3, H, W)`` or ``(3, H, W)`` in ``[-1, 1]`` -> uint8 ``(H, W, 3)`` (rounded)."""
-    t = tensor.detach().reshape(-1, *tensor.shape[-2:]).float().cpu()
-    return ((t.clamp(-1, 1) + 1.0) * 127.5).round().to(torch.uint8).permute(1, 2, 0).numpy()
+    return to_uint8(tensor.reshape(-1, *tensor.shape[-2:]))
 
 
 def tile_starts(length: int, tile: int, overlap: int, align: int = 4) -> list[int]:

@@ -230,3 +230,15 @@ def test_one_loader_for_inference_and_resume(tmp_path):
         load_checkpoint(path, required=TRAINING_KEYS)
     with pytest.raises(CheckpointError, match="no such checkpoint"):
         load_generator(tmp_path / "absent.pt")
+
+
+def test_inference_scales_images_exactly_as_training_does():
+    from blurgen.deblur.data import normalize, to_uint8
+    from blurgen.deblur.inference import image_to_tensor, tensor_to_image
+
+    image = np.random.default_rng(3).integers(0, 256, (9, 7, 3), dtype=np.uint8)
+    image[0, 0], image[0, 1] = 0, 255
+    x = image_to_tensor(image)
+    assert torch.equal(x[0], normalize(torch.from_numpy(image).permute(2, 0, 1)))
+    assert x.min().item() == -1.0 and x.max().item() == 1.0
+    assert np.array_equal(tensor_to_image(x), image) and np.array_equal(to_uint8(x[0]), image)
