@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from blurgen import _kernels_jit as jit
-from blurgen.config import KernelConfig, check_index, check_kernel_size
+from blurgen.config import MAX_SEED, KernelConfig, check_index, check_kernel_size
 
 #: Paths tried per sample before a configuration is declared infeasible for its kernel size.
 MAX_DRAWS = 1000
@@ -37,8 +37,12 @@ _PARAM_COLUMNS = {
 
 
 def _check_samples(n: Any, seed: Any, start: Any) -> tuple[int, int, int]:
-    """Validated sample count, seed and first index."""
-    return check_index("n", n, 1, 10**9), check_index("seed", seed, 0), check_index("start", start, 0)
+    """Validated sample count, seed and first index (the last index, start + n - 1, must be a
+    valid index too)."""
+    n, seed, start = check_index("n", n, 1, 10**9), check_index("seed", seed, 0), check_index("start", start, 0)
+    if start > MAX_SEED - (n - 1):
+        raise ValueError(f"start + n - 1 (the last sample index) must be <= {MAX_SEED}, got {start + n - 1}")
+    return n, seed, start
 
 
 def _resolve_config(config: KernelConfig | None, size: int | None, overrides: dict) -> KernelConfig:

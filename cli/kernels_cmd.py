@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 
 import click
@@ -9,14 +10,20 @@ import numpy as np
 
 from blurgen.cli.common import (atomic_output, check_writable_destination,
                                 kernel_config_from_options, kernel_model_options)
+from blurgen.config import MAX_SEED
+
+#: Kernels computed and written at a time for .npy output (about 70 MB at 65x65).
+NPY_BATCH = 4096
+#: Kernel pictures a PNG sheet may hold (64 x 64 tiles: about 8,000 px a side at --scale 2).
+MAX_PNG_TILES = 4096
 
 
 @click.command()
-@click.option("--n", "n", type=click.IntRange(min=1), default=64, show_default=True, help="Number of kernels.")
+@click.option("--n", "n", type=click.IntRange(1, 10**9), default=64, show_default=True, help="Number of kernels.")
 @click.option("--out", required=True, type=click.Path(dir_okay=False),
               help="Output file: .npy (float32 (n, k, k)) or .png (a grid to look at).")
-@click.option("--seed", type=click.IntRange(min=0, max=2**63 - 1), default=0, show_default=True)
-@click.option("--start", type=click.IntRange(min=0), default=0, show_default=True,
+@click.option("--seed", type=click.IntRange(min=0, max=MAX_SEED), default=0, show_default=True)
+@click.option("--start", type=click.IntRange(min=0, max=MAX_SEED), default=0, show_default=True,
               help="Index of the first sample.")
 @kernel_model_options
 @click.option("--scale", type=click.IntRange(1, 16), default=2, show_default=True,
@@ -40,12 +47,18 @@ def kernels(n, out, seed, start, kernel_size, length_px, steps, exposures, anxie
     ext = os.path.splitext(out)[1].lower()
     if ext not in (".npy", ".png"):
         raise click.BadParameter(f"{out!r} must end in .npy or .png", param_hint="--out")
+    if start > MAX_SEED - (n - 1):
+        raise click.BadParameter(f"the last sample index, start + n - 1 = {start + n - 1}, is over {MAX_SEED}",
+                                 param_hint="--start")
+    tiles = n * len(set(config.exposures))
+    if ext == ".png" and tiles > MAX_PNG_TILES:
+        raise click.BadParameter(f"a PNG sheet holds at most {MAX_PNG_TILES} kernel pictures, {tiles} asked "
+                                 "(n x exposures); write .npy for more", param_hint="--n")
     check_writable_destination(out)
     try:
         if ext == ".npy":
-            psf = random_kernels(n, seed=seed, start=start, config=config)
             with atomic_output(out, ".npy") as tmp:
-                np.save(tmp, psf)
+                write_npy_in_batches(tmp, n, seed, start, config)
         else:
             fractions = sorted(set(config.exposures))
             if len(fractions) > 1:
@@ -61,4 +74,27 @@ def kernels(n, out, seed, start, kernel_size, length_px, steps, exposures, anxie
                 write_png(tmp, sheet)
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
+    except OSError as exc:
+        raise click.ClickException(f"cannot write {out}: {exc.strerror or exc}") from None
     click.echo(f"wrote {n} kernels ({config.size}x{config.size}, seed {seed}) to {out}")
+
+
+def write_npy_in_batches(path: str, n: int, seed: int, start: int, config) -> None:
+    """Write ``random_kernels(n, seed=seed, start=start, config=config)`` as a .npy file, NPY_BATCH
+    kernels at a time: memory stays bounded whatever n, and a full disk is found before any work
+    (free-space check) or as an OSError, not by a crash."""
+    from blurgen.kernels import random_kernels
+    from blurgen.parts import free_bytes
+
+    shape = (n, config.size, config.size)
+    need = 4 * n * config.size * config.size + 4096
+    free = free_bytes(os.path.dirname(os.path.abspath(path)))
+    if need > free:
+        raise OSError(errno.ENOSPC, f"{need / 1e9:.2f} GB needed, {free / 1e9:.2f} GB free")
+    with open(path, "wb") as handle:
+        header = {"descr": np.lib.format.dtype_to_descr(np.dtype(np.float32)), "fortran_order": False,
+                  "shape": shape}
+        np.lib.format.write_array_header_1_0(handle, header)
+        for first in range(0, n, NPY_BATCH):
+            count = min(NPY_BATCH, n - first)
+            handle.write(random_kernels(count, seed=seed, start=start + first, config=config).data)

@@ -86,3 +86,36 @@ def test_import_blurgen_does_not_import_torch_h5py_or_opencv():
             "print(sorted(m for m in ('torch', 'h5py', 'cv2') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_npy_is_written_in_batches_with_the_library_kernels(tmp_path, monkeypatch):
+    from blurgen.cli import kernels_cmd
+
+    monkeypatch.setattr(kernels_cmd, "NPY_BATCH", 3)
+    out = tmp_path / "k.npy"
+    result = run("kernels", "--n", "7", "--out", str(out), "--seed", "2", "--start", "5", "--kernel-size", "21",
+                 "--length-px", "12")
+    assert result.exit_code == 0, result.output
+    expected = random_kernels(7, seed=2, start=5, config=KernelConfig(size=21, length_px=12.0))
+    assert np.load(out).tobytes() == expected.tobytes()
+
+
+def test_npy_too_large_for_the_disk_fails_before_work(tmp_path, monkeypatch):
+    monkeypatch.setattr("blurgen.parts.free_bytes", lambda path: 10**6)
+    result = run("kernels", "--n", "1000", "--out", str(tmp_path / "k.npy"))
+    assert result.exit_code == 1 and "GB needed" in result.output
+    assert len(result.output.strip().splitlines()) == 1 and "Traceback" not in result.output
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["--n", "4097", "--out", "k.png"], "at most 4096"),
+    (["--n", "2049", "--exposures", "0.5,1", "--out", "k.png"], "at most 4096"),
+    (["--n", "2", "--start", str(2**63 - 1), "--out", "k.npy"], "last sample index"),
+    (["--n", str(10**9 + 1), "--out", "k.npy"], "--n"),
+])
+def test_requests_beyond_the_limits_are_usage_errors(tmp_path, monkeypatch, args, fragment):
+    monkeypatch.chdir(tmp_path)
+    result = run("kernels", *args)
+    assert result.exit_code == 2 and fragment in result.output and "Traceback" not in result.output
+    assert list(tmp_path.iterdir()) == []

@@ -264,6 +264,7 @@ def test_bad_config_values_raise_value_error_naming_parameter_and_range(kwargs, 
     (lambda: random_kernels(0), r"n must be an integer in \[1,"),
     (lambda: random_kernels(2, seed=-1), r"seed must be an integer in \[0,"),
     (lambda: random_kernels(2, start=-5), r"start must be an integer in \[0,"),
+    (lambda: random_kernels(2, start=2**63 - 1), r"start \+ n - 1 \(the last sample index\) must be <= "),
     (lambda: random_trajectories(0), r"n must be an integer in \[1,"),
     (lambda: rasterize(np.zeros((3, 2)), size=6), r"size must be an odd integer"),
     (lambda: rasterize(np.zeros((3, 2)), exposure=0.0), r"exposure must be in \(0, 1\]"),
@@ -272,6 +273,13 @@ def test_bad_config_values_raise_value_error_naming_parameter_and_range(kwargs, 
 def test_bad_call_arguments_raise_value_error(call, pattern):
     with pytest.raises(ValueError, match=pattern):
         call()
+
+
+def test_the_largest_index_is_a_sample_like_any_other():
+    last = 2**63 - 1
+    xy, params = random_trajectories(2, seed=last, start=last - 1)
+    assert params["seed_index"].tolist() == [last - 1, last]
+    assert random_kernels(1, seed=last, start=last).tobytes() == rasterize(xy[1:], exposure=params["exposure_fraction"][1:]).tobytes()
 
 
 def test_crop_to_support_is_symmetric_about_the_centre():
