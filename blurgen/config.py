@@ -5,10 +5,16 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import numbers
 from dataclasses import dataclass
 from typing import Any
 
 DEFAULT_ANXIETY = (0.01, 0.009, 0.008, 0.007, 0.005, 0.003)
+#: Smallest anxiety and path length. The walk renormalises the velocity by sqrt(vx^2 + vy^2),
+#: whose squares underflow to 0 for velocities near 1e-154 px/step (an anxiety of about 1e-300
+#: gave all-zero kernels); these floors keep far away from that and far below any useful value.
+MIN_ANXIETY = 1e-6
+MIN_LENGTH_PX = 1e-6
 MAX_KERNEL_SIZE = 1025
 MAX_STEPS = 1_000_000
 #: Largest seed or sample index (the RNG keys on int64).
@@ -20,7 +26,8 @@ IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", "
 
 
 def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
+    """A Python or NumPy integer, not a bool."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
 def _check_int(name: str, value: Any, lo: int, hi: int) -> None:
@@ -39,25 +46,26 @@ def check_index(name: str, value: Any, lo: int, hi: int = MAX_SEED) -> int:
 
 
 def _check_real(name: str, value: Any, lo: float, hi: float, *, lo_open: bool = False) -> None:
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
     ok = ok and (lo < value if lo_open else lo <= value) and value <= hi
     if not ok:
         interval = f"({lo}, {hi}]" if lo_open else f"[{lo}, {hi}]"
         raise ValueError(f"{name} must be a number in {interval}, got {value!r}")
 
 
-def _check_choices(name: str, values: Any, lo: float, hi: float) -> tuple[float, ...]:
-    """A non-empty tuple of numbers each in (lo, hi]."""
-    if isinstance(values, (int, float)) and not isinstance(values, bool):
+def _check_choices(name: str, values: Any, lo: float, hi: float, *, lo_open: bool = True) -> tuple[float, ...]:
+    """A non-empty tuple of numbers each in (lo, hi] (or [lo, hi])."""
+    interval = f"({lo}, {hi}]" if lo_open else f"[{lo}, {hi}]"
+    if isinstance(values, numbers.Real) and not isinstance(values, bool):
         values = (values,)
     try:
         values = tuple(values)
     except TypeError:
-        raise ValueError(f"{name} must be a non-empty sequence of numbers in ({lo}, {hi}], got {values!r}") from None
+        raise ValueError(f"{name} must be a non-empty sequence of numbers in {interval}, got {values!r}") from None
     if not values:
-        raise ValueError(f"{name} must be a non-empty sequence of numbers in ({lo}, {hi}], got ()")
+        raise ValueError(f"{name} must be a non-empty sequence of numbers in {interval}, got ()")
     for v in values:
-        _check_real(f"{name} value", v, lo, hi, lo_open=True)
+        _check_real(f"{name} value", v, lo, hi, lo_open=lo_open)
     return tuple(float(v) for v in values)
 
 
@@ -108,7 +116,7 @@ def check_kernel_size(size: Any, name: str = "size") -> int:
     """Validate an odd kernel size >= 3; returns it."""
     if not _is_int(size) or size < 3 or size % 2 == 0 or size > MAX_KERNEL_SIZE:
         raise ValueError(f"{name} must be an odd integer in [3, {MAX_KERNEL_SIZE}], got {size!r}")
-    return size
+    return int(size)
 
 
 @dataclass(frozen=True)
@@ -120,8 +128,9 @@ class KernelConfig(ConfigMixin):
 
     Attributes:
         steps: path samples (>= 2); the path is exactly ``length_px`` long over all of them.
-        length_px: length of the whole path in pixels, > 0.
-        anxiety: choices for the shake strength, each in (0, 0.1].
+        length_px: length of the whole path in pixels, in [1e-6, 1e4].
+        anxiety: choices for the shake strength, each in [1e-6, 0.1] (DESIGN.md says (0, 0.1]; values
+            near 1e-300 underflow, so the floor is ``MIN_ANXIETY``).
         centripetal_max: upper bound of the pull back to the start, in [0, 10].
         gaussian_shake_max: upper bound of the Gaussian jitter factor, in [0, 100].
         big_shake_prob_max: upper bound of the big-shake probability factor, in [0, 1].
@@ -140,13 +149,14 @@ class KernelConfig(ConfigMixin):
 
     def __post_init__(self) -> None:
         _check_int("steps", self.steps, 2, MAX_STEPS)
-        _check_real("length_px", self.length_px, 0.0, 1e4, lo_open=True)
+        object.__setattr__(self, "steps", int(self.steps))
+        _check_real("length_px", self.length_px, MIN_LENGTH_PX, 1e4)
         object.__setattr__(self, "length_px", float(self.length_px))
-        object.__setattr__(self, "anxiety", _check_choices("anxiety", self.anxiety, 0.0, 0.1))
+        object.__setattr__(self, "anxiety", _check_choices("anxiety", self.anxiety, MIN_ANXIETY, 0.1, lo_open=False))
         _check_real("centripetal_max", self.centripetal_max, 0.0, 10.0)
         _check_real("gaussian_shake_max", self.gaussian_shake_max, 0.0, 100.0)
         _check_real("big_shake_prob_max", self.big_shake_prob_max, 0.0, 1.0)
         for name in ("centripetal_max", "gaussian_shake_max", "big_shake_prob_max"):
             object.__setattr__(self, name, float(getattr(self, name)))
         object.__setattr__(self, "exposures", _check_choices("exposures", self.exposures, 0.0, 1.0))
-        check_kernel_size(self.size)
+        object.__setattr__(self, "size", check_kernel_size(self.size))

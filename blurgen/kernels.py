@@ -155,6 +155,8 @@ def rasterize(xy: np.ndarray, size: int = 65, exposure: float | np.ndarray = 1.0
     """
     size = check_kernel_size(size)
     arr = np.asarray(xy)
+    if not (np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)):
+        raise ValueError(f"xy must hold real numbers, got dtype {arr.dtype}")
     single = arr.ndim == 2
     if single:
         arr = arr[None]
@@ -163,7 +165,11 @@ def rasterize(xy: np.ndarray, size: int = 65, exposure: float | np.ndarray = 1.0
     arr = np.ascontiguousarray(arr, dtype=np.float32)
     if not np.isfinite(arr).all():
         raise ValueError("xy must be finite")
-    exposure_arr = np.broadcast_to(np.asarray(exposure, dtype=np.float64), (arr.shape[0],))
+    try:
+        exposure_arr = np.broadcast_to(np.asarray(exposure, dtype=np.float64), (arr.shape[0],))
+    except (TypeError, ValueError):
+        raise ValueError(f"exposure must be one number or one per path ({arr.shape[0]}), got "
+                         f"{np.shape(exposure) or exposure!r}") from None
     if not (np.all(exposure_arr > 0) and np.all(exposure_arr <= 1)):
         raise ValueError(f"exposure must be in (0, 1], got {exposure!r}")
     steps = arr.shape[1]

@@ -36,7 +36,7 @@ def kernel_model_options(func):
         click.option("--exposures", default=",".join(f"{e:g}" for e in defaults.exposures),
                      show_default=True, help="Exposure fractions to draw from, e.g. 0.1,0.5,1."),
         click.option("--anxiety", default=",".join(f"{a:g}" for a in defaults.anxiety),
-                     show_default=True, help="Shake strengths to draw from, each in (0, 0.1]."),
+                     show_default=True, help="Shake strengths to draw from, each in [1e-6, 0.1]."),
     ]
     for option in reversed(options):
         func = option(func)

@@ -24,16 +24,17 @@ PROPERTY = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=
 
 
 @st.composite
-def kernel_configs(draw, max_steps: int = 120 if NOJIT else 600):
-    """Configurations whose paths always fit: a path of length L strays at most L from its mean."""
-    length = draw(st.floats(0.5, 30.0))
+def kernel_configs(draw, max_steps: int = 120 if NOJIT else 2000):
+    """Configurations whose paths always fit: a path of length L strays at most L from its mean.
+    The ranges are KernelConfig's whole ranges but for length (<= 60 px, the DeblurGAN length)."""
+    length = draw(st.floats(0.5, 60.0))
     margin = draw(st.integers(0, 6))
     return KernelConfig(
         steps=draw(st.integers(2, max_steps)),
         length_px=length,
-        anxiety=tuple(draw(st.lists(st.floats(1e-4, 0.1), min_size=1, max_size=4))),
-        centripetal_max=draw(st.floats(0.0, 3.0)),
-        gaussian_shake_max=draw(st.floats(0.0, 30.0)),
+        anxiety=tuple(draw(st.lists(st.floats(1e-6, 0.1), min_size=1, max_size=4))),
+        centripetal_max=draw(st.floats(0.0, 10.0)),
+        gaussian_shake_max=draw(st.floats(0.0, 100.0)),
         big_shake_prob_max=draw(st.floats(0.0, 1.0)),
         exposures=tuple(draw(st.lists(st.floats(0.01, 1.0), min_size=1, max_size=3))),
         size=2 * (math.ceil(length) + margin) + 3,
@@ -96,27 +97,44 @@ def test_sample_depends_only_on_seed_and_index(config, seed, start, n, m):
     assert all(p_batch[k][m] == p_alone[k][0] for k in p_batch)
 
 
+def test_batches_across_task_boundaries_hold_the_samples_made_one_by_one():
+    """The batch functions split samples into prange tasks of CHUNK (32); a batch of 70 starting
+    at an odd index holds exactly the samples drawn alone, across every task boundary."""
+    config = KernelConfig(steps=60 if NOJIT else 400, length_px=15.0, size=35, exposures=(0.3, 1.0))
+    n = 70
+    batch = random_kernels(n, seed=8, start=1001, config=config)
+    xy_batch, p_batch = random_trajectories(n, config, seed=8, start=1001)
+    for m in (0, 1, 30, 31, 32, 33, 63, 64, 65, 69):
+        assert batch[m].tobytes() == random_kernels(1, seed=8, start=1001 + m, config=config)[0].tobytes()
+        xy_alone, p_alone = random_trajectories(1, config, seed=8, start=1001 + m)
+        assert xy_batch[m].tobytes() == xy_alone[0].tobytes()
+        assert all(p_batch[k][m] == p_alone[k][0] for k in p_batch)
+
+
 @pytest.mark.skipif(NOJIT, reason="threads exist only in compiled code")
-def test_kernels_identical_whatever_the_thread_count():
+@pytest.mark.parametrize("config", [KernelConfig(size=31, length_px=20.0), KernelConfig(exposures=(0.1, 0.5, 1.0))])
+def test_kernels_and_paths_identical_whatever_the_thread_count(config):
     before = numba.get_num_threads()
+    results = []
     try:
-        numba.set_num_threads(1)
-        one = random_kernels(37, seed=5, size=31, length_px=20.0)
-        numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
-        many = random_kernels(37, seed=5, size=31, length_px=20.0)
+        for threads in sorted({1, 2, numba.config.NUMBA_NUM_THREADS}):
+            numba.set_num_threads(threads)
+            xy, params = random_trajectories(77, config, seed=5, start=3)
+            results.append((random_kernels(77, seed=5, start=3, config=config).tobytes(), xy.tobytes(),
+                            {k: v.tobytes() for k, v in params.items()}))
     finally:
         numba.set_num_threads(before)
-    assert one.tobytes() == many.tobytes()
+    assert all(r == results[0] for r in results)
 
 
 @PROPERTY
-@given(config=kernel_configs(), seed=st.integers(0, 2**62), start=starts)
-def test_different_seeds_give_different_kernels(config, seed, start):
+@given(config=kernel_configs(), seeds=st.lists(seeds, min_size=2, max_size=2, unique=True), start=starts)
+def test_different_seeds_give_different_kernels(config, seeds, start):
     # Full exposure of a path of >= 20 steps: a shorter one can expose a single sample (a delta).
     config = config.replace(steps=max(config.steps, 20), exposures=(1.0,))
-    a = random_kernels(3, seed=seed, start=start, config=config)
-    b = random_kernels(3, seed=seed + 1, start=start, config=config)
-    assert not np.array_equal(a, b)
+    a = random_kernels(3, seed=seeds[0], start=start, config=config)
+    b = random_kernels(3, seed=seeds[1], start=start, config=config)
+    assert all(not np.array_equal(a[i], b[i]) for i in range(3))
 
 
 @PROPERTY
@@ -159,6 +177,43 @@ def test_numba_matches_plain_python_reference(seed, config):
         assert params[name][0] == np.float32(ref_params[name])
     for name in ("big_shakes", "redraws", "exposed_steps"):
         assert params[name][0] == ref_params[name]
+
+
+def test_redrawn_samples_match_the_reference_too():
+    """A path that does not fit is redrawn whole (parameters and walk) from the sample's stream:
+    the samples that needed redraws agree with the reference like the others."""
+    config = KernelConfig(steps=300, length_px=30.0, size=21, anxiety=(0.01, 0.003), exposures=(0.5, 1.0))
+    psf, params = random_kernels_with_params(40, seed=9, config=config)
+    redrawn = np.flatnonzero(params["redraws"] > 0)[:4 if NOJIT else 10]
+    assert redrawn.size >= 4 and params["redraws"][redrawn].max() >= 2
+    for i in redrawn:
+        ref_psf, _, ref_params = reference_kernel(9, int(i), config)
+        assert np.abs(psf[i] - ref_psf).max() < 1e-6
+        assert params["redraws"][i] == ref_params["redraws"]
+        for name in ("anxiety", "centripetal", "gaussian_shake", "big_shake_prob", "exposure_fraction"):
+            assert params[name][i] == np.float32(ref_params[name])
+
+
+@settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 2**63 - 1), anxiety=st.sampled_from([1e-6, 1e-3, 0.1]),
+       length=st.sampled_from([1e-6, 0.01, 1.0, 30.0]), centripetal=st.sampled_from([0.0, 10.0]),
+       gaussian=st.sampled_from([0.0, 100.0]), big=st.sampled_from([0.0, 1.0]),
+       steps=st.sampled_from([2, 3, 50, 2000]), exposure=st.sampled_from([1e-9, 0.5, 1.0]))
+def test_every_accepted_extreme_gives_proper_kernels(seed, anxiety, length, centripetal, gaussian, big,
+                                                     steps, exposure):
+    """The corners of KernelConfig's ranges: whatever it accepts either gives kernels that sum to
+    1 with the centroid on the centre, or (a path too long for the size) a ValueError."""
+    config = KernelConfig(steps=steps, length_px=length, anxiety=(anxiety,), centripetal_max=centripetal,
+                          gaussian_shake_max=gaussian, big_shake_prob_max=big, exposures=(exposure,),
+                          size=2 * math.ceil(length) + 5)
+    psf = random_kernels(3, seed=seed, config=config)
+    assert np.isfinite(psf).all() and psf.min() >= 0
+    assert np.abs(psf.sum(axis=(1, 2)) - 1).max() < 1e-5
+    centre = (config.size - 1) / 2
+    coords = np.arange(config.size)
+    for k in psf.astype(np.float64):
+        assert abs((k.sum(axis=0) * coords).sum() - centre) < 0.05
+        assert abs((k.sum(axis=1) * coords).sum() - centre) < 0.05
 
 
 def test_reference_rasterize_matches_public_rasterize_on_arbitrary_paths():
@@ -245,10 +300,12 @@ def test_every_full_path_is_exactly_length_px_long():
 @pytest.mark.parametrize("kwargs, pattern", [
     ({"size": 4}, r"size must be an odd integer in \[3,"),
     ({"size": 1}, r"size must be an odd integer in \[3,"),
-    ({"length_px": 0.0}, r"length_px must be a number in \(0"),
-    ({"length_px": -3.0}, r"length_px must be a number in \(0"),
-    ({"anxiety": (0.0,)}, r"anxiety value must be a number in \(0.0, 0.1\]"),
-    ({"anxiety": (0.2,)}, r"anxiety value must be a number in \(0.0, 0.1\]"),
+    ({"length_px": 0.0}, r"length_px must be a number in \[1e-06, 10000.0\]"),
+    ({"length_px": -3.0}, r"length_px must be a number in \[1e-06,"),
+    ({"length_px": 1e-200}, r"length_px must be a number in \[1e-06,"),
+    ({"anxiety": (0.0,)}, r"anxiety value must be a number in \[1e-06, 0.1\]"),
+    ({"anxiety": (0.2,)}, r"anxiety value must be a number in \[1e-06, 0.1\]"),
+    ({"anxiety": (1e-300,)}, r"anxiety value must be a number in \[1e-06, 0.1\]"),
     ({"exposures": (0.0,)}, r"exposures value must be a number in \(0.0, 1.0\]"),
     ({"exposures": (1.5,)}, r"exposures value must be a number in \(0.0, 1.0\]"),
     ({"steps": 1}, r"steps must be an integer in \[2,"),
@@ -269,6 +326,10 @@ def test_bad_config_values_raise_value_error_naming_parameter_and_range(kwargs, 
     (lambda: rasterize(np.zeros((3, 2)), size=6), r"size must be an odd integer"),
     (lambda: rasterize(np.zeros((3, 2)), exposure=0.0), r"exposure must be in \(0, 1\]"),
     (lambda: rasterize(np.zeros((3, 3))), r"xy must have shape"),
+    (lambda: rasterize(np.zeros((3, 2), complex)), r"xy must hold real numbers"),
+    (lambda: rasterize(np.zeros((2, 3, 2)), exposure=[0.5, 0.5, 1.0]), r"exposure must be one number or one per path \(2\)"),
+    (lambda: rasterize(np.zeros((2, 3, 2)), exposure=np.ones((2, 2))), r"exposure must be one number or one per path"),
+    (lambda: rasterize(np.zeros((3, 2)), exposure="half"), r"exposure must be one number or one per path"),
 ])
 def test_bad_call_arguments_raise_value_error(call, pattern):
     with pytest.raises(ValueError, match=pattern):
@@ -280,6 +341,22 @@ def test_the_largest_index_is_a_sample_like_any_other():
     xy, params = random_trajectories(2, seed=last, start=last - 1)
     assert params["seed_index"].tolist() == [last - 1, last]
     assert random_kernels(1, seed=last, start=last).tobytes() == rasterize(xy[1:], exposure=params["exposure_fraction"][1:]).tobytes()
+
+
+def test_kernel_config_is_frozen_with_the_contract_field_names_and_round_trips():
+    import dataclasses
+
+    names = [f.name for f in dataclasses.fields(KernelConfig)]
+    assert names == ["steps", "length_px", "anxiety", "centripetal_max", "gaussian_shake_max",
+                     "big_shake_prob_max", "exposures", "size"]
+    config = KernelConfig(steps=np.int64(300), size=np.int32(41), length_px=np.float32(25.0),
+                          anxiety=np.array([0.01, 0.005]), exposures=0.5)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        config.size = 31
+    assert type(config.steps) is int and type(config.size) is int and config.exposures == (0.5,)
+    assert KernelConfig.from_json(config.to_json()) == config
+    assert random_kernels(2, seed=1, config=config).tobytes() == random_kernels(
+        2, seed=1, steps=300, size=41, length_px=25.0, anxiety=(0.01, 0.005), exposures=(0.5,)).tobytes()
 
 
 def test_crop_to_support_is_symmetric_about_the_centre():
