@@ -165,6 +165,33 @@ def test_directory_crops_are_deterministic_and_random(messy_dir):
     assert j == j2 and np.array_equal(centre, full[7:-7, 7:-7])
 
 
+def test_crops_are_windows_of_the_converted_image_and_own_their_memory(tmp_path):
+    """Crops convert only their window (gray, 16-bit, alpha, float TIFF): the same pixels as
+    converting the whole decoded image first; a caller writing into a crop changes nothing else."""
+    rng = np.random.default_rng(1)
+    files = {"gray.png": rng.integers(0, 256, (48, 52), dtype=np.uint8),
+             "deep.png": rng.integers(0, 65536, (48, 52, 3), dtype=np.uint16),
+             "alpha.png": rng.integers(0, 256, (48, 52, 4), dtype=np.uint8),
+             "colour.png": rng.integers(0, 256, (48, 52, 3), dtype=np.uint8),
+             "float.tiff": rng.random((48, 52, 3), dtype=np.float32) * 1.2 - 0.1}
+    for name, image in files.items():
+        _write(str(tmp_path / name), image)
+    source = ImageDirectorySource(str(tmp_path), min_size=(40, 40))
+    whole = [to_rgb_u8(cv2.imread(p, cv2.IMREAD_UNCHANGED)) for p in source.paths]
+    hit = set()
+    for i in range(60):
+        crop, j = source.crop(2, i, 40, 40, inset=i % 5)
+        inset = i % 5
+        windows = [whole[j][y + inset:y + 40 - inset, x + inset:x + 40 - inset]
+                   for y in range(whole[j].shape[0] - 39) for x in range(whole[j].shape[1] - 39)]
+        assert any(np.array_equal(crop, w) for w in windows)
+        again, _ = source.crop(2, i, 40, 40, inset=inset)
+        crop[...] = 0
+        assert np.array_equal(again, source.crop(2, i, 40, 40, inset=inset)[0]) and again.any()
+        hit.add(j)
+    assert len(hit) == len(files)
+
+
 def test_crop_larger_than_the_scanned_minimum_is_refused(messy_dir):
     root, _ = messy_dir
     with pytest.raises(ValueError, match="larger"):
