@@ -31,12 +31,3 @@ def grid(tiles: list[np.ndarray], columns: int, gap: int = 2, background: int = 
         y, x = gap + r * (h + gap), gap + c * (w + gap)
         sheet[y:y + h, x:x + w] = tile
     return sheet
-
-
-def write_png(path: str, rgb: np.ndarray) -> None:
-    """Write uint8 RGB (H, W, 3) as PNG (OpenCV stores BGR). Raises OSError on failure."""
-    import cv2
-
-    ok = cv2.imwrite(path, np.ascontiguousarray(rgb[:, :, ::-1]), [cv2.IMWRITE_PNG_COMPRESSION, 3])
-    if not ok:
-        raise OSError(f"could not write PNG {path}")

@@ -16,14 +16,15 @@ import collections
 import hashlib
 import logging
 import os
+import stat
 import struct
 from typing import Protocol, runtime_checkable
 
-import cv2
 import numpy as np
 
 from blurgen.config import IMAGE_EXTENSIONS
 from blurgen.deadleaves import dead_leaves
+from blurgen.imageio import decode_file
 
 log = logging.getLogger(__name__)
 
@@ -140,15 +141,17 @@ def _probe(path: str) -> tuple[int, int, int, int] | None:
     """(height, width, channels, bit depth) of an image file, or None if it is unreadable."""
     ext = os.path.splitext(path)[1].lower()
     try:
+        if not stat.S_ISREG(os.stat(path).st_mode):  # a FIFO named x.png would block open()
+            return None
         if ext == ".png":
             with open(path, "rb") as f:
                 return _png_header(f.read(26))
         if ext in (".jpg", ".jpeg"):
             return _jpeg_header(path)
-        image = cv2.imread(path, cv2.IMREAD_UNCHANGED)
-    except (OSError, struct.error, cv2.error):
+    except (OSError, struct.error):
         return None
-    if image is None or image.size == 0:
+    image = decode_file(path)
+    if image is None or to_rgb_u8(image[:1, :1]) is None:  # e.g. an int32 TIFF: not an image here
         return None
     channels = 1 if image.ndim == 2 else image.shape[2]
     return image.shape[0], image.shape[1], channels, 8 * image.dtype.itemsize
@@ -245,8 +248,8 @@ class ImageFileSource:
         # Kept as decoded (BGR, any depth): crop() converts only the window it takes, which is
         # the same as converting the whole image first (the conversion is per pixel) and saves a
         # full-image copy per crop (~5 ms for a 1280x720 frame).
-        image = cv2.imread(self.paths[j], cv2.IMREAD_UNCHANGED)
-        if image is not None and (image.size == 0 or to_rgb_u8(image[:1, :1]) is None):
+        image = decode_file(self.paths[j])
+        if image is not None and to_rgb_u8(image[:1, :1]) is None:
             image = None
         if image is not None and (image.shape[0] < self.min_height or image.shape[1] < self.min_width):
             image = None

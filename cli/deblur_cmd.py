@@ -38,22 +38,12 @@ def collect_images(inputs: tuple[str, ...]) -> list[tuple[str, str]]:
     return jobs
 
 
-def read_image(path: str):
-    """uint8 (H, W, 3) RGB, or None if the file cannot be decoded. Grey images become RGB, alpha
-    is dropped, 16-bit images are scaled to 8 bits (OpenCV's IMREAD_COLOR)."""
-    import cv2
-
-    image = cv2.imread(path, cv2.IMREAD_COLOR)
-    return None if image is None else cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
-
-
 def write_png(path: str, image) -> None:
-    import cv2
+    from blurgen.imageio import write_png as write
 
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
     with atomic_output(path, ".png") as tmp:
-        if not cv2.imwrite(tmp, cv2.cvtColor(image, cv2.COLOR_RGB2BGR)):
-            raise OSError(f"{path}: could not write PNG")
+        write(tmp, image)
 
 
 @click.command()
@@ -102,6 +92,7 @@ def deblur(checkpoint, inputs, out, tile, overlap, tile_norm, device):
 
     from blurgen.deblur.checkpoint import CheckpointError
     from blurgen.deblur.inference import deblur_image, load_generator
+    from blurgen.imageio import read_rgb
 
     try:
         generator = load_generator(checkpoint, dev)
@@ -110,7 +101,7 @@ def deblur(checkpoint, inputs, out, tile, overlap, tile_norm, device):
     os.makedirs(out, exist_ok=True)
     failed = 0
     for src, name in tqdm(jobs, unit="img", disable=not sys.stderr.isatty(), leave=False):
-        image = read_image(src)
+        image = read_rgb(src)
         if image is None:
             click.echo(f"blurgen deblur: {src}: not a readable image, skipped", err=True)
             failed += 1

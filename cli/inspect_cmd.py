@@ -60,7 +60,7 @@ def inspect(path, png, rows):
 
 
 def _write_sheet(png: str, sheet) -> None:
-    from blurgen.preview import write_png
+    from blurgen.imageio import write_png
 
     with atomic_output(png, ".png") as tmp:
         write_png(tmp, sheet)

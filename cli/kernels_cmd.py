@@ -40,8 +40,9 @@ def kernels(n, out, seed, start, kernel_size, length_px, steps, exposures, anxie
       blurgen kernels --n 1000 --out kernels.npy --seed 3 --kernel-size 31 --length-px 25
       blurgen kernels --n 8 --out strips.png --exposures 0.1,0.5,1
     """
+    from blurgen.imageio import write_png
     from blurgen.kernels import random_kernels, random_trajectories, rasterize
-    from blurgen.preview import grid, kernel_tile, write_png
+    from blurgen.preview import grid, kernel_tile
 
     config = kernel_config_from_options(kernel_size, length_px, steps, exposures, anxiety)
     ext = os.path.splitext(out)[1].lower()

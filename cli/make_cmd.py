@@ -214,7 +214,7 @@ def _run(ctx, out, config, n, seed, workers, shard, block_size, filters, resume,
 
 
 def _write_preview(out: str, preview: str) -> None:
-    from blurgen.preview import write_png
+    from blurgen.imageio import write_png
     from blurgen.report import sheet_from_file
 
     with atomic_output(preview, ".png") as tmp:

@@ -200,12 +200,12 @@ def scan_gopro(root: str | os.PathLike, split: str = "train", blur_folder: str =
 
 def read_rgb(path: Path) -> np.ndarray:
     """uint8 ``(H, W, 3)`` RGB from an image file; ``DataError`` if unreadable."""
-    import cv2  # local: OpenCV is only needed for GoPro frames
+    from blurgen.imageio import read_rgb as read  # local: OpenCV is only needed for GoPro frames
 
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    image = read(str(path))
     if image is None:
         raise DataError(f"{path}: unreadable image")
-    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+    return image
 
 
 class GoProPairs(Dataset):

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import os
+import struct
+import zlib
 
 import cv2
 import numpy as np
@@ -190,6 +192,36 @@ def test_crops_are_windows_of_the_converted_image_and_own_their_memory(tmp_path)
         assert np.array_equal(again, source.crop(2, i, 40, 40, inset=inset)[0]) and again.any()
         hit.add(j)
     assert len(hit) == len(files)
+
+
+def _png_chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+def test_hostile_files_are_skipped_never_fatal(tmp_path):
+    """A file name that is not UTF-8 (cv2.imread segfaulted on it), a FIFO named like an image
+    (open() blocked for ever), a PNG whose header claims 100000x100000 pixels (OpenCV refuses to
+    decode it: it used to abort the run) and an int32 TIFF (decodes, but is no image here)."""
+    rng = np.random.default_rng(2)
+    root = tmp_path / "odd"
+    good = rng.integers(0, 256, (50, 60, 3), dtype=np.uint8)
+    _write(str(root / "good.png"), good)
+    for ext in (b".png", b".bmp"):
+        with open(os.path.join(os.fsencode(root), b"caf\xe9" + ext), "wb") as handle:
+            handle.write(cv2.imencode(ext.decode(), good)[1].tobytes())
+    os.mkfifo(root / "pipe.png")
+    os.mkfifo(root / "pipe.bmp")
+    header = _png_chunk(b"IHDR", struct.pack(">IIBBBBB", 100_000, 100_000, 8, 2, 0, 0, 0))
+    (root / "bomb.png").write_bytes(b"\x89PNG\r\n\x1a\n" + header + _png_chunk(b"IDAT", zlib.compress(b"\0" * 99))
+                                    + _png_chunk(b"IEND", b""))
+    assert cv2.imwrite(str(root / "int.tif"), np.zeros((50, 50), np.int32))
+    source = ImageDirectorySource(str(root), min_size=(40, 40))
+    assert dict(source.skipped) == {"corrupt": 3}  # the two FIFOs and the int32 TIFF
+    assert sorted(os.path.basename(p) for p in source.paths) == ["bomb.png", "caf\udce9.bmp", "caf\udce9.png",
+                                                                  "good.png"]
+    used = {source.crop(0, i, 40, 40)[1] for i in range(80)}
+    assert source.skipped["failed_decode"] == 1 and source.paths.index(str(root / "bomb.png")) not in used
+    assert len(used) == 3
 
 
 def test_crop_larger_than_the_scanned_minimum_is_refused(messy_dir):
