@@ -18,18 +18,19 @@ import functools
 import math
 import statistics
 from dataclasses import dataclass
-from typing import Any
 
 import cv2
 import numpy as np
 from numba import njit
 
 from blurgen._rng import GOLDEN, mix64
-from blurgen.config import ConfigMixin
+from blurgen.config import ConfigMixin, check_number, check_pair
 from blurgen.kernels import crop_to_support
 
 GAMMAS = ("srgb", "2.2")
 NOISE_MODELS = ("gaussian", "poisson", "off")
+#: Shot-noise factors a at or below this add no Poisson shot noise (see add_sensor_noise).
+POISSON_MIN_A = 1e-12
 BLUR_METHODS = ("auto", "direct", "fft")
 #: The inverse (linear -> sRGB) table is indexed by sqrt(linear) quantised to this many steps:
 #: the square root spreads the dark end, where both curves are steep (a pure 2.2 power has
@@ -43,29 +44,6 @@ DIRECT_MAX_TAPS = 400
 #: Taps summed per pass over an output row by ``_conv_taps`` (written out for exactly eight;
 #: measured ~1.5x faster than two per pass, and more gain nothing).
 _TAPS_PER_PASS = 8
-
-
-def _check_range(name: str, value: Any, lo: float, hi: float, integer: bool = False) -> tuple:
-    kind = "integers" if integer else "numbers"
-    message = f"{name} must be a pair (low, high) of {kind} with {lo} <= low <= high <= {hi}, got {value!r}"
-    try:
-        low, high = value
-    except (TypeError, ValueError):
-        raise ValueError(message) from None
-    for v in (low, high):
-        bad_type = isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating))
-        if bad_type or (integer and float(v) != int(v)) or not math.isfinite(float(v)):
-            raise ValueError(message)
-    if not lo <= low <= high <= hi:
-        raise ValueError(message)
-    return (int(low), int(high)) if integer else (float(low), float(high))
-
-
-def _check_number(name: str, value: Any, lo: float, hi: float) -> float:
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-    if not ok or not lo <= value <= hi:
-        raise ValueError(f"{name} must be a number in [{lo}, {hi}], got {value!r}")
-    return float(value)
 
 
 @dataclass(frozen=True)
@@ -100,16 +78,17 @@ class BlurConfig(ConfigMixin):
     def __post_init__(self) -> None:
         if self.gamma not in GAMMAS:
             raise ValueError(f"gamma must be one of {GAMMAS}, got {self.gamma!r}")
-        if not isinstance(self.saturation, bool):
+        if not isinstance(self.saturation, (bool, np.bool_)):
             raise ValueError(f"saturation must be True or False, got {self.saturation!r}")
-        object.__setattr__(self, "gain_prob", _check_number("gain_prob", self.gain_prob, 0.0, 1.0))
-        object.__setattr__(self, "gain_max", _check_number("gain_max", self.gain_max, 1.0, 16.0))
+        object.__setattr__(self, "saturation", bool(self.saturation))
+        object.__setattr__(self, "gain_prob", check_number("gain_prob", self.gain_prob, 0.0, 1.0))
+        object.__setattr__(self, "gain_max", check_number("gain_max", self.gain_max, 1.0, 16.0))
         if self.noise not in NOISE_MODELS:
             raise ValueError(f"noise must be one of {NOISE_MODELS}, got {self.noise!r}")
-        object.__setattr__(self, "noise_a_range", _check_range("noise_a_range", self.noise_a_range, 0.0, 0.1))
-        object.__setattr__(self, "noise_b_range", _check_range("noise_b_range", self.noise_b_range, 0.0, 0.01))
+        object.__setattr__(self, "noise_a_range", check_pair("noise_a_range", self.noise_a_range, 0.0, 0.1))
+        object.__setattr__(self, "noise_b_range", check_pair("noise_b_range", self.noise_b_range, 0.0, 0.01))
         if self.jpeg_quality_range is not None:
-            q = _check_range("jpeg_quality_range", self.jpeg_quality_range, 1, 100, integer=True)
+            q = check_pair("jpeg_quality_range", self.jpeg_quality_range, 1, 100, integer=True)
             object.__setattr__(self, "jpeg_quality_range", q)
 
 
@@ -454,7 +433,9 @@ def add_sensor_noise(lin: np.ndarray, a: float, b: float, rng: np.random.Generat
         # The stream of this branch is numpy's, seeded from the same draw.
         sub = np.random.default_rng(int(key))
         clean = np.clip(out, 0.0, None)
-        shot = sub.poisson(clean / a) * a if a > 0 else clean
+        # Below POISSON_MIN_A the shot noise (std sqrt(a * x) <= 4e-6 for x <= 16) is far under
+        # one 8-bit step, and x / a would pass numpy's largest Poisson mean (~9e18).
+        shot = sub.poisson(clean / a) * a if a > POISSON_MIN_A else clean
         out = (shot + sub.normal(0.0, math.sqrt(b), out.shape)).astype(np.float32)
     return out
 

@@ -21,6 +21,8 @@ MAX_STEPS = 1_000_000
 MAX_SEED = 2**63 - 1
 #: Output image sides a dataset may have, in pixels.
 MIN_SIDE, MAX_SIDE = 32, 16384
+#: Most pairs one dataset may plan (10^8 of the smallest, 32x32, take ~0.6 TB).
+MAX_PAIRS = 10**8
 #: Image files blurgen reads (sources, GoPro pairs, `blurgen deblur` folders): what OpenCV decodes.
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pnm")
 
@@ -30,27 +32,42 @@ def _is_int(value: Any) -> bool:
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
-def _check_int(name: str, value: Any, lo: int, hi: int) -> None:
-    if not _is_int(value) or not lo <= value <= hi:
-        raise ValueError(f"{name} must be an integer in [{lo}, {hi}], got {value!r}")
-
-
 def check_index(name: str, value: Any, lo: int, hi: int = MAX_SEED) -> int:
-    """Validate a seed, sample index or count (Python or NumPy integer, not bool) in [lo, hi];
-    returns it as an int."""
-    import numpy as np  # local: the CLI imports this module for its options, NumPy not needed there
-
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or not lo <= int(value) <= hi:
+    """Validate an integer (Python or NumPy, not bool) in [lo, hi]: a seed, sample index, count
+    or size. Returns it as an int."""
+    if not _is_int(value) or not lo <= value <= hi:
         raise ValueError(f"{name} must be an integer in [{lo}, {hi}], got {value!r}")
     return int(value)
 
 
-def _check_real(name: str, value: Any, lo: float, hi: float, *, lo_open: bool = False) -> None:
+def check_number(name: str, value: Any, lo: float, hi: float, *, lo_open: bool = False) -> float:
+    """Validate a finite real number (Python or NumPy, not bool) in [lo, hi] (or (lo, hi]).
+    Returns it as a float."""
     ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
     ok = ok and (lo < value if lo_open else lo <= value) and value <= hi
     if not ok:
         interval = f"({lo}, {hi}]" if lo_open else f"[{lo}, {hi}]"
         raise ValueError(f"{name} must be a number in {interval}, got {value!r}")
+    return float(value)
+
+
+def check_pair(name: str, value: Any, lo: float, hi: float, integer: bool = False) -> tuple:
+    """Validate a ``(low, high)`` pair with lo <= low <= high <= hi (whole numbers if
+    ``integer``). Returns it as floats (ints)."""
+    kind = "integers" if integer else "numbers"
+    message = f"{name} must be a pair (low, high) of {kind} with {lo} <= low <= high <= {hi}, got {value!r}"
+    try:
+        low, high = value
+    except (TypeError, ValueError):
+        raise ValueError(message) from None
+    for v in (low, high):
+        if isinstance(v, bool) or not isinstance(v, numbers.Real) or not math.isfinite(v):
+            raise ValueError(message)
+        if integer and float(v) != int(v):
+            raise ValueError(message)
+    if not lo <= low <= high <= hi:
+        raise ValueError(message)
+    return (int(low), int(high)) if integer else (float(low), float(high))
 
 
 def _check_choices(name: str, values: Any, lo: float, hi: float, *, lo_open: bool = True) -> tuple[float, ...]:
@@ -64,9 +81,7 @@ def _check_choices(name: str, values: Any, lo: float, hi: float, *, lo_open: boo
         raise ValueError(f"{name} must be a non-empty sequence of numbers in {interval}, got {values!r}") from None
     if not values:
         raise ValueError(f"{name} must be a non-empty sequence of numbers in {interval}, got ()")
-    for v in values:
-        _check_real(f"{name} value", v, lo, hi, lo_open=lo_open)
-    return tuple(float(v) for v in values)
+    return tuple(check_number(f"{name} value", v, lo, hi, lo_open=lo_open) for v in values)
 
 
 class ConfigMixin:
@@ -114,7 +129,7 @@ class ConfigMixin:
 
 def check_kernel_size(size: Any, name: str = "size") -> int:
     """Validate an odd kernel size >= 3; returns it."""
-    if not _is_int(size) or size < 3 or size % 2 == 0 or size > MAX_KERNEL_SIZE:
+    if not _is_int(size) or not 3 <= size <= MAX_KERNEL_SIZE or size % 2 == 0:
         raise ValueError(f"{name} must be an odd integer in [3, {MAX_KERNEL_SIZE}], got {size!r}")
     return int(size)
 
@@ -148,15 +163,13 @@ class KernelConfig(ConfigMixin):
     size: int = 65
 
     def __post_init__(self) -> None:
-        _check_int("steps", self.steps, 2, MAX_STEPS)
-        object.__setattr__(self, "steps", int(self.steps))
-        _check_real("length_px", self.length_px, MIN_LENGTH_PX, 1e4)
-        object.__setattr__(self, "length_px", float(self.length_px))
+        object.__setattr__(self, "steps", check_index("steps", self.steps, 2, MAX_STEPS))
+        object.__setattr__(self, "length_px", check_number("length_px", self.length_px, MIN_LENGTH_PX, 1e4))
         object.__setattr__(self, "anxiety", _check_choices("anxiety", self.anxiety, MIN_ANXIETY, 0.1, lo_open=False))
-        _check_real("centripetal_max", self.centripetal_max, 0.0, 10.0)
-        _check_real("gaussian_shake_max", self.gaussian_shake_max, 0.0, 100.0)
-        _check_real("big_shake_prob_max", self.big_shake_prob_max, 0.0, 1.0)
-        for name in ("centripetal_max", "gaussian_shake_max", "big_shake_prob_max"):
-            object.__setattr__(self, name, float(getattr(self, name)))
+        object.__setattr__(self, "centripetal_max", check_number("centripetal_max", self.centripetal_max, 0.0, 10.0))
+        object.__setattr__(self, "gaussian_shake_max",
+                           check_number("gaussian_shake_max", self.gaussian_shake_max, 0.0, 100.0))
+        object.__setattr__(self, "big_shake_prob_max",
+                           check_number("big_shake_prob_max", self.big_shake_prob_max, 0.0, 1.0))
         object.__setattr__(self, "exposures", _check_choices("exposures", self.exposures, 0.0, 1.0))
         object.__setattr__(self, "size", check_kernel_size(self.size))

@@ -31,6 +31,7 @@ from typing import Any, Callable
 
 from blurgen import __version__
 from blurgen.assemble import Assembler, file_settings, finished_with, is_complete, now_iso, open_checked
+from blurgen.config import MAX_PAIRS, check_index
 from blurgen.pairs_file import PairsFileError, reading
 from blurgen.parts import (DEFAULT_COMPRESSION, MANIFEST_NAME, Compression, DiskFullError, Manifest,
                            PartsError, auto_block_size, commit_part, complete_parts, free_bytes,
@@ -85,7 +86,14 @@ class PipelineMaker:
         self._expected = state["digest"]
 
     def prepare(self, config: Any) -> None:
-        """Open the source now: an empty or unreadable one fails before any work starts."""
+        """Check the kernel model and open the source now: a kernel too small for its paths
+        (``ValueError``) or an empty or unreadable source fails before any work starts."""
+        from blurgen.kernels import check_kernel_fits
+
+        check_kernel_fits(config.kernel)
+        self._open_source(config)
+
+    def _open_source(self, config: Any) -> None:
         if config.source == "deadleaves":
             return  # procedural: nothing to check, and each process opens its own
         from blurgen.pipeline import open_config_source
@@ -105,7 +113,7 @@ class PipelineMaker:
         from blurgen.pipeline import make_block
 
         if self._source is None:
-            self.prepare(config)
+            self._open_source(config)
         return make_block(config, seed, start, count, source=self._source)
 
 
@@ -452,8 +460,7 @@ def make_dataset(out: str, config: Any, n: int, seed: int = 0, *, workers: int |
     """
     if resume and overwrite:
         raise ValueError("resume and overwrite exclude each other")
-    if n < 1:
-        raise ValueError(f"n must be >= 1, got {n}")
+    n = check_index("n", n, 1, MAX_PAIRS)
     maker = maker if maker is not None else PipelineMaker()
     workers = workers or len(os.sched_getaffinity(0))
     manifest = build_manifest(config, n, seed, shard, block_size, compression)
@@ -465,6 +472,8 @@ def make_dataset(out: str, config: Any, n: int, seed: int = 0, *, workers: int |
     began = time.perf_counter()
     for leftover in _trash_leftovers(out):
         shutil.rmtree(leftover, ignore_errors=True)
+    if not (resume and finished_with(out, manifest.settings())):
+        _check_space_before_work(out, manifest, overwrite)
     try:
         if _prepare_parts_dir(out, manifest, resume, overwrite):
             return MakeResult(out, manifest.n_planned, 0, manifest.n_planned, 0.0, True)
@@ -487,28 +496,50 @@ def _as_dataset_error(exc: Exception, out: str, manifest: Manifest) -> Exception
     """The one-line DatasetError for a failed run (a full disk, a parts problem), else ``exc``."""
     if is_disk_full(exc):
         path = getattr(exc, "path", None) or parts_dir_for(out)
-        return DatasetError(f"disk full while writing {path} (need ~{_more_mb_needed(out, manifest)} "
+        return DatasetError(f"disk full while writing {path} (need ~{max(1, _more_mb_needed(out, manifest))} "
                             "MB more); free space and rerun with --resume")
     if isinstance(exc, PartsError):
         return DatasetError(str(exc))
     return exc
 
 
-def _more_mb_needed(out: str, manifest: Manifest) -> int:
-    """Estimated MB to free for the rerun: the blocks still to make plus a whole assembled file
-    (parts and file coexist until the end), less the space free now."""
+def _more_mb_needed(out: str, manifest: Manifest, reclaimable: int = 0, stored_fraction: float = 1.0) -> int:
+    """Estimated MB to free for the run: the blocks still to make plus a whole assembled file
+    (parts and file coexist until the end), less the space free now and ``reclaimable`` bytes
+    the run will delete first. ``stored_fraction`` scales the raw estimate used before any part
+    exists (compressed images take less). Zero or less: enough space."""
     parts_dir = parts_dir_for(out)
     blocks = plan_blocks(manifest.sample_start, manifest.sample_stop, manifest.block_size)
     counts = dict(blocks)
     done = complete_parts(parts_dir, blocks)
     n_done = sum(counts[start] for start in done)
     per_sample = _bytes_per_sample(manifest, [(path, counts[start]) for start, path in done.items()])
+    if not done:
+        per_sample = int(per_sample * stored_fraction)
     needed = per_sample * (manifest.n_planned - n_done + manifest.n_planned) + 2**20
     try:
-        free = free_bytes(os.path.dirname(os.path.abspath(out)))
+        free = free_bytes(os.path.dirname(os.path.abspath(out))) + reclaimable
     except OSError:
-        free = 0
-    return max(1, -(-(needed - free) // 10**6))
+        return 1
+    return -(-(needed - free) // 10**6)
+
+
+def _check_space_before_work(out: str, manifest: Manifest, overwrite: bool) -> None:
+    """Refuse a run that cannot fit on the disk before anything is written. An overwrite counts
+    the old output and parts as freed; with compression the raw estimate is halved, so only a
+    run that surely cannot fit is refused (the parts' own checks catch the rest)."""
+    reclaimable = 0
+    if overwrite:
+        parts_dir = parts_dir_for(out)
+        reclaimable = sum(os.path.getsize(os.path.join(folder, name))
+                          for folder, _, names in os.walk(parts_dir) for name in names)
+        with contextlib.suppress(OSError):
+            reclaimable += os.path.getsize(out)
+    compressed = manifest.compression.get("blurred", (None,))[0] is not None
+    short = _more_mb_needed(out, manifest, reclaimable, 0.5 if compressed else 1.0)
+    if short > 0:
+        raise DatasetError(f"not enough disk space for {manifest.n_planned} pairs: need ~{short} MB more "
+                           f"on the disk of {out} (parts, then the assembled file); free space first")
 
 
 def _bytes_per_sample(manifest: Manifest, parts: list[tuple[str, int]]) -> int:

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from blurgen import _kernels_jit as jit
-from blurgen.config import MAX_SEED, KernelConfig, check_index, check_kernel_size
+from blurgen.config import MAX_KERNEL_SIZE, MAX_SEED, KernelConfig, check_index, check_kernel_size
 
 #: Paths tried per sample before a configuration is declared infeasible for its kernel size.
 MAX_DRAWS = 1000
@@ -211,6 +211,49 @@ def random_kernels(n: int, size: int | None = None, seed: int = 0, start: int = 
         ((4, 31, 31), True)
     """
     return random_kernels_with_params(n, size, seed, start, config, **overrides)[0]
+
+
+#: A model whose paths need more redraws than this per sample on average is refused before work:
+#: at 30 (a first draw fits with p ~ 1/31) a sample fails all MAX_DRAWS draws with probability
+#: (1 - p)^1000 ~ 1e-14, so even 10^8 samples are safe; a run does not stop half-way.
+MAX_MEAN_REDRAWS = 30
+#: The private stream the fit check draws from (not any dataset's seed: it only measures).
+FIT_CHECK_SEED = 0x0F17_C4EC
+
+
+def mean_redraws(config: KernelConfig, samples: int = 64) -> float:
+    """Mean redraws per sample of ``config`` (how often a path does not fit ``config.size``),
+    measured on ``samples`` samples of a fixed private stream; stops early, returning a value over
+    ``MAX_MEAN_REDRAWS``, once the model is clearly too tight, and returns ``MAX_DRAWS`` when a
+    sample fits in none of its draws."""
+    total = drawn = 0
+    while drawn < samples:
+        try:
+            _, params = random_trajectories(8, config, seed=FIT_CHECK_SEED, start=drawn)
+        except ValueError:  # some sample found no fitting path in MAX_DRAWS draws
+            return float(MAX_DRAWS)
+        total += int(params["redraws"].sum())
+        drawn += 8
+        if drawn >= 16 and total / drawn > 2 * MAX_MEAN_REDRAWS:
+            break
+    return total / drawn
+
+
+def check_kernel_fits(config: KernelConfig) -> None:
+    """Raise ``ValueError`` (naming a size that works) when ``config.size`` is so small for the
+    paths that a long run would stop at a sample with no fitting path in ``MAX_DRAWS`` draws.
+    Call it before long work; it costs a few milliseconds for a workable model."""
+    mean = mean_redraws(config)
+    if mean <= MAX_MEAN_REDRAWS:
+        return
+    size = config.size
+    while size < MAX_KERNEL_SIZE:
+        size = min(MAX_KERNEL_SIZE, size + 2 * max(1, size // 8))
+        if mean_redraws(config.replace(size=size)) <= MAX_MEAN_REDRAWS:
+            break
+    raise ValueError(f"size={config.size} is too small for length_px={config.length_px:g}: its paths needed "
+                     f"{mean:.0f} redraws each on average to fit (a run stops at a sample with no fit in "
+                     f"{MAX_DRAWS} draws); use size >= {size} or a shorter length_px")
 
 
 def support_radius(kernel: np.ndarray) -> int:

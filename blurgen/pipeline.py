@@ -44,11 +44,6 @@ PARAM_DTYPES = {
 }
 
 
-def _check_side(name: str, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or not MIN_SIDE <= value <= MAX_SIDE:
-        raise ValueError(f"{name} must be an integer in [{MIN_SIDE}, {MAX_SIDE}], got {value!r}")
-
-
 @dataclass(frozen=True)
 class PairsConfig(ConfigMixin):
     """Everything that determines a dataset's arrays besides the seed.
@@ -69,8 +64,8 @@ class PairsConfig(ConfigMixin):
     split: str = "train"
 
     def __post_init__(self) -> None:
-        _check_side("width", self.width)
-        _check_side("height", self.height)
+        object.__setattr__(self, "width", check_index("width", self.width, MIN_SIDE, MAX_SIDE))
+        object.__setattr__(self, "height", check_index("height", self.height, MIN_SIDE, MAX_SIDE))
         if not isinstance(self.kernel, KernelConfig):
             raise ValueError(f"kernel must be a KernelConfig, got {type(self.kernel).__name__}")
         if not isinstance(self.blur, BlurConfig):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import tempfile
 from typing import Iterator
@@ -48,10 +49,14 @@ def kernel_config_from_options(kernel_size: int, length_px: float, steps: int, e
     """Build a KernelConfig from the CLI options; bad values are usage errors (exit 2)."""
     names = {"size": "--kernel-size", "length_px": "--length-px", "steps": "--steps",
              "exposures": "--exposures", "anxiety": "--anxiety"}
+    from blurgen.kernels import check_kernel_fits
+
     try:
-        return KernelConfig(size=kernel_size, length_px=length_px, steps=steps,
-                            exposures=parse_float_list(exposures, "--exposures"),
-                            anxiety=parse_float_list(anxiety, "--anxiety"))
+        config = KernelConfig(size=kernel_size, length_px=length_px, steps=steps,
+                              exposures=parse_float_list(exposures, "--exposures"),
+                              anxiety=parse_float_list(anxiety, "--anxiety"))
+        check_kernel_fits(config)  # a size too small for the paths would stop a long run midway
+        return config
     except ValueError as exc:
         message = str(exc)
         hint = next((flag for field, flag in names.items() if message.startswith(field)), None)
@@ -119,7 +124,7 @@ def parse_range(value: str, name: str, integer: bool = False) -> tuple:
     if len(items) != 2:
         raise click.BadParameter(f"expected 'low,high' or one number, got {value!r}", param_hint=name)
     if integer:
-        if any(v != int(v) for v in items):
+        if any(not math.isfinite(v) or v != int(v) for v in items):
             raise click.BadParameter(f"expected integers, got {value!r}", param_hint=name)
         items = tuple(int(v) for v in items)
     return items

@@ -12,20 +12,26 @@ import click
 from blurgen.cli.common import (atomic_output, blur_config_from_options, blur_model_options,
                                 check_not_same_file, check_writable_destination,
                                 kernel_config_from_options, kernel_model_options)
-from blurgen.config import MAX_SIDE, MIN_SIDE
+from blurgen.config import MAX_PAIRS, MAX_SEED, MAX_SIDE, MIN_SIDE
+
+
+def _shown(value: str | None, limit: int = 40) -> str:
+    """``repr(value)``, cut to ``limit`` characters so a pasted blob keeps the message one line."""
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit - 4] + "...'"
 
 
 def parse_size(value: str) -> tuple[int, int]:
     """'256' -> (256, 256); '1280x720' -> (1280, 720) as (width, height); usage error otherwise."""
-    match = re.fullmatch(r"\s*(\d+)\s*(?:[xX]\s*(\d+)\s*)?", value or "")
+    match = re.fullmatch(r"\s*(\d{1,9})\s*(?:[xX]\s*(\d{1,9})\s*)?", value or "")
     if not match:
-        raise click.BadParameter(f"expected N or WxH (e.g. 256 or 1280x720), got {value!r}",
+        raise click.BadParameter(f"expected N or WxH (e.g. 256 or 1280x720), got {_shown(value)}",
                                  param_hint="--size")
     width = int(match.group(1))
     height = int(match.group(2)) if match.group(2) else width
     for side in (width, height):
         if not MIN_SIDE <= side <= MAX_SIDE:
-            raise click.BadParameter(f"each side must be in [{MIN_SIDE}, {MAX_SIDE}] px, got {value!r}",
+            raise click.BadParameter(f"each side must be in [{MIN_SIDE}, {MAX_SIDE}] px, got {_shown(value)}",
                                      param_hint="--size")
     return width, height
 
@@ -34,9 +40,9 @@ def parse_shard(value: str | None) -> tuple[int, int]:
     """'1/4' -> (1, 4) (zero-based index); usage error unless 0 <= i < N."""
     if value is None:
         return 0, 1
-    match = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", value)
+    match = re.fullmatch(r"\s*(\d{1,9})\s*/\s*(\d{1,9})\s*", value)
     if not match or not 0 <= int(match.group(1)) < int(match.group(2)):
-        raise click.BadParameter(f"expected i/N with 0 <= i < N (e.g. 0/2), got {value!r}",
+        raise click.BadParameter(f"expected i/N with 0 <= i < N (e.g. 0/2), got {_shown(value)}",
                                  param_hint="--shard")
     return int(match.group(1)), int(match.group(2))
 
@@ -87,7 +93,7 @@ class _Progress:
 
 
 @click.command()
-@click.option("--n", "n", type=click.IntRange(min=1), default=10000, show_default=True,
+@click.option("--n", "n", type=click.IntRange(1, MAX_PAIRS), default=10000, show_default=True,
               help="Pairs in the dataset (all shards together).")
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="Pairs file to write (.h5).")
 @click.option("--size", default="256", show_default=True, help="Image size: N (square) or WxH, >= 32.")
@@ -95,7 +101,7 @@ class _Progress:
               help="Sharp images: deadleaves (procedural, offline), a folder DIR, or gopro:ROOT.")
 @click.option("--split", type=click.Choice(["train", "test"]), default="train", show_default=True,
               help="GoPro split for gopro:ROOT.")
-@click.option("--seed", type=click.IntRange(0, 2**63 - 1), default=0, show_default=True,
+@click.option("--seed", type=click.IntRange(0, MAX_SEED), default=0, show_default=True,
               help="Sample i depends only on (seed, i).")
 @click.option("--workers", type=click.IntRange(min=1), default=None,
               help="Worker processes [default: all cores]; the arrays do not depend on it.")

@@ -343,11 +343,27 @@ def test_draw_blur_params_respects_ranges_and_fixed_draw_order():
     ("gain_max", float("nan")), ("noise", "salt"), ("noise_a_range", (2e-3, 1e-3)),
     ("noise_a_range", (0.0, 0.5)), ("noise_b_range", (-1.0, 0.0)), ("noise_b_range", 3),
     ("jpeg_quality_range", (0, 90)), ("jpeg_quality_range", (90, 80)), ("jpeg_quality_range", (50.5, 60)),
-    ("saturation", "yes"),
+    ("saturation", "yes"), ("jpeg_quality_range", (float("inf"), 5)), ("jpeg_quality_range", (50, float("nan"))),
+    ("gain_max", np.bool_(True)),
 ])
 def test_blur_config_rejects_bad_values_naming_the_parameter(field, value):
     with pytest.raises(ValueError, match=field):
         BlurConfig(**{field: value})
+
+
+def test_blur_config_takes_numpy_scalars_as_plain_values():
+    config = BlurConfig(gain_max=np.float32(2.0), gain_prob=np.int64(1), saturation=np.bool_(True),
+                        noise_a_range=np.array([1e-4, 2e-4]), jpeg_quality_range=(np.int64(60), np.float64(90.0)))
+    assert config == BlurConfig(gain_max=2.0, gain_prob=1.0, noise_a_range=(1e-4, 2e-4), jpeg_quality_range=(60, 90))
+    assert type(config.saturation) is bool and type(config.jpeg_quality_range[1]) is int
+    assert BlurConfig.from_json(config.to_json()) == config
+
+
+def test_poisson_noise_with_a_vanishing_shot_factor_is_read_noise_only():
+    lin = np.linspace(0, 1.5, 3000, dtype=np.float32).reshape(10, 100, 3)
+    for a in (1e-20, 1e-45):  # x / a used to overflow numpy's Poisson sampler
+        out = add_sensor_noise(lin, a, 1e-6, np.random.default_rng(0), "poisson")
+        assert np.isfinite(out).all() and np.abs(out - lin).max() < 1e-2
 
 
 def test_blur_config_round_trips_through_json():

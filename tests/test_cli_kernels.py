@@ -68,11 +68,12 @@ def test_unwritable_output_fails_with_exit_1(tmp_path):
     assert "does not exist" in result.output and "Traceback" not in result.output
 
 
-def test_infeasible_model_fails_with_exit_1_one_line(tmp_path):
+def test_kernel_too_small_for_its_paths_is_a_usage_error_found_before_work(tmp_path):
     result = run("kernels", "--n", "2", "--out", str(tmp_path / "k.npy"), "--kernel-size", "5",
                  "--anxiety", "0.0001", "--steps", "50")
-    assert result.exit_code == 1
-    assert "too small" in result.output and len(result.output.strip().splitlines()) == 1
+    assert result.exit_code == 2 and "--kernel-size" in result.output
+    assert "size=5 is too small for length_px=60" in result.output and "use size >= " in result.output
+    assert "Traceback" not in result.output and list(tmp_path.iterdir()) == []
 
 
 def test_version_and_help_with_examples():

@@ -144,6 +144,12 @@ def _assert_clean_failure(result, code: int, needle: str, out=None) -> None:
     (["--source", "/no/such/folder"], "--source"),
     (["--source", "gopro:/no/such/root"], "--source"),
     (["--kernel-size", "4"], "--kernel-size"),
+    (["--kernel-size", "9", "--length-px", "60"], "use size >= "),  # would stop mid-run, not resumable
+    (["--jpeg-quality", "inf"], "--jpeg-quality"),
+    (["--jpeg-quality", "50,nan"], "--jpeg-quality"),
+    (["--size", "9" * 5000], "--size"),
+    (["--shard", "0/" + "9" * 5000], "--shard"),
+    (["--n", str(10**8 + 1)], "--n"),
 ])
 def test_command_line_errors_exit_2_before_any_work(tmp_path, args, needle):
     out = tmp_path / "pairs.h5"
@@ -297,6 +303,16 @@ def test_a_full_disk_is_one_line_exit_1(tmp_path, monkeypatch):
     result = cli("make", "--n", "40", "--out", str(out), "--workers", "1", "--block-size", "8", *SMALL)
     _assert_clean_failure(result, 1, "disk full while writing", out)
     assert "free space and rerun with --resume" in result.output
+
+
+def test_a_run_that_cannot_fit_on_the_disk_is_refused_before_any_work(tmp_path, monkeypatch):
+    import blurgen.dataset as dataset
+
+    monkeypatch.setattr(dataset, "free_bytes", lambda path: 10**6)
+    out = tmp_path / "pairs.h5"
+    result = cli("make", "--n", "400", "--out", str(out), "--workers", "1", *SMALL)
+    _assert_clean_failure(result, 1, "not enough disk space for 400 pairs", out)
+    assert not os.path.exists(str(out) + ".parts")
 
 
 # ------------------------------------------------------------- leftovers and honest reports

@@ -359,6 +359,20 @@ def test_kernel_config_is_frozen_with_the_contract_field_names_and_round_trips()
         2, seed=1, steps=300, size=41, length_px=25.0, anxiety=(0.01, 0.005), exposures=(0.5,)).tobytes()
 
 
+@pytest.mark.skipif(NOJIT, reason="thousands of redrawn walks: minutes in Python; the jitted run covers it")
+def test_fit_check_refuses_kernels_too_small_for_their_paths_and_names_a_size_that_fits():
+    import re
+
+    from blurgen.kernels import MAX_MEAN_REDRAWS, check_kernel_fits, mean_redraws
+
+    check_kernel_fits(KernelConfig())  # the DeblurGAN defaults fit
+    assert mean_redraws(KernelConfig()) < 1
+    with pytest.raises(ValueError, match=r"size=9 is too small for length_px=60") as info:
+        check_kernel_fits(KernelConfig(size=9))
+    suggested = int(re.search(r"use size >= (\d+)", str(info.value)).group(1))
+    assert suggested > 9 and mean_redraws(KernelConfig(size=suggested)) <= MAX_MEAN_REDRAWS
+
+
 def test_crop_to_support_is_symmetric_about_the_centre():
     psf = random_kernels(6, size=65, seed=4, length_px=20.0)
     for k in psf:

@@ -139,3 +139,19 @@ def test_pairs_config_round_trips_through_json():
     assert config.crop_size == (232, 352)
     with pytest.raises(ValueError, match="unknown"):
         PairsConfig.from_dict({"size": 3})
+
+
+def test_pairs_config_takes_numpy_sides_as_ints_and_refuses_bools():
+    config = PairsConfig(width=np.int64(64), height=np.int32(48))
+    assert config == PairsConfig(width=64, height=48) and type(config.width) is int
+    with pytest.raises(ValueError, match=r"width must be an integer in \[32, 16384\]"):
+        PairsConfig(width=True)
+
+
+def test_the_block_maker_refuses_a_kernel_too_small_for_its_paths_before_any_work(tmp_path):
+    from blurgen.dataset import make_dataset
+
+    out = tmp_path / "p.h5"
+    with pytest.raises(ValueError, match=r"size=9 is too small for length_px=60: .* use size >= "):
+        make_dataset(str(out), PairsConfig(width=32, height=32, kernel=KernelConfig(size=9)), 10, workers=1)
+    assert list(tmp_path.iterdir()) == []
