@@ -496,50 +496,55 @@ def _as_dataset_error(exc: Exception, out: str, manifest: Manifest) -> Exception
     """The one-line DatasetError for a failed run (a full disk, a parts problem), else ``exc``."""
     if is_disk_full(exc):
         path = getattr(exc, "path", None) or parts_dir_for(out)
-        return DatasetError(f"disk full while writing {path} (need ~{max(1, _more_mb_needed(out, manifest))} "
+        return DatasetError(f"disk full while writing {path} (need ~{_more_mb_needed(out, manifest)} "
                             "MB more); free space and rerun with --resume")
     if isinstance(exc, PartsError):
         return DatasetError(str(exc))
     return exc
 
 
-def _more_mb_needed(out: str, manifest: Manifest, reclaimable: int = 0, stored_fraction: float = 1.0) -> int:
-    """Estimated MB to free for the run: the blocks still to make plus a whole assembled file
-    (parts and file coexist until the end), less the space free now and ``reclaimable`` bytes
-    the run will delete first. ``stored_fraction`` scales the raw estimate used before any part
-    exists (compressed images take less). Zero or less: enough space."""
-    parts_dir = parts_dir_for(out)
+def _bytes_needed(out: str, manifest: Manifest, kept_parts: bool = True, stored_fraction: float = 1.0) -> int:
+    """Estimated bytes the run still writes: the blocks still to make plus a whole assembled file
+    (parts and file coexist until the end). ``kept_parts``: complete parts in ``out.parts`` count
+    as made (not for an overwrite, which deletes them). ``stored_fraction`` scales the raw size
+    used before any part exists to measure (compressed images take less)."""
     blocks = plan_blocks(manifest.sample_start, manifest.sample_stop, manifest.block_size)
     counts = dict(blocks)
-    done = complete_parts(parts_dir, blocks)
+    done = complete_parts(parts_dir_for(out), blocks) if kept_parts else {}
     n_done = sum(counts[start] for start in done)
     per_sample = _bytes_per_sample(manifest, [(path, counts[start]) for start, path in done.items()])
     if not done:
         per_sample = int(per_sample * stored_fraction)
-    needed = per_sample * (manifest.n_planned - n_done + manifest.n_planned) + 2**20
+    return per_sample * (manifest.n_planned - n_done + manifest.n_planned) + 2**20
+
+
+def _more_mb_needed(out: str, manifest: Manifest) -> int:
+    """MB to free before a rerun (at least 1): what the run still writes less the space free now."""
     try:
-        free = free_bytes(os.path.dirname(os.path.abspath(out))) + reclaimable
+        free = free_bytes(os.path.dirname(os.path.abspath(out)))
     except OSError:
-        return 1
-    return -(-(needed - free) // 10**6)
+        free = 0
+    return max(1, -(-(_bytes_needed(out, manifest) - free) // 10**6))
 
 
 def _check_space_before_work(out: str, manifest: Manifest, overwrite: bool) -> None:
     """Refuse a run that cannot fit on the disk before anything is written. An overwrite counts
     the old output and parts as freed; with compression the raw estimate is halved, so only a
     run that surely cannot fit is refused (the parts' own checks catch the rest)."""
-    reclaimable = 0
-    if overwrite:
-        parts_dir = parts_dir_for(out)
-        reclaimable = sum(os.path.getsize(os.path.join(folder, name))
-                          for folder, _, names in os.walk(parts_dir) for name in names)
-        with contextlib.suppress(OSError):
-            reclaimable += os.path.getsize(out)
+    try:
+        free = free_bytes(os.path.dirname(os.path.abspath(out)))
+        if overwrite:  # deleted before the new run writes
+            free += sum(os.path.getsize(os.path.join(folder, name))
+                        for folder, _, names in os.walk(parts_dir_for(out)) for name in names)
+            if os.path.isfile(out):
+                free += os.path.getsize(out)
+    except OSError:
+        return  # no measure: the writes' own checks decide
     compressed = manifest.compression.get("blurred", (None,))[0] is not None
-    short = _more_mb_needed(out, manifest, reclaimable, 0.5 if compressed else 1.0)
-    if short > 0:
-        raise DatasetError(f"not enough disk space for {manifest.n_planned} pairs: need ~{short} MB more "
-                           f"on the disk of {out} (parts, then the assembled file); free space first")
+    needed = _bytes_needed(out, manifest, kept_parts=not overwrite, stored_fraction=0.5 if compressed else 1.0)
+    if needed > free:
+        raise DatasetError(f"not enough disk space for {manifest.n_planned} pairs: need ~{-(-(needed - free) // 10**6)} "
+                           f"MB more on the disk of {out} (parts, then the assembled file); free space first")
 
 
 def _bytes_per_sample(manifest: Manifest, parts: list[tuple[str, int]]) -> int:

@@ -296,9 +296,11 @@ def test_damaged_metadata_gives_one_line_errors_naming_the_file(reference, tmp_p
 
 
 def test_a_full_disk_is_one_line_exit_1(tmp_path, monkeypatch):
+    import blurgen.dataset as dataset
     import blurgen.parts as parts
 
-    monkeypatch.setattr(parts, "free_bytes", lambda path: 0)
+    monkeypatch.setattr(dataset, "free_bytes", lambda path: 10**12)  # the check before work passes
+    monkeypatch.setattr(parts, "free_bytes", lambda path: 0)  # then every part write finds no room
     out = tmp_path / "pairs.h5"
     result = cli("make", "--n", "40", "--out", str(out), "--workers", "1", "--block-size", "8", *SMALL)
     _assert_clean_failure(result, 1, "disk full while writing", out)
