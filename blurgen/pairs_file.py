@@ -73,6 +73,8 @@ def open_validated(path: str) -> tuple[Any, int]:
         raise PairsFileError(f"{path}: no such file")
     if os.path.isdir(path):
         raise PairsFileError(f"{path}: is a folder, not a pairs file")
+    if not os.path.isfile(path):  # a FIFO or device: HDF5 would block or read for ever
+        raise PairsFileError(f"{path}: not a regular file")
     with reading(path, "not a readable HDF5 file (truncated or foreign)"):
         h5 = h5py.File(path, "r")
     try:

@@ -137,7 +137,7 @@ def _jpeg_header(path: str) -> tuple[int, int, int, int] | None:
             f.seek(length - 2, os.SEEK_CUR)
 
 
-def _probe(path: str) -> tuple[int, int, int, int] | None:
+def probe_image(path: str) -> tuple[int, int, int, int] | None:
     """(height, width, channels, bit depth) of an image file, or None if it is unreadable."""
     ext = os.path.splitext(path)[1].lower()
     try:
@@ -196,7 +196,7 @@ class ImageFileSource:
         self.paths: list[str] = []
         self._sizes: list[tuple[int, int]] = []
         for path in files:
-            info = _probe(path)
+            info = probe_image(path)
             if info is None:
                 self.skipped["corrupt"] += 1
                 continue

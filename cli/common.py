@@ -202,4 +202,21 @@ def resolve_device(torch, device: str | None):
         raise click.BadParameter(f"{device!r} is not a torch device", param_hint="--device") from None
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise click.BadParameter("CUDA is not available on this machine", param_hint="--device")
+    try:
+        torch.empty(1, device=dev)  # e.g. 'mps' or 'meta'-less builds fail only when used
+    except (RuntimeError, AssertionError) as exc:
+        raise click.BadParameter(f"{device!r} is not usable here: {one_line(exc)}", param_hint="--device") from None
     return dev
+
+
+class RegularFile(click.Path):
+    """An existing regular file (a FIFO or device would block or never end when read)."""
+
+    def __init__(self) -> None:
+        super().__init__(exists=True, dir_okay=False)
+
+    def convert(self, value, param, ctx):
+        path = super().convert(value, param, ctx)
+        if not os.path.isfile(path):
+            self.fail(f"{path!r} is not a regular file", param, ctx)
+        return path

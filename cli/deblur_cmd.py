@@ -7,7 +7,7 @@ import sys
 
 import click
 
-from blurgen.cli.common import atomic_output, check_tile, require_torch, resolve_device
+from blurgen.cli.common import RegularFile, atomic_output, check_tile, one_line, require_torch, resolve_device
 from blurgen.config import IMAGE_EXTENSIONS
 
 
@@ -24,9 +24,8 @@ def collect_images(inputs: tuple[str, ...]) -> list[tuple[str, str]]:
                     if f.lower().endswith(IMAGE_EXTENSIONS):
                         path = os.path.join(folder, f)
                         found.append((path, os.path.splitext(os.path.relpath(path, item))[0] + ".png"))
-            if not found:
-                raise click.BadParameter(f"{item!r} holds no images ({', '.join(IMAGE_EXTENSIONS)})",
-                                         param_hint="IMAGE_OR_DIR")
+            if not found:  # DESIGN.md: an empty source folder is a failure (exit 1)
+                raise click.ClickException(f"{item}: holds no images ({', '.join(IMAGE_EXTENSIONS)})")
             jobs += sorted(found)
         else:
             jobs.append((item, os.path.splitext(os.path.basename(item))[0] + ".png"))
@@ -47,7 +46,7 @@ def write_png(path: str, image) -> None:
 
 
 @click.command()
-@click.option("--checkpoint", required=True, type=click.Path(exists=True, dir_okay=False),
+@click.option("--checkpoint", required=True, type=RegularFile(),
               help="A checkpoint written by `blurgen train`.")
 @click.argument("inputs", metavar="IMAGE_OR_DIR...", nargs=-1, required=True,
                 type=click.Path(exists=True))
@@ -61,7 +60,8 @@ def write_png(path: str, image) -> None:
               help="InstanceNorm statistics of the whole image (matches whole-image output, a few "
                    "extra sweeps) or of each tile (faster, visible tone differences possible).")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
-def deblur(checkpoint, inputs, out, tile, overlap, tile_norm, device):
+@click.option("--overwrite", is_flag=True, help="Replace PNGs that already exist in --out.")
+def deblur(checkpoint, inputs, out, tile, overlap, tile_norm, device, overwrite):
     """Deblur images of any size with a trained DeblurGAN checkpoint; writes PNGs to --out.
 
     Large images are cut into overlapping tiles blended with a raised-cosine window, so memory
@@ -75,8 +75,10 @@ def deblur(checkpoint, inputs, out, tile, overlap, tile_norm, device):
       blurgen deblur --checkpoint last.pt huge.tif --out out/ --tile 256 --device cpu
     """
     check_tile(tile)
-    if overlap is not None and tile and overlap > tile // 2:
-        raise click.BadParameter(f"must be at most tile/2 = {tile // 2}", param_hint="--overlap")
+    usable = tile - tile % 4  # the generator's tiles are multiples of 4 (deblur_image rounds down)
+    if overlap is not None and tile and overlap > usable // 2:
+        raise click.BadParameter(f"must be at most half the tile ({usable} once rounded down to a multiple "
+                                 f"of 4) = {usable // 2}", param_hint="--overlap")
     jobs = collect_images(inputs)
     sources = {os.path.realpath(src) for src, _ in jobs}
     clash = next((src for src, name in jobs if os.path.realpath(os.path.join(out, name)) in sources), None)
@@ -85,6 +87,11 @@ def deblur(checkpoint, inputs, out, tile, overlap, tile_norm, device):
                                  param_hint="--out")
     if os.path.exists(out) and not os.path.isdir(out):
         raise click.ClickException(f"{out}: exists and is not a folder")
+    existing = [name for _, name in jobs if os.path.lexists(os.path.join(out, name))]
+    if existing and not overwrite:
+        more = f" and {len(existing) - 1} more" if len(existing) > 1 else ""
+        raise click.ClickException(f"{os.path.join(out, existing[0])}{more} already exist; pass --overwrite "
+                                   "to replace them")
     torch = require_torch()
     dev = resolve_device(torch, device)
 
@@ -99,17 +106,20 @@ def deblur(checkpoint, inputs, out, tile, overlap, tile_norm, device):
     except CheckpointError as exc:
         raise click.ClickException(str(exc)) from None
     os.makedirs(out, exist_ok=True)
-    failed = 0
+    failed = done = 0
     for src, name in tqdm(jobs, unit="img", disable=not sys.stderr.isatty(), leave=False):
         image = read_rgb(src)
         if image is None:
             click.echo(f"blurgen deblur: {src}: not a readable image, skipped", err=True)
             failed += 1
             continue
-        restored = deblur_image(generator, image, tile=tile or None, overlap=overlap,
-                                global_norm=tile_norm == "image")
-        write_png(os.path.join(out, name), restored)
-    done = len(jobs) - failed
+        try:
+            restored = deblur_image(generator, image, tile=tile or None, overlap=overlap,
+                                    global_norm=tile_norm == "image")
+            write_png(os.path.join(out, name), restored)
+        except (RuntimeError, MemoryError, OSError) as exc:  # out of memory (try a smaller --tile), disk full
+            raise click.ClickException(f"{src}: {one_line(exc)} ({done} image(s) done before it)") from None
+        done += 1
     click.echo(f"deblurred {done} image{'s' if done != 1 else ''} into {out}")
     if failed:
         raise click.ClickException(f"{failed} of {len(jobs)} inputs could not be read")

@@ -12,7 +12,7 @@ import sys
 
 import click
 
-from blurgen.cli.common import check_tile, one_line, require_torch, resolve_device
+from blurgen.cli.common import RegularFile, check_tile, one_line, require_torch, resolve_device
 
 GOPRO_PREFIX = "gopro:"
 
@@ -25,6 +25,8 @@ def parse_source(value: str) -> tuple[str, str]:
         raise click.BadParameter(f"{value!r}: expected pairs.h5 or gopro:ROOT", param_hint="--data")
     if not os.path.exists(path):
         raise click.BadParameter(f"{path!r} does not exist", param_hint="--data")
+    if kind == "hdf5" and not os.path.isfile(path):
+        raise click.BadParameter(f"{path!r} is not a regular file", param_hint="--data")
     if kind == "gopro" and not os.path.isdir(path):
         raise click.BadParameter(f"{path!r} is not a folder (gopro:ROOT wants GOPRO_Large's root)",
                                  param_hint="--data")
@@ -44,7 +46,7 @@ def _format_table(checkpoint: str, rows: list[dict]) -> str:
 
 
 @click.command("eval")
-@click.option("--checkpoint", required=True, type=click.Path(exists=True, dir_okay=False),
+@click.option("--checkpoint", required=True, type=RegularFile(),
               help="A checkpoint written by `blurgen train` (e.g. runs/NAME/last.pt).")
 @click.option("--data", "data", required=True, multiple=True,
               help="pairs.h5 (blurgen HDF5) or gopro:ROOT (GOPRO_Large); repeat for several sources.")
@@ -98,8 +100,8 @@ def eval_command(checkpoint, data, split, gopro_blur, limit, tile, tile_norm, de
                 raise DataError(f"{name}: no complete samples to evaluate")
             rows.append(_evaluate_one(evaluate, generator, name, count, pairs, tile or None,
                                       tile_norm == "image"))
-    except (CheckpointError, PairsFileError, DataError, ValueError) as exc:
-        # ValueError: e.g. images too small for SSIM's 11x11 window.
+    except (CheckpointError, PairsFileError, DataError, ValueError, RuntimeError, MemoryError) as exc:
+        # ValueError: e.g. images too small for SSIM's 11x11 window; RuntimeError: out of memory.
         raise click.ClickException(one_line(exc)) from None
     if as_json:
         click.echo(json.dumps({"checkpoint": checkpoint, "device": str(dev), "sources": rows}, indent=2))

@@ -8,11 +8,11 @@ import re
 
 import click
 
-from blurgen.cli.common import check_writable_destination
+from blurgen.cli.common import RegularFile, check_writable_destination
 
 
 @click.command()
-@click.argument("shards", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
+@click.argument("shards", nargs=-1, required=True, type=RegularFile())
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="Merged pairs file.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing --out.")
 def merge(shards, out, overwrite):

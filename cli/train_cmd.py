@@ -11,7 +11,7 @@ import sys
 
 import click
 
-from blurgen.cli.common import one_line, require_torch
+from blurgen.cli.common import RegularFile, one_line, require_torch
 
 RATIO_HELP = "synthetic:GoPro mix, e.g. 2:1 (the paper's; default with both sources)."
 
@@ -24,8 +24,9 @@ def parse_ratio(value: str | None, data: str | None, gopro: str | None) -> tuple
         shares = tuple(int(v) for v in value.split(":"))
     except ValueError:
         shares = ()
-    if len(shares) != 2 or min(shares) < 0:
-        raise click.BadParameter(f"expected two non-negative integers like 2:1, got {value!r}", param_hint="--ratio")
+    if len(shares) != 2 or min(shares) < 0 or max(shares) > 1000:
+        raise click.BadParameter(f"expected two integers in [0, 1000] like 2:1, got {value[:40]!r}",
+                                 param_hint="--ratio")
     if sum(shares) == 0:
         raise click.BadParameter("0:0 gives no share to any source", param_hint="--ratio")
     if shares[0] and not data:
@@ -35,20 +36,36 @@ def parse_ratio(value: str | None, data: str | None, gopro: str | None) -> tuple
     return shares
 
 
-def _check_run_dir(out: str, resume: bool) -> None:
-    """Exit 1 for an existing run without --resume, or a --resume with nothing to resume."""
+#: What a run writes before its first checkpoint (and a killed save's temporary file).
+PRE_CHECKPOINT_FILES = ("config.json", "log.csv", "val.csv")
+
+
+def _stopped_before_first_checkpoint(out: str) -> bool:
+    """A run folder holding only what a run writes before its first checkpoint: nothing to keep,
+    so starting again there loses nothing."""
+    names = os.listdir(out)
+    return "config.json" in names and all(
+        n in PRE_CHECKPOINT_FILES or (n.startswith(".last.pt.") and n.endswith(".tmp")) for n in names)
+
+
+def _check_run_dir(out: str, resume: bool) -> bool:
+    """Exit 1 for an existing run without --resume, or a --resume with nothing to resume.
+    Returns True when --resume has to start from step 0 (the run stopped before any checkpoint)."""
     if resume:
-        if not os.path.isfile(os.path.join(out, "last.pt")):
-            raise click.ClickException(f"--resume: no checkpoint {os.path.join(out, 'last.pt')} to resume")
-        return
-    if os.path.exists(out) and (not os.path.isdir(out) or os.listdir(out)):
+        if os.path.isfile(os.path.join(out, "last.pt")):
+            return False
+        if os.path.isdir(out) and _stopped_before_first_checkpoint(out):
+            return True
+        raise click.ClickException(f"--resume: no checkpoint {os.path.join(out, 'last.pt')} to resume")
+    if os.path.exists(out) and (not os.path.isdir(out) or os.listdir(out)) and not (
+            os.path.isdir(out) and _stopped_before_first_checkpoint(out)):
         raise click.ClickException(f"{out} already exists: pass --resume to continue that run, or choose another --out")
     parent = os.path.dirname(os.path.abspath(out))
     if os.path.isdir(parent) and not os.access(parent, os.W_OK):
         raise click.ClickException(f"cannot create {out}: {parent} is not writable")
 
 
-existing_file = click.Path(exists=True, dir_okay=False)
+existing_file = RegularFile()
 positive = click.IntRange(min=1)
 
 
@@ -71,11 +88,11 @@ positive = click.IntRange(min=1)
               help="Dropout in the residual blocks.")
 @click.option("--critic-width", type=positive, default=64, show_default=True, help="Critic width (ndf).")
 @click.option("--critic-layers", type=positive, default=3, show_default=True, help="Critic stride-2 layers.")
-@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=1e-4, show_default=True,
+@click.option("--lr", type=click.FloatRange(min=0, max=1, min_open=True), default=1e-4, show_default=True,
               help="Adam learning rate (both networks).")
 @click.option("--critic-steps", type=positive, default=5, show_default=True, help="Critic steps per generator step.")
-@click.option("--gp-weight", type=click.FloatRange(min=0), default=10.0, show_default=True, help="WGAN-GP lambda.")
-@click.option("--content-weight", type=click.FloatRange(min=0), default=100.0, show_default=True,
+@click.option("--gp-weight", type=click.FloatRange(min=0, max=1e6), default=10.0, show_default=True, help="WGAN-GP lambda.")
+@click.option("--content-weight", type=click.FloatRange(min=0, max=1e6), default=100.0, show_default=True,
               help="Weight of the VGG19 conv3_3 content loss.")
 @click.option("--vgg-weights", type=existing_file, default=None,
               help="torchvision vgg19 state dict; default: the torch hub cache, else pixel MSE (warned).")
@@ -127,11 +144,13 @@ def train(data, gopro, ratio, gopro_blur, out, resume, **options):
         raise click.BadParameter(str(exc).splitlines()[0], param_hint="--device") from None
     trainer = None
     try:
-        _check_run_dir(out, resume)
+        from_scratch = _check_run_dir(out, resume)
         distributed.barrier(ctx)  # every rank checked before rank 0 creates the folder
         say = click.echo if ctx.is_main else (lambda line: None)
         trainer = Trainer(config, ctx=ctx, report=say)
-        if resume:
+        if from_scratch:
+            say(f"{out} stopped before its first checkpoint: starting from step 0")
+        elif resume:
             try:
                 say(f"resuming {out} from step {trainer.resume()}")
             except (KeyError, TypeError, RuntimeError, ValueError) as exc:
@@ -151,6 +170,11 @@ def train(data, gopro, ratio, gopro_blur, out, resume, **options):
     except (PairsFileError, DataError, CheckpointError, ValueError) as exc:
         # ValueError: e.g. unusable --vgg-weights or a corrupt VGG file in the torch hub cache.
         raise click.ClickException(one_line(exc)) from None
+    except (RuntimeError, MemoryError, OSError) as exc:
+        # torch's out-of-memory (CPU or CUDA), a killed DataLoader worker, a full disk, ...
+        saved = trainer.last_saved_step if trainer else None
+        kept = f"resume from step {saved} with --resume" if saved is not None else "no checkpoint was written"
+        raise click.ClickException(f"training stopped: {one_line(exc)} ({kept})") from None
     except KeyboardInterrupt:
         saved = trainer.last_saved_step if trainer else None
         where = f"step {trainer.step}" if trainer else "startup"

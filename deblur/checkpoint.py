@@ -48,6 +48,9 @@ def save_checkpoint(path: str | os.PathLike, payload: dict[str, Any]) -> None:
     path = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=directory)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.fchmod(fd, 0o666 & ~umask)  # mkstemp's 0600 -> the mode any other new file would get
     try:
         with os.fdopen(fd, "wb") as handle:
             torch.save({"format": FORMAT, "version": VERSION, **payload}, handle)
@@ -58,6 +61,16 @@ def save_checkpoint(path: str | os.PathLike, payload: dict[str, Any]) -> None:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+
+
+def remove_stale_temporaries(folder: str | os.PathLike) -> None:
+    """Delete the temporary files of saves killed midway (``.NAME.*.tmp`` beside a checkpoint);
+    call it only while no save is running in ``folder``."""
+    with contextlib.suppress(FileNotFoundError):
+        for name in os.listdir(folder):
+            if name.startswith(".") and name.endswith(".tmp") and ".pt." in name:
+                with contextlib.suppress(OSError):
+                    os.unlink(os.path.join(folder, name))
 
 
 def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu",

@@ -14,6 +14,8 @@ dataset pickled or forked into a worker carries only the path.
 
 from __future__ import annotations
 
+import collections
+import logging
 import os
 from pathlib import Path
 from typing import Iterator, Sequence
@@ -25,9 +27,13 @@ from torch.utils.data import Dataset
 from blurgen.config import IMAGE_EXTENSIONS
 from blurgen.pairs_file import PairsFile, PairsFileError
 
+log = logging.getLogger(__name__)
+
+#: Frame pairs GoProPairs tries (the next ones) when a frame fails to decode.
+MAX_DECODE_TRIES = 16
+
 __all__ = ["DataError", "PairsDataset", "GoProPairs", "MixedPairs", "MixingSampler",
            "to_tensor", "to_uint8", "normalize", "worker_init", "make_loader", "PairsFileError"]
-
 
 
 class DataError(Exception):
@@ -219,13 +225,23 @@ class GoProPairs(Dataset):
 
     Items as ``PairsDataset``: float32 ``(3, crop, crop)`` in ``[-1, 1]``. The tree is scanned and
     checked when constructed (``DataError``); frames are decoded on access.
+
+    With a crop, frame pairs are checked from their file headers when constructed: pairs with an
+    unreadable header, blur and sharp frames of different sizes, or a side below ``min_side``
+    (default ``crop``) are left out, counted in ``skipped`` and logged, so one bad frame cannot
+    stop a long training run (give every view of one tree the same ``min_side`` so their indices
+    agree). A frame that still fails to decode is replaced by the next pair in ``indices``.
     """
 
     def __init__(self, root: str | os.PathLike, split: str = "train", blur_folder: str = "blur",
                  crop: int | None = 256, flip: bool = True, indices: Sequence[int] | None = None,
-                 seed: int = 0, as_uint8: bool = False) -> None:
+                 seed: int = 0, as_uint8: bool = False, min_side: int | None = None) -> None:
         self.root = os.fspath(root)
         self.pairs = scan_gopro(root, split, blur_folder)
+        self.skipped: collections.Counter = collections.Counter()
+        min_side = min_side if min_side is not None else crop
+        if min_side is not None:
+            self.pairs = self._usable(self.pairs, int(min_side))
         self.crop, self.flip, self.seed = crop, flip, int(seed)
         self._convert = to_chw_uint8 if as_uint8 else to_tensor
         n = len(self.pairs)
@@ -236,13 +252,53 @@ class GoProPairs(Dataset):
     def __len__(self) -> int:
         return len(self.indices)
 
-    def __getitem__(self, key) -> tuple[torch.Tensor, torch.Tensor]:
-        index, rng = _parse_key(key, self.seed)
-        blur_path, sharp_path = self.pairs[int(self.indices[index])]
-        blurred, sharp = read_rgb(blur_path), read_rgb(sharp_path)
+    def _usable(self, pairs: list[tuple[Path, Path]], min_side: int) -> list[tuple[Path, Path]]:
+        from blurgen.sources import probe_image  # header reads: fast even for thousands of frames
+
+        kept = []
+        for blur_path, sharp_path in pairs:
+            a, b = probe_image(str(blur_path)), probe_image(str(sharp_path))
+            if a is None or b is None:
+                problem = "unreadable"
+            elif a[:2] != b[:2]:
+                problem = "blur/sharp sizes differ"
+            elif min(a[:2]) < min_side:
+                problem = f"smaller than {min_side} px"
+            else:
+                kept.append((blur_path, sharp_path))
+                continue
+            if not self.skipped:
+                first = f"{blur_path.parent.parent.name}/{blur_path.name}"
+            self.skipped[problem] += 1
+        if self.skipped:
+            log.warning("%s: left out %s frame pairs (first: %s); using %d", self.root, dict(self.skipped),
+                        first, len(kept))
+        if not kept:
+            raise DataError(f"{self.root}: no usable frame pair ({', '.join(f'{k}: {v}' for k, v in self.skipped.items())}"
+                            f"; first: {first})")
+        return kept
+
+    def _read(self, position: int) -> tuple[Path, np.ndarray, np.ndarray] | None:
+        blur_path, sharp_path = self.pairs[int(self.indices[position])]
+        try:
+            blurred, sharp = read_rgb(blur_path), read_rgb(sharp_path)
+        except DataError as exc:
+            log.warning("%s; using the next frame pair", exc)
+            return None
         if blurred.shape != sharp.shape:
             raise DataError(f"{blur_path}: {blurred.shape[1]}x{blurred.shape[0]} does not match "
                             f"its sharp frame {sharp.shape[1]}x{sharp.shape[0]}")
+        return blur_path, blurred, sharp
+
+    def __getitem__(self, key) -> tuple[torch.Tensor, torch.Tensor]:
+        index, rng = _parse_key(key, self.seed)
+        for k in range(MAX_DECODE_TRIES):  # a frame that fails to decode: the next pair, deterministically
+            found = self._read((index + k) % len(self.indices))
+            if found is not None:
+                break
+        else:
+            raise DataError(f"{self.root}: {MAX_DECODE_TRIES} frame pairs in a row failed to decode")
+        blur_path, blurred, sharp = found
         try:
             blurred, sharp = crop_pair(blurred, sharp, self.crop, self.flip, rng)
         except DataError as exc:

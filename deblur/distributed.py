@@ -50,6 +50,11 @@ def resolve_device(name: str, local_rank: int = 0) -> torch.device:
             raise ValueError(f"device {name!r} requested but CUDA is not available")
         if device.index is None:
             device = torch.device("cuda", local_rank)
+    try:
+        torch.empty(1, device=device)  # e.g. 'mps' or 'xla' in a build without them fails here
+    except (RuntimeError, AssertionError) as exc:
+        text = str(exc).strip().splitlines()
+        raise ValueError(f"device {name!r} is not usable here: {text[0] if text else type(exc).__name__}") from None
     return device
 
 

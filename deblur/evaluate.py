@@ -16,7 +16,7 @@ import numpy as np
 from torch import nn
 
 from blurgen.deblur.inference import deblur_image
-from blurgen.deblur.metrics import RunningMean, psnr, ssim
+from blurgen.deblur.metrics import PSNR_CAP_DB, RunningMean, psnr, ssim
 
 Pair = tuple[str, np.ndarray, np.ndarray]
 
@@ -67,13 +67,14 @@ class SourceScores:
 
     source: str
     n: int = 0
-    model_psnr: RunningMean = field(default_factory=RunningMean)
+    model_psnr: RunningMean = field(default_factory=lambda: RunningMean(PSNR_CAP_DB))
     model_ssim: RunningMean = field(default_factory=RunningMean)
-    blurred_psnr: RunningMean = field(default_factory=RunningMean)
+    blurred_psnr: RunningMean = field(default_factory=lambda: RunningMean(PSNR_CAP_DB))
     blurred_ssim: RunningMean = field(default_factory=RunningMean)
 
     def as_dict(self) -> dict:
-        """JSON-ready: non-finite values (an exact reconstruction's inf PSNR) become None."""
+        """JSON-ready (PSNR means count an exact reconstruction as ``PSNR_CAP_DB``; a mean that is
+        still not finite, e.g. of no pairs, becomes None)."""
         def clean(v: float) -> Optional[float]:
             return v if math.isfinite(v) else None
         return {"source": self.source, "n": self.n,

@@ -101,16 +101,23 @@ def ssim(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.mean([ssim_map(a[..., c], b[..., c]).mean() for c in range(a.shape[-1])]))
 
 
-class RunningMean:
-    """Mean of a stream of per-image values (e.g. PSNR over a test set). Every value counts: an
-    ``inf`` PSNR (an exact reconstruction) makes the mean ``inf`` rather than being dropped."""
+#: PSNR that an exact reconstruction (``inf``) counts as in means (eval tables, training's
+#: validation): one identical pair would otherwise make a whole source's mean ``inf``.
+PSNR_CAP_DB = 100.0
 
-    def __init__(self) -> None:
+
+class RunningMean:
+    """Mean of a stream of per-image values (e.g. PSNR over a test set). Every value counts;
+    values above ``cap`` count as ``cap`` (``PSNR_CAP_DB`` for PSNR, so an exact reconstruction
+    neither hides the other images behind ``inf`` nor is dropped)."""
+
+    def __init__(self, cap: float = math.inf) -> None:
         self.total = 0.0
         self.count = 0
+        self.cap = cap
 
     def add(self, value: float) -> None:
-        self.total += float(value)
+        self.total += min(float(value), self.cap)
         self.count += 1
 
     @property

@@ -22,6 +22,7 @@ import csv
 import dataclasses
 import json
 import logging
+import math
 import os
 import sys
 import time
@@ -32,7 +33,8 @@ import torch
 
 from blurgen.deblur import distributed as dist_utils
 from blurgen.deblur.checkpoint import (TRAINING_KEYS, CheckpointError, capture_host_rng, capture_torch_rng,
-                                       first_line, load_checkpoint, restore_rng, save_checkpoint)
+                                       first_line, load_checkpoint, remove_stale_temporaries, restore_rng,
+                                       save_checkpoint)
 from blurgen.deblur.data import (DataError, GoProPairs, MixedPairs, MixingSampler, PairsDataset,
                                  make_loader, normalize, to_uint8)
 from blurgen.deblur.distributed import DistContext, average_gradients, average_tensor
@@ -60,6 +62,10 @@ class NonFiniteLossError(RuntimeError):
     def __init__(self, step: int, which: str, value: float) -> None:
         super().__init__(f"non-finite {which} loss ({value}) at step {step}")
         self.step = step
+
+
+#: Largest share of ``ratio`` (a cycle of the mixing sampler holds sum(ratio) slots).
+MAX_RATIO_SHARE = 1000
 
 
 class ResumeMismatchError(CheckpointError):
@@ -132,8 +138,13 @@ class TrainConfig:
             raise ValueError(f"max_steps={self.max_steps} must be >= 1")
         if self.crop < 16:
             raise ValueError(f"crop={self.crop} must be >= 16 (the critic's InstanceNorm needs it)")
-        if not self.lr > 0 or not 0 <= self.dropout < 1:
-            raise ValueError(f"lr={self.lr} must be > 0 and dropout={self.dropout} in [0, 1)")
+        if not (math.isfinite(self.lr) and self.lr > 0) or not 0 <= self.dropout < 1:
+            raise ValueError(f"lr={self.lr} must be a finite number > 0 and dropout={self.dropout} in [0, 1)")
+        for name in ("gp_weight", "content_weight"):
+            if not (math.isfinite(getattr(self, name)) and getattr(self, name) >= 0):
+                raise ValueError(f"{name}={getattr(self, name)} must be a finite number >= 0")
+        if max(self.ratio) > MAX_RATIO_SHARE:
+            raise ValueError(f"ratio={self.ratio}: each share must be at most {MAX_RATIO_SHARE}")
 
 
 class LinearDecaySchedule:
@@ -201,12 +212,15 @@ class Trainer:
                 w, h = full.image_size
                 val[0] = PairsDataset(c.data, crop=min(val_crop, w, h), flip=False, indices=va)
         if c.gopro is not None:
-            full = GoProPairs(c.gopro, "train", c.gopro_blur, crop=c.crop, seed=c.seed)
+            # One min_side for every view, so that they leave out the same frames and share indices.
+            side = max(c.crop, val_crop) if c.val_count else c.crop
+            full = GoProPairs(c.gopro, "train", c.gopro_blur, crop=c.crop, seed=c.seed, min_side=side)
             tr, va = _split(len(full), c.val_count, c.gopro)
             train[1] = GoProPairs(c.gopro, "train", c.gopro_blur, crop=c.crop, indices=tr, seed=c.seed,
-                                  as_uint8=True)
+                                  as_uint8=True, min_side=side)
             if c.val_count:
-                val[1] = GoProPairs(c.gopro, "train", c.gopro_blur, crop=val_crop, flip=False, indices=va)
+                val[1] = GoProPairs(c.gopro, "train", c.gopro_blur, crop=val_crop, flip=False, indices=va,
+                                    min_side=side)
         self.train_set = MixedPairs(train)
         self.val_sets = {SOURCE_NAMES[i]: v for i, v in enumerate(val) if v is not None and c.ratio[i] > 0}
         self.sizes = [len(s) if s is not None else 0 for s in train]
@@ -364,7 +378,7 @@ class Trainer:
         """Mean PSNR/SSIM (uint8, DESIGN.md conventions) of the generator's output and of the
         blurred input against the sharp image, per held-out source. Eval mode (no dropout), so it
         draws no random numbers and does not disturb an exact resume."""
-        from blurgen.deblur.metrics import psnr, ssim
+        from blurgen.deblur.metrics import PSNR_CAP_DB, psnr, ssim
 
         self.generator.eval()
         results = {}
@@ -376,7 +390,7 @@ class Trainer:
                     out = self.generator(blurred[None].to(self.ctx.device))[0]
                     s, b, o = to_uint8(sharp), to_uint8(blurred), to_uint8(out)
                     scores.append((psnr(o, s), ssim(o, s), psnr(b, s), ssim(b, s)))
-                mean = np.mean(np.minimum(scores, 100.0), axis=0)  # cap inf (identical) at 100 dB
+                mean = np.mean(np.minimum(scores, PSNR_CAP_DB), axis=0)  # inf (identical) counts as the cap
                 results[name] = dict(zip(("psnr", "ssim", "blurred_psnr", "blurred_ssim"), mean.tolist()))
                 results[name]["n"] = len(scores)
         finally:
@@ -407,20 +421,25 @@ class Trainer:
             writer.writerows(rows)
 
     def _truncate_logs(self) -> None:
-        """Drop log rows past the resumed step (written after the checkpoint, before the stop)."""
+        """Drop log rows past the resumed step (written after the checkpoint, before the stop).
+        A log left with no rows (a start from step 0, or a header only) is removed, so the next
+        append writes its header again."""
         for name in ("log.csv", "val.csv"):
             path = self._path(name)
             if not os.path.exists(path):
                 continue
-            with open(path, newline="") as handle:
-                rows = list(csv.DictReader(handle))
-                fields = rows and list(rows[0].keys())
-            kept = [r for r in rows if int(r["step"]) <= self.step]
+            kept: list[dict[str, str]] = []
+            if self.step > 0:
+                with open(path, newline="") as handle:
+                    kept = [r for r in csv.DictReader(handle) if r.get("step", "").isdigit()
+                            and int(r["step"]) <= self.step]
+            if not kept:
+                os.unlink(path)
+                continue
             with open(path, "w", newline="") as handle:
-                if fields:
-                    writer = csv.DictWriter(handle, fieldnames=fields)
-                    writer.writeheader()
-                    writer.writerows(kept)
+                writer = csv.DictWriter(handle, fieldnames=list(kept[0].keys()))
+                writer.writeheader()
+                writer.writerows(kept)
 
     def _run_validation(self) -> None:
         if not self.val_sets or not self.ctx.is_main:
@@ -440,6 +459,7 @@ class Trainer:
         self.last_validation: dict[str, Any] = {}
         if ctx.is_main:
             os.makedirs(c.out, exist_ok=True)
+            remove_stale_temporaries(c.out)  # of a save killed midway in an earlier attempt
             with open(self._path("config.json"), "w") as handle:
                 json.dump(self.config_record(), handle, indent=2)
             self._truncate_logs()

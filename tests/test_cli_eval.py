@@ -203,9 +203,25 @@ def test_deblur_usage_errors_exit_2(tmp_path):
     assert run("deblur", "--checkpoint", ckpt, tmp_path / "nope.png", "--out", out).exit_code == 2
     assert run("deblur", "--checkpoint", ckpt, "--out", out).exit_code == 2
     assert run("deblur", "--checkpoint", ckpt, tmp_path / "a", tmp_path / "b", "--out", out).exit_code == 2
-    assert run("deblur", "--checkpoint", ckpt, tmp_path / "empty", "--out", out).exit_code == 2
+    assert run("deblur", "--checkpoint", ckpt, tmp_path / "empty", "--out", out).exit_code == 1  # DESIGN: exit 1
     assert run("deblur", "--checkpoint", ckpt, tmp_path / "a", "--out", out, "--tile", 8).exit_code == 2
+    # tile 34 is used as 32 (multiples of 4): overlap 17 is over half of it, a usage error, not a traceback
+    result = run("deblur", "--checkpoint", ckpt, tmp_path / "a", "--out", out, "--tile", 34, "--overlap", 17)
+    assert result.exit_code == 2 and "= 16" in result.output
     assert not out.exists()
+
+
+def test_deblur_does_not_replace_existing_outputs_without_overwrite(tmp_path):
+    ckpt = save_checkpoint(tmp_path / "g.pt")
+    _write(tmp_path / "x.png", np.full((16, 16, 3), 90, np.uint8))
+    out = tmp_path / "out"
+    assert run("deblur", "--checkpoint", ckpt, tmp_path / "x.png", "--out", out).exit_code == 0
+    (out / "x.png").write_bytes(b"mine")
+    result = run("deblur", "--checkpoint", ckpt, tmp_path / "x.png", "--out", out)
+    _assert_one_line_failure(result, "already exist; pass --overwrite")
+    assert (out / "x.png").read_bytes() == b"mine"
+    assert run("deblur", "--checkpoint", ckpt, tmp_path / "x.png", "--out", out, "--overwrite").exit_code == 0
+    assert (out / "x.png").read_bytes() != b"mine"
 
 
 def test_deblur_corrupt_checkpoint_is_a_one_line_failure(tmp_path):

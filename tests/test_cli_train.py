@@ -50,7 +50,8 @@ def test_no_source_is_a_usage_error(tmp_path):
 
 
 @pytest.mark.parametrize("ratio, fragment", [("2:1", "--gopro was not given"), ("0:0", "0:0"),
-                                             ("two", "expected two non-negative integers"), ("1:-1", "non-negative")])
+                                             ("two", "expected two integers in [0, 1000]"), ("1:-1", "expected two integers"),
+                                             ("3000000000:1", "expected two integers in [0, 1000]")])
 def test_bad_ratio_is_a_usage_error(tmp_path, pairs, ratio, fragment):
     assert_failure(run("--data", pairs, "--ratio", ratio, "--out", str(tmp_path / "r")), 2, fragment)
 
@@ -154,11 +155,11 @@ def test_command_module_does_not_import_torch():
 
 def test_a_data_error_inside_a_loader_worker_is_one_line(tmp_path):
     root = make_gopro_tree(tmp_path / "GOPRO", sequences=1, frames=3, size=(40, 40))
-    victim = sorted((root / "train").glob("*/blur/*.png"))[0]
-    victim.write_bytes(b"not a png")
+    for victim in (root / "train").glob("*/blur/*.png"):  # headers fine, data cut: fails only on decode
+        victim.write_bytes(victim.read_bytes()[:60])
     result = run("--gopro", str(root), "--out", str(tmp_path / "run"), *TINY, "--workers", "1",
                  "--val-count", "1")
-    assert_failure(result, 1, "unreadable")
+    assert_failure(result, 1, "frame pairs in a row failed to decode")
     assert "Original Traceback" not in result.output
 
 
@@ -172,3 +173,38 @@ def test_unusable_vgg_weights_fail_in_one_line(tmp_path, pairs, content):
     args = [a for a in TINY if a != "--random-vgg"]
     result = run("--data", pairs, "--out", str(tmp_path / "run"), *args, "--vgg-weights", str(weights))
     assert_failure(result, 1, "vgg.pt")
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["--lr", "inf"], "--lr"), (["--gp-weight", "nan"], "gp_weight"), (["--content-weight", "inf"], "--content-weight"),
+    (["--device", "mps"], "--device"),
+])
+def test_unusable_numbers_and_devices_are_usage_errors(tmp_path, pairs, args, fragment):
+    assert_failure(run("--data", pairs, "--out", str(tmp_path / "run"), *TINY, *args), 2, fragment)
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_fifo_as_data_is_a_usage_error_not_a_hang(tmp_path):
+    import os
+
+    fifo = tmp_path / "pairs.h5"
+    os.mkfifo(fifo)
+    assert_failure(run("--data", str(fifo), "--out", str(tmp_path / "run"), *TINY), 2, "not a regular file")
+
+
+def test_a_run_stopped_before_its_first_checkpoint_can_be_started_again(tmp_path, pairs):
+    """config.json (and empty logs) without a checkpoint hold nothing to keep: a plain rerun and
+    --resume both start from step 0 there, instead of each refusing."""
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "config.json").write_text("{}")
+    (out / "log.csv").write_text("step\n")
+    (out / ".last.pt.abc123.tmp").write_bytes(b"half a save")
+    result = run("--data", pairs, "--out", str(out), *TINY)
+    assert result.exit_code == 0, result.output
+    assert (out / "last.pt").is_file() and not (out / ".last.pt.abc123.tmp").exists()
+    assert oct((out / "last.pt").stat().st_mode & 0o777) != "0o600"  # the usual mode, not mkstemp's
+    (out / "last.pt").unlink()
+    result = run("--data", pairs, "--out", str(out), *TINY, "--resume")
+    assert result.exit_code == 0 and "starting from step 0" in result.output, result.output
+    assert_failure(run("--data", pairs, "--out", str(tmp_path / "never"), *TINY, "--resume"), 1, "no checkpoint")

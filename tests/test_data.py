@@ -150,8 +150,32 @@ def test_gopro_mismatched_counts_are_rejected(tmp_path):
 
 def test_gopro_crop_larger_than_frames_names_the_file(tmp_path):
     root = make_gopro_tree(tmp_path / "GOPRO", sequences=1, frames=1, size=(40, 30), splits=("train",))
-    with pytest.raises(DataError, match="000000.png: images are 40x30, smaller than the crop"):
-        GoProPairs(root, crop=32)[0]
+    with pytest.raises(DataError, match=r"no usable frame pair \(smaller than 32 px: 1; first: GOPR0000_11_00/000000.png"):
+        GoProPairs(root, crop=32)
+
+
+def test_bad_gopro_frames_are_left_out_or_replaced_not_fatal(tmp_path, caplog):
+    """A too-small pair, blur/sharp of different sizes, an unreadable header: left out when the
+    tree is opened (all views with one min_side agree); a frame whose header reads but whose data
+    does not: replaced by the next pair, deterministically."""
+    import cv2
+
+    root = make_gopro_tree(tmp_path / "GOPRO", sequences=1, frames=6, size=(48, 40), splits=("train",))
+    seq = root / "train" / "GOPR0000_11_00"
+    assert cv2.imwrite(str(seq / "blur" / "000001.png"), np.zeros((30, 48, 3), np.uint8))  # sizes differ
+    for folder in ("blur", "sharp"):
+        assert cv2.imwrite(str(seq / folder / "000002.png"), np.zeros((20, 20, 3), np.uint8))  # too small
+    (seq / "sharp" / "000003.png").write_bytes(b"not a png")  # unreadable header
+    good = (seq / "sharp" / "000004.png").read_bytes()
+    (seq / "sharp" / "000004.png").write_bytes(good[:60])  # header fine, data truncated
+    ds = GoProPairs(root, crop=32, flip=False)
+    assert dict(ds.skipped) == {"blur/sharp sizes differ": 1, "smaller than 32 px": 1, "unreadable": 1}
+    assert [p[1].name for p in ds.pairs] == ["000000.png", "000004.png", "000005.png"]
+    assert "left out" in caplog.text
+    replaced, again = ds[(1, 0)], GoProPairs(root, crop=32, flip=False)[(1, 0)]
+    assert all(torch.equal(a, b) for a, b in zip(replaced, again))
+    assert ds[(1, 0)][0].shape == (3, 32, 32)
+    assert len(GoProPairs(root, crop=16, min_side=32)) == 3
 
 
 # --- mixing sampler ---------------------------------------------------------------------------

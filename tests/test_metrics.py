@@ -112,3 +112,25 @@ def test_running_mean_keeps_infinite_values():
     assert m.mean == 15.0
     m.add(math.inf)
     assert m.mean == math.inf
+
+
+def test_psnr_means_count_an_exact_reconstruction_as_the_cap():
+    torch = pytest.importorskip("torch")
+    from blurgen.deblur.evaluate import evaluate
+    from blurgen.deblur.metrics import PSNR_CAP_DB
+
+    m = RunningMean(PSNR_CAP_DB)
+    for v in (20.0, math.inf):
+        m.add(v)
+    assert m.mean == (20.0 + PSNR_CAP_DB) / 2
+
+    class Identity(torch.nn.Module):
+        def forward(self, x):
+            return x
+
+    rng = np.random.default_rng(0)
+    sharp = rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)
+    noisy = np.clip(sharp.astype(int) + rng.integers(-9, 10, sharp.shape), 0, 255).astype(np.uint8)
+    scores = evaluate(Identity(), "src", iter([("same", sharp, sharp), ("noisy", noisy, sharp)]))
+    row = scores.as_dict()
+    assert row["model"]["psnr"] == pytest.approx((PSNR_CAP_DB + psnr(noisy, sharp)) / 2)

@@ -248,7 +248,7 @@ def test_only_too_small_images_raise_source_error(tmp_path):
         open_source(str(tmp_path), min_size=(64, 64))
 
 
-def test_header_probes_match_decoded_shapes(tmp_path):
+def test_headerprobe_images_match_decoded_shapes(tmp_path):
     rng = np.random.default_rng(2)
     image = rng.integers(0, 256, (37, 53, 3), dtype=np.uint8)
     cases = [("p.png", image, []), ("g.png", image[:, :, 0], []),
