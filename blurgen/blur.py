@@ -29,8 +29,8 @@ from blurgen.kernels import crop_to_support
 
 GAMMAS = ("srgb", "2.2")
 NOISE_MODELS = ("gaussian", "poisson", "off")
-#: Shot-noise factors a at or below this add no Poisson shot noise (see add_sensor_noise).
-POISSON_MIN_A = 1e-12
+#: Largest Poisson mean x / a the exact noise model samples (see add_sensor_noise).
+POISSON_MAX_MEAN = 1e18
 BLUR_METHODS = ("auto", "direct", "fft")
 #: The inverse (linear -> sRGB) table is indexed by sqrt(linear) quantised to this many steps:
 #: the square root spreads the dark end, where both curves are steep (a pure 2.2 power has
@@ -433,9 +433,11 @@ def add_sensor_noise(lin: np.ndarray, a: float, b: float, rng: np.random.Generat
         # The stream of this branch is numpy's, seeded from the same draw.
         sub = np.random.default_rng(int(key))
         clean = np.clip(out, 0.0, None)
-        # Below POISSON_MIN_A the shot noise (std sqrt(a * x) <= 4e-6 for x <= 16) is far under
-        # one 8-bit step, and x / a would pass numpy's largest Poisson mean (~9e18).
-        shot = sub.poisson(clean / a) * a if a > POISSON_MIN_A else clean
+        # A mean x / a beyond POISSON_MAX_MEAN (numpy's sampler stops near 9e18) only happens for
+        # a < ~1e-17, where the shot noise (std sqrt(a * x) < 1e-8) is nothing: none is added.
+        with np.errstate(over="ignore"):  # inf for a tiny a: above the limit, so no shot noise
+            lam = clean / a if a > 0 else None
+        shot = sub.poisson(lam) * a if lam is not None and lam.max(initial=0.0) < POISSON_MAX_MEAN else clean
         out = (shot + sub.normal(0.0, math.sqrt(b), out.shape)).astype(np.float32)
     return out
 

@@ -472,20 +472,23 @@ def make_dataset(out: str, config: Any, n: int, seed: int = 0, *, workers: int |
     began = time.perf_counter()
     for leftover in _trash_leftovers(out):
         shutil.rmtree(leftover, ignore_errors=True)
-    if not (resume and finished_with(out, manifest.settings())):
-        _check_space_before_work(out, manifest, overwrite)
     try:
         if _prepare_parts_dir(out, manifest, resume, overwrite):
             return MakeResult(out, manifest.n_planned, 0, manifest.n_planned, 0.0, True)
         parts_dir = parts_dir_for(out)
         with locked(parts_dir), DeferredInterrupt() as gate:
             _check_or_write_manifest(parts_dir, manifest)
-            remove_stale_tmp(parts_dir)
+            remove_stale_tmp(parts_dir)  # a killed run's assembly file too: its space counts as free
+            _check_space_before_work(out, manifest, resume)
             made, reused, make_seconds = _run_blocks(out, parts_dir, config, manifest, workers, maker,
                                                      progress, _final_attrs(config, manifest, command),
                                                      durable, gate)
             trash = _rename_aside(parts_dir)
         _delete_in_background(trash)
+    except NotEnoughSpace:
+        if not resume:  # nothing was made: leave no run behind that only --resume could continue
+            _remove_parts_dir(parts_dir_for(out))
+        raise
     except Exception as exc:
         raise _as_dataset_error(exc, out, manifest) from None
     return MakeResult(out, manifest.n_planned, made, reused, time.perf_counter() - began,
@@ -503,14 +506,13 @@ def _as_dataset_error(exc: Exception, out: str, manifest: Manifest) -> Exception
     return exc
 
 
-def _bytes_needed(out: str, manifest: Manifest, kept_parts: bool = True, stored_fraction: float = 1.0) -> int:
+def _bytes_needed(out: str, manifest: Manifest, stored_fraction: float = 1.0) -> int:
     """Estimated bytes the run still writes: the blocks still to make plus a whole assembled file
-    (parts and file coexist until the end). ``kept_parts``: complete parts in ``out.parts`` count
-    as made (not for an overwrite, which deletes them). ``stored_fraction`` scales the raw size
-    used before any part exists to measure (compressed images take less)."""
+    (parts and file coexist until the end). ``stored_fraction`` scales the raw size used before
+    any part exists to measure (compressed images take less)."""
     blocks = plan_blocks(manifest.sample_start, manifest.sample_stop, manifest.block_size)
     counts = dict(blocks)
-    done = complete_parts(parts_dir_for(out), blocks) if kept_parts else {}
+    done = complete_parts(parts_dir_for(out), blocks)
     n_done = sum(counts[start] for start in done)
     per_sample = _bytes_per_sample(manifest, [(path, counts[start]) for start, path in done.items()])
     if not done:
@@ -527,24 +529,25 @@ def _more_mb_needed(out: str, manifest: Manifest) -> int:
     return max(1, -(-(_bytes_needed(out, manifest) - free) // 10**6))
 
 
-def _check_space_before_work(out: str, manifest: Manifest, overwrite: bool) -> None:
-    """Refuse a run that cannot fit on the disk before anything is written. An overwrite counts
-    the old output and parts as freed; with compression the raw estimate is halved, so only a
-    run that surely cannot fit is refused (the parts' own checks catch the rest)."""
+class NotEnoughSpace(DatasetError):
+    """The run cannot fit on the disk; found before any sample was made."""
+
+
+def _check_space_before_work(out: str, manifest: Manifest, resume: bool) -> None:
+    """Refuse a run that cannot fit on the disk before any sample is made (called holding the
+    run lock, after a killed run's temporaries are gone). With compression the raw estimate is
+    halved, so only a run that surely cannot fit is refused (the parts' own checks catch the
+    rest)."""
     try:
         free = free_bytes(os.path.dirname(os.path.abspath(out)))
-        if overwrite:  # deleted before the new run writes
-            free += sum(os.path.getsize(os.path.join(folder, name))
-                        for folder, _, names in os.walk(parts_dir_for(out)) for name in names)
-            if os.path.isfile(out):
-                free += os.path.getsize(out)
     except OSError:
         return  # no measure: the writes' own checks decide
     compressed = manifest.compression.get("blurred", (None,))[0] is not None
-    needed = _bytes_needed(out, manifest, kept_parts=not overwrite, stored_fraction=0.5 if compressed else 1.0)
+    needed = _bytes_needed(out, manifest, stored_fraction=0.5 if compressed else 1.0)
     if needed > free:
-        raise DatasetError(f"not enough disk space for {manifest.n_planned} pairs: need ~{-(-(needed - free) // 10**6)} "
-                           f"MB more on the disk of {out} (parts, then the assembled file); free space first")
+        rerun = "rerun with --resume" if resume else "run again"
+        raise NotEnoughSpace(f"not enough disk space for {manifest.n_planned} pairs: need ~{-(-(needed - free) // 10**6)} "
+                             f"MB more on the disk of {out} (parts, then the assembled file); free space and {rerun}")
 
 
 def _bytes_per_sample(manifest: Manifest, parts: list[tuple[str, int]]) -> int:

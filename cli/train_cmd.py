@@ -6,6 +6,7 @@ the command, so the command table loads without it and a missing torch is a one-
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 
@@ -36,21 +37,39 @@ def parse_ratio(value: str | None, data: str | None, gopro: str | None) -> tuple
     return shares
 
 
-#: What a run writes before its first checkpoint (and a killed save's temporary file).
-PRE_CHECKPOINT_FILES = ("config.json", "log.csv", "val.csv")
+#: What a run writes before its first checkpoint (and its lock, and a killed save's temporary).
+PRE_CHECKPOINT_FILES = ("config.json", "log.csv", "val.csv", ".train.lock")
+
+
+def _earlier_config(out: str) -> dict | None:
+    """The settings record of a blurgen train run in ``out`` (its config.json), or None when
+    there is none or the file is not one (a user's own config.json is not ours to replace)."""
+    from blurgen.deblur.train import RESUME_KEYS
+
+    try:
+        with open(os.path.join(out, "config.json")) as handle:
+            record = json.load(handle)
+    except (OSError, ValueError):
+        return None
+    return record if isinstance(record, dict) and all(k in record for k in RESUME_KEYS) else None
 
 
 def _stopped_before_first_checkpoint(out: str) -> bool:
-    """A run folder holding only what a run writes before its first checkpoint: nothing to keep,
-    so starting again there loses nothing."""
+    """A blurgen train run folder holding only what a run writes before its first checkpoint:
+    nothing to keep, so starting again there loses nothing."""
     names = os.listdir(out)
-    return "config.json" in names and all(
-        n in PRE_CHECKPOINT_FILES or (n.startswith(".last.pt.") and n.endswith(".tmp")) for n in names)
+    only_ours = all(n in PRE_CHECKPOINT_FILES or (n.startswith(".last.pt.") and n.endswith(".tmp")) for n in names)
+    return only_ours and _earlier_config(out) is not None
 
 
-def _check_run_dir(out: str, resume: bool) -> bool:
-    """Exit 1 for an existing run without --resume, or a --resume with nothing to resume.
-    Returns True when --resume has to start from step 0 (the run stopped before any checkpoint)."""
+def _check_run_dir(out: str, resume: bool, check_lock: bool = True) -> bool:
+    """Exit 1 for an existing run without --resume, a --resume with nothing to resume, or a
+    folder another blurgen train is writing. Returns True when --resume has to start from step 0
+    (the run stopped before any checkpoint)."""
+    from blurgen.deblur.checkpoint import run_folder_in_use
+
+    if check_lock and os.path.isdir(out) and run_folder_in_use(out):  # rank 0 only: ranks would see each other
+        raise click.ClickException(f"{out} is in use by another blurgen train (wait for it or stop it)")
     if resume:
         if os.path.isfile(os.path.join(out, "last.pt")):
             return False
@@ -144,11 +163,12 @@ def train(data, gopro, ratio, gopro_blur, out, resume, **options):
         raise click.BadParameter(str(exc).splitlines()[0], param_hint="--device") from None
     trainer = None
     try:
-        from_scratch = _check_run_dir(out, resume)
+        from_scratch = _check_run_dir(out, resume, check_lock=ctx.is_main)
         distributed.barrier(ctx)  # every rank checked before rank 0 creates the folder
         say = click.echo if ctx.is_main else (lambda line: None)
         trainer = Trainer(config, ctx=ctx, report=say)
         if from_scratch:
+            trainer.check_same_settings(_earlier_config(out) or {}, os.path.join(out, "config.json"))
             say(f"{out} stopped before its first checkpoint: starting from step 0")
         elif resume:
             try:

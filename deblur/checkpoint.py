@@ -15,6 +15,7 @@ None (RNG states are stored as tensors)::
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import random
 import tempfile
@@ -61,6 +62,33 @@ def save_checkpoint(path: str | os.PathLike, payload: dict[str, Any]) -> None:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+
+
+#: Held (flock) by the process that trains into a run folder, for as long as it trains.
+RUN_LOCK_NAME = ".train.lock"
+
+
+def lock_run_folder(folder: str | os.PathLike) -> int:
+    """Take the run folder's lock; returns the descriptor to ``os.close`` when done.
+    ``CheckpointError`` if another process holds it (an flock dies with its process)."""
+    fd = os.open(os.path.join(folder, RUN_LOCK_NAME), os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        raise CheckpointError(f"{folder} is in use by another blurgen train (wait for it or stop it)") from None
+    return fd
+
+
+def run_folder_in_use(folder: str | os.PathLike) -> bool:
+    """True while another process trains into ``folder``."""
+    if not os.path.exists(os.path.join(folder, RUN_LOCK_NAME)):
+        return False
+    try:
+        os.close(lock_run_folder(folder))
+    except CheckpointError:
+        return True
+    return False
 
 
 def remove_stale_temporaries(folder: str | os.PathLike) -> None:

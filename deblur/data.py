@@ -43,8 +43,7 @@ class DataError(Exception):
 
 def to_tensor(image: np.ndarray) -> torch.Tensor:
     """uint8 ``(H, W, 3)`` RGB -> float32 ``(3, H, W)`` in ``[-1, 1]``."""
-    array = np.ascontiguousarray(image.transpose(2, 0, 1))
-    return torch.from_numpy(array).float().mul_(2.0 / 255.0).sub_(1.0)
+    return normalize(to_chw_uint8(image))  # the trainer's and inference's scaling, exactly
 
 
 def to_chw_uint8(image: np.ndarray) -> torch.Tensor:

@@ -34,6 +34,9 @@ from blurgen.deblur.models import ResnetGenerator, build_generator, pad_to_multi
 
 Device = Union[str, torch.device]
 
+#: The loader's earlier name here (same checks: a generator and its config are required).
+read_checkpoint = load_checkpoint
+
 
 def load_generator(path: Union[str, os.PathLike], device: Device = "cpu") -> nn.Module:
     """Rebuild the generator stored in a checkpoint, on ``device``, in eval mode.

@@ -13,7 +13,8 @@ its slice, so DDP matches one process), and dropout from the torch RNG whose sta
 saved. So ``resume`` continues exactly, with the same weights as an uninterrupted run.
 
 Run folder: ``config.json``, ``log.csv`` (step, losses, lr, it/s), ``val.csv`` (PSNR/SSIM of the
-model and of the blurred inputs on held-out samples), ``last.pt`` and ``step_NNNNNNN.pt``.
+model and of the blurred inputs on held-out samples), ``last.pt`` and ``step_NNNNNNN.pt``, and
+``.train.lock``, flocked by the process training there (a second trainer is refused).
 """
 
 from __future__ import annotations
@@ -33,8 +34,8 @@ import torch
 
 from blurgen.deblur import distributed as dist_utils
 from blurgen.deblur.checkpoint import (TRAINING_KEYS, CheckpointError, capture_host_rng, capture_torch_rng,
-                                       first_line, load_checkpoint, remove_stale_temporaries, restore_rng,
-                                       save_checkpoint)
+                                       first_line, load_checkpoint, lock_run_folder, remove_stale_temporaries,
+                                       restore_rng, save_checkpoint)
 from blurgen.deblur.data import (DataError, GoProPairs, MixedPairs, MixingSampler, PairsDataset,
                                  make_loader, normalize, to_uint8)
 from blurgen.deblur.distributed import DistContext, average_gradients, average_tensor
@@ -294,15 +295,20 @@ class Trainer:
         })
         self.last_saved_step = self.step
 
+    def check_same_settings(self, stored: dict[str, Any], where: str) -> None:
+        """``ResumeMismatchError`` naming each setting of ``RESUME_KEYS`` that differs between
+        ``stored`` (a checkpoint's or config.json's record) and this trainer."""
+        current = self.config_record()
+        diffs = [f"{k} {stored.get(k)!r} -> {current.get(k)!r}" for k in RESUME_KEYS if stored.get(k) != current.get(k)]
+        if diffs:
+            raise ResumeMismatchError(f"{where}: settings differ from the run being resumed: {'; '.join(diffs)}")
+
     def resume(self, path: str | None = None) -> int:
         """Load ``path`` (default ``OUT/last.pt``) and continue from its step; returns the step.
         ``ResumeMismatchError`` if it was trained with different settings."""
         path = path or self._path("last.pt")
         ckpt = load_checkpoint(path, map_location="cpu", required=TRAINING_KEYS)
-        stored, current = ckpt.get("train_config", {}), self.config_record()
-        diffs = [f"{k} {stored.get(k)!r} -> {current.get(k)!r}" for k in RESUME_KEYS if stored.get(k) != current.get(k)]
-        if diffs:
-            raise ResumeMismatchError(f"{path}: settings differ from the run being resumed: {'; '.join(diffs)}")
+        self.check_same_settings(ckpt.get("train_config", {}), path)
         try:
             self.generator.load_state_dict(ckpt["generator"])
             self.critic.load_state_dict(ckpt["critic"])
@@ -457,22 +463,27 @@ class Trainer:
         c, ctx = self.config, self.ctx
         stop = min(self.total_steps, until_step or self.total_steps)
         self.last_validation: dict[str, Any] = {}
+        lock = None
         if ctx.is_main:
             os.makedirs(c.out, exist_ok=True)
-            remove_stale_temporaries(c.out)  # of a save killed midway in an earlier attempt
-            with open(self._path("config.json"), "w") as handle:
-                json.dump(self.config_record(), handle, indent=2)
-            self._truncate_logs()
-            if self.step < stop and sys.stderr.isatty():
-                from tqdm import tqdm
-
-                self._bar = tqdm(total=self.total_steps, initial=self.step, unit="step", dynamic_ncols=True)
+            lock = lock_run_folder(c.out)  # a second trainer into this folder is refused
         try:
+            if ctx.is_main:
+                remove_stale_temporaries(c.out)  # of a save killed midway in an earlier attempt
+                with open(self._path("config.json"), "w") as handle:
+                    json.dump(self.config_record(), handle, indent=2)
+                self._truncate_logs()
+                if self.step < stop and sys.stderr.isatty():
+                    from tqdm import tqdm
+
+                    self._bar = tqdm(total=self.total_steps, initial=self.step, unit="step", dynamic_ncols=True)
             self._loop(stop)
         finally:
             if self._bar is not None:
                 self._bar.close()
                 self._bar = None
+            if lock is not None:
+                os.close(lock)
         return {"step": self.step, "last_validation": self.last_validation}
 
     def _loop(self, stop: int) -> None:

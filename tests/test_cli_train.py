@@ -193,18 +193,40 @@ def test_a_fifo_as_data_is_a_usage_error_not_a_hang(tmp_path):
 
 
 def test_a_run_stopped_before_its_first_checkpoint_can_be_started_again(tmp_path, pairs):
-    """config.json (and empty logs) without a checkpoint hold nothing to keep: a plain rerun and
-    --resume both start from step 0 there, instead of each refusing."""
+    """A blurgen run folder with config.json and logs but no checkpoint holds nothing to keep: a
+    plain rerun and --resume (same settings) both start from step 0 there instead of refusing.
+    A folder with somebody else's config.json, or a --resume with other settings, is refused."""
     out = tmp_path / "run"
-    out.mkdir()
-    (out / "config.json").write_text("{}")
-    (out / "log.csv").write_text("step\n")
+    assert run("--data", pairs, "--out", str(out), *TINY).exit_code == 0
+    (out / "last.pt").unlink()  # as if killed before its first checkpoint
+    (out / "log.csv").write_text("step\n")  # a log with a header only
     (out / ".last.pt.abc123.tmp").write_bytes(b"half a save")
     result = run("--data", pairs, "--out", str(out), *TINY)
     assert result.exit_code == 0, result.output
     assert (out / "last.pt").is_file() and not (out / ".last.pt.abc123.tmp").exists()
     assert oct((out / "last.pt").stat().st_mode & 0o777) != "0o600"  # the usual mode, not mkstemp's
     (out / "last.pt").unlink()
+    assert_failure(run("--data", pairs, "--out", str(out), *TINY, "--resume", "--width", "8"), 1, "settings differ")
     result = run("--data", pairs, "--out", str(out), *TINY, "--resume")
     assert result.exit_code == 0 and "starting from step 0" in result.output, result.output
     assert_failure(run("--data", pairs, "--out", str(tmp_path / "never"), *TINY, "--resume"), 1, "no checkpoint")
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "config.json").write_text('{"my": "settings"}')
+    assert_failure(run("--data", pairs, "--out", str(mine), *TINY), 1, "already exists")
+    assert (mine / "config.json").read_text() == '{"my": "settings"}'
+
+
+def test_a_folder_another_trainer_is_writing_is_refused(tmp_path, pairs):
+    from blurgen.deblur.checkpoint import lock_run_folder
+
+    out = tmp_path / "run"
+    assert run("--data", pairs, "--out", str(out), *TINY).exit_code == 0
+    fd = lock_run_folder(out)  # as a trainer still running in this folder holds it
+    try:
+        assert_failure(run("--data", pairs, "--out", str(out), *TINY, "--resume"), 1, "in use by another blurgen train")
+    finally:
+        import os
+
+        os.close(fd)
+    assert run("--data", pairs, "--out", str(out), *TINY, "--resume").exit_code == 0

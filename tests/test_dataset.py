@@ -647,3 +647,31 @@ def test_only_this_outputs_trash_folders_are_cleared_not_lookalikes(tmp_path):
     assert not leftover.exists()
     for folder in lookalikes:
         assert (folder / "keep.txt").read_text() == "mine", folder
+
+
+def test_the_space_check_before_work_counts_a_killed_assembly_as_free_and_leaves_no_fresh_run(tmp_path, monkeypatch):
+    """A resume truncates the killed run's assembly file, so its bytes count as free; a fresh run
+    refused for space leaves no parts folder that only --resume could continue."""
+    import blurgen.dataset as dataset
+
+    out = tmp_path / "pairs.h5"
+    with pytest.raises(KeyboardInterrupt):
+        make(out, n=40, block_size=4, maker=FakeMaker(fail_at=21, fail_with=KeyboardInterrupt))
+    parts_dir = parts_dir_for(str(out))
+    part_bytes = sum(os.path.getsize(p) for p in complete_parts(parts_dir, plan_blocks(0, 40, 4)).values())
+    assembly = os.path.join(parts_dir, dataset.ASSEMBLY_NAME)
+    with open(assembly, "wb") as handle:  # a big leftover, as a run killed late leaves
+        handle.truncate(50 * part_bytes)
+    per_sample = part_bytes // 20
+    need = per_sample * (20 + 40) + 2**20  # the blocks still to make and the assembled file
+    free = {"disk": need + per_sample * 5}  # enough once the leftover is gone, not before
+
+    def free_bytes(path):  # the leftover takes its space while it exists
+        return free["disk"] - (os.path.getsize(assembly) if os.path.exists(assembly) else 0)
+
+    monkeypatch.setattr(dataset, "free_bytes", free_bytes)
+    assert make(out, n=40, block_size=4, resume=True).n_made == 20
+    free["disk"] = 10**6
+    with pytest.raises(dataset.NotEnoughSpace, match="not enough disk space for 40 pairs"):
+        make(tmp_path / "other.h5", n=40, block_size=4)
+    assert not os.path.exists(parts_dir_for(str(tmp_path / "other.h5")))
