@@ -29,8 +29,9 @@ from blurgen.kernels import crop_to_support
 
 GAMMAS = ("srgb", "2.2")
 NOISE_MODELS = ("gaussian", "poisson", "off")
-#: Largest Poisson mean x / a the exact noise model samples (see add_sensor_noise).
-POISSON_MAX_MEAN = 1e18
+#: Largest Poisson mean numpy samples (its own limit, int64 max - 10 sqrt(int64 max)); beyond
+#: it add_sensor_noise adds no shot noise.
+POISSON_MAX_MEAN = float(np.iinfo(np.int64).max) - 10 * math.sqrt(float(np.iinfo(np.int64).max))
 BLUR_METHODS = ("auto", "direct", "fft")
 #: The inverse (linear -> sRGB) table is indexed by sqrt(linear) quantised to this many steps:
 #: the square root spreads the dark end, where both curves are steep (a pure 2.2 power has
@@ -433,11 +434,13 @@ def add_sensor_noise(lin: np.ndarray, a: float, b: float, rng: np.random.Generat
         # The stream of this branch is numpy's, seeded from the same draw.
         sub = np.random.default_rng(int(key))
         clean = np.clip(out, 0.0, None)
-        # A mean x / a beyond POISSON_MAX_MEAN (numpy's sampler stops near 9e18) only happens for
-        # a < ~1e-17, where the shot noise (std sqrt(a * x) < 1e-8) is nothing: none is added.
+        # A mean x / a beyond POISSON_MAX_MEAN (where numpy's sampler raises) only happens for
+        # a < ~1e-18, where the shot noise (std sqrt(a * x) < 1e-8) is nothing: none is added.
+        # Every a numpy can sample keeps the exact model, and the same random stream.
         with np.errstate(over="ignore"):  # inf for a tiny a: above the limit, so no shot noise
             lam = clean / a if a > 0 else None
-        shot = sub.poisson(lam) * a if lam is not None and lam.max(initial=0.0) < POISSON_MAX_MEAN else clean
+        usable = lam is not None and not float(lam.max(initial=0.0)) > POISSON_MAX_MEAN
+        shot = sub.poisson(lam) * a if usable else clean
         out = (shot + sub.normal(0.0, math.sqrt(b), out.shape)).astype(np.float32)
     return out
 

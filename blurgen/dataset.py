@@ -477,17 +477,20 @@ def make_dataset(out: str, config: Any, n: int, seed: int = 0, *, workers: int |
             return MakeResult(out, manifest.n_planned, 0, manifest.n_planned, 0.0, True)
         parts_dir = parts_dir_for(out)
         with locked(parts_dir), DeferredInterrupt() as gate:
-            _check_or_write_manifest(parts_dir, manifest)
             remove_stale_tmp(parts_dir)  # a killed run's assembly file too: its space counts as free
-            _check_space_before_work(out, manifest, resume)
+            _check_space_before_work(out, manifest, resume)  # before the manifest: a refusal writes nothing
+            _check_or_write_manifest(parts_dir, manifest)
             made, reused, make_seconds = _run_blocks(out, parts_dir, config, manifest, workers, maker,
                                                      progress, _final_attrs(config, manifest, command),
                                                      durable, gate)
             trash = _rename_aside(parts_dir)
         _delete_in_background(trash)
     except NotEnoughSpace:
-        if not resume:  # nothing was made: leave no run behind that only --resume could continue
-            _remove_parts_dir(parts_dir_for(out))
+        parts_dir = parts_dir_for(out)
+        blocks = plan_blocks(manifest.sample_start, manifest.sample_stop, manifest.block_size)
+        if not complete_parts(parts_dir, blocks):  # nothing made: leave no run only --resume could continue
+            with contextlib.suppress(PartsError, OSError):  # e.g. another run took the folder meanwhile
+                _remove_parts_dir(parts_dir)
         raise
     except Exception as exc:
         raise _as_dataset_error(exc, out, manifest) from None

@@ -56,10 +56,16 @@ def _earlier_config(out: str) -> dict | None:
 
 def _stopped_before_first_checkpoint(out: str) -> bool:
     """A blurgen train run folder holding only what a run writes before its first checkpoint:
-    nothing to keep, so starting again there loses nothing."""
+    nothing to keep, so starting again there loses nothing. Ours: its config.json is a blurgen
+    train record, or there is none (or an empty one) beside our lock file."""
     names = os.listdir(out)
-    only_ours = all(n in PRE_CHECKPOINT_FILES or (n.startswith(".last.pt.") and n.endswith(".tmp")) for n in names)
-    return only_ours and _earlier_config(out) is not None
+    only_ours = all(n in PRE_CHECKPOINT_FILES or n.endswith(".tmp") and (n.startswith(".last.pt.") or
+                                                                        n == "config.json.tmp") for n in names)
+    if not only_ours:
+        return False
+    config = os.path.join(out, "config.json")
+    unwritten = ".train.lock" in names and (not os.path.exists(config) or os.path.getsize(config) == 0)
+    return unwritten or _earlier_config(out) is not None
 
 
 def _check_run_dir(out: str, resume: bool, check_lock: bool = True) -> bool:
@@ -168,7 +174,9 @@ def train(data, gopro, ratio, gopro_blur, out, resume, **options):
         say = click.echo if ctx.is_main else (lambda line: None)
         trainer = Trainer(config, ctx=ctx, report=say)
         if from_scratch:
-            trainer.check_same_settings(_earlier_config(out) or {}, os.path.join(out, "config.json"))
+            earlier = _earlier_config(out)
+            if earlier is not None:  # none when the run stopped before writing it
+                trainer.check_same_settings(earlier, os.path.join(out, "config.json"))
             say(f"{out} stopped before its first checkpoint: starting from step 0")
         elif resume:
             try:

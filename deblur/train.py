@@ -19,6 +19,7 @@ model and of the blurred inputs on held-out samples), ``last.pt`` and ``step_NNN
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import dataclasses
 import json
@@ -172,6 +173,26 @@ def _derived_seed(*parts: int) -> int:
     """A 63-bit seed that depends on every part (for torch.Generator.manual_seed)."""
     words = np.random.SeedSequence([int(p) for p in parts]).generate_state(2, np.uint32)
     return (int(words[0]) << 31) ^ int(words[1])
+
+
+def _holds_checkpoints(folder: str) -> bool:
+    try:
+        return any(n == "last.pt" or (n.startswith("step_") and n.endswith(".pt")) for n in os.listdir(folder))
+    except FileNotFoundError:
+        return False
+
+
+def _write_atomically(path: str, text: str) -> None:
+    """``path`` holds ``text`` or its previous content, never a part (a full disk, a kill)."""
+    tmp = f"{path}.tmp"
+    try:
+        with open(tmp, "w") as handle:
+            handle.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
 
 
 def _split(n: int, val_count: int, name: str) -> tuple[np.ndarray, np.ndarray]:
@@ -469,9 +490,13 @@ class Trainer:
             lock = lock_run_folder(c.out)  # a second trainer into this folder is refused
         try:
             if ctx.is_main:
+                if self.step == 0 and self.last_saved_step is None and _holds_checkpoints(c.out):
+                    # Checked again under the lock: another trainer may have finished here since
+                    # the caller looked. A run from step 0 never replaces one's checkpoints.
+                    raise CheckpointError(f"{c.out} already holds a run's checkpoints; resume it or choose "
+                                          "another folder")
                 remove_stale_temporaries(c.out)  # of a save killed midway in an earlier attempt
-                with open(self._path("config.json"), "w") as handle:
-                    json.dump(self.config_record(), handle, indent=2)
+                _write_atomically(self._path("config.json"), json.dumps(self.config_record(), indent=2))
                 self._truncate_logs()
                 if self.step < stop and sys.stderr.isatty():
                     from tqdm import tqdm

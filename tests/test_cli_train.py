@@ -230,3 +230,16 @@ def test_a_folder_another_trainer_is_writing_is_refused(tmp_path, pairs):
 
         os.close(fd)
     assert run("--data", pairs, "--out", str(out), *TINY, "--resume").exit_code == 0
+
+
+def test_a_folder_left_with_only_the_lock_or_an_empty_config_starts_again(tmp_path, pairs):
+    """A kill (or a full disk) between taking the lock and writing config.json leaves such a folder."""
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / ".train.lock").write_bytes(b"")
+    (out / "config.json").write_bytes(b"")
+    assert run("--data", pairs, "--out", str(out), *TINY).exit_code == 0
+    (out / "last.pt").unlink()
+    (out / "config.json").unlink()
+    result = run("--data", pairs, "--out", str(out), *TINY, "--resume")
+    assert result.exit_code == 0 and "starting from step 0" in result.output, result.output

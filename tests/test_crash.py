@@ -77,6 +77,10 @@ def kill_and_resume(tmp_path, n: int, kills_wanted: int, seed: int) -> None:
             while session_processes(proc.pid) and time.monotonic() < deadline:
                 time.sleep(0.05)  # workers get SIGKILL when their parent dies (PR_SET_PDEATHSIG)
             assert not session_processes(proc.pid), "workers outlived the killed make"
+            if not os.path.exists(out) and not os.path.exists(str(out) + ".parts"):
+                assert last_count == 0, "a kill must never lose a run that had started"
+                print(f"killed after {delay:.2f} s (workers {workers}): during start-up, nothing made yet")
+                continue  # killed in start-up, before the run created anything: nothing to inspect
             count, report = inspect_count(out)
             print(f"killed after {delay:.2f} s (workers {workers}): {count} complete")
             if flag == "--resume":

@@ -195,3 +195,13 @@ def test_short_run_beats_the_blurred_inputs(tmp_path):
     result = Trainer(config, report=print).run()["last_validation"]["synthetic"]
     print(f"val PSNR {result['psnr']:.2f} dB vs blurred {result['blurred_psnr']:.2f} dB")
     assert result["psnr"] > result["blurred_psnr"]
+
+
+def test_a_run_from_step_0_never_replaces_a_finished_runs_checkpoints(tmp_path, pairs):
+    """Checked under the run lock: a trainer that looked at the folder before another one
+    finished there must not overwrite that run."""
+    Trainer(tiny(tmp_path / "run", pairs)).run()
+    before = (tmp_path / "run" / "last.pt").read_bytes()
+    with pytest.raises(CheckpointError, match="already holds a run's checkpoints"):
+        Trainer(tiny(tmp_path / "run", pairs, width=8)).run()
+    assert (tmp_path / "run" / "last.pt").read_bytes() == before
