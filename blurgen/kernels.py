@@ -36,7 +36,7 @@ _PARAM_COLUMNS = {
 }
 
 
-def _check_samples(n: Any, seed: Any, start: Any) -> tuple[int, int, int]:
+def check_samples(n: Any, seed: Any, start: Any) -> tuple[int, int, int]:
     """Validated sample count, seed and first index (the last index, start + n - 1, must be a
     valid index too)."""
     n, seed, start = check_index("n", n, 1, 10**9), check_index("seed", seed, 0), check_index("start", start, 0)
@@ -93,7 +93,7 @@ def _raise_unfitted(fitted: np.ndarray, config: KernelConfig, start: int) -> Non
 def _sample_batch(batch, out_shape: tuple, config: KernelConfig, n: Any, seed: Any, start: Any):
     """Run a Numba sampler (paths or kernels) over samples start .. start + n - 1 of ``seed``
     into a new zeroed float32 array ``(n, *out_shape)``; returns it and the parameters dict."""
-    n, seed, start = _check_samples(n, seed, start)
+    n, seed, start = check_samples(n, seed, start)
     out = np.zeros((n, *out_shape), np.float32)  # see _kernels_jit: NumPy memory is faster to fill
     with _wrapping_uint64():
         raw, fitted = batch(np.int64(seed), np.int64(start), _model(config), out)

@@ -137,6 +137,13 @@ def _jpeg_header(path: str) -> tuple[int, int, int, int] | None:
             f.seek(length - 2, os.SEEK_CUR)
 
 
+def _decode_usable(path: str) -> np.ndarray | None:
+    """The decoded image (OpenCV layout), or None if it does not decode or ``to_rgb_u8`` cannot
+    convert its layout (e.g. an int32 TIFF)."""
+    image = decode_file(path)
+    return None if image is None or to_rgb_u8(image[:1, :1]) is None else image
+
+
 def probe_image(path: str) -> tuple[int, int, int, int] | None:
     """(height, width, channels, bit depth) of an image file, or None if it is unreadable."""
     ext = os.path.splitext(path)[1].lower()
@@ -150,8 +157,8 @@ def probe_image(path: str) -> tuple[int, int, int, int] | None:
             return _jpeg_header(path)
     except (OSError, struct.error):
         return None
-    image = decode_file(path)
-    if image is None or to_rgb_u8(image[:1, :1]) is None:  # e.g. an int32 TIFF: not an image here
+    image = _decode_usable(path)
+    if image is None:
         return None
     channels = 1 if image.ndim == 2 else image.shape[2]
     return image.shape[0], image.shape[1], channels, 8 * image.dtype.itemsize
@@ -248,9 +255,7 @@ class ImageFileSource:
         # Kept as decoded (BGR, any depth): crop() converts only the window it takes, which is
         # the same as converting the whole image first (the conversion is per pixel) and saves a
         # full-image copy per crop (~5 ms for a 1280x720 frame).
-        image = decode_file(self.paths[j])
-        if image is not None and to_rgb_u8(image[:1, :1]) is None:
-            image = None
+        image = _decode_usable(self.paths[j])
         if image is not None and (image.shape[0] < self.min_height or image.shape[1] < self.min_width):
             image = None
         if image is not None:

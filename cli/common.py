@@ -192,21 +192,17 @@ def require_torch(torchvision: bool = False):
     return torch
 
 
-def resolve_device(torch, device: str | None):
-    """'auto'/None -> cuda if available else cpu; an unavailable device is a usage error."""
-    if device in (None, "auto"):
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+def resolve_device(device: str | None):
+    """'auto'/None -> cuda if available else cpu (``blurgen.deblur.distributed.resolve_device``);
+    an unknown, unavailable or unusable device is a usage error."""
+    from blurgen.deblur.distributed import resolve_device as resolve
+
     try:
-        dev = torch.device(device)
-    except (RuntimeError, ValueError):
+        return resolve(device or "auto")
+    except RuntimeError:  # torch.device() could not parse it
         raise click.BadParameter(f"{device!r} is not a torch device", param_hint="--device") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise click.BadParameter("CUDA is not available on this machine", param_hint="--device")
-    try:
-        torch.empty(1, device=dev)  # e.g. 'mps' or 'meta'-less builds fail only when used
-    except (RuntimeError, AssertionError) as exc:
-        raise click.BadParameter(f"{device!r} is not usable here: {one_line(exc)}", param_hint="--device") from None
-    return dev
+    except ValueError as exc:  # CUDA absent, or a device this build cannot use (e.g. mps)
+        raise click.BadParameter(str(exc), param_hint="--device") from None
 
 
 class RegularFile(click.Path):

@@ -92,8 +92,8 @@ def deblur(checkpoint, inputs, out, tile, overlap, tile_norm, device, overwrite)
         more = f" and {len(existing) - 1} more" if len(existing) > 1 else ""
         raise click.ClickException(f"{os.path.join(out, existing[0])}{more} already exist; pass --overwrite "
                                    "to replace them")
-    torch = require_torch()
-    dev = resolve_device(torch, device)
+    require_torch()
+    dev = resolve_device(device)
 
     from tqdm import tqdm
 

@@ -76,8 +76,8 @@ def eval_command(checkpoint, data, split, gopro_blur, limit, tile, tile_norm, de
     """
     check_tile(tile)
     sources = [parse_source(os.path.expanduser(d)) for d in data]
-    torch = require_torch()
-    dev = resolve_device(torch, device)
+    require_torch()
+    dev = resolve_device(device)
 
     from blurgen.deblur.checkpoint import CheckpointError
     from blurgen.deblur.data import DataError

@@ -41,16 +41,17 @@ def kernels(n, out, seed, start, kernel_size, length_px, steps, exposures, anxie
       blurgen kernels --n 8 --out strips.png --exposures 0.1,0.5,1
     """
     from blurgen.imageio import write_png
-    from blurgen.kernels import random_kernels, random_trajectories, rasterize
+    from blurgen.kernels import check_samples, random_kernels, random_trajectories, rasterize
     from blurgen.preview import grid, kernel_tile
 
     config = kernel_config_from_options(kernel_size, length_px, steps, exposures, anxiety)
     ext = os.path.splitext(out)[1].lower()
     if ext not in (".npy", ".png"):
         raise click.BadParameter(f"{out!r} must end in .npy or .png", param_hint="--out")
-    if start > MAX_SEED - (n - 1):
-        raise click.BadParameter(f"the last sample index, start + n - 1 = {start + n - 1}, is over {MAX_SEED}",
-                                 param_hint="--start")
+    try:
+        check_samples(n, seed, start)  # the last index, start + n - 1, must be a valid one too
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--start") from None
     tiles = n * len(set(config.exposures))
     if ext == ".png" and tiles > MAX_PNG_TILES:
         raise click.BadParameter(f"a PNG sheet holds at most {MAX_PNG_TILES} kernel pictures, {tiles} asked "

@@ -37,7 +37,7 @@ def parse_ratio(value: str | None, data: str | None, gopro: str | None) -> tuple
     return shares
 
 
-#: What a run writes before its first checkpoint (and its lock, and a killed save's temporary).
+#: What a run writes before its first checkpoint (and its lock; killed writes' temporaries too).
 PRE_CHECKPOINT_FILES = ("config.json", "log.csv", "val.csv", ".train.lock")
 
 
@@ -58,9 +58,10 @@ def _stopped_before_first_checkpoint(out: str) -> bool:
     """A blurgen train run folder holding only what a run writes before its first checkpoint:
     nothing to keep, so starting again there loses nothing. Ours: its config.json is a blurgen
     train record, or there is none (or an empty one) beside our lock file."""
+    from blurgen.deblur.checkpoint import is_temporary
+
     names = os.listdir(out)
-    only_ours = all(n in PRE_CHECKPOINT_FILES or n.endswith(".tmp") and (n.startswith(".last.pt.") or
-                                                                        n == "config.json.tmp") for n in names)
+    only_ours = all(n in PRE_CHECKPOINT_FILES or is_temporary(n) for n in names)
     if not only_ours:
         return False
     config = os.path.join(out, "config.json")
@@ -76,14 +77,14 @@ def _check_run_dir(out: str, resume: bool, check_lock: bool = True) -> bool:
 
     if check_lock and os.path.isdir(out) and run_folder_in_use(out):  # rank 0 only: ranks would see each other
         raise click.ClickException(f"{out} is in use by another blurgen train (wait for it or stop it)")
+    restartable = os.path.isdir(out) and _stopped_before_first_checkpoint(out)
     if resume:
         if os.path.isfile(os.path.join(out, "last.pt")):
             return False
-        if os.path.isdir(out) and _stopped_before_first_checkpoint(out):
+        if restartable:
             return True
         raise click.ClickException(f"--resume: no checkpoint {os.path.join(out, 'last.pt')} to resume")
-    if os.path.exists(out) and (not os.path.isdir(out) or os.listdir(out)) and not (
-            os.path.isdir(out) and _stopped_before_first_checkpoint(out)):
+    if os.path.exists(out) and (not os.path.isdir(out) or os.listdir(out)) and not restartable:
         raise click.ClickException(f"{out} already exists: pass --resume to continue that run, or choose another --out")
     parent = os.path.dirname(os.path.abspath(out))
     if os.path.isdir(parent) and not os.access(parent, os.W_OK):

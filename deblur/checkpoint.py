@@ -19,7 +19,7 @@ import fcntl
 import os
 import random
 import tempfile
-from typing import Any
+from typing import IO, Any, Iterator
 
 import numpy as np
 import torch
@@ -43,9 +43,12 @@ def first_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text[0][:200]}" if text else type(exc).__name__
 
 
-def save_checkpoint(path: str | os.PathLike, payload: dict[str, Any]) -> None:
-    """Write ``payload`` to ``path`` atomically: a temporary file beside it, flushed to disk, then
-    renamed over ``path``. A crash or Ctrl-C mid-write leaves the previous file intact."""
+@contextlib.contextmanager
+def atomic_file(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
+    """Yield a handle on a temporary file beside ``path`` (``.NAME.XXXX.tmp``, the usual file
+    mode); when the block ends it is flushed to disk and renamed over ``path``. A crash, a full
+    disk or Ctrl-C mid-write leaves the previous file intact (``remove_stale_temporaries``
+    deletes what a kill leaves)."""
     path = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=directory)
@@ -53,8 +56,8 @@ def save_checkpoint(path: str | os.PathLike, payload: dict[str, Any]) -> None:
     os.umask(umask)
     os.fchmod(fd, 0o666 & ~umask)  # mkstemp's 0600 -> the mode any other new file would get
     try:
-        with os.fdopen(fd, "wb") as handle:
-            torch.save({"format": FORMAT, "version": VERSION, **payload}, handle)
+        with os.fdopen(fd, mode) as handle:
+            yield handle
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
@@ -62,6 +65,12 @@ def save_checkpoint(path: str | os.PathLike, payload: dict[str, Any]) -> None:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+
+
+def save_checkpoint(path: str | os.PathLike, payload: dict[str, Any]) -> None:
+    """Write ``payload`` to ``path`` atomically (``atomic_file``)."""
+    with atomic_file(path) as handle:
+        torch.save({"format": FORMAT, "version": VERSION, **payload}, handle)
 
 
 #: Held (flock) by the process that trains into a run folder, for as long as it trains.
@@ -91,12 +100,18 @@ def run_folder_in_use(folder: str | os.PathLike) -> bool:
     return False
 
 
+def is_temporary(name: str) -> bool:
+    """A name ``atomic_file`` gives the temporaries of a run folder's files: checkpoints
+    (``.last.pt.XXXX.tmp``, ``.step_N.pt.XXXX.tmp``) and ``.config.json.XXXX.tmp``."""
+    return name.endswith(".tmp") and (name.startswith(".config.json.") or (name.startswith(".") and ".pt." in name))
+
+
 def remove_stale_temporaries(folder: str | os.PathLike) -> None:
-    """Delete the temporary files of saves killed midway (``.NAME.*.tmp`` beside a checkpoint);
-    call it only while no save is running in ``folder``."""
+    """Delete the temporary files of writes killed midway (``is_temporary``); call it only while
+    no write is running in ``folder``."""
     with contextlib.suppress(FileNotFoundError):
         for name in os.listdir(folder):
-            if name.startswith(".") and name.endswith(".tmp") and ".pt." in name:
+            if is_temporary(name):
                 with contextlib.suppress(OSError):
                     os.unlink(os.path.join(folder, name))
 

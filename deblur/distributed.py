@@ -20,6 +20,8 @@ from typing import Any, Iterable
 import torch
 import torch.distributed as dist
 
+from blurgen.deblur.checkpoint import first_line
+
 
 @dataclasses.dataclass(frozen=True)
 class DistContext:
@@ -53,8 +55,7 @@ def resolve_device(name: str, local_rank: int = 0) -> torch.device:
     try:
         torch.empty(1, device=device)  # e.g. 'mps' or 'xla' in a build without them fails here
     except (RuntimeError, AssertionError) as exc:
-        text = str(exc).strip().splitlines()
-        raise ValueError(f"device {name!r} is not usable here: {text[0] if text else type(exc).__name__}") from None
+        raise ValueError(f"device {name!r} is not usable here: {first_line(exc)}") from None
     return device
 
 

@@ -19,7 +19,6 @@ model and of the blurred inputs on held-out samples), ``last.pt`` and ``step_NNN
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import dataclasses
 import json
@@ -34,7 +33,7 @@ import numpy as np
 import torch
 
 from blurgen.deblur import distributed as dist_utils
-from blurgen.deblur.checkpoint import (TRAINING_KEYS, CheckpointError, capture_host_rng, capture_torch_rng,
+from blurgen.deblur.checkpoint import (TRAINING_KEYS, CheckpointError, atomic_file, capture_host_rng, capture_torch_rng,
                                        first_line, load_checkpoint, lock_run_folder, remove_stale_temporaries,
                                        restore_rng, save_checkpoint)
 from blurgen.deblur.data import (DataError, GoProPairs, MixedPairs, MixingSampler, PairsDataset,
@@ -180,19 +179,6 @@ def _holds_checkpoints(folder: str) -> bool:
         return any(n == "last.pt" or (n.startswith("step_") and n.endswith(".pt")) for n in os.listdir(folder))
     except FileNotFoundError:
         return False
-
-
-def _write_atomically(path: str, text: str) -> None:
-    """``path`` holds ``text`` or its previous content, never a part (a full disk, a kill)."""
-    tmp = f"{path}.tmp"
-    try:
-        with open(tmp, "w") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
 
 
 def _split(n: int, val_count: int, name: str) -> tuple[np.ndarray, np.ndarray]:
@@ -496,7 +482,8 @@ class Trainer:
                     raise CheckpointError(f"{c.out} already holds a run's checkpoints; resume it or choose "
                                           "another folder")
                 remove_stale_temporaries(c.out)  # of a save killed midway in an earlier attempt
-                _write_atomically(self._path("config.json"), json.dumps(self.config_record(), indent=2))
+                with atomic_file(self._path("config.json"), "w") as handle:
+                    json.dump(self.config_record(), handle, indent=2)
                 self._truncate_logs()
                 if self.step < stop and sys.stderr.isatty():
                     from tqdm import tqdm
