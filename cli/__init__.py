@@ -9,6 +9,7 @@ import sys
 import click
 
 from blurgen import __version__
+from blurgen.common import BlurgenError, one_line
 
 
 # Command name -> "module:attribute". Commands load on first use, so `blurgen kernels` never
@@ -50,6 +51,8 @@ class BlurgenGroup(click.Group):
         except KeyboardInterrupt:
             click.echo("blurgen: interrupted", err=True)
             sys.exit(130)
+        except BlurgenError as exc:  # every failure blurgen raises on purpose: one line, exit 1
+            raise click.ClickException(one_line(exc)) from None
         except OSError as exc:  # disk full, permission denied, ... while working
             raise click.ClickException(f"{exc.filename or ''}: {exc.strerror or exc}".lstrip(": ")) from None
 
