@@ -11,7 +11,9 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit, prange
+from numba import prange
+
+from blurgen._jit import njit
 
 from blurgen._rng import next_normal_pair, next_uniform, stream_key
 

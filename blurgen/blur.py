@@ -21,8 +21,8 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
-from numba import njit
 
+from blurgen._jit import njit
 from blurgen._rng import GOLDEN, mix64
 from blurgen.config import ConfigMixin, check_number, check_pair
 from blurgen.kernels import crop_to_support

@@ -20,8 +20,8 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit
 
+from blurgen._jit import njit
 from blurgen._rng import GOLDEN, mix64
 
 #: Expected number of disks over each point when the supply runs out; painting normally stops

@@ -1,0 +1,43 @@
+"""Installing blurgen twice must not break it: numba's compiled-code cache never lands inside the
+installed package (pip does not remove it, and a leftover ``site-packages/blurgen/__pycache__``
+alone is a namespace package that hides a later editable install)."""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import shutil
+import subprocess
+import sys
+
+import blurgen
+
+PACKAGE = pathlib.Path(blurgen.__file__).parent
+
+
+def _cache_files(folder: pathlib.Path) -> list[str]:
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.suffix in (".nbi", ".nbc"))
+
+
+def test_compiled_cache_is_written_outside_an_installed_copy(tmp_path):
+    site = tmp_path / "site"
+    shutil.copytree(PACKAGE, site / "blurgen", ignore=shutil.ignore_patterns("__pycache__"))
+    cache = tmp_path / "cache"
+    env = {**os.environ, "PYTHONPATH": str(site), "BLURGEN_CACHE_DIR": str(cache)}
+    env.pop("NUMBA_CACHE_DIR", None)
+    env.pop("NUMBA_DISABLE_JIT", None)
+    code = ("import blurgen, sys; assert blurgen.__file__.startswith(sys.argv[1]), blurgen.__file__; "
+            "blurgen.random_kernels(2, size=15, length_px=6.0)")
+    subprocess.run([sys.executable, "-c", code, str(site)], env=env, check=True, cwd=tmp_path, timeout=600)
+    assert _cache_files(site) == [], "numba cache written into the installed package"
+    assert _cache_files(cache), "the cache folder was not used"
+
+
+def test_every_jitted_module_takes_its_decorator_from_blurgen_jit():
+    offenders = []
+    for path in PACKAGE.rglob("*.py"):
+        text = path.read_text(encoding="utf-8")
+        if path.name != "_jit.py" and ("from numba import njit" in text or "numba.njit(" in text
+                                        or "from numba import jit" in text):
+            offenders.append(str(path.relative_to(PACKAGE)))
+    assert offenders == []
