@@ -86,8 +86,8 @@ def stage_rates(size: str, n: int, folder: str) -> tuple[float, float]:
     """In-process pairs/s of ``make_block`` alone and of the part writer alone (one core)."""
     from blurgen.blur import BlurConfig
     from blurgen.config import KernelConfig
-    from blurgen.dataset import limit_threads_here
-    from blurgen.parts import DEFAULT_COMPRESSION, write_part
+    from blurgen.workers import limit_threads_here
+    from blurgen.store.parts import DEFAULT_COMPRESSION, write_part
     from blurgen.pipeline import PairsConfig, make_block
 
     limit_threads_here()
@@ -106,8 +106,8 @@ def compression_rows(size: str, n: int, folder: str) -> list[list[str]]:
     """Write speed, read speed and size of each image filter on ``n`` default pairs (one core)."""
     import h5py
 
-    from blurgen.dataset import limit_threads_here
-    from blurgen.parts import compression_for, write_part
+    from blurgen.workers import limit_threads_here
+    from blurgen.store.parts import compression_for, write_part
     from blurgen.pipeline import PairsConfig, make_block
 
     limit_threads_here()

@@ -42,7 +42,7 @@ def write_bench_pairs(path: str, n: int, side: int, compression: str | None, see
     content does not matter. Uncompressed unless ``compression`` is given."""
     import h5py
 
-    from blurgen.pairs_file import REQUIRED_PARAMS
+    from blurgen.store.schema import REQUIRED_PARAMS
 
     rng = np.random.default_rng(seed)
     with h5py.File(path, "w") as h5:

@@ -24,8 +24,8 @@ _LAZY = {
     "crop_to_support": "blurgen.kernels",
     "blur_linear": "blurgen.blur",
     "BlurConfig": "blurgen.blur",
-    "read_pairs": "blurgen.pairs_file",
-    "PairsFile": "blurgen.pairs_file",
+    "read_pairs": "blurgen.store.reader",
+    "PairsFile": "blurgen.store.reader",
 }
 
 __all__ = ["__version__", *_LAZY]

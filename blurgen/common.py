@@ -87,6 +87,40 @@ def free_bytes(path: str) -> int:
     return st.f_bavail * st.f_frsize
 
 
+#: File (in the folder written to) whose flock serialises "check free space, then write".
+SPACE_LOCK_NAME = ".space-lock"
+
+
+@contextlib.contextmanager
+def space_for(folder: str, nbytes: int, path: str, lock: bool = True) -> Iterator[None]:
+    """Make sure ``nbytes`` fit in ``folder`` (``DiskFullError`` naming ``path`` otherwise), holding
+    the folder's space lock (``lock``) for the duration of the block.
+
+    Every writer of one run (workers writing parts, the assembler) checks only its own need; two
+    checking at once could both pass and then, together, fill the disk. Holding this lock from the
+    check until the write is done makes every check see the others' writes. ``flock``: released
+    by the kernel even on SIGKILL. A lone writer passes ``lock=False`` (no lock file is left).
+    """
+    with (flocked(os.path.join(folder, SPACE_LOCK_NAME), "", blocking=True) if lock
+          else contextlib.nullcontext()):
+        if free_bytes(folder) < nbytes:
+            raise DiskFullError(path)
+        yield
+
+
+def preallocate(fd: int, nbytes: int, path: str) -> None:
+    """Reserve ``nbytes`` of disk for the open file ``fd`` (``posix_fallocate``), so that later
+    writes inside that size cannot meet a full disk or the file-size limit; ``DiskFullError``
+    naming ``path`` if it cannot be reserved. File systems without fallocate are left as they are."""
+    try:
+        os.posix_fallocate(fd, 0, nbytes)
+    except OSError as exc:
+        if is_disk_full(exc):
+            raise DiskFullError(path, disk_full_reason(exc)) from None
+        if exc.errno not in (errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL):
+            raise
+
+
 def fsync_path(path: str) -> None:
     """fsync a file (its data) or a folder (making a rename inside it durable)."""
     fd = os.open(path, os.O_RDONLY)

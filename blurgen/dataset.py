@@ -1,56 +1,36 @@
-"""Make a pairs dataset: plan blocks, run workers, keep finished work safe, assemble the file.
+"""Make a pairs dataset: plan the run, make its blocks, assemble the file.
 
-``make_dataset`` writes ``out`` through ``out.parts/`` (see ``blurgen.parts``): each block of
-samples is made by a worker process and stored as its own atomically renamed part file; the main
-process copies finished parts into a temporary final file as they arrive (compressed chunks as
-they are) and renames it onto ``out`` when every block is in. A run killed at any moment loses at
-most the blocks in flight; ``resume=True`` skips complete parts and ends with the same arrays as an
-uninterrupted run.
-
-Worker processes use the spawn start method (forking after numba's threads start is unsafe), one
-numba and one OpenCV thread each; workers never share state, so any worker count gives the same
-arrays.
+``make_dataset`` is orchestration only. The run folder ``out.parts/`` (``blurgen.runfolder``)
+holds the settings and every finished block as its own complete part file; workers
+(``blurgen.workers``) make blocks with a block maker (by default ``blurgen.pipeline.make_block``)
+and commit them as parts; the main process copies finished parts into the file being assembled as
+they arrive (``blurgen.store.assembly``) and renames it onto ``out`` when every block is in. A run
+killed at any moment loses at most the blocks in flight; ``resume=True`` skips complete parts and
+ends with the same arrays as an uninterrupted run.
 """
 
 from __future__ import annotations
 
 import contextlib
-import dataclasses
-import glob
 import logging
 import os
-import queue
-import re
-import shutil
-import signal
-import threading
 import time
-from collections import deque
 from dataclasses import dataclass
 from typing import Any, Callable
 
 from blurgen import __version__
-from blurgen.assemble import Assembler, file_settings, finished_with, is_complete, now_iso, open_checked
+from blurgen.common import disk_full_reason, is_disk_full
 from blurgen.config import MAX_PAIRS, check_index
-from blurgen.pairs_file import PairsFileError, reading
-from blurgen.parts import (DEFAULT_COMPRESSION, MANIFEST_NAME, Compression, DiskFullError, Manifest,
-                           PartsError, auto_block_size, commit_part, complete_parts, free_bytes,
-                           is_disk_full, is_locked, locked, part_files, part_stamp, parts_dir_for,
-                           plan_blocks, read_manifest, remove_stale_tmp, shard_range,
-                           write_manifest, write_part_tmp)
+from blurgen.runfolder import (DatasetError, Manifest, NotEnoughSpace, RunFolder, auto_block_size,
+                               delete_in_background, shard_range)
+from blurgen.store.assembly import Assembler
+from blurgen.store.parts import DEFAULT_COMPRESSION, Compression, PartsError, verify_stored_data
+from blurgen.store.schema import now_iso, text_attr
+from blurgen.workers import BlockWork, DeferredInterrupt, made_parts
 
 log = logging.getLogger(__name__)
 
-ASSEMBLY_NAME = "assembly.h5.tmp"
-TRASH_SUFFIX = ".done-"
-#: Environment that keeps each worker on one core: set before the worker imports numba/OpenCV.
-SINGLE_THREAD_ENV = {"NUMBA_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
-                     "MKL_NUM_THREADS": "1"}
-
-
-class DatasetError(Exception):
-    """A run that cannot go on: existing output, different settings on resume, a worker failure.
-    The message is one line for the user."""
+__all__ = ["BlockMaker", "DatasetError", "MakeResult", "NotEnoughSpace", "PipelineMaker", "make_dataset"]
 
 
 @dataclass(frozen=True)
@@ -67,7 +47,26 @@ class MakeResult:
     make_seconds: float = 0.0
 
 
-class PipelineMaker:
+class BlockMaker:
+    """Makes blocks of samples for ``make_dataset``; must pickle (each worker gets a copy).
+
+    Subclasses implement ``__call__(config, seed, start, count) -> block dict`` (``blurred``,
+    ``sharp`` uint8 (count, H, W, 3), ``kernel`` float32 (count, k, k), ``params`` name ->
+    (count,)) and may override ``prepare`` (checks before any work) and ``source_files_digest``
+    (pins the input files, so ``--resume`` refuses changed ones).
+    """
+
+    def prepare(self, config: Any) -> None:
+        """Check ``config`` and open inputs before anything is created; raise to refuse."""
+
+    def source_files_digest(self) -> str:
+        return ""
+
+    def __call__(self, config: Any, seed: int, start: int, count: int) -> dict:
+        raise NotImplementedError
+
+
+class PipelineMaker(BlockMaker):
     """The default block maker: ``blurgen.pipeline.make_block`` with the sharp-image source opened
     once per process. Pickles without its source, so each worker opens its own, and checks that
     it found the same files as the parent (``source_files_digest``)."""
@@ -105,7 +104,7 @@ class PipelineMaker:
                                "starting; rerun with --resume")
         self._digest = digest
 
-    def source_files_digest(self, config: Any) -> str:
+    def source_files_digest(self) -> str:
         """``Source.fingerprint()`` of the source ``prepare`` opened ("" for dead leaves)."""
         return self._digest or ""
 
@@ -117,321 +116,28 @@ class PipelineMaker:
         return make_block(config, seed, start, count, source=self._source)
 
 
-def limit_threads_here() -> None:
-    """One numba and one OpenCV thread in this process (a worker, or ``workers=1``)."""
-    with contextlib.suppress(ImportError):
-        import cv2
-
-        cv2.setNumThreads(1)
-    with contextlib.suppress(ImportError, ValueError):
-        import numba
-
-        numba.set_num_threads(1)
-
-
-def _die_with_parent() -> None:
-    """Ask Linux to SIGKILL this worker when its parent dies, so a killed run leaves no orphans
-    writing into the parts folder."""
-    with contextlib.suppress(Exception):
-        import ctypes
-
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-
-
-def _committed_parts(maker, config, seed, parts_dir, compression, durable, stamp, jobs):
-    """Make and write ``jobs`` in this process; yield ``(start, count, part path)`` as each part
-    is committed. Commits (fsync + rename) run in a background thread, overlapping the next block's
-    computation; a part is reported only once it is renamed, i.e. complete on disk."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    pending: deque = deque()
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="commit") as committer:
-        for start, count in jobs:
-            try:
-                block = maker(config, seed, start, count)
-                tmp, final = write_part_tmp(parts_dir, block, start, compression, stamp)
-            except DiskFullError:
-                raise
-            except Exception as exc:
-                raise DatasetError(f"making samples {start}..{start + count - 1}: "
-                                   f"{type(exc).__name__}: {exc}") from exc
-            del block  # the next block's arrays may reuse this memory
-            pending.append((start, count, committer.submit(commit_part, tmp, final, durable)))
-            while pending and pending[0][2].done():
-                first, n, future = pending.popleft()
-                yield first, n, future.result()
-        while pending:
-            first, n, future = pending.popleft()
-            yield first, n, future.result()
-
-
-def _worker_main(maker, config, seed, parts_dir, compression, durable, stamp, parent_pid, tasks,
-                 results):
-    """Worker process: make blocks from ``tasks`` and write each as a part; report to ``results``."""
-    _die_with_parent()
-    limit_threads_here()
-
-    def jobs():
-        while True:
-            job = tasks.get()
-            if job is None or os.getppid() != parent_pid:
-                return
-            yield job
-
-    try:
-        for start, count, path in _committed_parts(maker, config, seed, parts_dir, compression,
-                                                   durable, stamp, jobs()):
-            results.put(("done", start, count, path))
-    except Exception as exc:  # reported to the parent, which stops the run with one line
-        results.put(_failure_message(exc, parts_dir))
-
-
-def _failure_message(exc: Exception, parts_dir: str) -> tuple[str, str]:
-    """What a worker tells the parent about ``exc``: ``("disk_full", path)`` or ``("error", text)``."""
-    if is_disk_full(exc):
-        return "disk_full", getattr(exc, "path", parts_dir)
-    if isinstance(exc, DatasetError):
-        return "error", str(exc)
-    return "error", f"{type(exc).__name__}: {exc}"
-
-
-@contextlib.contextmanager
-def _worker_pool(n_workers: int, args: tuple, jobs: list[tuple[int, int]]):
-    """Start ``n_workers`` spawn processes fed with ``jobs``; yield ``(results queue, processes)``.
-
-    Workers start with SIGINT ignored (Ctrl-C is the parent's to handle: it stops them, and they
-    print nothing) and with the single-thread environment; both are set only around ``start()``.
-    """
-    import multiprocessing
-
-    ctx = multiprocessing.get_context("spawn")
-    tasks, results = ctx.Queue(), ctx.Queue()
-    for job in jobs:
-        tasks.put(job)
-    for _ in range(n_workers):
-        tasks.put(None)
-    procs = [ctx.Process(target=_worker_main, args=(*args, os.getpid(), tasks, results), daemon=True)
-             for _ in range(n_workers)]
-    saved_env = {key: os.environ.get(key) for key in SINGLE_THREAD_ENV}
-    in_main_thread = threading.current_thread() is threading.main_thread()  # signal() needs it
-    old_sigint = signal.signal(signal.SIGINT, signal.SIG_IGN) if in_main_thread else None
-    try:
-        os.environ.update(SINGLE_THREAD_ENV)
-        for proc in procs:
-            proc.start()
-    finally:
-        if in_main_thread:
-            signal.signal(signal.SIGINT, old_sigint)
-        for key, value in saved_env.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-    try:
-        yield results, procs
-    finally:
-        for proc in procs:
-            if proc.is_alive():
-                proc.terminate()
-        for proc in procs:
-            proc.join(timeout=5)
-        tasks.cancel_join_thread()
-        results.cancel_join_thread()
-
-
-class DeferredInterrupt:
-    """Ctrl-C as a flag that the run checks at safe points, raising KeyboardInterrupt there.
-
-    An interrupt raised at an arbitrary moment can land inside h5py (e.g. in a weakref callback,
-    where Python drops it) and leave h5py's global lock held: the process then hangs instead of
-    stopping. A second Ctrl-C still stops at once.
-    """
-
-    def __init__(self) -> None:
-        self.requested = False
-        self._previous = None
-
-    def __enter__(self) -> "DeferredInterrupt":
-        if threading.current_thread() is threading.main_thread():
-            self._previous = signal.signal(signal.SIGINT, self._handle)
-        return self
-
-    def _handle(self, signum, frame) -> None:
-        if self.requested:
-            raise KeyboardInterrupt
-        self.requested = True
-
-    def check(self) -> None:
-        """Raise KeyboardInterrupt here if Ctrl-C was pressed."""
-        if self.requested:
-            raise KeyboardInterrupt
-
-    def __exit__(self, *exc) -> None:
-        if self._previous is not None:
-            signal.signal(signal.SIGINT, self._previous)
-
-
-def _pooled_parts(n_workers: int, args: tuple, jobs: list[tuple[int, int]], gate: DeferredInterrupt):
-    """Yield ``(start, count, part path)`` as workers finish blocks (in completion order)."""
-    with _worker_pool(n_workers, args, jobs) as (results, procs):
-        remaining = len(jobs)
-        while remaining:
-            gate.check()
-            try:
-                message = results.get(timeout=0.2)
-            except queue.Empty:
-                dead = [p for p in procs if p.exitcode not in (None, 0)]
-                if dead:
-                    raise DatasetError(f"a worker process died (exit code {dead[0].exitcode}); "
-                                       "finished blocks are kept, rerun with --resume") from None
-                if all(p.exitcode is not None for p in procs):
-                    raise DatasetError(f"the workers stopped with {remaining} block(s) not made; "
-                                       "rerun with --resume") from None
-                continue
-            if message[0] == "disk_full":
-                raise DiskFullError(message[1])
-            if message[0] == "error":
-                raise DatasetError(message[1])
-            remaining -= 1
-            yield message[1:]
-
-
-def _inline_parts(maker, config, seed, parts_dir, compression, durable, stamp, jobs):
-    """The ``workers=1`` path: make blocks in this process (one compute thread)."""
-    limit_threads_here()
-    yield from _committed_parts(maker, config, seed, parts_dir, compression, durable, stamp, jobs)
-
-
-# --------------------------------------------------------------------------------- run set-up
-def build_manifest(config: Any, n_total: int, seed: int, shard: tuple[int, int],
-                   block_size: int | None, compression: Compression = DEFAULT_COMPRESSION) -> Manifest:
+def build_manifest(config: Any, n_total: int, seed: int, shard: tuple[int, int], block_size: int | None,
+                   compression: Compression = DEFAULT_COMPRESSION, source_files_digest: str = "") -> Manifest:
     start, stop = shard_range(n_total, *shard)
     block_size = block_size or auto_block_size(config.width, config.height)
     return Manifest(config=config.to_dict(), seed=int(seed), n_total=int(n_total),
                     sample_start=start, sample_stop=stop, shard_index=shard[0],
                     shard_count=shard[1], block_size=int(block_size),
                     compression={k: tuple(v) for k, v in compression.items()},
-                    blurgen_version=__version__)
-
-
-def _existing_output_matches(out: str, manifest: Manifest) -> bool:
-    """Whether complete file ``out`` is what ``manifest`` would make (for ``--resume``)."""
-    try:
-        with open_checked(out) as h5, reading(out, "unreadable root attributes"):
-            theirs, complete = file_settings(h5), is_complete(h5)
-    except PairsFileError as exc:
-        raise DatasetError(f"--resume: {exc}") from None
-    mine = manifest.settings()
-    differing = [key for key in mine if mine[key] != theirs[key]]
-    if differing:
-        raise DatasetError(f"--resume: {out} was made with different settings ({', '.join(differing)} "
-                           "differ); use --overwrite to replace it")
-    return complete
-
-
-def _remove_parts_dir(parts_dir: str) -> None:
-    """Delete a parts folder no run is using: rename aside (atomic), then delete, so a kill
-    midway never leaves blocks without their manifest under the parts name."""
-    with locked(parts_dir):  # refuse to delete a folder another run is writing to
-        trash = _rename_aside(parts_dir)
-    shutil.rmtree(trash, ignore_errors=True)
-
-
-def _prepare_parts_dir(out: str, manifest: Manifest, resume: bool, overwrite: bool) -> bool:
-    """Check what exists and create ``out.parts``; True when ``out`` is already complete (resume)."""
-    parts_dir = parts_dir_for(out)
-    has_parts = os.path.isdir(parts_dir)
-    if not resume and not overwrite:
-        if has_parts and is_locked(parts_dir):
-            raise DatasetError(f"{out} is being made by another blurgen make right now "
-                               f"({parts_dir} is locked)")
-        if has_parts:
-            raise DatasetError(f"{parts_dir} holds an interrupted run; continue it with --resume "
-                               "or start again with --overwrite")
-        if os.path.lexists(out):
-            raise DatasetError(f"{out} exists; use --overwrite to replace it")
-    if has_parts and (overwrite or (resume and finished_with(out, manifest.settings()))):
-        _remove_parts_dir(parts_dir)
-        has_parts = False
-    if resume and not has_parts and os.path.exists(out):
-        return _existing_output_matches(out, manifest)
-    try:
-        os.makedirs(parts_dir, exist_ok=resume)
-    except FileExistsError:
-        raise DatasetError(f"{parts_dir} appeared meanwhile: another blurgen make is writing {out}") from None
-    return False
-
-
-def _delete_in_background(folder: str) -> None:
-    """Delete a renamed-aside parts folder without waiting: freeing gigabytes of parts took
-    ~2.5 s at the end of a 10,000-pair run (ext4 mounted with discard). ``rm`` runs detached
-    (``sh`` exits at once, so no zombie is left); a kill midway leaves a trash folder that the
-    next run on this output clears. Falls back to deleting here."""
-    import subprocess
-
-    try:
-        subprocess.run(["sh", "-c", 'rm -rf -- "$1" &', "sh", folder], check=True, timeout=10,
-                       stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    except (OSError, subprocess.SubprocessError):
-        shutil.rmtree(folder, ignore_errors=True)
-
-
-def _rename_aside(parts_dir: str) -> str:
-    """Rename a parts folder to a fresh trash name before deleting it (a kill during the deletion
-    then leaves a folder no one mistakes for an interrupted run; the next run on this output
-    clears it); returns the new name."""
-    trash = f"{parts_dir}{TRASH_SUFFIX}{os.getpid()}-{os.urandom(4).hex()}"
-    os.replace(parts_dir, trash)
-    return trash
-
-
-_TRASH_TAIL_RE = re.compile(r"^\d+-[0-9a-f]{8}$")
-
-
-def _trash_leftovers(out: str) -> list[str]:
-    """Folders that ``_rename_aside`` named for ``out``'s parts folder, and nothing else: a prefix
-    glob also matched e.g. a user's ``pairs.h5.parts.done-backup`` or the parts folder of an
-    output called ``pairs.h5.parts.done-x.h5``, which the next run then deleted."""
-    prefix = parts_dir_for(out) + TRASH_SUFFIX
-    return [path for path in glob.glob(glob.escape(prefix) + "*")
-            if _TRASH_TAIL_RE.match(path[len(prefix):]) and os.path.isdir(path)
-            and not os.path.islink(path)]
-
-
-def _check_or_write_manifest(parts_dir: str, manifest: Manifest) -> None:
-    """Under the lock: a new folder gets the manifest; an existing one must match it.
-
-    Blocks without a manifest are refused, not adopted nor deleted: nothing says which settings
-    made them (the manifest is written before any block, so a blurgen run never leaves them).
-    """
-    if not os.path.exists(os.path.join(parts_dir, MANIFEST_NAME)):
-        orphans = part_files(parts_dir)
-        if orphans:
-            raise DatasetError(f"{parts_dir} holds {len(orphans)} block file(s) but no "
-                               f"{MANIFEST_NAME}, so their settings are unknown; start again "
-                               "with --overwrite")
-        write_manifest(parts_dir, manifest)  # killed before the first write: start afresh
-        return
-    differences = manifest.differences(read_manifest(parts_dir))
-    if differences:
-        more = f" (and {len(differences) - 1} more)" if len(differences) > 1 else ""
-        raise DatasetError(f"--resume: settings differ from the interrupted run in {parts_dir}: "
-                           f"{differences[0]}{more}; use --overwrite to start again")
+                    blurgen_version=__version__, source_files_digest=source_files_digest)
 
 
 def _final_attrs(config: Any, manifest: Manifest, command: str) -> dict[str, Any]:
-    return {"blurgen_version": __version__, "created": now_iso(), "command": command,
+    return {"blurgen_version": __version__, "created": now_iso(), "command": text_attr(command),
             "config": config.to_json(), "seed": manifest.seed, "n_total": manifest.n_total,
             "sample_start": manifest.sample_start, "sample_stop": manifest.sample_stop,
             "shard_index": manifest.shard_index, "shard_count": manifest.shard_count}
 
 
-# ---------------------------------------------------------------------------------------- run
 def make_dataset(out: str, config: Any, n: int, seed: int = 0, *, workers: int | None = None,
                  shard: tuple[int, int] = (0, 1), block_size: int | None = None,
                  resume: bool = False, overwrite: bool = False, command: str = "",
-                 maker: Callable | None = None,
+                 maker: BlockMaker | None = None,
                  progress: Callable[[int, int], None] | None = None,
                  compression: Compression = DEFAULT_COMPRESSION,
                  durable: bool = True) -> MakeResult:
@@ -449,168 +155,113 @@ def make_dataset(out: str, config: Any, n: int, seed: int = 0, *, workers: int |
             depend on it.
         resume, overwrite: continue an interrupted run / replace existing output.
         command: recorded in the ``command`` attribute.
-        maker: ``maker(config, seed, start, count) -> block dict`` (default: ``PipelineMaker``);
-            must pickle (workers get a copy); ``maker.prepare(config)`` if present runs first.
+        maker: a ``BlockMaker`` (default: ``PipelineMaker``).
         progress: called ``progress(samples_done, samples_planned)`` as blocks finish.
         durable: fsync parts and the final file (off only for benchmarks of the rest).
 
     Raises:
-        DatasetError: existing output, different settings on resume, a worker failure, a locked run.
+        DatasetError: existing output, different settings on resume, a worker failure, a locked
+            run, a full disk (one line naming the file and the space to free).
         ValueError: bad arguments.
     """
     if resume and overwrite:
         raise ValueError("resume and overwrite exclude each other")
     n = check_index("n", n, 1, MAX_PAIRS)
     maker = maker if maker is not None else PipelineMaker()
-    workers = workers or len(os.sched_getaffinity(0))
-    manifest = build_manifest(config, n, seed, shard, block_size, compression)
-    if hasattr(maker, "prepare"):
-        maker.prepare(config)  # a bad source fails here, before anything is created
-    if hasattr(maker, "source_files_digest"):
-        # Pins the image files of a folder source: --resume with other files is refused.
-        manifest = dataclasses.replace(manifest, source_files_digest=maker.source_files_digest(config))
+    maker.prepare(config)  # a bad source fails here, before anything is created
+    manifest = build_manifest(config, n, seed, shard, block_size, compression, maker.source_files_digest())
+    run = RunFolder(out, manifest)
     began = time.perf_counter()
-    for leftover in _trash_leftovers(out):
-        shutil.rmtree(leftover, ignore_errors=True)
+    run.clear_leftovers()
     try:
-        if _prepare_parts_dir(out, manifest, resume, overwrite):
+        if run.prepare(resume, overwrite):
             return MakeResult(out, manifest.n_planned, 0, manifest.n_planned, 0.0, True)
-        parts_dir = parts_dir_for(out)
-        with locked(parts_dir), DeferredInterrupt() as gate:
-            remove_stale_tmp(parts_dir)  # a killed run's assembly file too: its space counts as free
-            _check_space_before_work(out, manifest, resume)  # before the manifest: a refusal writes nothing
-            _check_or_write_manifest(parts_dir, manifest)
-            made, reused, make_seconds = _run_blocks(out, parts_dir, config, manifest, workers, maker,
-                                                     progress, _final_attrs(config, manifest, command),
-                                                     durable, gate)
-            trash = _rename_aside(parts_dir)
-        _delete_in_background(trash)
+        with run.locked(), DeferredInterrupt() as gate:
+            run.remove_temporaries()  # a killed run's assembly file too: its space counts as free
+            run.check_space(resume)  # before the manifest: a refusal writes nothing
+            run.check_or_write_manifest()
+            work = BlockWork(maker, config, manifest.seed, run.path, manifest.compression, durable,
+                             manifest.stamp)
+            made, reused, make_seconds = _run_blocks(run, work, workers or len(os.sched_getaffinity(0)),
+                                                     progress, _final_attrs(config, manifest, command), gate)
+            trash = run.rename_aside()
+        delete_in_background(trash)
     except NotEnoughSpace:
-        parts_dir = parts_dir_for(out)
-        blocks = plan_blocks(manifest.sample_start, manifest.sample_stop, manifest.block_size)
-        if not complete_parts(parts_dir, blocks):  # nothing made: leave no run only --resume could continue
-            with contextlib.suppress(PartsError, OSError):  # e.g. another run took the folder meanwhile
-                _remove_parts_dir(parts_dir)
+        run.discard_if_nothing_made()
         raise
     except Exception as exc:
-        raise _as_dataset_error(exc, out, manifest) from None
+        raise _as_dataset_error(exc, run) from None
     return MakeResult(out, manifest.n_planned, made, reused, time.perf_counter() - began,
                       make_seconds=make_seconds)
 
 
-def _as_dataset_error(exc: Exception, out: str, manifest: Manifest) -> Exception:
+def _as_dataset_error(exc: Exception, run: RunFolder) -> Exception:
     """The one-line DatasetError for a failed run (a full disk, a parts problem), else ``exc``."""
     if is_disk_full(exc):
-        path = getattr(exc, "path", None) or parts_dir_for(out)
-        return DatasetError(f"disk full while writing {path} (need ~{_more_mb_needed(out, manifest)} "
+        path = getattr(exc, "path", None) or run.path
+        return DatasetError(f"{disk_full_reason(exc)} while writing {path} (need ~{run.mb_more_needed()} "
                             "MB more); free space and rerun with --resume")
     if isinstance(exc, PartsError):
         return DatasetError(str(exc))
     return exc
 
 
-def _bytes_needed(out: str, manifest: Manifest, stored_fraction: float = 1.0) -> int:
-    """Estimated bytes the run still writes: the blocks still to make plus a whole assembled file
-    (parts and file coexist until the end). ``stored_fraction`` scales the raw size used before
-    any part exists to measure (compressed images take less)."""
-    blocks = plan_blocks(manifest.sample_start, manifest.sample_stop, manifest.block_size)
-    counts = dict(blocks)
-    done = complete_parts(parts_dir_for(out), blocks)
-    n_done = sum(counts[start] for start in done)
-    per_sample = _bytes_per_sample(manifest, [(path, counts[start]) for start, path in done.items()])
-    if not done:
-        per_sample = int(per_sample * stored_fraction)
-    return per_sample * (manifest.n_planned - n_done + manifest.n_planned) + 2**20
+def _verify_part(assembler: Assembler, path: str) -> None:
+    """PartsError unless every chunk of part ``path`` passes its checksum."""
+    import h5py
+
+    with assembler.copying(path), h5py.File(path, "r") as piece:
+        verify_stored_data(piece, path)
 
 
-def _more_mb_needed(out: str, manifest: Manifest) -> int:
-    """MB to free before a rerun (at least 1): what the run still writes less the space free now."""
-    try:
-        free = free_bytes(os.path.dirname(os.path.abspath(out)))
-    except OSError:
-        free = 0
-    return max(1, -(-(_bytes_needed(out, manifest) - free) // 10**6))
+def _adopt_kept_parts(run: RunFolder, assembler: Assembler, gate: DeferredInterrupt) -> int:
+    """Copy the complete parts of an interrupted run into the assembly; a part that is damaged
+    (checksum), stray or of another run is deleted and made again. Returns the samples kept."""
+    sizes = dict(run.manifest.blocks)
+    kept = 0
+    for start, path in sorted(run.complete_parts().items()):
+        gate.check()
+        try:
+            _verify_part(assembler, path)
+            assembler.add_file(path, start - run.manifest.sample_start, sizes[start],
+                               part_of=(start, run.manifest.stamp))
+        except PartsError as exc:
+            log.warning("remaking block at %d: %s", start, exc)
+            os.unlink(path)
+            continue
+        kept += sizes[start]
+    return kept
 
 
-class NotEnoughSpace(DatasetError):
-    """The run cannot fit on the disk; found before any sample was made."""
-
-
-def _check_space_before_work(out: str, manifest: Manifest, resume: bool) -> None:
-    """Refuse a run that cannot fit on the disk before any sample is made (called holding the
-    run lock, after a killed run's temporaries are gone). With compression the raw estimate is
-    halved, so only a run that surely cannot fit is refused (the parts' own checks catch the
-    rest)."""
-    try:
-        free = free_bytes(os.path.dirname(os.path.abspath(out)))
-    except OSError:
-        return  # no measure: the writes' own checks decide
-    compressed = manifest.compression.get("blurred", (None,))[0] is not None
-    needed = _bytes_needed(out, manifest, stored_fraction=0.5 if compressed else 1.0)
-    if needed > free:
-        rerun = "rerun with --resume" if resume else "run again"
-        raise NotEnoughSpace(f"not enough disk space for {manifest.n_planned} pairs: need ~{-(-(needed - free) // 10**6)} "
-                             f"MB more on the disk of {out} (parts, then the assembled file); free space and {rerun}")
-
-
-def _bytes_per_sample(manifest: Manifest, parts: list[tuple[str, int]]) -> int:
-    """Mean stored bytes per sample of the complete parts ``(path, samples)``, or the raw size
-    when there are none."""
-    sizes = [(os.path.getsize(path), count) for path, count in parts if os.path.exists(path)]
-    if sizes:
-        return -(-sum(b for b, _ in sizes) // sum(n for _, n in sizes))
-    config = manifest.config
-    k = int(config.get("kernel", {}).get("size", 65))
-    return 2 * 3 * int(config.get("width", 256)) * int(config.get("height", 256)) + 4 * k * k + 128
-
-
-def _run_blocks(out, parts_dir, config, manifest, workers, maker, progress, attrs, durable, gate):
+def _run_blocks(run: RunFolder, work: BlockWork, workers: int, progress, attrs: dict,
+                gate: DeferredInterrupt) -> tuple[int, int, float]:
     """Assemble complete parts, make the missing ones, rename the result onto ``out``.
     Returns ``(samples made, samples reused, seconds spent making them)``."""
-    compression = manifest.compression
-    blocks = plan_blocks(manifest.sample_start, manifest.sample_stop, manifest.block_size)
-    sizes = dict(blocks)
-    done = complete_parts(parts_dir, blocks)
-    stamp = part_stamp(manifest.config, manifest.seed)
-    assembler = Assembler(os.path.join(parts_dir, ASSEMBLY_NAME), manifest.n_planned, attrs, compression,
-                          space_lock_dir=parts_dir)
+    manifest = run.manifest
+    assembler = Assembler(run.assembly_path, manifest.n_planned, attrs, manifest.compression,
+                          space_lock_dir=run.path)
     report = progress or (lambda done_, total: None)
     try:
-        for start in sorted(done):
-            gate.check()
-            try:
-                assembler.add_file(done[start], start - manifest.sample_start, sizes[start],
-                                   part_of=(start, stamp))
-            except DiskFullError:
-                raise
-            except PartsError as exc:  # a damaged or stray part: make it again
-                log.warning("remaking block at %d: %s", start, exc)
-                os.unlink(done.pop(start))
-        reused = sum(sizes[s] for s in done)
+        reused = _adopt_kept_parts(run, assembler, gate)
         report(reused, manifest.n_planned)
-        jobs = [block for block in blocks if block[0] not in done]
+        done = run.complete_parts()
+        jobs = [block for block in manifest.blocks if block[0] not in done]
         making_began = time.perf_counter()
-        args = (maker, config, manifest.seed, parts_dir, compression, durable, stamp)
-        if workers <= 1 or len(jobs) <= 1:
-            finished = _inline_parts(*args, jobs)
-        else:
-            finished = _pooled_parts(min(workers, len(jobs)), args, jobs, gate)
         made = 0
-        with contextlib.closing(finished):  # stops the workers at once on Ctrl-C or an error
-            for start, count, path in finished:
+        with contextlib.closing(made_parts(work, jobs, workers, gate)) as finished:
+            for start, count, path in finished:  # closing stops the workers at once on an error
                 gate.check()
-                assembler.add_file(path, start - manifest.sample_start, count, part_of=(start, stamp))
-                if durable:
+                assembler.add_file(path, start - manifest.sample_start, count, part_of=(start, manifest.stamp))
+                if work.durable:
                     assembler.sync_if_due()
                 made += count
                 report(reused + made, manifest.n_planned)
         finishing = time.perf_counter()
-        make_seconds = finishing - making_began if made else 0.0
-        assembler.finish(out, durable=durable)
+        assembler.finish(run.out, durable=work.durable)
         log.info("made %d pairs, reused %d; final flush and rename took %.2f s; main process "
                  "CPU %.1f s", made, reused, time.perf_counter() - finishing, time.process_time())
     finally:
         assembler.close()
         # Workers stopped mid-write leave temporaries; on a full disk the rerun needs their space.
-        remove_stale_tmp(parts_dir)
-    return made, reused, make_seconds
+        run.remove_temporaries()
+    return made, reused, (finishing - making_began if made else 0.0)

@@ -1,7 +1,8 @@
-"""Human-readable reports on pairs files and in-progress runs, and contact sheets of pairs.
+"""Human-readable reports on pairs files and in-progress runs (``blurgen inspect``).
 
-Used by ``blurgen inspect`` and ``blurgen make --preview``; library code returns lines of text and
-uint8 arrays, the CLI prints and writes them.
+Library code returns lines of text; the CLI prints them. Every scan reads at most what the file
+really stores, in bounded pieces: a small crafted file that declares 10^8 samples it never wrote
+is reported as such, not read as 10^8 fill values.
 """
 
 from __future__ import annotations
@@ -12,109 +13,162 @@ from typing import Any
 
 import numpy as np
 
-from blurgen.assemble import finished_with, open_checked, sample_range
-from blurgen.pairs_file import PairsFileError, reading
-from blurgen.parts import (MANIFEST_NAME, complete_parts, is_locked, part_files, parts_dir_for,
-                           plan_blocks, read_manifest)
+from blurgen.runfolder import MANIFEST_NAME, RunFolder, parts_dir_for
+from blurgen.store.parts import PartsError, part_files, verify_stored_data
+from blurgen.store.schema import (CHUNKED, PairsFileError, attr, finished_with, open_checked, reading,
+                                  sample_range)
 
 #: Kernel sums further than this from 1 are reported as problems (float32 sums of ~4000 values).
 KERNEL_SUM_TOLERANCE = 1e-3
-_SCAN_BLOCK = 1024
-
-
-def _attr(h5: Any, name: str) -> Any:
-    value = h5.attrs.get(name)
-    if isinstance(value, bytes):
-        value = value.decode()
-    return value.item() if isinstance(value, np.generic) else value
+_SCAN_SAMPLES = 1024
+_SCAN_VALUES = 2**20
 
 
 def _dataset_line(ds: Any) -> str:
     filters = ds.compression or "uncompressed"
     if ds.compression_opts is not None:
         filters += f" level {ds.compression_opts}"
+    if ds.fletcher32:
+        filters += ", fletcher32"
     return f"  /{ds.name.lstrip('/'):<8} {str(ds.dtype):<8} {ds.shape}  chunks {ds.chunks}  {filters}"
 
 
-def _scan_problems(h5: Any, n_written: int) -> list[str]:
-    """Cheap consistency checks over every complete sample's kernel and parameters."""
-    problems = []
+def _stored_samples(ds: Any, n_written: int) -> int:
+    """Samples of ``ds`` (first axis) that have data in the file, up to ``n_written``."""
+    if ds.chunks is None:
+        return n_written if ds.id.get_storage_size() > 0 else 0
+    if ds.chunks[0] == 1:
+        return min(n_written, ds.id.get_num_chunks())
+    return min(n_written, ds.id.get_num_chunks() * ds.chunks[0])
+
+
+def _unstored(h5: Any, n_written: int) -> list[str]:
+    """Problems for datasets that lack stored data for some of the ``n_written`` samples."""
+    names = [*CHUNKED, *(f"params/{p}" for p in h5["params"])]
+    short = [(name, _stored_samples(h5[name], n_written)) for name in names]
+    return [f"/{name} stores data for only {stored} of the {n_written} samples the file declares "
+            "written" for name, stored in short if stored < n_written]
+
+
+def _kernel_problems(h5: Any, n_written: int) -> list[str]:
     kernel = h5["kernel"]
-    bad_sum, negative = [], 0
-    for first in range(0, n_written, _SCAN_BLOCK):
-        block = kernel[first:min(n_written, first + _SCAN_BLOCK)]
-        sums = block.reshape(block.shape[0], -1).sum(axis=1, dtype=np.float64)
-        bad_sum.extend((first + np.flatnonzero(np.abs(sums - 1) > KERNEL_SUM_TOLERANCE)).tolist())
+    bad_sum, negative, non_finite = [], 0, 0
+    for first in range(0, n_written, _SCAN_SAMPLES):
+        block = kernel[first:min(n_written, first + _SCAN_SAMPLES)].astype(np.float64)
+        finite = np.isfinite(block).all(axis=(1, 2))
+        non_finite += int((~finite).sum())
+        sums = block.reshape(block.shape[0], -1).sum(axis=1)
+        bad_sum.extend((first + np.flatnonzero(~(np.abs(sums - 1) <= KERNEL_SUM_TOLERANCE))).tolist())
         negative += int((block < 0).any(axis=(1, 2)).sum())
+    problems = []
+    if non_finite:
+        problems.append(f"{non_finite} kernel(s) hold NaN or infinite weights")
     if bad_sum:
         problems.append(f"{len(bad_sum)} kernel(s) do not sum to 1 (first: sample {bad_sum[0]})")
     if negative:
         problems.append(f"{negative} kernel(s) have negative weights")
-    for name, ds in h5["params"].items():
-        values = ds[:n_written]
-        if values.dtype.kind == "f" and not np.isfinite(values).all():
-            problems.append(f"/params/{name} has {int((~np.isfinite(values)).sum())} non-finite value(s)")
-    start = sample_range(h5)[0]
-    seed_index = h5["params"]["seed_index"][:n_written]
-    if not np.array_equal(seed_index, np.arange(start, start + n_written)):
-        problems.append(f"/params/seed_index is not {start}..{start + n_written - 1} in order")
     return problems
 
 
-def _param_lines(h5: Any, n_written: int) -> list[str]:
+def _param_stats(ds: Any, n_written: int) -> tuple[float, float, float, int]:
+    """``(min, mean, max, non-finite count)`` over the first ``n_written`` values, read in pieces."""
+    low, high, total, bad = np.inf, -np.inf, 0.0, 0
+    for first in range(0, n_written, _SCAN_VALUES):
+        values = ds[first:min(n_written, first + _SCAN_VALUES)].astype(np.float64)
+        finite = values[np.isfinite(values)]
+        bad += values.size - finite.size
+        if finite.size:
+            low, high, total = min(low, finite.min()), max(high, finite.max()), total + finite.sum()
+    count = n_written - bad
+    return low, (total / count if count else np.nan), high, bad
+
+
+def _param_lines(h5: Any, n_written: int) -> tuple[list[str], list[str]]:
     lines = [f"  {'name':<20} {'dtype':<8} {'min':>12} {'mean':>12} {'max':>12}"]
+    problems = []
     for name, ds in sorted(h5["params"].items()):
-        values = ds[:n_written]
-        if n_written == 0:
-            stats = ["-"] * 3
-        else:
-            as_float = values.astype(np.float64)
-            stats = [f"{v:12.6g}" for v in (as_float.min(), as_float.mean(), as_float.max())]
+        stats = ["-"] * 3
+        if n_written:
+            low, mean, high, bad = _param_stats(ds, n_written)
+            stats = [f"{v:12.6g}" for v in (low, mean, high)]
+            if bad:
+                problems.append(f"/params/{name} has {bad} non-finite value(s)")
         lines.append(f"  {name:<20} {str(ds.dtype):<8} {stats[0]:>12} {stats[1]:>12} {stats[2]:>12}")
+    return lines, problems
+
+
+def _order_problems(h5: Any, n_written: int) -> list[str]:
+    start = sample_range(h5)[0]
+    seed_index = h5["params"]["seed_index"]
+    for first in range(0, n_written, _SCAN_VALUES):
+        stop = min(n_written, first + _SCAN_VALUES)
+        if not np.array_equal(seed_index[first:stop], np.arange(start + first, start + stop)):
+            return [f"/params/seed_index is not {start}..{start + n_written - 1} in order"]
+    return []
+
+
+def _header_lines(path: str, h5: Any, n_written: int) -> list[str]:
+    n_planned = int(attr(h5, "n_planned"))
+    start, stop, n_total = sample_range(h5)
+    state = "complete" if n_written == n_planned else "INCOMPLETE"
+    raw = sum(h5[name].size * h5[name].dtype.itemsize for name in CHUNKED)
+    lines = [f"{path}: blurgen pairs file, schema {attr(h5, 'schema_version')}, "
+             f"blurgen {attr(h5, 'blurgen_version')}, created {attr(h5, 'created')}",
+             f"samples: {n_written}/{n_planned} written ({state}), seed {attr(h5, 'seed')}"]
+    if (start, stop) != (0, n_total):
+        lines.append(f"shard: {attr(h5, 'shard_index')}/{attr(h5, 'shard_count')}, "
+                     f"samples {start}..{stop} of {n_total}; join shards with blurgen merge")
+    lines.append(f"command: {attr(h5, 'command')}")
+    lines.append(f"config: {attr(h5, 'config')}")
+    lines.append(f"size on disk: {os.path.getsize(path) / 1e6:.1f} MB "
+                 f"({os.path.getsize(path) / max(raw, 1):.0%} of the raw arrays)")
+    lines.extend(_dataset_line(h5[name]) for name in CHUNKED)
     return lines
 
 
-def describe_file(path: str) -> tuple[list[str], list[str]]:
-    """Report on a pairs file: ``(lines, problems)``. Raises PairsFileError if unreadable."""
+def describe_file(path: str, verify: bool = True) -> tuple[list[str], list[str]]:
+    """Report on a pairs file: ``(lines, problems)``. With ``verify``, every stored chunk is read
+    so its checksum is checked (files written since checksums were added). Raises PairsFileError
+    if unreadable."""
     with open_checked(path) as h5, reading(path, "damaged HDF5 data"):
-        n_planned, n_written = int(_attr(h5, "n_planned")), int(_attr(h5, "n_written"))
-        start, stop, n_total = sample_range(h5)
-        state = "complete" if n_written == n_planned else "INCOMPLETE"
-        raw = sum(h5[name].size * h5[name].dtype.itemsize for name in ("blurred", "sharp", "kernel"))
-        lines = [f"{path}: blurgen pairs file, schema {_attr(h5, 'schema_version')}, "
-                 f"blurgen {_attr(h5, 'blurgen_version')}, created {_attr(h5, 'created')}",
-                 f"samples: {n_written}/{n_planned} written ({state}), seed {_attr(h5, 'seed')}"]
-        if (start, stop) != (0, n_total):
-            lines.append(f"shard: {_attr(h5, 'shard_index')}/{_attr(h5, 'shard_count')}, "
-                         f"samples {start}..{stop} of {n_total}; join shards with blurgen merge")
-        lines.append(f"command: {_attr(h5, 'command')}")
-        lines.append(f"config: {_attr(h5, 'config')}")
-        lines.append(f"size on disk: {os.path.getsize(path) / 1e6:.1f} MB "
-                     f"({os.path.getsize(path) / max(raw, 1):.0%} of the raw arrays)")
-        lines.extend(_dataset_line(h5[name]) for name in ("blurred", "sharp", "kernel"))
-        lines.append(f"params (over {n_written} samples):")
-        lines.extend(_param_lines(h5, n_written))
-        problems = _scan_problems(h5, n_written)
+        n_planned, n_written = int(attr(h5, "n_planned")), int(attr(h5, "n_written"))
+        lines = _header_lines(path, h5, n_written)
+        problems = _unstored(h5, n_written)
+        if problems:  # declared but never written: scanning would read fill values for ever
+            lines.append("params: not scanned (the file lacks data it declares written)")
+        else:
+            param_lines, param_problems = _param_lines(h5, n_written)
+            lines += [f"params (over {n_written} samples):", *param_lines]
+            problems += _kernel_problems(h5, n_written) + param_problems + _order_problems(h5, n_written)
+            if verify:
+                problems += _checksum_problems(path, h5, n_written)
         if n_written < n_planned:
             problems.insert(0, f"incomplete: only {n_written} of {n_planned} samples were written")
     return lines, problems
 
 
+def _checksum_problems(path: str, h5: Any, n_written: int) -> list[str]:
+    try:
+        verify_stored_data(h5, path, stop=n_written)
+    except PartsError as exc:
+        return [f"damaged data: {exc}"]
+    return []
+
+
 def describe_parts(parts_dir: str) -> tuple[list[str], int, int]:
     """Report on a run in progress or interrupted: ``(lines, n_written, n_planned)``.
 
-    ``n_written`` counts the samples in complete part files. Raises PartsError if the folder is
-    not a blurgen parts folder.
+    ``n_written`` counts the samples in complete part files. Raises PartsError if the folder's
+    manifest is damaged.
     """
-    if not os.path.exists(os.path.join(parts_dir, MANIFEST_NAME)):
+    run = RunFolder.at(parts_dir)
+    out = run.out
+    if not run.has_manifest():
         return _describe_unmanifested(parts_dir), 0, 0
-    manifest = read_manifest(parts_dir)
-    blocks = plan_blocks(manifest.sample_start, manifest.sample_stop, manifest.block_size)
-    done = complete_parts(parts_dir, blocks)
-    sizes = dict(blocks)
-    n_written = sum(sizes[s] for s in done)
-    running = is_locked(parts_dir)
-    out = parts_dir[:-len(".parts")] if parts_dir.endswith(".parts") else parts_dir
+    manifest = run.manifest
+    done = run.complete_parts()
+    n_written = run.samples_done()
+    running = run.is_locked()
     if not running and finished_with(out, manifest.settings()):
         # Killed after the final rename, before the clean-up: nothing is unfinished. No
         # "samples:" line, so the file's count is the one reported.
@@ -124,7 +178,7 @@ def describe_parts(parts_dir: str) -> tuple[list[str], int, int]:
     how = ("in progress (a blurgen make is writing it)" if running else
            "interrupted; continue with the same blurgen make command plus --resume")
     lines = [f"{parts_dir}: run {how}",
-             f"samples: {n_written}/{manifest.n_planned} written ({len(done)} of {len(blocks)} "
+             f"samples: {n_written}/{manifest.n_planned} written ({len(done)} of {len(manifest.blocks)} "
              f"blocks of up to {manifest.block_size}); {out} appears when all are done",
              f"seed {manifest.seed}, samples {manifest.sample_start}..{manifest.sample_stop} "
              f"of {manifest.n_total}, blurgen {manifest.blurgen_version}",
@@ -155,74 +209,3 @@ def resolve_inspect_target(path: str) -> tuple[str | None, str | None]:
                              f"parts folder (no {MANIFEST_NAME})")
     parts = parts_dir_for(path)
     return (path if os.path.exists(path) else None), (parts if os.path.isdir(parts) else None)
-
-
-# ------------------------------------------------------------------------------------- sheets
-def _fit_height(image: np.ndarray, height: int) -> np.ndarray:
-    import cv2
-
-    if image.shape[0] == height:
-        return image
-    width = max(1, round(image.shape[1] * height / image.shape[0]))
-    interp = cv2.INTER_AREA if image.shape[0] > height else cv2.INTER_NEAREST
-    return cv2.resize(image, (width, height), interpolation=interp)
-
-
-def pairs_sheet(samples: list[tuple[np.ndarray, np.ndarray, np.ndarray]], max_height: int = 256,
-                gap: int = 4, background: int = 48) -> np.ndarray:
-    """One row per sample: blurred | sharp | kernel, as a uint8 RGB (H, W, 3) picture.
-
-    ``samples`` holds ``(blurred uint8 (H, W, 3), sharp uint8 (H, W, 3), kernel float32 (k, k))``;
-    images taller than ``max_height`` are shrunk, the kernel is enlarged by whole pixels to about
-    the row height.
-    """
-    from blurgen.preview import kernel_tile
-
-    if not samples:
-        raise ValueError("pairs_sheet needs at least one sample")
-    row_h = min(max_height, samples[0][0].shape[0])
-    rows = []
-    for blurred, sharp, kernel in samples:
-        tile = kernel_tile(kernel, scale=max(1, -(-row_h // kernel.shape[0])))  # then shrunk to fit
-        tile = _fit_height(tile, row_h) if tile.shape[0] > row_h else tile
-        pad = row_h - tile.shape[0]
-        tile = np.pad(tile, ((pad // 2, pad - pad // 2), (0, 0), (0, 0)), constant_values=0)
-        pieces = [_fit_height(blurred, row_h), _fit_height(sharp, row_h), tile]
-        spacer = np.full((row_h, gap, 3), background, np.uint8)
-        rows.append(np.concatenate([pieces[0], spacer, pieces[1], spacer, pieces[2]], axis=1))
-    width = max(r.shape[1] for r in rows)
-    sheet = np.full((len(rows) * (row_h + gap) + gap, width + 2 * gap, 3), background, np.uint8)
-    for i, row in enumerate(rows):
-        y = gap + i * (row_h + gap)
-        sheet[y:y + row_h, gap:gap + row.shape[1]] = row
-    return sheet
-
-
-def sample_rows(h5: Any, count: int, n_available: int) -> list[tuple[np.ndarray, ...]]:
-    """Up to ``count`` samples spread evenly over the first ``n_available`` of an open file."""
-    picks = np.unique(np.linspace(0, n_available - 1, num=min(count, n_available)).round().astype(int))
-    return [(h5["blurred"][i], h5["sharp"][i], h5["kernel"][i]) for i in picks]
-
-
-def sheet_from_file(path: str, count: int = 8) -> np.ndarray:
-    """Contact sheet of a pairs file (or of a part file); raises PairsFileError / ValueError."""
-    import h5py
-
-    if path.endswith(".h5") and os.path.basename(path).startswith("block-"):
-        with reading(path, "unreadable part file"), h5py.File(path, "r") as h5:
-            return pairs_sheet(sample_rows(h5, count, h5["blurred"].shape[0]))
-    with open_checked(path) as h5, reading(path, "damaged HDF5 data"):
-        n_written = int(_attr(h5, "n_written"))
-        if n_written == 0:
-            raise ValueError(f"{path} has no complete samples to show")
-        return pairs_sheet(sample_rows(h5, count, n_written))
-
-
-def sheet_from_parts(parts_dir: str, count: int = 8) -> np.ndarray:
-    """Contact sheet of the first complete block of a run in progress."""
-    manifest = read_manifest(parts_dir)
-    done = complete_parts(parts_dir, plan_blocks(manifest.sample_start, manifest.sample_stop,
-                                                 manifest.block_size))
-    if not done:
-        raise ValueError(f"{parts_dir} has no complete block yet")
-    return sheet_from_file(done[min(done)], count)

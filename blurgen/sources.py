@@ -22,6 +22,7 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
+from blurgen.common import BlurgenError
 from blurgen.config import IMAGE_EXTENSIONS
 from blurgen.deadleaves import dead_leaves
 from blurgen.imageio import decode_file
@@ -37,7 +38,7 @@ _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _JPEG_SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
 
 
-class SourceError(Exception):
+class SourceError(BlurgenError):
     """A source that cannot supply images; the one-line message names it and the problem."""
 
 

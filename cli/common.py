@@ -1,15 +1,13 @@
-"""Helpers shared by the commands: option types and atomic output files."""
+"""Helpers shared by the commands: option types, option checks and output checks."""
 
 from __future__ import annotations
 
-import contextlib
 import math
 import os
-import tempfile
-from typing import Iterator
 
 import click
 
+from blurgen.common import BlurgenError, check_can_create, one_line
 from blurgen.config import KernelConfig
 
 
@@ -63,38 +61,6 @@ def kernel_config_from_options(kernel_size: int, length_px: float, steps: int, e
         raise click.BadParameter(message, param_hint=hint) from None
 
 
-@contextlib.contextmanager
-def atomic_output(path: str, suffix: str = "") -> Iterator[str]:
-    """Yield a temporary path beside ``path``; rename it onto ``path`` only if the block succeeds,
-    so a reader never sees a half-written file under the final name."""
-    directory = os.path.dirname(os.path.abspath(path)) or "."
-    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=suffix or ".tmp", dir=directory)
-    os.close(fd)
-    # mkstemp creates the file 0600; the result should get the usual umask-derived mode.
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)
-    try:
-        yield tmp
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-
-
-def one_line(exc: BaseException) -> str:
-    """An exception as one line. DataLoader workers re-raise with the worker's traceback inside the
-    message ("Caught X in DataLoader worker process 0. Original Traceback ..."): keep its last
-    line, the original error, without the exception's module path."""
-    text = str(exc)
-    if "Original Traceback" in text:
-        last = [line for line in text.splitlines() if line.strip()][-1].strip()
-        name, sep, rest = last.partition(": ")
-        text = rest if sep and " " not in name else last
-    return " ".join(text.split())
-
-
 def check_tile(tile: int) -> None:
     """Usage error (exit 2) for a tile side the generator cannot use: 0 (whole images) or >= 32."""
     if tile and tile < 32:
@@ -107,13 +73,22 @@ def check_not_same_file(path: str, dataset: str, param_hint: str) -> None:
         raise click.BadParameter(f"{path} is the dataset itself; choose another file", param_hint=param_hint)
 
 
-def check_writable_destination(path: str) -> None:
-    """Failure (exit 1) when ``path`` cannot be written: its folder is missing or read-only."""
-    directory = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(directory):
-        raise click.ClickException(f"cannot write {path}: folder {directory} does not exist")
-    if not os.access(directory, os.W_OK):
-        raise click.ClickException(f"cannot write {path}: folder {directory} is not writable")
+def check_output(path: str, overwrite: bool = True, replaceable: bool = False) -> None:
+    """Failure (exit 1) when ``path`` cannot be written: its folder is missing or read-only, it is
+    a folder, or it exists and neither ``overwrite`` nor ``replaceable`` allows replacing it."""
+    try:
+        check_can_create(path, overwrite=overwrite or replaceable)
+    except BlurgenError as exc:
+        raise click.ClickException(one_line(exc)) from None
+
+
+def is_png(path: str) -> bool:
+    """Whether ``path`` is a file that starts like a PNG picture (a preview one may replace)."""
+    try:
+        with open(path, "rb") as handle:
+            return handle.read(8) == b"\x89PNG\r\n\x1a\n"
+    except OSError:
+        return False
 
 
 def parse_range(value: str, name: str, integer: bool = False) -> tuple:

@@ -7,7 +7,8 @@ import sys
 
 import click
 
-from blurgen.cli.common import RegularFile, atomic_output, check_tile, one_line, require_torch, resolve_device
+from blurgen.cli.common import RegularFile, check_tile, require_torch, resolve_device
+from blurgen.common import atomic_path, one_line
 from blurgen.config import IMAGE_EXTENSIONS
 
 
@@ -41,7 +42,7 @@ def write_png(path: str, image) -> None:
     from blurgen.imageio import write_png as write
 
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    with atomic_output(path, ".png") as tmp:
+    with atomic_path(path, ".png") as tmp:
         write(tmp, image)
 
 

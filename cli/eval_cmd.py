@@ -12,7 +12,8 @@ import sys
 
 import click
 
-from blurgen.cli.common import RegularFile, check_tile, one_line, require_torch, resolve_device
+from blurgen.cli.common import RegularFile, check_tile, require_torch, resolve_device
+from blurgen.common import one_line
 
 GOPRO_PREFIX = "gopro:"
 
@@ -83,7 +84,7 @@ def eval_command(checkpoint, data, split, gopro_blur, limit, tile, tile_norm, de
     from blurgen.deblur.data import DataError
     from blurgen.deblur.evaluate import evaluate, gopro_pairs, hdf5_pairs
     from blurgen.deblur.inference import load_generator
-    from blurgen.pairs_file import PairsFileError
+    from blurgen.store.schema import PairsFileError
 
     try:
         generator = load_generator(checkpoint, dev)

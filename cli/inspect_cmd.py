@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import click
 
-from blurgen.cli.common import atomic_output, check_not_same_file, check_writable_destination
+from blurgen.cli.common import check_not_same_file, check_output
+from blurgen.common import atomic_path
 
 
 @click.command()
@@ -13,35 +14,34 @@ from blurgen.cli.common import atomic_output, check_not_same_file, check_writabl
               help="Also write a contact sheet: rows of blurred | sharp | kernel.")
 @click.option("--rows", type=click.IntRange(1, 64), default=8, show_default=True,
               help="Samples on the --png sheet (spread over the file).")
-def inspect(path, png, rows):
+@click.option("--overwrite", is_flag=True, help="Replace an existing --png.")
+@click.option("--quick", is_flag=True, help="Skip reading every stored chunk to check its checksum.")
+def inspect(path, png, rows, overwrite, quick):
     """Report schema, counts, shapes, compression, parameter ranges and problems of PATH.
 
     PATH is a pairs file, or one being made (its PATH.parts folder): then the report says how
-    many samples are complete so far (n_written/n_planned) and exits 0.
+    many samples are complete so far (n_written/n_planned) and exits 0. Every stored chunk is
+    read so its checksum is checked, unless --quick.
 
     \b
     Examples:
       blurgen inspect pairs.h5
       blurgen inspect pairs.h5 --png sheet.png
+      blurgen inspect pairs.h5 --quick
     """
-    from blurgen.pairs_file import PairsFileError
-    from blurgen.parts import PartsError
-    from blurgen.report import (describe_file, describe_parts, resolve_inspect_target,
-                                sheet_from_file, sheet_from_parts)
+    from blurgen.preview import sheet_from_file, sheet_from_parts
+    from blurgen.report import describe_file, describe_parts, resolve_inspect_target
 
-    try:
-        pairs_path, parts_dir = resolve_inspect_target(path)
-    except PairsFileError as exc:  # e.g. some other folder: exit 1, one line
-        raise click.ClickException(str(exc)) from None
+    pairs_path, parts_dir = resolve_inspect_target(path)  # e.g. some other folder: exit 1, one line
     if pairs_path is None and parts_dir is None:
         raise click.BadParameter(f"{path!r} does not exist (nor {path}.parts)", param_hint="PATH")
     if png:
         check_not_same_file(png, path, "--png")
-        check_writable_destination(png)
+        check_output(png, overwrite)
     try:
         problems = []
         if pairs_path is not None:
-            lines, problems = describe_file(pairs_path)
+            lines, problems = describe_file(pairs_path, verify=not quick)
             click.echo("\n".join(lines))
         if parts_dir is not None:
             lines, n_written, n_planned = describe_parts(parts_dir)
@@ -53,8 +53,6 @@ def inspect(path, png, rows):
         if png:
             sheet = sheet_from_file(pairs_path, rows) if pairs_path else sheet_from_parts(parts_dir, rows)
             _write_sheet(png, sheet)
-    except (PairsFileError, PartsError) as exc:
-        raise click.ClickException(str(exc)) from None
     except ValueError as exc:  # e.g. nothing complete to draw yet
         raise click.ClickException(str(exc)) from None
 
@@ -62,6 +60,6 @@ def inspect(path, png, rows):
 def _write_sheet(png: str, sheet) -> None:
     from blurgen.imageio import write_png
 
-    with atomic_output(png, ".png") as tmp:
+    with atomic_path(png, ".png") as tmp:
         write_png(tmp, sheet)
     click.echo(f"wrote contact sheet {png}")

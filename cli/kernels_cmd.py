@@ -8,8 +8,8 @@ import os
 import click
 import numpy as np
 
-from blurgen.cli.common import (atomic_output, check_writable_destination,
-                                kernel_config_from_options, kernel_model_options)
+from blurgen.cli.common import check_output, kernel_config_from_options, kernel_model_options
+from blurgen.common import atomic_path
 from blurgen.config import MAX_SEED
 
 #: Kernels computed and written at a time for .npy output (about 70 MB at 65x65).
@@ -28,7 +28,8 @@ MAX_PNG_TILES = 4096
 @kernel_model_options
 @click.option("--scale", type=click.IntRange(1, 16), default=2, show_default=True,
               help="PNG only: pixels per kernel pixel.")
-def kernels(n, out, seed, start, kernel_size, length_px, steps, exposures, anxiety, scale):
+@click.option("--overwrite", is_flag=True, help="Replace an existing --out.")
+def kernels(n, out, seed, start, kernel_size, length_px, steps, exposures, anxiety, scale, overwrite):
     """Draw N random camera-shake kernels and save them.
 
     With a .png and several --exposures, each row shows one path at every exposure
@@ -56,10 +57,10 @@ def kernels(n, out, seed, start, kernel_size, length_px, steps, exposures, anxie
     if ext == ".png" and tiles > MAX_PNG_TILES:
         raise click.BadParameter(f"a PNG sheet holds at most {MAX_PNG_TILES} kernel pictures, {tiles} asked "
                                  "(n x exposures); write .npy for more", param_hint="--n")
-    check_writable_destination(out)
+    check_output(out, overwrite)
     try:
         if ext == ".npy":
-            with atomic_output(out, ".npy") as tmp:
+            with atomic_path(out, ".npy") as tmp:
                 write_npy_in_batches(tmp, n, seed, start, config)
         else:
             fractions = sorted(set(config.exposures))
@@ -72,7 +73,7 @@ def kernels(n, out, seed, start, kernel_size, length_px, steps, exposures, anxie
             else:
                 psf = random_kernels(n, seed=seed, start=start, config=config)
                 sheet = grid([kernel_tile(k, scale) for k in psf], columns=int(np.ceil(np.sqrt(n))))
-            with atomic_output(out, ".png") as tmp:
+            with atomic_path(out, ".png") as tmp:
                 write_png(tmp, sheet)
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
@@ -86,7 +87,7 @@ def write_npy_in_batches(path: str, n: int, seed: int, start: int, config) -> No
     kernels at a time: memory stays bounded whatever n, and a full disk is found before any work
     (free-space check) or as an OSError, not by a crash."""
     from blurgen.kernels import random_kernels
-    from blurgen.parts import free_bytes
+    from blurgen.common import free_bytes
 
     shape = (n, config.size, config.size)
     need = 4 * n * config.size * config.size + 4096

@@ -9,9 +9,9 @@ import sys
 
 import click
 
-from blurgen.cli.common import (atomic_output, blur_config_from_options, blur_model_options,
-                                check_not_same_file, check_writable_destination,
-                                kernel_config_from_options, kernel_model_options)
+from blurgen.cli.common import (blur_config_from_options, blur_model_options, check_not_same_file,
+                                check_output, is_png, kernel_config_from_options, kernel_model_options)
+from blurgen.common import BlurgenError, atomic_path
 from blurgen.config import MAX_PAIRS, MAX_SEED, MAX_SIDE, MIN_SIDE
 
 
@@ -111,7 +111,8 @@ class _Progress:
 @click.option("--overwrite", is_flag=True, help="Replace an existing --out (or interrupted run).")
 @click.option("--shard", default=None, help="Make only part i of N (e.g. 0/2); join with blurgen merge.")
 @click.option("--preview", type=click.Path(dir_okay=False),
-              help="Also write a contact sheet PNG of the new file (blurred | sharp | kernel).")
+              help="Also write a contact sheet PNG of the new file (blurred | sharp | kernel); "
+                   "an existing one is replaced only with --overwrite (or --resume, if a PNG).")
 @click.option("--compression", default="none", show_default=True,
               help="Image chunks: none, lzf, gzip or gzip:LEVEL (kernels always gzip). Noisy "
                    "blurred images barely compress; lzf/gzip save ~15-25% at several times the cost.")
@@ -133,7 +134,7 @@ def make(ctx, n, out, size, source, split, seed, workers, kernel_size, length_px
       blurgen make --n 10000 --out pairs.h5 --resume
       blurgen make --n 10000 --out shard1.h5 --shard 1/2 --workers 2
     """
-    from blurgen.parts import compression_for
+    from blurgen.store.parts import compression_for
 
     config, shard_pair = _config_from_options(n, size, source, split, kernel_size, length_px, steps,
                                               exposures, anxiety, resume, overwrite, shard, blur_options)
@@ -141,10 +142,12 @@ def make(ctx, n, out, size, source, split, seed, workers, kernel_size, length_px
         filters = compression_for(compression)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--compression") from None
-    check_writable_destination(out)
+    check_output(out)  # its folder; an existing out is the run folder's to judge (--resume)
     if preview:
         check_not_same_file(preview, out, "--preview")
-        check_writable_destination(preview)
+        # Like the dataset: replaced with --overwrite, or by --resume when it is a PNG (an earlier
+        # preview of this run), never silently.
+        check_output(preview, overwrite, replaceable=resume and is_png(preview))
     result = _run(ctx, out, config, n, seed, workers, shard_pair, block_size, filters, resume, overwrite)
     if result.already_complete:
         click.echo(f"{out} is already complete ({result.n_planned} pairs); nothing to do")
@@ -192,10 +195,9 @@ def _config_from_options(n, size, source, split, kernel_size, length_px, steps, 
 
 
 def _run(ctx, out, config, n, seed, workers, shard, block_size, filters, resume, overwrite):
-    from blurgen.dataset import DatasetError, make_dataset
-    from blurgen.parts import PartsError, parts_dir_for
+    from blurgen.dataset import make_dataset
     from blurgen.report import describe_parts
-    from blurgen.sources import SourceError
+    from blurgen.runfolder import parts_dir_for
 
     progress = _Progress(enabled=sys.stderr.isatty())
     try:
@@ -203,14 +205,12 @@ def _run(ctx, out, config, n, seed, workers, shard, block_size, filters, resume,
                             block_size=block_size, compression=filters, resume=resume,
                             overwrite=overwrite,
                             command=command_line(ctx), progress=progress)
-    except (DatasetError, SourceError) as exc:
-        raise click.ClickException(str(exc)) from None
     except KeyboardInterrupt:
         progress.close()
         try:
             _, n_written, n_planned = describe_parts(parts_dir_for(out))
             kept = f"{n_written}/{n_planned} pairs are kept in {parts_dir_for(out)}"
-        except (PartsError, OSError):
+        except (BlurgenError, OSError):
             kept = "finished blocks are kept"
         click.echo(f"blurgen: interrupted; {kept}; continue with the same command plus --resume",
                    err=True)
@@ -221,8 +221,8 @@ def _run(ctx, out, config, n, seed, workers, shard, block_size, filters, resume,
 
 def _write_preview(out: str, preview: str) -> None:
     from blurgen.imageio import write_png
-    from blurgen.report import sheet_from_file
+    from blurgen.preview import sheet_from_file
 
-    with atomic_output(preview, ".png") as tmp:
+    with atomic_path(preview, ".png") as tmp:
         write_png(tmp, sheet_from_file(out))
     click.echo(f"wrote preview {preview}")

@@ -8,7 +8,7 @@ import re
 
 import click
 
-from blurgen.cli.common import RegularFile, check_writable_destination
+from blurgen.cli.common import RegularFile, check_output
 
 
 @click.command()
@@ -28,20 +28,14 @@ def merge(shards, out, overwrite):
       blurgen make --n 10000 --out shard1.h5 --shard 1/2
       blurgen merge shard*.h5 --out pairs.h5
     """
-    from blurgen.assemble import merge_files
-    from blurgen.pairs_file import PairsFileError
+    from blurgen.store.merge import merge_files
 
-    if os.path.lexists(out) and not overwrite:
-        raise click.ClickException(f"{out} exists; use --overwrite to replace it")
     if any(os.path.abspath(s) == os.path.abspath(out) for s in shards):
         raise click.BadParameter(f"{out} is one of the shards", param_hint="--out")
-    check_writable_destination(out)
+    check_output(out, overwrite)
     command = "blurgen merge " + " ".join(shards) + f" --out {out}"
-    try:
-        # merge_files writes the temporary and renames it onto out; it deletes it on failure.
-        n = merge_files(list(shards), _merge_tmp(out), out, command)
-    except PairsFileError as exc:
-        raise click.ClickException(str(exc)) from None
+    # merge_files writes the temporary and renames it onto out; it deletes it on failure.
+    n = merge_files(list(shards), _merge_tmp(out), out, command)
     click.echo(f"merged {len(shards)} shard(s), {n} pairs, into {out}")
 
 

@@ -12,7 +12,8 @@ import sys
 
 import click
 
-from blurgen.cli.common import RegularFile, one_line, require_torch
+from blurgen.cli.common import RegularFile, require_torch
+from blurgen.common import one_line
 
 RATIO_HELP = "synthetic:GoPro mix, e.g. 2:1 (the paper's; default with both sources)."
 

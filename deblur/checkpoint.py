@@ -24,6 +24,8 @@ from typing import IO, Any, Iterator
 import numpy as np
 import torch
 
+from blurgen.common import BlurgenError
+
 FORMAT = "blurgen-deblurgan"
 VERSION = 1
 # What every checkpoint holds; training's --resume also needs "step" (``TRAINING_KEYS``).

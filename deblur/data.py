@@ -24,8 +24,10 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from blurgen.common import BlurgenError
 from blurgen.config import IMAGE_EXTENSIONS
-from blurgen.pairs_file import PairsFile, PairsFileError
+from blurgen.store.reader import PairsFile
+from blurgen.store.schema import PairsFileError
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +38,7 @@ __all__ = ["DataError", "PairsDataset", "GoProPairs", "MixedPairs", "MixingSampl
            "to_tensor", "to_uint8", "normalize", "worker_init", "make_loader", "PairsFileError"]
 
 
-class DataError(Exception):
+class DataError(BlurgenError):
     """A data source that cannot be used (bad GoPro tree, images smaller than the crop, ...).
     The message is one line naming the path and the problem."""
 

@@ -24,7 +24,7 @@ Pair = tuple[str, np.ndarray, np.ndarray]
 def hdf5_pairs(path: str, limit: Optional[int] = None) -> tuple[int, Iterator[Pair]]:
     """``(count, iterator)`` over the complete samples of a blurgen pairs file; raises
     ``PairsFileError`` (one line) for a missing, foreign or damaged file before iterating."""
-    from blurgen.pairs_file import PairsFile
+    from blurgen.store.reader import PairsFile
 
     reader = PairsFile(path).open()
     n = len(reader) if limit is None else min(limit, len(reader))

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from blurgen.pairs_file import REQUIRED_PARAMS
+from blurgen.store.schema import REQUIRED_PARAMS
 
 
 def shapes_image(rng: np.random.Generator, size: int) -> np.ndarray:

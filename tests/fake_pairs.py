@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from blurgen.pairs_file import REQUIRED_PARAMS
+from blurgen.dataset import BlockMaker
+from blurgen.store.schema import REQUIRED_PARAMS
 
 PARAM_DTYPES = {name: np.float32 for name in REQUIRED_PARAMS}
 PARAM_DTYPES.update(seed_index=np.int64, source_index=np.int64, jpeg_quality=np.int16)
@@ -51,7 +52,7 @@ def fake_sample(config: FakeConfig, seed: int, index: int):
     return blurred, sharp, kernel, params
 
 
-class FakeMaker:
+class FakeMaker(BlockMaker):
     """``maker(config, seed, start, count) -> block``; optionally fails at sample ``fail_at``
     (raising ``fail_with``) to imitate a crash or a Ctrl-C in the middle of a run."""
 

@@ -15,7 +15,7 @@ import pytest
 from click.testing import CliRunner
 
 from blurgen.cli import main
-from blurgen.pairs_file import read_pairs
+from blurgen.store.reader import read_pairs
 from pairs_compare import assert_same_arrays
 
 # 32x32 images, small kernels: a few hundred pairs take well under a second of work.
@@ -296,11 +296,11 @@ def test_damaged_metadata_gives_one_line_errors_naming_the_file(reference, tmp_p
 
 
 def test_a_full_disk_is_one_line_exit_1(tmp_path, monkeypatch):
-    import blurgen.dataset as dataset
-    import blurgen.parts as parts
+    import blurgen.common as common
+    import blurgen.runfolder as runfolder
 
-    monkeypatch.setattr(dataset, "free_bytes", lambda path: 10**12)  # the check before work passes
-    monkeypatch.setattr(parts, "free_bytes", lambda path: 0)  # then every part write finds no room
+    monkeypatch.setattr(runfolder, "free_bytes", lambda path: 10**12)  # the check before work passes
+    monkeypatch.setattr(common, "free_bytes", lambda path: 0)  # then every part write finds no room
     out = tmp_path / "pairs.h5"
     result = cli("make", "--n", "40", "--out", str(out), "--workers", "1", "--block-size", "8", *SMALL)
     _assert_clean_failure(result, 1, "disk full while writing", out)
@@ -308,9 +308,9 @@ def test_a_full_disk_is_one_line_exit_1(tmp_path, monkeypatch):
 
 
 def test_a_run_that_cannot_fit_on_the_disk_is_refused_before_any_work(tmp_path, monkeypatch):
-    import blurgen.dataset as dataset
+    import blurgen.runfolder as runfolder
 
-    monkeypatch.setattr(dataset, "free_bytes", lambda path: 10**6)
+    monkeypatch.setattr(runfolder, "free_bytes", lambda path: 10**6)
     out = tmp_path / "pairs.h5"
     result = cli("make", "--n", "400", "--out", str(out), "--workers", "1", *SMALL)
     _assert_clean_failure(result, 1, "not enough disk space for 400 pairs", out)

@@ -5,6 +5,7 @@ and independent of the blur pipeline; tests/test_cli_make.py runs the real one e
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import pickle
@@ -14,15 +15,22 @@ import h5py
 import numpy as np
 import pytest
 
-from blurgen.assemble import merge_files
+from blurgen.store.merge import merge_files
 from blurgen.dataset import DatasetError, make_dataset
-from blurgen.pairs_file import REQUIRED_ATTRS, PairsFileError, read_pairs
-from blurgen.parts import (Manifest, auto_block_size, complete_parts, compression_for, locked,
-                           parts_dir_for, plan_blocks, shard_range)
+from blurgen.store.reader import read_pairs
+from blurgen.store.schema import REQUIRED_ATTRS, PairsFileError
+from blurgen.common import DiskFullError
+from blurgen.runfolder import Manifest, RunFolder, auto_block_size, parts_dir_for, plan_blocks, shard_range
+from blurgen.store.parts import compression_for
 from fake_pairs import FakeConfig, FakeMaker, fake_sample
 from pairs_compare import assert_same_arrays
 
 CONFIG = FakeConfig()
+
+
+def done_parts(parts_dir) -> dict[int, str]:
+    """First sample -> path of the complete parts in a run folder."""
+    return RunFolder.at(str(parts_dir)).complete_parts()
 
 
 def make(out, n=40, **kwargs):
@@ -144,7 +152,7 @@ def test_interrupted_run_keeps_complete_blocks_and_resumes_to_the_same_arrays(tm
         make(out, n=40, block_size=4, maker=FakeMaker(fail_at=21, fail_with=KeyboardInterrupt))
     parts_dir = parts_dir_for(str(out))
     assert not out.exists()
-    done = complete_parts(parts_dir, plan_blocks(0, 40, 4))
+    done = done_parts(parts_dir)
     assert sorted(done) == [0, 4, 8, 12, 16]
     progress = []
     result = make(out, n=40, block_size=4, resume=True, progress=lambda d, t: progress.append((d, t)))
@@ -161,7 +169,7 @@ def test_ctrl_c_stops_at_a_safe_point_keeping_the_block_in_hand(tmp_path):
     out = tmp_path / "pairs.h5"
     with pytest.raises(KeyboardInterrupt):
         make(out, n=40, block_size=4, maker=FakeMaker(sigint_at=13))
-    done = complete_parts(parts_dir_for(str(out)), plan_blocks(0, 40, 4))
+    done = done_parts(parts_dir_for(str(out)))
     assert 12 in done and max(done) <= 16  # the interrupted block is finished, little more
     make(out, n=40, block_size=4, resume=True)
     assert_same_arrays(tmp_path / "ref.h5", out)
@@ -204,7 +212,7 @@ def test_a_running_make_locks_out_a_second_one(tmp_path):
     out = tmp_path / "pairs.h5"
     with pytest.raises(DatasetError, match="fake failure"):
         make(out, n=40, block_size=4, maker=FakeMaker(fail_at=30))
-    with locked(parts_dir_for(str(out))):
+    with RunFolder(str(out)).locked():
         with pytest.raises(DatasetError, match="being made by another"):
             make(out, n=40, block_size=4)
         with pytest.raises(DatasetError, match="in use"):
@@ -219,7 +227,7 @@ def test_a_damaged_part_is_made_again_on_resume(tmp_path):
     out = tmp_path / "pairs.h5"
     with pytest.raises(DatasetError, match="fake failure"):
         make(out, n=40, block_size=4, maker=FakeMaker(fail_at=30))
-    part = complete_parts(parts_dir_for(str(out)), plan_blocks(0, 40, 4))[8]
+    part = done_parts(parts_dir_for(str(out)))[8]
     with open(part, "r+b") as fh:
         fh.truncate(200)
     result = make(out, n=40, block_size=4, resume=True)
@@ -290,7 +298,7 @@ def test_blocks_without_a_manifest_are_refused_not_adopted(tmp_path):
 
 
 def test_a_kill_while_overwrite_deletes_old_parts_cannot_mix_them_into_a_resume(tmp_path, monkeypatch):
-    import blurgen.dataset as dataset
+    import blurgen.runfolder as runfolder
 
     out = tmp_path / "pairs.h5"
     _killed_run(out, seed=0)
@@ -299,7 +307,7 @@ def test_a_kill_while_overwrite_deletes_old_parts_cannot_mix_them_into_a_resume(
         os.unlink(os.path.join(path, "manifest.json"))  # directory order may put it first
         raise _Killed
 
-    monkeypatch.setattr(dataset.shutil, "rmtree", rmtree_killed_midway)
+    monkeypatch.setattr(runfolder.shutil, "rmtree", rmtree_killed_midway)
     with pytest.raises(_Killed):
         make(out, n=40, block_size=4, seed=1, overwrite=True)
     monkeypatch.undo()
@@ -317,8 +325,8 @@ def test_a_part_of_another_run_under_a_planned_name_is_made_again(tmp_path):
     out, other = tmp_path / "pairs.h5", tmp_path / "other.h5"
     _killed_run(out, seed=7)
     _killed_run(other, seed=8)
-    theirs = complete_parts(parts_dir_for(str(other)), plan_blocks(0, 40, 4))[4]
-    mine = complete_parts(parts_dir_for(str(out)), plan_blocks(0, 40, 4))[4]
+    theirs = done_parts(parts_dir_for(str(other)))[4]
+    mine = done_parts(parts_dir_for(str(out)))[4]
     os.replace(theirs, mine)  # same name and sample range, other seed
     make(tmp_path / "ref.h5", n=40, block_size=4, seed=7)
     result = make(out, n=40, block_size=4, seed=7, resume=True)
@@ -374,19 +382,19 @@ def _space_runs_out_after(calls: int):
     return free
 
 
-def _hdf5_write_fails_after(calls: int, real):
-    """A stand-in for ``_fill_part`` that, from call ``calls`` on, writes the images and then
-    fails as HDF5 reports ENOSPC (the space check passed, another process took the space)."""
+def _write_fails_after(calls: int, real):
+    """A stand-in for the part file write that, from call ``calls`` on, writes half the bytes and
+    then fails with ENOSPC (the space check passed, another process took the space)."""
     seen = [0]
 
-    def fill(h5, block, *args):
+    def write(path, data):
         seen[0] += 1
         if seen[0] >= calls:
-            h5.create_dataset("blurred", data=block["blurred"])
-            raise OSError("Can't write data (file write failed: errno = 28, error message = "
-                          "'No space left on device')")
-        real(h5, block, *args)
-    return fill
+            with open(path, "wb") as handle:
+                handle.write(data[:len(data) // 2])
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real(path, data)
+    return write
 
 
 def _assert_disk_full_message(message: str, out) -> None:
@@ -399,30 +407,35 @@ def _assert_disk_full_message(message: str, out) -> None:
 
 @pytest.mark.parametrize("where", ["space check", "hdf5 write"])
 def test_a_full_disk_while_writing_a_part_stops_with_one_line_then_resumes(tmp_path, monkeypatch, where):
-    import blurgen.parts as parts
+    import blurgen.common as common
+    import blurgen.store.parts as parts
 
     make(tmp_path / "ref.h5", n=40, block_size=4)
     out = tmp_path / "pairs.h5"
-    if where == "space check":
-        monkeypatch.setattr(parts, "free_bytes", _space_runs_out_after(4))
+    if where == "space check":  # calls: part 0, the assembly's reservation, part 4, part 8
+        monkeypatch.setattr(common, "free_bytes", _space_runs_out_after(4))
     else:
-        monkeypatch.setattr(parts, "_fill_part", _hdf5_write_fails_after(4, parts._fill_part))
+        monkeypatch.setattr(parts, "_write_file", _write_fails_after(4, parts._write_file))
     with pytest.raises(DatasetError) as info:
         make(out, n=40, block_size=4)
     monkeypatch.undo()
     _assert_disk_full_message(str(info.value), out)
     result = make(out, n=40, block_size=4, resume=True)
-    assert result.n_reused == 12
+    assert result.n_reused == (8 if where == "space check" else 12)
     assert_same_arrays(tmp_path / "ref.h5", out)
 
 
 def test_a_full_disk_while_assembling_stops_before_hdf5_writes(tmp_path, monkeypatch):
-    import blurgen.assemble as assemble
+    """The file being assembled reserves its whole size before HDF5 writes into it: a disk that
+    cannot hold it stops the run there, with one line, and the parts resume."""
+    import blurgen.common as common
 
     make(tmp_path / "ref.h5", n=40, block_size=4)
     out = tmp_path / "pairs.h5"
-    free = iter([10**12] * 5 + [0] * 100)
-    monkeypatch.setattr(assemble, "free_bytes", lambda path: next(free))
+
+    def no_room(fd, offset, length):
+        raise OSError(errno.ENOSPC, "No space left on device")
+    monkeypatch.setattr(common.os, "posix_fallocate", no_room)
     with pytest.raises(DatasetError) as info:
         make(out, n=40, block_size=4)
     monkeypatch.undo()
@@ -439,7 +452,8 @@ def test_two_writers_of_one_run_cannot_both_take_the_same_free_space(tmp_path, m
     serialised, so the second writer sees the first one's file."""
     import threading
 
-    import blurgen.parts as parts
+    import blurgen.common as common
+    import blurgen.store.parts as parts
 
     folder = tmp_path / "p.parts"
     folder.mkdir()
@@ -457,13 +471,13 @@ def test_two_writers_of_one_run_cannot_both_take_the_same_free_space(tmp_path, m
         with contextlib.suppress(threading.BrokenBarrierError):
             both_checked.wait()  # let the other writer check too, if it can
         return capacity - used
-    monkeypatch.setattr(parts, "free_bytes", free)
+    monkeypatch.setattr(common, "free_bytes", free)
     outcomes = []
 
     def write(start):
         try:
-            outcomes.append(parts.write_part_tmp(str(folder), block, start, compression_for("none")))
-        except parts.DiskFullError as exc:
+            outcomes.append(parts.write_part_tmp(str(folder), block, start, compression_for("none"), {}))
+        except DiskFullError as exc:
             outcomes.append(exc)
     threads = [threading.Thread(target=write, args=(start,)) for start in (0, n)]
     for thread in threads:
@@ -478,24 +492,24 @@ def test_two_writers_of_one_run_cannot_both_take_the_same_free_space(tmp_path, m
 def test_a_full_disk_inside_an_assembly_copy_on_resume_keeps_the_parts(tmp_path, monkeypatch):
     """ENOSPC reported by HDF5 while copying a kept part is the disk's fault, not the part's:
     the part must not be deleted as damaged (that threw away finished work)."""
-    import blurgen.assemble as assemble
+    import blurgen.store.assembly as assembly
 
     make(tmp_path / "ref.h5", n=40, block_size=4)
     out = tmp_path / "pairs.h5"
     with pytest.raises(KeyboardInterrupt):
         make(out, n=40, block_size=4, maker=FakeMaker(fail_at=21, fail_with=KeyboardInterrupt))
     parts_dir = parts_dir_for(str(out))
-    kept = sorted(complete_parts(parts_dir, plan_blocks(0, 40, 4)))
+    kept = sorted(done_parts(parts_dir))
     assert kept
 
     def copy_fails(src, dst, offset):
         raise OSError("Can't write data (file write failed: errno = 28, error message = "
                       "'No space left on device')")
-    monkeypatch.setattr(assemble, "copy_samples", copy_fails)
+    monkeypatch.setattr(assembly, "copy_samples", copy_fails)
     with pytest.raises(DatasetError, match="^disk full while writing"):
         make(out, n=40, block_size=4, resume=True)
     monkeypatch.undo()
-    assert sorted(complete_parts(parts_dir, plan_blocks(0, 40, 4))) == kept
+    assert sorted(done_parts(parts_dir)) == kept
     result = make(out, n=40, block_size=4, resume=True)
     assert result.n_reused == 4 * len(kept)
     assert_same_arrays(tmp_path / "ref.h5", out)
@@ -535,14 +549,13 @@ def test_read_pairs_on_a_folder_is_one_line(tmp_path):
 
 
 def test_a_kill_after_the_final_rename_leaves_a_finished_run(tmp_path, monkeypatch):
-    import blurgen.dataset as dataset
     from blurgen.report import describe_parts
 
-    def killed(parts_dir):
+    def killed(run):
         raise _Killed
 
     out = tmp_path / "pairs.h5"
-    monkeypatch.setattr(dataset, "_rename_aside", killed)  # the rename before the clean-up
+    monkeypatch.setattr(RunFolder, "rename_aside", killed)  # the rename before the clean-up
     with pytest.raises(_Killed):
         make(out, n=40, block_size=4)
     monkeypatch.undo()
@@ -653,13 +666,14 @@ def test_the_space_check_before_work_counts_a_killed_assembly_as_free_and_leaves
     """A resume truncates the killed run's assembly file, so its bytes count as free; a fresh run
     refused for space leaves no parts folder that only --resume could continue."""
     import blurgen.dataset as dataset
+    import blurgen.runfolder as runfolder
 
     out = tmp_path / "pairs.h5"
     with pytest.raises(KeyboardInterrupt):
         make(out, n=40, block_size=4, maker=FakeMaker(fail_at=21, fail_with=KeyboardInterrupt))
     parts_dir = parts_dir_for(str(out))
-    part_bytes = sum(os.path.getsize(p) for p in complete_parts(parts_dir, plan_blocks(0, 40, 4)).values())
-    assembly = os.path.join(parts_dir, dataset.ASSEMBLY_NAME)
+    part_bytes = sum(os.path.getsize(p) for p in done_parts(parts_dir).values())
+    assembly = os.path.join(parts_dir, runfolder.ASSEMBLY_NAME)
     with open(assembly, "wb") as handle:  # a big leftover, as a run killed late leaves
         handle.truncate(50 * part_bytes)
     per_sample = part_bytes // 20
@@ -669,7 +683,7 @@ def test_the_space_check_before_work_counts_a_killed_assembly_as_free_and_leaves
     def free_bytes(path):  # the leftover takes its space while it exists
         return free["disk"] - (os.path.getsize(assembly) if os.path.exists(assembly) else 0)
 
-    monkeypatch.setattr(dataset, "free_bytes", free_bytes)
+    monkeypatch.setattr(runfolder, "free_bytes", free_bytes)
     assert make(out, n=40, block_size=4, resume=True).n_made == 20
     free["disk"] = 10**6
     with pytest.raises(dataset.NotEnoughSpace, match="not enough disk space for 40 pairs"):

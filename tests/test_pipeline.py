@@ -11,7 +11,7 @@ import pytest
 from blurgen.blur import BlurConfig, blur_sample
 from blurgen.config import KernelConfig
 from blurgen.kernels import random_kernels
-from blurgen.pairs_file import REQUIRED_PARAMS
+from blurgen.store.schema import REQUIRED_PARAMS
 from blurgen.pipeline import BLUR_STREAM, PARAM_DTYPES, PairsConfig, make_block, open_config_source
 
 # Small and quick: 48x40 outputs, 31-px kernels.

@@ -1,0 +1,95 @@
+"""Merge the shards of one dataset (``blurgen make --shard i/N`` files) into one pairs file."""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+from blurgen.common import DiskFullError
+from blurgen.store.assembly import Assembler
+from blurgen.store.parts import PartsError
+from blurgen.store.schema import CHUNKED, PairsFileError, attr, is_complete, now_iso, open_checked, reading, sample_range
+
+
+def _shard_key(h5: Any) -> dict[str, Any]:
+    """What every shard of one dataset shares (raises h5py's errors if an attribute is damaged)."""
+    return {"config": json.loads(attr(h5, "config")), "seed": attr(h5, "seed"),
+            "n_total": sample_range(h5)[2], "blurgen_version": attr(h5, "blurgen_version")}
+
+
+def _check_shards_compatible(files: list[tuple[str, Any]]) -> None:
+    """PairsFileError unless all shards share settings and tile ``[0, n_total)`` exactly."""
+    first_path, first = files[0]
+    first_key = _shard_key(first)
+    for path, h5 in files:
+        if not is_complete(h5):
+            raise PairsFileError(f"{path}: incomplete ({attr(h5, 'n_written')}/{attr(h5, 'n_planned')} "
+                                 "samples); finish it with blurgen make --resume first")
+        key = _shard_key(h5)
+        for name, value in key.items():
+            if value != first_key[name]:
+                raise PairsFileError(f"{path}: {name} differs from {first_path} "
+                                     f"({value!r} != {first_key[name]!r}); not shards of one dataset")
+    expected = 0
+    for path, h5 in sorted(files, key=lambda item: sample_range(item[1])[0]):
+        start, stop, _ = sample_range(h5)
+        if start > expected:
+            raise PairsFileError(f"samples {expected}..{start} are missing (no shard covers them; "
+                                 f"next is {path})")
+        if start < expected:
+            raise PairsFileError(f"{path}: samples {start}..{min(stop, expected)} overlap another shard")
+        expected = stop
+    if expected != first_key["n_total"]:
+        raise PairsFileError(f"samples {expected}..{first_key['n_total']} are missing (no shard covers them)")
+
+
+def _copy_shards(assembler: Assembler, files: list[tuple[str, Any]]) -> None:
+    for path, h5 in files:
+        start, stop, _ = sample_range(h5)
+        try:
+            with assembler.copying(path):
+                assembler.add(h5, start, stop - start, path)
+        except PartsError as exc:
+            raise PairsFileError(str(exc)) from None
+
+
+def _merged_attrs(first: Any, command: str, n_total: int) -> dict[str, Any]:
+    return {"blurgen_version": attr(first, "blurgen_version"), "created": now_iso(),
+            "command": command, "config": attr(first, "config"), "seed": attr(first, "seed"),
+            "n_total": n_total, "sample_start": 0, "sample_stop": n_total,
+            "shard_index": 0, "shard_count": 1}
+
+
+def merge_files(paths: list[str], tmp_path: str, final_path: str, command: str,
+                compression: dict[str, tuple[str | None, int | None]] | None = None) -> int:
+    """Merge complete shards into one pairs file; returns its length.
+
+    Checks that the shards come from one dataset (same config, seed, size, version) and cover
+    ``[0, n_total)`` without gaps or overlaps; raises PairsFileError naming the file otherwise.
+    The result equals an unsharded run array for array.
+    """
+    files: list[tuple[str, Any]] = []
+    try:
+        for path in paths:
+            files.append((path, open_checked(path)))
+            with reading(path, "unreadable root attributes"):
+                _shard_key(files[-1][1])  # fail here, naming the file, not mid-comparison
+        _check_shards_compatible(files)
+        first = files[0][1]
+        n_total = sample_range(first)[2]
+        compression = compression or {name: (first[name].compression, first[name].compression_opts)
+                                      for name in CHUNKED}
+        assembler = Assembler(tmp_path, n_total, _merged_attrs(first, command, n_total), compression)
+        try:
+            _copy_shards(assembler, files)
+            assembler.finish(final_path)
+        except DiskFullError as exc:
+            need = -(-sum(os.path.getsize(p) for p in paths) // 10**6)
+            raise PairsFileError(f"{exc} (need ~{need} MB free); free space and merge again") from None
+        finally:
+            assembler.close()
+        return n_total
+    finally:
+        for _, h5 in files:
+            h5.close()

@@ -1,0 +1,202 @@
+"""Block part files: one block of samples as a small, complete, checksummed HDF5 file.
+
+A part is built whole in memory (HDF5's in-memory driver) and then written with plain file I/O
+under a temporary name, flushed and renamed: a name that exists is a complete block, and a full
+disk or file-size limit is an ordinary ``OSError`` on the write, never a failure inside HDF5
+(after which HDF5 2.0 / h5py 3.16 can crash the process when the file is closed). Chunks are one
+sample each, with the final file's filters and a fletcher32 checksum, so assembly copies their
+stored bytes as they are and a damaged part is found before it is adopted.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import re
+from typing import Any
+
+import numpy as np
+
+from blurgen.common import (BlurgenError, DiskFullError, disk_full_reason, fsync_path, is_disk_full,
+                            space_for)
+from blurgen.common import one_line
+from blurgen.store.schema import CHUNKED, H5_ERRORS, attr_value
+
+#: HDF5 filter per chunked dataset: name -> (h5py compression, compression_opts).
+Compression = dict[str, tuple[str | None, int | None]]
+#: Image compression choices of ``blurgen make --compression``.
+IMAGE_COMPRESSIONS = ("none", "lzf", "gzip")
+#: Free space a part needs beyond its arrays: HDF5 metadata, parameters, attributes.
+PART_SPACE_MARGIN_BYTES = 4 * 2**20
+_PART_RE = re.compile(r"^block-(\d{10})-(\d+)\.h5$")
+
+
+class PartsError(BlurgenError):
+    """A part file or parts folder that cannot be used (locked, settings differ, unreadable)."""
+
+
+def compression_for(images: str = "none") -> Compression:
+    """Filters for ``images`` = ``none``, ``lzf``, ``gzip`` or ``gzip:LEVEL`` (0-9).
+
+    Measured on default dead-leaves pairs (benchmarks/RESULTS.md): the blurred images carry
+    sensor noise and do not compress (lzf 99.7 %, gzip-1 ~90 % of raw), the sharp ones do somewhat
+    (lzf ~73 %, gzip-1 ~65 %), while lzf costs ~5x and gzip ~10x an uncompressed write, as much as
+    making the pair. So images are stored uncompressed by default; kernels (mostly zeros, tiny)
+    always use gzip, which every HDF5 reader has (no plugin needed).
+    """
+    method, _, level = images.partition(":")
+    if method not in IMAGE_COMPRESSIONS or (level and (method != "gzip" or not level.isdigit()
+                                                       or int(level) > 9)):
+        raise ValueError(f"compression must be none, lzf, gzip or gzip:0-9, got {images!r}")
+    filters = {"none": (None, None), "lzf": ("lzf", None), "gzip": ("gzip", int(level or 1))}
+    return {"blurred": filters[method], "sharp": filters[method], "kernel": ("gzip", 4)}
+
+
+DEFAULT_COMPRESSION: Compression = compression_for("none")
+
+
+def create_chunked(h5: Any, name: str, shape: tuple, dtype: Any, compression: Compression,
+                   data: np.ndarray | None = None) -> Any:
+    """Create ``/name`` as the store lays it out: one sample per chunk, ``compression[name]``,
+    fletcher32 checksums."""
+    method, opts = compression[name]
+    return h5.create_dataset(name, shape=shape, dtype=dtype, data=data, chunks=(1, *shape[1:]),
+                             compression=method, compression_opts=opts, fletcher32=True)
+
+
+def create_param(group: Any, name: str, n: int, dtype: Any, data: np.ndarray | None = None) -> Any:
+    """Create ``/params/name`` (n,), chunked with a fletcher32 checksum."""
+    return group.create_dataset(name, shape=(n,), dtype=dtype, data=data,
+                                chunks=(max(1, min(n, 4096)),), fletcher32=True)
+
+
+def part_name(start: int, count: int) -> str:
+    return f"block-{start:010d}-{count}.h5"
+
+
+def parse_part_name(name: str) -> tuple[int, int] | None:
+    """``(first sample, count)`` of a part file name, None for other names."""
+    match = _PART_RE.match(name)
+    return (int(match.group(1)), int(match.group(2))) if match else None
+
+
+def part_files(folder: str) -> list[str]:
+    """Names of the block part files in ``folder`` (planned or not)."""
+    try:
+        return sorted(name for name in os.listdir(folder) if _PART_RE.match(name))
+    except FileNotFoundError:
+        return []
+
+
+def config_digest(config: dict) -> str:
+    """SHA-256 of a config dict's canonical JSON (tuples and lists hash alike, as JSON has only
+    lists), so a part can say which settings made it without carrying the whole config."""
+    return hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()
+
+
+def part_stamp(config: dict, seed: int) -> dict[str, Any]:
+    """Attributes every part of one run carries: with its sample range they pin its arrays."""
+    return {"seed": int(seed), "config_digest": config_digest(config)}
+
+
+def part_image(block: dict, start: int, compression: Compression, stamp: dict[str, Any]) -> bytes:
+    """The bytes of one part file holding ``block`` (``make_block``'s dict: ``blurred``/``sharp``
+    uint8 (count, H, W, 3), ``kernel`` float32 (count, k, k), ``params`` name -> (count,)),
+    built in memory."""
+    import h5py
+
+    count = int(block["blurred"].shape[0])
+    h5 = h5py.File(f"part-{os.getpid()}-{start}.h5", "w", driver="core", backing_store=False)
+    try:
+        for name in CHUNKED:
+            data = np.ascontiguousarray(block[name])
+            create_chunked(h5, name, data.shape, data.dtype, compression, data)
+        group = h5.create_group("params")
+        for name, values in block["params"].items():
+            values = np.asarray(values)
+            if values.shape != (count,):
+                raise ValueError(f"param {name!r} has shape {values.shape}, expected ({count},)")
+            create_param(group, name, count, values.dtype, values)
+        for key, value in {"sample_start": start, "count": count, **stamp}.items():
+            h5.attrs[key] = value
+        h5.flush()
+        return h5.id.get_file_image()
+    finally:
+        h5.close()
+
+
+def write_part_tmp(folder: str, block: dict, start: int, compression: Compression,
+                   stamp: dict[str, Any]) -> tuple[str, str]:
+    """Write a block under a temporary name in ``folder``; returns ``(temporary, final path)``.
+
+    The free-space check and the write hold the folder's space lock (``common.space_for``), so the
+    run's other workers and its assembler never count the same free space twice. A full disk or
+    file-size limit raises ``DiskFullError`` and leaves no temporary.
+    """
+    count = int(block["blurred"].shape[0])
+    final = os.path.join(folder, part_name(start, count))
+    tmp = os.path.join(folder, f".tmp-{os.getpid()}-{part_name(start, count)}")
+    image = part_image(block, start, compression, stamp)
+    with space_for(folder, len(image) + PART_SPACE_MARGIN_BYTES, tmp):
+        try:
+            _write_file(tmp, image)
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)  # a partial part only takes space the rerun needs
+            if is_disk_full(exc):
+                raise DiskFullError(tmp, disk_full_reason(exc)) from None
+            raise
+    return tmp, final
+
+
+def _write_file(path: str, data: bytes) -> None:
+    with open(path, "wb") as handle:
+        handle.write(data)
+
+
+def commit_part(tmp: str, final: str, durable: bool = True) -> str:
+    """Publish a written part: flush it to disk, then rename it to its final name; returns it.
+
+    Separate from writing so a worker can run it in a background thread (fsync waits on the disk,
+    not the CPU) while it makes the next block.
+    """
+    if durable:
+        fsync_path(tmp)
+    os.replace(tmp, final)
+    if durable:
+        fsync_path(os.path.dirname(final))
+    return final
+
+
+def write_part(folder: str, block: dict, start: int, compression: Compression,
+               *, durable: bool = True, stamp: dict[str, Any] | None = None) -> str:
+    """Write one block as ``block-<start>-<count>.h5`` atomically; returns its path."""
+    return commit_part(*write_part_tmp(folder, block, start, compression, stamp or {}), durable=durable)
+
+
+def check_part(h5: Any, path: str, start: int, count: int, stamp: dict[str, Any]) -> None:
+    """PartsError unless open part ``h5`` records this sample range and ``stamp`` (same run)."""
+    expected = {"sample_start": int(start), "count": int(count), **stamp}
+    for key, want in expected.items():
+        got = attr_value(h5.attrs.get(key))
+        if got != want:
+            raise PartsError(f"{path}: not a part of this run ({key} is {got!r}, expected {want!r})")
+
+
+def verify_stored_data(h5: Any, path: str, names: tuple[str, ...] | None = None,
+                       stop: int | None = None) -> None:
+    """Read every stored chunk of the chunked datasets and params of open file ``h5`` (samples
+    ``[0, stop)``), so HDF5 checks each fletcher32 checksum; PartsError naming the first damaged
+    sample otherwise. Memory stays at one chunk at a time."""
+    names = names or (*CHUNKED, *(f"params/{p}" for p in h5["params"]))
+    for name in names:
+        ds = h5[name]
+        n = ds.shape[0] if stop is None else min(stop, ds.shape[0])
+        step = 1 if ds.ndim > 1 else max(1, ds.chunks[0] if ds.chunks else n)
+        for first in range(0, n, step):
+            try:
+                ds[first:first + step]
+            except H5_ERRORS as exc:
+                raise PartsError(f"{path}: /{name} sample {first} is damaged ({one_line(exc)})") from None

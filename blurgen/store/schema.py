@@ -1,0 +1,199 @@
+"""What a blurgen pairs file is: names, schema version, layout checks, attribute decoding.
+
+Schema version 1::
+
+    /blurred   uint8   (N, H, W, 3)   one sample per chunk (fletcher32 checksum since 0.2)
+    /sharp     uint8   (N, H, W, 3)
+    /kernel    float32 (N, k, k)      k odd
+    /params/<name>  1-D, one value per sample
+    root attrs: schema_version, blurgen_version, created, command, config (JSON), seed,
+                n_planned, n_written
+
+Only the first ``n_written`` samples are complete; a file whose ``n_written < n_planned`` is an
+incomplete (interrupted) dataset and reads as that many samples.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from datetime import datetime, timezone
+from typing import Any, Iterator
+
+import numpy as np
+
+from blurgen.common import BlurgenError, one_line
+
+SCHEMA_VERSION = 1
+IMAGE_DATASETS = ("blurred", "sharp")
+#: Datasets stored one sample per chunk (copied chunk by chunk when assembling).
+CHUNKED = (*IMAGE_DATASETS, "kernel")
+REQUIRED_PARAMS = (
+    "seed_index", "source_index", "exposure_fraction", "path_length_px", "anxiety",
+    "centripetal", "gaussian_shake", "big_shake_prob", "gain", "noise_a", "noise_b",
+    "jpeg_quality",
+)
+REQUIRED_ATTRS = ("schema_version", "blurgen_version", "created", "command", "config", "seed",
+                  "n_planned", "n_written")
+#: What h5py raises on damaged files: besides OSError, a damaged heap or B-tree surfaces as
+#: RuntimeError or KeyError, an unresolvable link as None (AttributeError on use), bad attribute
+#: data as ValueError or TypeError. Caught where a file is opened and where it is read.
+H5_ERRORS = (RuntimeError, KeyError, OSError, ValueError, AttributeError, TypeError)
+
+
+class PairsFileError(BlurgenError):
+    """A pairs file that cannot be read: missing, truncated, foreign or of another schema.
+
+    The message names the file and the problem in one line.
+    """
+
+
+@contextlib.contextmanager
+def reading(path: str, what: str) -> Iterator[None]:
+    """Turn h5py errors raised inside into ``PairsFileError("<path>: <what>: <h5py text>")``."""
+    try:
+        yield
+    except PairsFileError:
+        raise
+    except H5_ERRORS as exc:
+        raise PairsFileError(f"{path}: {what}: {one_line(exc)}") from None
+
+
+def attr_value(value: Any) -> Any:
+    """An HDF5 attribute as a plain Python value (str, int, float, list)."""
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    return value
+
+
+def attr(h5: Any, name: str, default: Any = None) -> Any:
+    """Root attribute ``name`` of an open file, decoded (``default`` if absent)."""
+    return attr_value(h5.attrs[name]) if name in h5.attrs else default
+
+
+def text_attr(text: str) -> str:
+    """``text`` made storable as an HDF5 (UTF-8) string: file names with bytes that are not UTF-8
+    reach Python as lone surrogates, which HDF5 cannot encode; they become ``\\udcXX`` escapes."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def now_iso() -> str:
+    """Current UTC time, ISO 8601 to the second, e.g. ``2025-01-31T12:00:00+00:00``."""
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def sample_range(h5: Any) -> tuple[int, int, int]:
+    """``(sample_start, sample_stop, n_total)`` of a pairs file; a file without shard attributes
+    is taken as the whole dataset."""
+    n = int(attr(h5, "n_planned"))
+    start = int(attr(h5, "sample_start", 0))
+    return start, int(attr(h5, "sample_stop", start + n)), int(attr(h5, "n_total", n))
+
+
+def file_settings(h5: Any) -> dict[str, Any]:
+    """What fixes an open pairs file's arrays (compare with ``Manifest.settings()``)."""
+    start, stop, n_total = sample_range(h5)
+    return {"config": json.loads(attr(h5, "config")), "seed": int(attr(h5, "seed")),
+            "n_total": n_total, "sample_start": start, "sample_stop": stop}
+
+
+def is_complete(h5: Any) -> bool:
+    return int(attr(h5, "n_written")) == int(attr(h5, "n_planned"))
+
+
+def _check_images(h5: Any, path: str) -> int:
+    """The image and kernel datasets' layout; returns N (samples allocated)."""
+    for name in CHUNKED:
+        if name not in h5:
+            raise PairsFileError(f"{path}: missing dataset /{name}")
+    blurred, sharp, kernel = h5["blurred"], h5["sharp"], h5["kernel"]
+    if (blurred.ndim != 4 or blurred.shape[-1] != 3 or blurred.dtype != np.uint8
+            or min(blurred.shape[1:3]) < 1):
+        raise PairsFileError(f"{path}: /blurred must be uint8 (N, H, W, 3) with H, W >= 1, "
+                             f"got {blurred.dtype} {blurred.shape}")
+    if sharp.shape != blurred.shape or sharp.dtype != np.uint8:
+        raise PairsFileError(f"{path}: /sharp {sharp.dtype} {sharp.shape} does not match /blurred {blurred.shape}")
+    if (kernel.ndim != 3 or kernel.shape[0] != blurred.shape[0] or kernel.dtype != np.float32
+            or kernel.shape[1] != kernel.shape[2] or kernel.shape[1] % 2 == 0):
+        raise PairsFileError(f"{path}: /kernel must be float32 (N, k, k) with k odd, "
+                             f"got {kernel.dtype} {kernel.shape}")
+    return blurred.shape[0]
+
+
+def _check_params(h5: Any, path: str, n: int) -> None:
+    params = h5.get("params")
+    if params is None:
+        raise PairsFileError(f"{path}: missing group /params")
+    missing = [p for p in REQUIRED_PARAMS if p not in params]
+    if missing:
+        raise PairsFileError(f"{path}: missing /params/{', /params/'.join(missing)}")
+    for name, ds in params.items():
+        if ds is None:  # h5py gives None for a link it cannot resolve (damaged metadata)
+            raise PairsFileError(f"{path}: /params/{name} is unreadable (damaged HDF5 structure)")
+        if ds.ndim != 1 or ds.shape[0] != n:
+            raise PairsFileError(f"{path}: /params/{name} has shape {ds.shape}, expected ({n},)")
+
+
+def validate_layout(h5: Any, path: str) -> int:
+    """Check an open h5py file against schema 1; return ``n_written``. Raises PairsFileError."""
+    attrs = h5.attrs
+    if "schema_version" not in attrs:
+        raise PairsFileError(f"{path}: not a blurgen pairs file (no schema_version attribute)")
+    version = attr_value(attrs["schema_version"])
+    if version != SCHEMA_VERSION:
+        raise PairsFileError(f"{path}: schema_version {version} is not supported (this blurgen reads {SCHEMA_VERSION})")
+    missing = [a for a in REQUIRED_ATTRS if a not in attrs]
+    if missing:
+        raise PairsFileError(f"{path}: missing root attribute(s) {', '.join(missing)}")
+    n = _check_images(h5, path)
+    n_written = int(attr_value(attrs["n_written"]))
+    if not 0 <= n_written <= n:
+        raise PairsFileError(f"{path}: n_written={n_written} outside 0..{n}")
+    _check_params(h5, path, n)
+    return n_written
+
+
+def open_validated(path: str) -> tuple[Any, int]:
+    """Open ``path`` with h5py and check the schema; returns ``(h5py.File, n_written)``.
+
+    Every failure is a one-line PairsFileError naming the file; the handle is closed on failure.
+    """
+    import h5py  # local: keeps `import blurgen` light
+
+    if not os.path.exists(path):
+        raise PairsFileError(f"{path}: no such file")
+    if os.path.isdir(path):
+        raise PairsFileError(f"{path}: is a folder, not a pairs file")
+    if not os.path.isfile(path):  # a FIFO or device: HDF5 would block or read for ever
+        raise PairsFileError(f"{path}: not a regular file")
+    with reading(path, "not a readable HDF5 file (truncated or foreign)"):
+        h5 = h5py.File(path, "r")
+    try:
+        with reading(path, "damaged HDF5 structure"):
+            return h5, validate_layout(h5, path)
+    except BaseException:
+        h5.close()
+        raise
+
+
+def open_checked(path: str) -> Any:
+    """``open_validated`` without the count: an open, validated h5py file."""
+    return open_validated(path)[0]
+
+
+def finished_with(path: str, settings: dict[str, Any]) -> bool:
+    """Whether ``path`` is a complete, readable pairs file made with ``settings``
+    (``Manifest.settings()``): then a parts folder beside it is what a run killed after its final
+    rename left behind, not unfinished work."""
+    if not os.path.isfile(path):
+        return False
+    try:
+        with open_checked(path) as h5, reading(path, "unreadable root attributes"):
+            return is_complete(h5) and file_settings(h5) == settings
+    except PairsFileError:
+        return False
