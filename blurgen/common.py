@@ -28,11 +28,13 @@ class BlurgenError(Exception):
 
 
 class DiskFullError(BlurgenError):
-    """No room to write ``path`` (disk full, file-size limit or quota)."""
+    """No room to write ``path``; ``reason`` is "disk full", "file-size limit reached" or "disk
+    quota exceeded"."""
 
-    def __init__(self, path: str, detail: str = "disk full") -> None:
-        super().__init__(f"{detail} while writing {path}")
+    def __init__(self, path: str, reason: str = "disk full") -> None:
+        super().__init__(f"{reason} while writing {path}")
         self.path = path
+        self.reason = reason
 
 
 class LockedError(BlurgenError):
@@ -68,6 +70,8 @@ def is_disk_full(exc: BaseException) -> bool:
 
 def disk_full_reason(exc: BaseException) -> str:
     """A short name for the resource ``exc`` ran out of (for messages)."""
+    if isinstance(exc, DiskFullError):
+        return exc.reason
     code = getattr(exc, "errno", None)
     text = str(exc)
     if code == errno.EFBIG or "File too large" in text or f"errno = {errno.EFBIG}," in text:

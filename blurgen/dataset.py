@@ -198,9 +198,12 @@ def make_dataset(out: str, config: Any, n: int, seed: int = 0, *, workers: int |
 def _as_dataset_error(exc: Exception, run: RunFolder) -> Exception:
     """The one-line DatasetError for a failed run (a full disk, a parts problem), else ``exc``."""
     if is_disk_full(exc):
-        path = getattr(exc, "path", None) or run.path
-        return DatasetError(f"{disk_full_reason(exc)} while writing {path} (need ~{run.mb_more_needed()} "
-                            "MB more); free space and rerun with --resume")
+        path, reason = getattr(exc, "path", None) or run.path, disk_full_reason(exc)
+        if reason == "disk full":
+            return DatasetError(f"disk full while writing {path} (need ~{run.mb_more_needed()} MB more); "
+                                "free space and rerun with --resume")
+        return DatasetError(f"{reason} while writing {path}; raise the limit (ulimit -f, quota) "
+                            "and rerun with --resume")
     if isinstance(exc, PartsError):
         return DatasetError(str(exc))
     return exc

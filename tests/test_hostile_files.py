@@ -1,0 +1,227 @@
+"""A hostile user's worst hour on the write side (issue 10, F1-F8): full disks and file-size
+limits, outputs that already exist, file names that are not UTF-8, crafted and damaged files.
+Each failure is exit 1 with exactly one line and no traceback, and finished work resumes to the
+same arrays."""
+
+from __future__ import annotations
+
+import os
+import resource
+import subprocess
+
+import h5py
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from blurgen.cli import main
+from blurgen.config import KernelConfig
+from blurgen.dataset import PipelineMaker, make_dataset
+from blurgen.pipeline import PairsConfig
+from pairs_compare import assert_same_arrays
+
+SMALL = ["--size", "32", "--kernel-size", "15", "--length-px", "10"]
+#: 8-sample parts of 64x64 pairs are ~0.2 MB; 40 of them assembled take ~1 MB plus reserve.
+PARTS_FIT_FILE_DOES_NOT = 1024 * 1024
+
+
+def run_blurgen(args, file_size_limit=None, cwd=None):
+    """``blurgen *args`` in a fresh process, optionally under ``ulimit -f`` (bytes)."""
+    def limit():
+        if file_size_limit is not None:
+            resource.setrlimit(resource.RLIMIT_FSIZE, (file_size_limit, file_size_limit))
+    return subprocess.run(["blurgen", *args], capture_output=True, timeout=300, preexec_fn=limit, cwd=cwd)
+
+
+def assert_one_line_failure(done, *fragments):
+    err = done.stderr.decode("utf-8", "replace")
+    assert done.returncode == 1, (done.returncode, err)
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    for fragment in fragments:
+        assert fragment in err, err
+
+
+def cli(*args):
+    return CliRunner().invoke(main, list(args), catch_exceptions=False)
+
+
+def make_args(out, *extra, workers="1"):
+    return ["make", "--n", "40", "--out", str(out), "--size", "64", "--kernel-size", "15",
+            "--length-px", "10", "--workers", workers, "--block-size", "8", *extra]
+
+
+# ------------------------------------------------------------------------------- F1 full disk
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_a_file_size_limit_hit_by_the_assembly_is_one_line_and_the_parts_resume(tmp_path, workers):
+    reference = tmp_path / "ref.h5"
+    assert run_blurgen(make_args(reference)).returncode == 0
+    out = tmp_path / "f.h5"
+    done = run_blurgen(make_args(out, workers=workers), file_size_limit=PARTS_FIT_FILE_DOES_NOT)
+    assert_one_line_failure(done, "file-size limit reached while writing", "--resume")
+    assert not out.exists()
+    assert run_blurgen(make_args(out, "--resume", workers=workers)).returncode == 0
+    assert_same_arrays(reference, out)
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_a_file_size_limit_smaller_than_a_part_is_one_line(tmp_path, workers):
+    done = run_blurgen(make_args(tmp_path / "f.h5", workers=workers), file_size_limit=100 * 1024)
+    assert_one_line_failure(done, "file-size limit reached while writing")
+
+
+# -------------------------------------------------------------------- F2 existing outputs
+def test_secondary_outputs_are_never_replaced_without_overwrite(tmp_path):
+    data = tmp_path / "pairs.h5"
+    assert cli("make", "--n", "4", "--out", str(data), "--workers", "1", *SMALL).exit_code == 0
+    other, other_png = tmp_path / "other.h5", tmp_path / "other.png"
+    other.write_bytes(b"precious")
+    other_png.write_bytes(b"precious")
+    for args in (["inspect", str(data), "--png", str(other)],
+                 ["kernels", "--n", "4", "--out", str(other_png)],
+                 ["make", "--n", "4", "--out", str(tmp_path / "new.h5"), "--preview", str(other), *SMALL]):
+        result = cli(*args)
+        assert result.exit_code == 1 and "exists; use --overwrite" in result.output, (args, result.output)
+        assert other.read_bytes() == other_png.read_bytes() == b"precious"
+    assert not (tmp_path / "new.h5").exists() and not (tmp_path / "new.h5.parts").exists()
+    assert cli("inspect", str(data), "--png", str(other), "--overwrite").exit_code == 0
+    assert other.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_a_resumed_make_may_refresh_its_png_preview_but_nothing_else(tmp_path):
+    out, sheet = tmp_path / "pairs.h5", tmp_path / "sheet.png"
+    args = ["make", "--n", "4", "--out", str(out), "--workers", "1", "--preview", str(sheet), *SMALL]
+    assert cli(*args).exit_code == 0 and sheet.exists()
+    assert cli(*args, "--resume").exit_code == 0
+    sheet.write_bytes(b"not a picture")
+    assert cli(*args, "--resume").exit_code == 1 and sheet.read_bytes() == b"not a picture"
+
+
+# --------------------------------------------------------------------- F3 non-UTF-8 names
+def test_names_that_are_not_utf8_work_for_out_and_source(tmp_path):
+    import cv2
+
+    folder = os.path.join(os.fsencode(tmp_path), b"ph\xf6tos")
+    os.mkdir(folder)
+    ok, png = cv2.imencode(".png", np.full((80, 90, 3), 120, np.uint8))
+    with open(os.path.join(folder, b"\xe9t\xe9.png"), "wb") as handle:
+        handle.write(png.tobytes())
+    out = os.path.join(os.fsencode(tmp_path), b"p\xe4irs.h5")
+    done = subprocess.run(["blurgen", "make", "--n", "6", "--out", out, "--source", folder, "--workers", "1",
+                           *SMALL], capture_output=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    inspected = subprocess.run(["blurgen", "inspect", out], capture_output=True, timeout=120)
+    assert inspected.returncode == 0 and b"problems: none found" in inspected.stdout
+    with h5py.File(out, "r") as h5:
+        assert "\\udce4" in h5.attrs["command"]
+
+
+# ------------------------------------------------------------------- F5/F6/F8 crafted files
+def _crafted(path, n=3, image=(8, 8), k=5, n_written=None, kernels=None):
+    from blurgen.store.schema import REQUIRED_ATTRS, REQUIRED_PARAMS
+
+    empty = min(*image, k) == 0  # HDF5 cannot chunk an empty axis: contiguous then
+    with h5py.File(path, "w") as h5:
+        for name in ("blurred", "sharp"):
+            h5.create_dataset(name, shape=(n, *image, 3), dtype=np.uint8, chunks=None if empty else (1, *image, 3))
+        h5.create_dataset("kernel", shape=(n, k, k), dtype=np.float32, chunks=None if empty else (1, k, k),
+                          data=kernels)
+        for name in REQUIRED_PARAMS:
+            h5.create_dataset(f"params/{name}", shape=(n,), dtype=np.float32, chunks=(min(n, 4096),))
+        for name in REQUIRED_ATTRS:
+            h5.attrs[name] = {"schema_version": 1, "n_planned": n, "config": "{}",
+                              "n_written": n if n_written is None else n_written}.get(name, 0)
+
+
+@pytest.mark.parametrize("shape, fragment", [({"k": 0}, "/kernel must be"), ({"k": 4}, "/kernel must be"),
+                                             ({"image": (0, 0)}, "/blurred must be")])
+def test_crafted_files_with_empty_kernels_or_images_are_refused_in_one_line(tmp_path, shape, fragment):
+    path = tmp_path / "crafted.h5"
+    _crafted(path, **shape)
+    for args in (["inspect", str(path)], ["inspect", str(path), "--png", str(tmp_path / "s.png")]):
+        result = cli(*args)
+        assert result.exit_code == 1 and fragment in result.output and "Traceback" not in result.output
+        assert len(result.output.strip().splitlines()) == 1
+
+
+def test_inspect_of_a_small_file_declaring_a_hundred_million_samples_answers_at_once(tmp_path):
+    path = tmp_path / "huge.h5"
+    _crafted(path, n=10**8, image=(32, 32))
+    assert os.path.getsize(path) < 10**6
+    done = subprocess.run(["blurgen", "inspect", str(path)], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0
+    assert "stores data for only 0 of the 100000000 samples" in done.stdout
+
+
+def test_inspect_flags_nan_kernels(tmp_path):
+    kernels = np.zeros((3, 5, 5), np.float32)
+    kernels[:, 2, 2] = 1
+    kernels[1, 0, 0] = np.nan
+    path = tmp_path / "nan.h5"
+    _crafted(path, kernels=kernels)
+    with h5py.File(path, "r+") as h5:  # give every sample stored data
+        for name in ("blurred", "sharp"):
+            h5[name][...] = 1
+        for ds in h5["params"].values():
+            ds[...] = 0
+        h5["params/seed_index"][...] = np.arange(3)
+    result = cli("inspect", str(path))
+    assert result.exit_code == 0 and "1 kernel(s) hold NaN or infinite weights" in result.output
+
+
+# ------------------------------------------------------------------------ F7 flipped bits
+def _flip_a_byte_in_a_chunk(path, dataset, index):
+    with h5py.File(path, "r") as h5:
+        info = h5[dataset].id.get_chunk_info_by_coord((index, *([0] * (h5[dataset].ndim - 1))))
+    with open(path, "r+b") as handle:
+        handle.seek(info.byte_offset + info.size // 2)
+        byte = handle.read(1)
+        handle.seek(info.byte_offset + info.size // 2)
+        handle.write(bytes([byte[0] ^ 0x10]))
+
+
+class _StopAfter16(PipelineMaker):
+    """The real block maker, interrupted (as by Ctrl-C) when it reaches sample 16."""
+
+    def __call__(self, config, seed, start, count):
+        if start >= 16:
+            raise KeyboardInterrupt
+        return super().__call__(config, seed, start, count)
+
+
+def test_a_flipped_bit_in_a_kept_part_is_remade_on_resume_and_inspect_finds_one_in_a_file(tmp_path):
+    config = PairsConfig(width=32, height=32, kernel=KernelConfig(size=15, length_px=10.0))
+    reference, out = tmp_path / "ref.h5", tmp_path / "pairs.h5"
+
+    def make(path, **kwargs):
+        return make_dataset(str(path), config, 24, seed=3, workers=1, block_size=8, durable=False, **kwargs)
+    make(reference)
+    with pytest.raises(KeyboardInterrupt):
+        make(out, maker=_StopAfter16())
+    parts = sorted(p for p in os.listdir(f"{out}.parts") if p.startswith("block-"))
+    assert len(parts) == 2
+    _flip_a_byte_in_a_chunk(os.path.join(f"{out}.parts", parts[0]), "blurred", 3)
+    assert make(out, resume=True).n_reused == 8  # the damaged part is made again
+    assert_same_arrays(reference, out)
+    assert "problems: none found" in cli("inspect", str(out)).output
+    _flip_a_byte_in_a_chunk(out, "sharp", 17)
+    report = cli("inspect", str(out))
+    assert report.exit_code == 0 and "damaged data" in report.output and "sample 17" in report.output
+    assert "problems: none found" in cli("inspect", str(out), "--quick").output
+
+
+# ---------------------------------------------------------------------------- reader slices
+def test_a_reader_slice_equals_the_stacked_samples(tmp_path):
+    from blurgen import read_pairs
+
+    out = tmp_path / "pairs.h5"
+    assert cli("make", "--n", "6", "--out", str(out), "--workers", "1", *SMALL).exit_code == 0
+    with read_pairs(out) as f:
+        for index in (slice(0, 4), slice(1, 6, 2), slice(None, None, -1), slice(4, 2)):
+            got = f[index]
+            picks = range(*index.indices(len(f)))
+            for array, position in zip(got, range(3)):
+                expected = [f[i][position] for i in picks]
+                assert array.shape[0] == len(picks)
+                if expected:
+                    np.testing.assert_array_equal(array, np.stack(expected))
+
