@@ -23,6 +23,8 @@ _LAZY = {
     "random_kernels_with_params": "blurgen.kernels",
     "crop_to_support": "blurgen.kernels",
     "blur_linear": "blurgen.blur",
+    "srgb_to_linear": "blurgen.blur",
+    "linear_to_srgb": "blurgen.blur",
     "BlurConfig": "blurgen.blur",
     "read_pairs": "blurgen.store.reader",
     "PairsFile": "blurgen.store.reader",

@@ -75,6 +75,8 @@ def _check_choices(name: str, values: Any, lo: float, hi: float, *, lo_open: boo
     interval = f"({lo}, {hi}]" if lo_open else f"[{lo}, {hi}]"
     if isinstance(values, numbers.Real) and not isinstance(values, bool):
         values = (values,)
+    if isinstance(values, (str, bytes)):  # iterating would judge its characters one by one
+        raise ValueError(f"{name} must be a non-empty sequence of numbers in {interval}, got {values!r}")
     try:
         values = tuple(values)
     except TypeError:

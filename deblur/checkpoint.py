@@ -33,7 +33,7 @@ MODEL_KEYS = ("generator", "generator_config")
 TRAINING_KEYS = (*MODEL_KEYS, "step")
 
 
-class CheckpointError(Exception):
+class CheckpointError(BlurgenError):
     """A checkpoint that cannot be used: missing, unreadable, foreign, of another version, or
     (from ``inference.load_generator``) whose weights do not fit its generator config. The
     message is one line naming the file."""

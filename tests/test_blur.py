@@ -8,10 +8,7 @@ import numpy as np
 import pytest
 
 from blurgen.blur import (
-    ENCODE_STEPS,
     BlurConfig,
-    _decode_curve,
-    _encode_curve,
     add_sensor_noise,
     blur_linear,
     blur_sample,
@@ -21,6 +18,7 @@ from blurgen.blur import (
     noisy_to_srgb,
     srgb_to_linear,
 )
+from blurgen.blur.curves import ENCODE_STEPS, _decode_curve, _encode_curve
 from blurgen.kernels import random_kernels
 
 QUIET = BlurConfig(saturation=False, noise="off")
@@ -379,3 +377,14 @@ def test_decode_curve_inverts_encode_curve():
     x = np.linspace(0, 1, 1001)
     for gamma in ("srgb", "2.2"):
         np.testing.assert_allclose(_decode_curve(_encode_curve(x, gamma), gamma), x, atol=1e-12)
+
+
+@pytest.mark.parametrize("where", ["image", "kernel"])
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_blur_linear_refuses_nan_or_infinite_input_naming_it(where, bad):
+    image = np.ones((9, 9, 3), np.float32)
+    kernel = np.zeros((3, 3), np.float32)
+    kernel[1, 1] = 1
+    (image if where == "image" else kernel)[0, 0] = bad
+    with pytest.raises(ValueError, match=f"{where} holds NaN or infinite values"):
+        blur_linear(image, kernel)

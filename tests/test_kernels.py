@@ -381,3 +381,9 @@ def test_crop_to_support_is_symmetric_about_the_centre():
         assert cropped.shape == (2 * r + 1, 2 * r + 1)
         assert cropped.sum() == pytest.approx(k.sum(), abs=1e-6)
         assert centroid(cropped)[0] == pytest.approx(centroid(k)[0] - (32 - r), abs=1e-4)
+
+
+@pytest.mark.parametrize("field", ["exposures", "anxiety"])
+def test_a_string_for_a_sequence_field_is_refused_as_a_whole(field):
+    with pytest.raises(ValueError, match=f"{field} must be a non-empty sequence of numbers.*got '0.5'"):
+        random_kernels(2, **{field: "0.5"})
