@@ -16,26 +16,23 @@ import collections
 import hashlib
 import logging
 import os
-import stat
-import struct
 from typing import Protocol, runtime_checkable
 
 import numpy as np
 
+from blurgen import gopro
 from blurgen.common import BlurgenError
 from blurgen.config import IMAGE_EXTENSIONS
 from blurgen.deadleaves import dead_leaves
-from blurgen.imageio import decode_file
+from blurgen.imageio import decode_usable, probe_image, to_rgb_u8
 
 log = logging.getLogger(__name__)
 
 #: Stream id of the crop draws in ``np.random.default_rng([seed, index, SOURCE_STREAM])``.
 SOURCE_STREAM = 1
-GOPRO_SPLITS = ("train", "test")
+GOPRO_SPLITS = gopro.SPLITS
 #: Crops a source tries (other images) when files fail to decode after the scan, before giving up.
 MAX_TRIES = 32
-_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-_JPEG_SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
 
 
 class SourceError(BlurgenError):
@@ -95,93 +92,6 @@ class DeadLeavesSource:
 
 # --------------------------------------------------------------------------------------------
 # Image files
-
-
-def _png_header(head: bytes) -> tuple[int, int, int, int] | None:
-    """(height, width, channels, bit depth) from a PNG's IHDR, or None if it is not one."""
-    if len(head) < 26 or head[:8] != _PNG_SIGNATURE or head[12:16] != b"IHDR":
-        return None
-    width, height, depth, colour = struct.unpack(">IIBB", head[16:26])
-    channels = {0: 1, 2: 3, 3: 3, 4: 2, 6: 4}.get(colour)
-    if channels is None or width == 0 or height == 0:
-        return None
-    return height, width, channels, depth
-
-
-def _jpeg_header(path: str) -> tuple[int, int, int, int] | None:
-    """(height, width, channels, bit depth) from a JPEG's SOF segment, or None."""
-    with open(path, "rb") as f:
-        if f.read(2) != b"\xff\xd8":
-            return None
-        while True:
-            marker = f.read(2)
-            if len(marker) < 2 or marker[0] != 0xFF:
-                return None
-            kind = marker[1]
-            if kind == 0xFF:  # fill byte: resynchronise on the next one
-                f.seek(-1, os.SEEK_CUR)
-                continue
-            if kind in (0xD8, 0x01) or 0xD0 <= kind <= 0xD7:
-                continue
-            raw = f.read(2)
-            if len(raw) < 2:
-                return None
-            length = struct.unpack(">H", raw)[0]
-            if kind in _JPEG_SOF:
-                sof = f.read(6)
-                if len(sof) < 6:
-                    return None
-                depth, height, width, channels = struct.unpack(">BHHB", sof)
-                return (height, width, channels, depth) if height and width else None
-            if kind == 0xD9 or length < 2:
-                return None
-            f.seek(length - 2, os.SEEK_CUR)
-
-
-def _decode_usable(path: str) -> np.ndarray | None:
-    """The decoded image (OpenCV layout), or None if it does not decode or ``to_rgb_u8`` cannot
-    convert its layout (e.g. an int32 TIFF)."""
-    image = decode_file(path)
-    return None if image is None or to_rgb_u8(image[:1, :1]) is None else image
-
-
-def probe_image(path: str) -> tuple[int, int, int, int] | None:
-    """(height, width, channels, bit depth) of an image file, or None if it is unreadable."""
-    ext = os.path.splitext(path)[1].lower()
-    try:
-        if not stat.S_ISREG(os.stat(path).st_mode):  # a FIFO named x.png would block open()
-            return None
-        if ext == ".png":
-            with open(path, "rb") as f:
-                return _png_header(f.read(26))
-        if ext in (".jpg", ".jpeg"):
-            return _jpeg_header(path)
-    except (OSError, struct.error):
-        return None
-    image = _decode_usable(path)
-    if image is None:
-        return None
-    channels = 1 if image.ndim == 2 else image.shape[2]
-    return image.shape[0], image.shape[1], channels, 8 * image.dtype.itemsize
-
-
-def to_rgb_u8(image: np.ndarray) -> np.ndarray | None:
-    """An OpenCV-decoded image (BGR/BGRA/gray, uint8/uint16/float) -> uint8 RGB (H, W, 3), or
-    None for layouts that are not images (e.g. 2 channels). Alpha is dropped, not composited:
-    the colour under transparent pixels is whatever the file stores."""
-    if image.ndim == 2:
-        image = image[:, :, None]
-    if image.ndim != 3 or image.shape[2] not in (1, 3, 4):
-        return None
-    if image.dtype == np.uint16:
-        image = ((image.astype(np.uint32) * 255 + 32767) // 65535).astype(np.uint8)
-    elif image.dtype in (np.float32, np.float64):
-        image = (np.clip(np.nan_to_num(image), 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
-    elif image.dtype != np.uint8:
-        return None
-    if image.shape[2] == 1:
-        return np.repeat(image, 3, axis=2)
-    return np.ascontiguousarray(image[:, :, 2::-1])
 
 
 class ImageFileSource:
@@ -256,7 +166,7 @@ class ImageFileSource:
         # Kept as decoded (BGR, any depth): crop() converts only the window it takes, which is
         # the same as converting the whole image first (the conversion is per pixel) and saves a
         # full-image copy per crop (~5 ms for a 1280x720 frame).
-        image = _decode_usable(self.paths[j])
+        image = decode_usable(self.paths[j])
         if image is not None and (image.shape[0] < self.min_height or image.shape[1] < self.min_width):
             image = None
         if image is not None:
@@ -309,25 +219,15 @@ class ImageDirectorySource(ImageFileSource):
 
 
 class GoProSource(ImageFileSource):
-    """Sharp frames of GOPRO_Large: ``ROOT/{train,test}/GOPRxxxx_xx_xx/sharp/NNNNNN.png``."""
+    """Sharp frames of GOPRO_Large (``blurgen.gopro``): ``ROOT/{train,test}/GOPRxxxx_xx_xx/sharp/``."""
 
     def __init__(self, root: str, split: str = "train", min_size: tuple[int, int] = (32, 32)) -> None:
-        if split not in GOPRO_SPLITS:
-            raise ValueError(f"split must be one of {GOPRO_SPLITS}, got {split!r}")
-        spec = f"gopro:{root}"
-        split_dir = os.path.join(root, split)
-        if not os.path.isdir(split_dir):
-            raise SourceError(f"source {spec}: no {split}/ folder (expected GOPRO_Large layout "
-                              f"{split}/GOPRxxxx_xx_xx/sharp/*.png)")
-        files = []
-        for sequence in sorted(os.listdir(split_dir)):
-            sharp = os.path.join(split_dir, sequence, "sharp")
-            if os.path.isdir(sharp):
-                files.extend(os.path.join(sharp, n) for n in sorted(os.listdir(sharp))
-                             if n.lower().endswith(".png"))
-        if not files:
-            raise SourceError(f"source {spec}: no sharp/*.png frames under {split}/")
-        super().__init__(spec, files, min_size, root=root)
+        spec = f"{gopro.PREFIX}{root}"
+        try:
+            frames = gopro.scan(root, split)
+        except gopro.GoProLayoutError as exc:
+            raise SourceError(f"source {spec}: {exc}") from None
+        super().__init__(spec, [frame.sharp for frame in frames], min_size, root=root)
         self.split = split
 
 
@@ -345,6 +245,7 @@ def open_source(spec: str, split: str = "train", min_size: tuple[int, int] = (32
     """
     if spec == "deadleaves":
         return DeadLeavesSource()
-    if spec.startswith("gopro:"):
-        return GoProSource(spec[len("gopro:"):], split, min_size)
+    root = gopro.split_spec(spec)
+    if root is not None:
+        return GoProSource(root, split, min_size)
     return ImageDirectorySource(spec, min_size)

@@ -15,13 +15,13 @@ import click
 from blurgen.cli.common import RegularFile, check_tile, require_torch, resolve_device
 from blurgen.common import one_line
 
-GOPRO_PREFIX = "gopro:"
-
-
 def parse_source(value: str) -> tuple[str, str]:
     """'pairs.h5' -> ('hdf5', path); 'gopro:ROOT' -> ('gopro', ROOT). A missing path is a usage
     error (exit 2), like click.Path(exists=True)."""
-    kind, path = ("gopro", value[len(GOPRO_PREFIX):]) if value.startswith(GOPRO_PREFIX) else ("hdf5", value)
+    from blurgen import gopro
+
+    root = gopro.split_spec(value)
+    kind, path = ("hdf5", value) if root is None else ("gopro", root)
     if not path:
         raise click.BadParameter(f"{value!r}: expected pairs.h5 or gopro:ROOT", param_hint="--data")
     if not os.path.exists(path):

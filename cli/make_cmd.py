@@ -50,10 +50,12 @@ def parse_shard(value: str | None) -> tuple[int, int]:
 def check_source(source: str) -> str:
     """The source with its folder made absolute (so --resume from another working directory means
     the same images); a missing folder is a command-line error (exit 2), found before work."""
+    from blurgen import gopro
+
     if source == "deadleaves":
         return source
-    prefix = "gopro:" if source.startswith("gopro:") else ""
-    root = os.path.expanduser(source[len(prefix):])
+    root = gopro.split_spec(source)
+    prefix, root = ("", os.path.expanduser(source)) if root is None else (gopro.PREFIX, root)
     if not os.path.isdir(root):
         raise click.BadParameter(f"{root!r} is not a folder (expected deadleaves, DIR or gopro:ROOT)",
                                  param_hint="--source")

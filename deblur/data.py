@@ -24,8 +24,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from blurgen import gopro
 from blurgen.common import BlurgenError
-from blurgen.config import IMAGE_EXTENSIONS
 from blurgen.store.reader import PairsFile
 from blurgen.store.schema import PairsFileError
 
@@ -175,34 +175,17 @@ class PairsDataset(Dataset):
 
 def scan_gopro(root: str | os.PathLike, split: str = "train", blur_folder: str = "blur"
                ) -> list[tuple[Path, Path]]:
-    """List ``(blurred, sharp)`` PNG paths of a GOPRO_Large split, sorted by sequence and frame.
+    """``(blurred, sharp)`` paths of a GOPRO_Large split, sorted by sequence and frame
+    (``blurgen.gopro.scan``, the scanner ``blurgen make --source gopro:`` uses too).
 
-    Layout: ``ROOT/{train,test}/GOPRxxxx_xx_xx/{blur,blur_gamma,sharp}/NNNNNN.png``.
     Raises ``DataError`` for a root without ``SPLIT/*/sharp`` folders, a sequence without the
     blur folder, or blur/sharp frames that do not pair up one to one.
     """
-    if blur_folder not in ("blur", "blur_gamma"):
-        raise DataError(f"blur_folder={blur_folder!r} must be 'blur' or 'blur_gamma'")
-    split_dir = Path(root) / split
-    if not split_dir.is_dir():
-        raise DataError(f"{root}: not a GoPro root (no {split}/ folder)")
-    sequences = sorted(d for d in split_dir.iterdir() if (d / "sharp").is_dir())
-    if not sequences:
-        raise DataError(f"{root}: not a GoPro root (no {split}/*/sharp folders)")
-    pairs: list[tuple[Path, Path]] = []
-    for seq in sequences:
-        blur_dir = seq / blur_folder
-        if not blur_dir.is_dir():
-            raise DataError(f"{seq}: no {blur_folder}/ folder beside sharp/")
-        sharp = sorted(p.name for p in (seq / "sharp").iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS)
-        blurred = sorted(p.name for p in blur_dir.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS)
-        if sharp != blurred:
-            raise DataError(f"{seq}: {len(blurred)} {blur_folder} frames vs {len(sharp)} sharp frames "
-                            "(names must match one to one)")
-        pairs += [(blur_dir / name, seq / "sharp" / name) for name in sharp]
-    if not pairs:
-        raise DataError(f"{split_dir}: no frames in any sharp/ folder")
-    return pairs
+    try:
+        frames = gopro.scan(os.fspath(root), split, blur_folder)
+    except (gopro.GoProLayoutError, ValueError) as exc:
+        raise DataError(str(exc)) from None
+    return [(Path(frame.blurred), Path(frame.sharp)) for frame in frames]
 
 
 def read_rgb(path: Path) -> np.ndarray:
@@ -254,7 +237,7 @@ class GoProPairs(Dataset):
         return len(self.indices)
 
     def _usable(self, pairs: list[tuple[Path, Path]], min_side: int) -> list[tuple[Path, Path]]:
-        from blurgen.sources import probe_image  # header reads: fast even for thousands of frames
+        from blurgen.imageio import probe_image  # header reads: fast even for thousands of frames
 
         kept = []
         for blur_path, sharp_path in pairs:

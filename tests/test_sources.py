@@ -20,11 +20,9 @@ from blurgen.sources import (
     ImageDirectorySource,
     Source,
     SourceError,
-    _jpeg_header,
-    _png_header,
     open_source,
-    to_rgb_u8,
 )
+from blurgen.imageio import _jpeg_header, _png_header, to_rgb_u8
 
 # ---------------------------------------------------------------- dead leaves
 
@@ -309,7 +307,7 @@ def test_gopro_bad_trees_raise_source_error(gopro_root, tmp_path):
         open_source(f"gopro:{tmp_path / 'nowhere'}")
     empty = tmp_path / "empty"
     (empty / "train" / "GOPR0001_00_00" / "blur").mkdir(parents=True)
-    with pytest.raises(SourceError, match="no sharp"):
+    with pytest.raises(SourceError, match=r"no train/\*/sharp folders"):
         open_source(f"gopro:{empty}")
     with pytest.raises(ValueError, match="split"):
         GoProSource(str(gopro_root), split="val")
