@@ -14,17 +14,14 @@ None (RNG states are stored as tensors)::
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import os
 import random
-import tempfile
-from typing import IO, Any, Iterator
+from typing import Any
 
 import numpy as np
 import torch
 
-from blurgen.common import BlurgenError
+from blurgen.common import BlurgenError, atomic_file, one_line
 
 FORMAT = "blurgen-deblurgan"
 VERSION = 1
@@ -39,83 +36,12 @@ class CheckpointError(BlurgenError):
     message is one line naming the file."""
 
 
-def first_line(exc: BaseException) -> str:
-    """``Type: first line of the message`` (at most 200 characters of it)."""
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0][:200]}" if text else type(exc).__name__
-
-
-@contextlib.contextmanager
-def atomic_file(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
-    """Yield a handle on a temporary file beside ``path`` (``.NAME.XXXX.tmp``, the usual file
-    mode); when the block ends it is flushed to disk and renamed over ``path``. A crash, a full
-    disk or Ctrl-C mid-write leaves the previous file intact (``remove_stale_temporaries``
-    deletes what a kill leaves)."""
-    path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=directory)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.fchmod(fd, 0o666 & ~umask)  # mkstemp's 0600 -> the mode any other new file would get
-    try:
-        with os.fdopen(fd, mode) as handle:
-            yield handle
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-
-
 def save_checkpoint(path: str | os.PathLike, payload: dict[str, Any]) -> None:
-    """Write ``payload`` to ``path`` atomically (``atomic_file``)."""
+    """Write ``payload`` to ``path`` atomically and durably (``blurgen.common.atomic_file``: a crash,
+    a full disk or Ctrl-C mid-write leaves the previous file intact; the run folder removes what a
+    kill leaves)."""
     with atomic_file(path) as handle:
         torch.save({"format": FORMAT, "version": VERSION, **payload}, handle)
-
-
-#: Held (flock) by the process that trains into a run folder, for as long as it trains.
-RUN_LOCK_NAME = ".train.lock"
-
-
-def lock_run_folder(folder: str | os.PathLike) -> int:
-    """Take the run folder's lock; returns the descriptor to ``os.close`` when done.
-    ``CheckpointError`` if another process holds it (an flock dies with its process)."""
-    fd = os.open(os.path.join(folder, RUN_LOCK_NAME), os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        os.close(fd)
-        raise CheckpointError(f"{folder} is in use by another blurgen train (wait for it or stop it)") from None
-    return fd
-
-
-def run_folder_in_use(folder: str | os.PathLike) -> bool:
-    """True while another process trains into ``folder``."""
-    if not os.path.exists(os.path.join(folder, RUN_LOCK_NAME)):
-        return False
-    try:
-        os.close(lock_run_folder(folder))
-    except CheckpointError:
-        return True
-    return False
-
-
-def is_temporary(name: str) -> bool:
-    """A name ``atomic_file`` gives the temporaries of a run folder's files: checkpoints
-    (``.last.pt.XXXX.tmp``, ``.step_N.pt.XXXX.tmp``) and ``.config.json.XXXX.tmp``."""
-    return name.endswith(".tmp") and (name.startswith(".config.json.") or (name.startswith(".") and ".pt." in name))
-
-
-def remove_stale_temporaries(folder: str | os.PathLike) -> None:
-    """Delete the temporary files of writes killed midway (``is_temporary``); call it only while
-    no write is running in ``folder``."""
-    with contextlib.suppress(FileNotFoundError):
-        for name in os.listdir(folder):
-            if is_temporary(name):
-                with contextlib.suppress(OSError):
-                    os.unlink(os.path.join(folder, name))
 
 
 def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu",
@@ -134,7 +60,7 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     try:
         payload = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # truncated zip, pickle of foreign objects, ...: many types
-        raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({first_line(exc)})") from None
+        raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({one_line(exc)})") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise CheckpointError(f"{path}: not a blurgen DeblurGAN checkpoint (no format={FORMAT!r})")
     version = payload.get("version")

@@ -76,9 +76,10 @@ def augment_rng(seed: int, position: int) -> np.random.Generator:
 
 
 def crop_pair(blurred: np.ndarray, sharp: np.ndarray, crop: int | None, flip: bool,
-              rng: np.random.Generator | None) -> tuple[np.ndarray, np.ndarray]:
-    """Cut the same ``crop x crop`` window from both images (random offsets from ``rng``, or the
-    centre when ``rng`` is None) and apply the same random flips to both.
+              rng: np.random.Generator | None, random_crop: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """Cut the same ``crop x crop`` window from both images (random offsets from ``rng`` if
+    ``random_crop``, else the centre; the centre too when ``rng`` is None) and apply the same
+    random flips to both.
 
     Flips keep a pair consistent: flipping a blurred image equals blurring the flipped sharp
     image with the flipped kernel, which is as plausible a camera shake as the original.
@@ -88,7 +89,7 @@ def crop_pair(blurred: np.ndarray, sharp: np.ndarray, crop: int | None, flip: bo
     if crop is not None:
         if h < crop or w < crop:
             raise DataError(f"images are {w}x{h}, smaller than the crop {crop}x{crop}")
-        if rng is None:
+        if rng is None or not random_crop:
             top, left = (h - crop) // 2, (w - crop) // 2
         else:
             top, left = int(rng.integers(0, h - crop + 1)), int(rng.integers(0, w - crop + 1))
@@ -103,12 +104,17 @@ def crop_pair(blurred: np.ndarray, sharp: np.ndarray, crop: int | None, flip: bo
     return blurred, sharp
 
 
-def _parse_key(key, seed: int) -> tuple[int, np.random.Generator | None]:
-    """``index`` (int) -> centre crop, no flips; ``(index, position)`` -> random crop/flips."""
+def _parse_key(key, seed: int, augment: bool) -> tuple[int, np.random.Generator | None]:
+    """``(index, position)`` -> the random crop/flips of training position ``position`` (a pure
+    function of ``(seed, position)``). A plain ``index`` (a ``DataLoader(shuffle=True)``) -> with
+    ``augment``, fresh draws from torch's random stream (which the DataLoader seeds per worker,
+    so ``torch.manual_seed`` makes them repeatable); without, the centre crop."""
     if isinstance(key, (tuple, list)):
         index, position = key
         return int(index), augment_rng(seed, position)
-    return int(key), None
+    if not augment:
+        return int(key), None
+    return int(key), np.random.default_rng(int(torch.randint(0, 2**62, (1,)).item()))
 
 
 class PairsDataset(Dataset):
@@ -120,13 +126,17 @@ class PairsDataset(Dataset):
         flip: random horizontal/vertical flips (same for both images of a pair).
         indices: the samples this dataset exposes (default all ``n_written``); use it to hold out
             a validation slice.
-        seed: run seed for the crop/flip streams.
+        seed: run seed for the crop/flip streams of ``(index, position)`` keys.
         as_uint8: return uint8 ``(3, crop, crop)`` in ``[0, 255]`` instead (scale later with
             ``normalize``, e.g. on the GPU).
+        random_crop: random crop offsets (else the centre crop).
 
-    ``ds[i]`` (int) is the deterministic centre crop of sample ``indices[i]``; ``ds[(i, position)]``
-    the random crop/flips of the sample at training position ``position``. Both return
-    ``(blurred, sharp)``: float32 ``(3, crop, crop)`` in ``[-1, 1]``.
+    ``ds[i]`` (int, as a ``DataLoader(dataset, shuffle=True)`` asks) is sample ``indices[i]``
+    with a random crop and flips drawn from torch's random stream (``random_crop=False,
+    flip=False``: the deterministic centre crop); ``ds[(i, position)]`` the crop/flips of the
+    sample at training position ``position``, a pure function of ``(seed, position)`` (what the
+    trainer uses, so a resumed run sees the same crops). Both return ``(blurred, sharp)``:
+    float32 ``(3, crop, crop)`` in ``[-1, 1]``.
 
     Raises:
         PairsFileError: missing, foreign or damaged file (one-line message).
@@ -134,9 +144,10 @@ class PairsDataset(Dataset):
     """
 
     def __init__(self, path: str | os.PathLike, crop: int | None = 256, flip: bool = True,
-                 indices: Sequence[int] | None = None, seed: int = 0, as_uint8: bool = False) -> None:
+                 indices: Sequence[int] | None = None, seed: int = 0, as_uint8: bool = False,
+                 random_crop: bool = True) -> None:
         self.path = os.fspath(path)
-        self.crop, self.flip, self.seed = crop, flip, int(seed)
+        self.crop, self.flip, self.seed, self.random_crop = crop, flip, int(seed), bool(random_crop)
         self._convert = to_chw_uint8 if as_uint8 else to_tensor
         # Validate in a handle that is closed again at once, so no open HDF5 file is ever
         # inherited by a forked worker; each process opens its own in _reader().
@@ -167,9 +178,9 @@ class PairsDataset(Dataset):
         return len(self.indices)
 
     def __getitem__(self, key) -> tuple[torch.Tensor, torch.Tensor]:
-        index, rng = _parse_key(key, self.seed)
+        index, rng = _parse_key(key, self.seed, self.random_crop or self.flip)
         blurred, sharp, _ = self._reader()[int(self.indices[index])]
-        blurred, sharp = crop_pair(blurred, sharp, self.crop, self.flip, rng)
+        blurred, sharp = crop_pair(blurred, sharp, self.crop, self.flip, rng, self.random_crop)
         return self._convert(blurred), self._convert(sharp)
 
 
@@ -205,7 +216,7 @@ class GoProPairs(Dataset):
         root: folder holding ``train/`` and ``test/``.
         split: ``"train"`` or ``"test"``.
         blur_folder: ``"blur"`` (averaged in sRGB) or ``"blur_gamma"`` (averaged in linear light).
-        crop, flip, indices, seed, as_uint8: as for ``PairsDataset``.
+        crop, flip, indices, seed, as_uint8, random_crop: as for ``PairsDataset``.
 
     Items as ``PairsDataset``: float32 ``(3, crop, crop)`` in ``[-1, 1]``. The tree is scanned and
     checked when constructed (``DataError``); frames are decoded on access.
@@ -219,14 +230,15 @@ class GoProPairs(Dataset):
 
     def __init__(self, root: str | os.PathLike, split: str = "train", blur_folder: str = "blur",
                  crop: int | None = 256, flip: bool = True, indices: Sequence[int] | None = None,
-                 seed: int = 0, as_uint8: bool = False, min_side: int | None = None) -> None:
+                 seed: int = 0, as_uint8: bool = False, min_side: int | None = None,
+                 random_crop: bool = True) -> None:
         self.root = os.fspath(root)
         self.pairs = scan_gopro(root, split, blur_folder)
         self.skipped: collections.Counter = collections.Counter()
         min_side = min_side if min_side is not None else crop
         if min_side is not None:
             self.pairs = self._usable(self.pairs, int(min_side))
-        self.crop, self.flip, self.seed = crop, flip, int(seed)
+        self.crop, self.flip, self.seed, self.random_crop = crop, flip, int(seed), bool(random_crop)
         self._convert = to_chw_uint8 if as_uint8 else to_tensor
         n = len(self.pairs)
         self.indices = np.arange(n) if indices is None else np.asarray(indices, dtype=np.int64)
@@ -275,7 +287,7 @@ class GoProPairs(Dataset):
         return blur_path, blurred, sharp
 
     def __getitem__(self, key) -> tuple[torch.Tensor, torch.Tensor]:
-        index, rng = _parse_key(key, self.seed)
+        index, rng = _parse_key(key, self.seed, self.random_crop or self.flip)
         for k in range(MAX_DECODE_TRIES):  # a frame that fails to decode: the next pair, deterministically
             found = self._read((index + k) % len(self.indices))
             if found is not None:
@@ -284,7 +296,7 @@ class GoProPairs(Dataset):
             raise DataError(f"{self.root}: {MAX_DECODE_TRIES} frame pairs in a row failed to decode")
         blur_path, blurred, sharp = found
         try:
-            blurred, sharp = crop_pair(blurred, sharp, self.crop, self.flip, rng)
+            blurred, sharp = crop_pair(blurred, sharp, self.crop, self.flip, rng, self.random_crop)
         except DataError as exc:
             raise DataError(f"{blur_path}: {exc}") from None
         return self._convert(blurred), self._convert(sharp)

@@ -20,7 +20,7 @@ from typing import Any, Iterable
 import torch
 import torch.distributed as dist
 
-from blurgen.deblur.checkpoint import first_line
+from blurgen.common import one_line
 
 
 @dataclasses.dataclass(frozen=True)
@@ -55,7 +55,7 @@ def resolve_device(name: str, local_rank: int = 0) -> torch.device:
     try:
         torch.empty(1, device=device)  # e.g. 'mps' or 'xla' in a build without them fails here
     except (RuntimeError, AssertionError) as exc:
-        raise ValueError(f"device {name!r} is not usable here: {first_line(exc)}") from None
+        raise ValueError(f"device {name!r} is not usable here: {one_line(exc)}") from None
     return device
 
 

@@ -83,13 +83,16 @@ class SourceScores:
 
 
 def evaluate(generator: nn.Module, source: str, pairs: Iterator[Pair], tile: Optional[int] = None,
-             global_norm: bool = False, on_pair: Optional[Callable[[str], None]] = None) -> SourceScores:
+             global_norm: bool = False, on_pair: Optional[Callable[[str], None]] = None,
+             on_output: Optional[Callable[[str, np.ndarray, np.ndarray, np.ndarray], None]] = None) -> SourceScores:
     """Score ``generator`` on every pair of one source. Each image is deblurred whole unless
     ``tile`` is given (see ``deblur_image``). ``on_pair(name)`` is called after each pair
-    (progress bars)."""
+    (progress bars), ``on_output(name, blurred, restored, sharp)`` with the pictures (uint8 HWC)."""
     scores = SourceScores(source)
     for name, blurred, sharp in pairs:
         restored = deblur_image(generator, blurred, tile=tile, global_norm=global_norm)
+        if on_output is not None:
+            on_output(name, blurred, restored, sharp)
         scores.model_psnr.add(psnr(restored, sharp))
         scores.model_ssim.add(ssim(restored, sharp))
         scores.blurred_psnr.add(psnr(blurred, sharp))

@@ -28,7 +28,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from blurgen.deblur.checkpoint import CheckpointError, first_line, load_checkpoint
+from blurgen.common import one_line
+from blurgen.deblur.checkpoint import CheckpointError, load_checkpoint
 from blurgen.deblur.data import normalize, to_uint8
 from blurgen.deblur.models import ResnetGenerator, build_generator, pad_to_multiple
 
@@ -51,7 +52,7 @@ def load_generator(path: Union[str, os.PathLike], device: Device = "cpu") -> nn.
     try:
         generator = build_generator(**config)
     except (TypeError, ValueError) as exc:
-        raise CheckpointError(f"{path}: incompatible generator_config {config}: {first_line(exc)}") from None
+        raise CheckpointError(f"{path}: incompatible generator_config {config}: {one_line(exc)}") from None
     state = checkpoint["generator"]
     if state and all(k.startswith("module.") for k in state):
         state = {k[len("module."):]: v for k, v in state.items()}

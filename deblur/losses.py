@@ -15,7 +15,7 @@ from typing import Callable, Optional
 
 import torch
 import torch.nn.functional as F
-from blurgen.deblur.checkpoint import first_line
+from blurgen.common import one_line
 from torch import nn
 
 log = logging.getLogger(__name__)
@@ -137,7 +137,7 @@ def load_vgg19_features(path: str) -> nn.Sequential:
     try:
         features.load_state_dict(picked)
     except RuntimeError as exc:
-        raise ValueError(f"{path}: VGG19 weights of the wrong shape: {first_line(exc)}") from None
+        raise ValueError(f"{path}: VGG19 weights of the wrong shape: {one_line(exc)}") from None
     return features
 
 

@@ -60,20 +60,46 @@ def test_crop_depends_only_on_seed_and_position(inverted_pairs):
     assert any(not torch.equal(ds[(2, p)][1], other_seed[(2, p)][1]) for p in range(6))
 
 
-def test_integer_index_is_a_centre_crop(tmp_path):
+def test_integer_index_without_augmentation_is_a_centre_crop(tmp_path):
     blurred, sharp, _ = make_pairs_arrays(2, size=40, seed=0)
     path = write_pairs(tmp_path / "p.h5", blurred, sharp)
-    b, s = PairsDataset(path, crop=16)[1]
+    b, s = PairsDataset(path, crop=16, random_crop=False, flip=False)[1]
     np.testing.assert_array_equal(to_uint8(s), sharp[1, 12:28, 12:28])
     np.testing.assert_array_equal(to_uint8(b), blurred[1, 12:28, 12:28])
-    whole = PairsDataset(path, crop=None)[0][1]
+    whole = PairsDataset(path, crop=None, flip=False)[0][1]
     assert whole.shape == (3, 40, 40)
+
+
+def test_a_plain_shuffling_dataloader_gets_random_crops_and_flips_repeatable_by_torch_seed(tmp_path):
+    """What a user's own loop does: DataLoader(PairsDataset(...), shuffle=True) with int indices."""
+    blurred, sharp, _ = make_pairs_arrays(4, size=40, seed=0)
+    path = write_pairs(tmp_path / "p.h5", blurred, sharp)
+    dataset = PairsDataset(path, crop=16, flip=True)
+
+    def epochs(seed):
+        torch.manual_seed(seed)
+        loader = DataLoader(dataset, batch_size=2, shuffle=True, num_workers=0)
+        return [torch.cat([s for _, s in loader]) for _ in range(3)]
+    first, again = epochs(1), epochs(1)
+    for a, b in zip(first, again):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    crops = {to_uint8(dataset[0][1]).tobytes() for _ in range(12)}
+    assert len(crops) > 3, "the same crop every time"
+    whole = PairsDataset(path, crop=None, flip=True)
+    views = {"same": lambda a: a, "h": lambda a: a[:, ::-1], "v": lambda a: a[::-1], "hv": lambda a: a[::-1, ::-1]}
+    seen = set()
+    for _ in range(40):
+        b, s = (to_uint8(t) for t in whole[0])
+        kind = next(k for k, f in views.items() if np.array_equal(s, f(sharp[0])))
+        np.testing.assert_array_equal(b, views[kind](blurred[0]))  # the pair flipped alike
+        seen.add(kind)
+    assert seen == set(views), seen
 
 
 def test_indices_select_a_held_out_slice(tmp_path):
     blurred, sharp, _ = make_pairs_arrays(5, size=32, seed=0)
     path = write_pairs(tmp_path / "p.h5", blurred, sharp)
-    ds = PairsDataset(path, crop=None, indices=[3, 4])
+    ds = PairsDataset(path, crop=None, indices=[3, 4], flip=False)
     assert len(ds) == 2
     np.testing.assert_array_equal(to_uint8(ds[1][1]), sharp[4])
 

@@ -412,7 +412,7 @@ def test_a_full_disk_while_writing_a_part_stops_with_one_line_then_resumes(tmp_p
 
     make(tmp_path / "ref.h5", n=40, block_size=4)
     out = tmp_path / "pairs.h5"
-    if where == "space check":  # calls: part 0, the assembly's reservation, part 4, part 8
+    if where == "space check":  # the 4th free-space check fails (parts and the assembly's reservation)
         monkeypatch.setattr(common, "free_bytes", _space_runs_out_after(4))
     else:
         monkeypatch.setattr(parts, "_write_file", _write_fails_after(4, parts._write_file))
@@ -420,8 +420,10 @@ def test_a_full_disk_while_writing_a_part_stops_with_one_line_then_resumes(tmp_p
         make(out, n=40, block_size=4)
     monkeypatch.undo()
     _assert_disk_full_message(str(info.value), out)
+    kept = 4 * len(done_parts(parts_dir_for(str(out))))
+    assert kept >= 8  # the assembly's reservation may come before or after the second part's commit
     result = make(out, n=40, block_size=4, resume=True)
-    assert result.n_reused == (8 if where == "space check" else 12)
+    assert result.n_reused == kept
     assert_same_arrays(tmp_path / "ref.h5", out)
 
 

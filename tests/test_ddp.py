@@ -89,7 +89,7 @@ def penalty_only_gradients(trainer: Trainer, blurred, sharp) -> list[torch.Tenso
     from blurgen.deblur.losses import gradient_penalty
 
     trainer.critic.zero_grad(set_to_none=True)
-    gp = gradient_penalty(trainer.critic, sharp, blurred, alpha=trainer._alpha(0))
+    gp = gradient_penalty(trainer.critic, sharp, blurred, alpha=trainer.gan._alpha(0, 0))
     params = list(trainer.critic.parameters())
     # The final conv's bias shifts every score equally, so the penalty does not depend on it.
     grads = torch.autograd.grad(gp, params, allow_unused=True)
@@ -130,7 +130,7 @@ def test_local_penalty_alone_would_differ_from_the_global_one(pairs, tmp_path):
     global-batch gradient, so the equality above is a real statement about the averaging."""
     single = Trainer(config(tmp_path / "single", pairs, batch_size=4))
     blurred, sharp = (normalize(t) for t in next(iter(single._loader())))
-    alpha = single._alpha(0)
+    alpha = single.gan._alpha(0, 0)
     full, _ = critic_loss(single.critic, sharp, blurred, alpha=alpha)
     half, _ = critic_loss(single.critic, sharp[:2], blurred[:2], alpha=alpha[:2])
     g_full = torch.autograd.grad(full, list(single.critic.parameters()))

@@ -137,9 +137,9 @@ def test_interrupt_leaves_only_complete_checkpoints(tmp_path, pairs, monkeypatch
         trainer.run()
     assert sorted(os.listdir(tmp_path / "run")) == [".train.lock", "config.json", "last.pt", "log.csv"]
     assert load_checkpoint(tmp_path / "run" / "last.pt")["step"] == 2
-    from blurgen.deblur.checkpoint import run_folder_in_use
+    from blurgen.deblur.run_folder import TrainRunFolder
 
-    assert not run_folder_in_use(tmp_path / "run")  # the interrupted trainer let go of its lock
+    assert not TrainRunFolder(str(tmp_path / "run")).in_use()  # the interrupted trainer let go of its lock
 
 
 def test_resume_with_different_settings_is_refused(tmp_path, pairs):
