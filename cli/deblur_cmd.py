@@ -46,6 +46,30 @@ def write_png(path: str, image) -> None:
         write(tmp, image)
 
 
+def _checked_jobs(inputs, out: str, tile: int, overlap, overwrite: bool) -> list:
+    """The ``(source, output name)`` jobs, after the command-line checks (exit 2) and the
+    existing-output check (exit 1)."""
+    check_tile(tile)
+    usable = tile - tile % 4  # the generator's tiles are multiples of 4 (deblur_image rounds down)
+    if overlap is not None and tile and overlap > usable // 2:
+        raise click.BadParameter(f"must be at most half the tile ({usable} once rounded down to a multiple "
+                                 f"of 4) = {usable // 2}", param_hint="--overlap")
+    jobs = collect_images(inputs)
+    sources = {os.path.realpath(src) for src, _ in jobs}
+    clash = next((src for src, name in jobs if os.path.realpath(os.path.join(out, name)) in sources), None)
+    if clash is not None:
+        raise click.BadParameter(f"the output for {clash} would overwrite an input; choose another folder",
+                                 param_hint="--out")
+    if os.path.exists(out) and not os.path.isdir(out):
+        raise click.ClickException(f"{out}: exists and is not a folder")
+    existing = [name for _, name in jobs if os.path.lexists(os.path.join(out, name))]
+    if existing and not overwrite:
+        more = f" and {len(existing) - 1} more" if len(existing) > 1 else ""
+        raise click.ClickException(f"{os.path.join(out, existing[0])}{more} already exist; pass --overwrite "
+                                   "to replace them")
+    return jobs
+
+
 @click.command()
 @click.option("--checkpoint", required=True, type=RegularFile(),
               help="A checkpoint written by `blurgen train`.")
@@ -75,37 +99,16 @@ def deblur(checkpoint, inputs, out, tile, overlap, tile_norm, device, overwrite)
       blurgen deblur --checkpoint last.pt shots/ more/IMG_0001.png --out out/ --tile 768
       blurgen deblur --checkpoint last.pt huge.tif --out out/ --tile 256 --device cpu
     """
-    check_tile(tile)
-    usable = tile - tile % 4  # the generator's tiles are multiples of 4 (deblur_image rounds down)
-    if overlap is not None and tile and overlap > usable // 2:
-        raise click.BadParameter(f"must be at most half the tile ({usable} once rounded down to a multiple "
-                                 f"of 4) = {usable // 2}", param_hint="--overlap")
-    jobs = collect_images(inputs)
-    sources = {os.path.realpath(src) for src, _ in jobs}
-    clash = next((src for src, name in jobs if os.path.realpath(os.path.join(out, name)) in sources), None)
-    if clash is not None:
-        raise click.BadParameter(f"the output for {clash} would overwrite an input; choose another folder",
-                                 param_hint="--out")
-    if os.path.exists(out) and not os.path.isdir(out):
-        raise click.ClickException(f"{out}: exists and is not a folder")
-    existing = [name for _, name in jobs if os.path.lexists(os.path.join(out, name))]
-    if existing and not overwrite:
-        more = f" and {len(existing) - 1} more" if len(existing) > 1 else ""
-        raise click.ClickException(f"{os.path.join(out, existing[0])}{more} already exist; pass --overwrite "
-                                   "to replace them")
+    jobs = _checked_jobs(inputs, out, tile, overlap, overwrite)
     require_torch()
     dev = resolve_device(device)
 
     from tqdm import tqdm
 
-    from blurgen.deblur.checkpoint import CheckpointError
     from blurgen.deblur.inference import deblur_image, load_generator
     from blurgen.imageio import read_rgb
 
-    try:
-        generator = load_generator(checkpoint, dev)
-    except CheckpointError as exc:
-        raise click.ClickException(str(exc)) from None
+    generator = load_generator(checkpoint, dev)  # a CheckpointError is one line (the CLI group)
     os.makedirs(out, exist_ok=True)
     failed = done = 0
     for src, name in tqdm(jobs, unit="img", disable=not sys.stderr.isatty(), leave=False):

@@ -49,13 +49,14 @@ def load_generator(path: Union[str, os.PathLike], device: Device = "cpu") -> nn.
     path = os.fspath(path)
     checkpoint = load_checkpoint(path, map_location="cpu")
     config = dict(checkpoint["generator_config"])
+    state = checkpoint["generator"]
+    if state and all(k.startswith("module.") for k in state):
+        state = {k[len("module."):]: v for k, v in state.items()}
+    _check_size(path, config, state)
     try:
         generator = build_generator(**config)
     except (TypeError, ValueError) as exc:
         raise CheckpointError(f"{path}: incompatible generator_config {config}: {one_line(exc)}") from None
-    state = checkpoint["generator"]
-    if state and all(k.startswith("module.") for k in state):
-        state = {k[len("module."):]: v for k, v in state.items()}
     try:
         generator.load_state_dict(state, strict=True)
     except RuntimeError as exc:
@@ -63,6 +64,21 @@ def load_generator(path: Union[str, os.PathLike], device: Device = "cpu") -> nn.
         raise CheckpointError(f"{path}: generator weights do not match generator_config "
                               f"{config}: {detail[:300]}") from None
     return generator.to(device).eval()
+
+
+def _check_size(path: str, config: dict, state: dict) -> None:
+    """Refuse a generator_config whose network would not hold exactly the stored weights, before
+    allocating it: the network is first built on the meta device (no memory), so a damaged or
+    crafted config (width 1e5, 1e7 blocks) is one line, not minutes and gigabytes."""
+    try:
+        with torch.device("meta"):
+            expected = sum(t.numel() for t in build_generator(**config).state_dict().values())
+    except (TypeError, ValueError) as exc:
+        raise CheckpointError(f"{path}: incompatible generator_config {config}: {one_line(exc)}") from None
+    stored = sum(t.numel() for t in state.values() if isinstance(t, torch.Tensor))
+    if expected != stored:
+        raise CheckpointError(f"{path}: generator weights do not match generator_config {config} "
+                              f"(it needs {expected:,} weights, the checkpoint holds {stored:,})")
 
 
 @contextlib.contextmanager

@@ -104,15 +104,20 @@ class ResnetGenerator(nn.Module):
     before the network and cropped back after it, so odd sizes round-trip exactly.
     """
 
+    #: Bounds far above any useful network (the paper: 64 and 9), so that a damaged or crafted
+    #: config cannot ask for terabytes of weights.
+    MAX_WIDTH = 4096
+    MAX_BLOCKS = 1024
+
     def __init__(self, in_ch: int = 3, out_ch: int = 3, width: int = 64, n_blocks: int = 9,
                  norm: NormArg = "instance", dropout: float = 0.5, act: ActArg = "relu") -> None:
         super().__init__()
         if in_ch != out_ch:
             raise ValueError(f"in_ch={in_ch} must equal out_ch={out_ch} for the global skip")
-        if width < 1:
-            raise ValueError(f"width={width} must be >= 1")
-        if n_blocks < 0:
-            raise ValueError(f"n_blocks={n_blocks} must be >= 0")
+        if not 1 <= width <= self.MAX_WIDTH:
+            raise ValueError(f"width={width} must be in [1, {self.MAX_WIDTH}]")
+        if not 0 <= n_blocks <= self.MAX_BLOCKS:
+            raise ValueError(f"n_blocks={n_blocks} must be in [0, {self.MAX_BLOCKS}]")
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout={dropout} must be in [0, 1)")
         norm_f = _resolve(norm, NORMS, "norm")

@@ -242,3 +242,27 @@ def test_inference_scales_images_exactly_as_training_does():
     assert torch.equal(x[0], normalize(torch.from_numpy(image).permute(2, 0, 1)))
     assert x.min().item() == -1.0 and x.max().item() == 1.0
     assert np.array_equal(tensor_to_image(x), image) and np.array_equal(to_uint8(x[0]), image)
+
+
+def test_a_checkpoint_asking_for_an_absurd_generator_is_refused_at_once(tmp_path):
+    """Issue 10 F4: width 1e5 or 1e7 blocks used to allocate for minutes before failing."""
+    import subprocess
+
+    from blurgen.deblur.checkpoint import save_checkpoint
+
+    small = build_generator("resnet", width=4, n_blocks=1)
+    image = tmp_path / "in.png"
+    import cv2
+
+    cv2.imwrite(str(image), np.zeros((16, 16, 3), np.uint8))
+    for config in ({"name": "resnet", "width": 100000, "n_blocks": 1},
+                   {"name": "resnet", "width": 4, "n_blocks": 10**7},
+                   {"name": "resnet", "width": 64, "n_blocks": 9}):
+        path = tmp_path / "absurd.pt"
+        save_checkpoint(path, {"generator": small.state_dict(), "generator_config": config})
+        done = subprocess.run(["blurgen", "deblur", "--checkpoint", str(path),
+                               str(image), "--out", str(tmp_path / "out")], capture_output=True, text=True,
+                              timeout=120)
+        assert done.returncode == 1, done.stderr
+        assert len(done.stderr.strip().splitlines()) == 1 and "Traceback" not in done.stderr
+        assert "n_blocks" in done.stderr or "weights" in done.stderr
