@@ -62,6 +62,10 @@ class BlockMaker:
     def source_files_digest(self) -> str:
         return ""
 
+    def source_files(self) -> list[str]:
+        """The input files ``/params/source_file`` indexes (relative paths), stored in the file."""
+        return []
+
     def __call__(self, config: Any, seed: int, start: int, count: int) -> dict:
         raise NotImplementedError
 
@@ -97,7 +101,9 @@ class PipelineMaker(BlockMaker):
             return  # procedural: nothing to check, and each process opens its own
         from blurgen.pipeline import open_config_source
 
-        self._source = open_config_source(config)
+        # A worker's copy (which knows the parent's digest) opens quietly: the parent has said
+        # which files it skips, once per run.
+        self._source = open_config_source(config, warn=self._expected is None)
         digest = self._source.fingerprint()
         if self._expected is not None and digest != self._expected:
             raise DatasetError(f"the files of source {config.source} changed while the run was "
@@ -107,6 +113,9 @@ class PipelineMaker(BlockMaker):
     def source_files_digest(self) -> str:
         """``Source.fingerprint()`` of the source ``prepare`` opened ("" for dead leaves)."""
         return self._digest or ""
+
+    def source_files(self) -> list[str]:
+        return self._source.relative_paths() if self._source is not None else []
 
     def __call__(self, config: Any, seed: int, start: int, count: int) -> dict:
         from blurgen.pipeline import make_block
@@ -183,7 +192,8 @@ def make_dataset(out: str, config: Any, n: int, seed: int = 0, *, workers: int |
             work = BlockWork(maker, config, manifest.seed, run.path, manifest.compression, durable,
                              manifest.stamp)
             made, reused, make_seconds = _run_blocks(run, work, workers or len(os.sched_getaffinity(0)),
-                                                     progress, _final_attrs(config, manifest, command), gate)
+                                                     progress, _final_attrs(config, manifest, command), gate,
+                                                     maker.source_files())
             trash = run.rename_aside()
         delete_in_background(trash)
     except NotEnoughSpace:
@@ -237,12 +247,12 @@ def _adopt_kept_parts(run: RunFolder, assembler: Assembler, gate: DeferredInterr
 
 
 def _run_blocks(run: RunFolder, work: BlockWork, workers: int, progress, attrs: dict,
-                gate: DeferredInterrupt) -> tuple[int, int, float]:
+                gate: DeferredInterrupt, source_files: list[str]) -> tuple[int, int, float]:
     """Assemble complete parts, make the missing ones, rename the result onto ``out``.
     Returns ``(samples made, samples reused, seconds spent making them)``."""
     manifest = run.manifest
     assembler = Assembler(run.assembly_path, manifest.n_planned, attrs, manifest.compression,
-                          space_lock_dir=run.path)
+                          space_lock_dir=run.path, source_files=source_files)
     report = progress or (lambda done_, total: None)
     try:
         reused = _adopt_kept_parts(run, assembler, gate)

@@ -37,6 +37,9 @@ PARAM_DTYPES = {
     "big_shakes": np.int32,
     "redraws": np.int32,
     "kernel_support_px": np.int32,
+    "source_file": np.int32,
+    "crop_y": np.int32,
+    "crop_x": np.int32,
     "gain": np.float32,
     "noise_a": np.float32,
     "noise_b": np.float32,
@@ -81,9 +84,9 @@ class PairsConfig(ConfigMixin):
         return self.height + self.kernel.size - 1, self.width + self.kernel.size - 1
 
 
-def open_config_source(config: PairsConfig) -> Source:
+def open_config_source(config: PairsConfig, warn: bool = True) -> Source:
     """The config's sharp source, filtering images too small for its crops."""
-    return open_source(config.source, config.split, min_size=config.crop_size)
+    return open_source(config.source, config.split, min_size=config.crop_size, warn=warn)
 
 
 def make_block(config: PairsConfig, seed: int, start: int, count: int,
@@ -101,8 +104,10 @@ def make_block(config: PairsConfig, seed: int, start: int, count: int,
     Returns:
         ``blurred``, ``sharp``: uint8 ``(count, H, W, 3)`` RGB, aligned pixel for pixel;
         ``kernel``: float32 ``(count, k, k)``; ``params``: dict name -> 1-D array ``(count,)``
-        with the dtypes of ``PARAM_DTYPES`` (kernel draws, ``source_index``, ``gain``,
-        ``noise_a``, ``noise_b``, ``jpeg_quality`` (-1 = off), ``kernel_support_px``, ...).
+        with the dtypes of ``PARAM_DTYPES`` (kernel draws, ``source_index`` = ``source_file``
+        (the index of the image file in the source's ``relative_paths()``, -1 for dead leaves),
+        ``crop_y``/``crop_x`` (where the sharp crop, output plus margin, starts in that image),
+        ``gain``, ``noise_a``, ``noise_b``, ``jpeg_quality`` (-1 = off), ``kernel_support_px``, ...).
 
     Example:
         >>> block = make_block(PairsConfig(width=32, height=32), seed=0, start=5, count=2)
@@ -121,7 +126,8 @@ def make_block(config: PairsConfig, seed: int, start: int, count: int,
     blurred = np.empty((count, height, width, 3), np.uint8)
     sharp = np.empty((count, height, width, 3), np.uint8)
     extra = {name: np.empty(count, PARAM_DTYPES[name])
-             for name in ("source_index", "kernel_support_px", "gain", "noise_a", "noise_b", "jpeg_quality")}
+             for name in ("source_index", "source_file", "crop_y", "crop_x", "kernel_support_px", "gain",
+                          "noise_a", "noise_b", "jpeg_quality")}
     for m in range(count):
         index = start + m
         radius = support_radius(kernels[m])
@@ -129,7 +135,9 @@ def make_block(config: PairsConfig, seed: int, start: int, count: int,
         # (same pixels, less work) and passing the symmetrically cropped kernel is exactly
         # equivalent to blurring the full crop with the full kernel.
         inset = half - radius
-        crop, extra["source_index"][m] = source.crop(seed, index, crop_h, crop_w, inset=inset)
+        crop, extra["source_index"][m], extra["crop_y"][m], extra["crop_x"][m] = source.crop_with_origin(
+            seed, index, crop_h, crop_w, inset=inset)
+        extra["source_file"][m] = extra["source_index"][m]  # index into the file's /source_files
         kernel = kernels[m, inset:inset + 2 * radius + 1, inset:inset + 2 * radius + 1]
         rng = np.random.default_rng([seed, index, BLUR_STREAM])
         blurred[m], sharp[m], camera = blur_sample(crop, kernel, rng, config.blur)

@@ -52,8 +52,18 @@ class Source(Protocol):
         (-1 for procedural sources). ``inset`` only saves work: the pixels do not depend on it."""
         ...
 
+    def crop_with_origin(self, seed: int, index: int, height: int, width: int,
+                         inset: int = 0) -> tuple[np.ndarray, int, int, int]:
+        """``crop``'s window and image index, plus where the ``(height, width)`` window starts in
+        that image: ``(pixels, source_index, y, x)`` (0, 0 for procedural sources)."""
+        ...
+
     def fingerprint(self) -> str:
         """What on disk the crops depend on, as a digest ("" for none): a resumed run compares it."""
+        ...
+
+    def relative_paths(self) -> list[str]:
+        """The image files ``source_index`` indexes, relative to the source's folder ([] if none)."""
         ...
 
 
@@ -77,14 +87,21 @@ class DeadLeavesSource:
         self.exponent = float(exponent)
 
     def crop(self, seed: int, index: int, height: int, width: int, inset: int = 0) -> tuple[np.ndarray, int]:
+        return self.crop_with_origin(seed, index, height, width, inset)[:2]
+
+    def crop_with_origin(self, seed: int, index: int, height: int, width: int,
+                         inset: int = 0) -> tuple[np.ndarray, int, int, int]:
         _check_crop_args(height, width, inset)
         rng = np.random.default_rng([seed, index, SOURCE_STREAM])
         window = (inset, inset, height - 2 * inset, width - 2 * inset)
-        return dead_leaves(height, width, rng, r_min=self.r_min, exponent=self.exponent, window=window), -1
+        return dead_leaves(height, width, rng, r_min=self.r_min, exponent=self.exponent, window=window), -1, 0, 0
 
     def fingerprint(self) -> str:
         """Procedural: its images depend on the code and the draws alone, nothing on disk."""
         return ""
+
+    def relative_paths(self) -> list[str]:
+        return []
 
     def __repr__(self) -> str:
         return f"DeadLeavesSource(r_min={self.r_min}, exponent={self.exponent})"
@@ -105,7 +122,7 @@ class ImageFileSource:
     """
 
     def __init__(self, spec: str, files: list[str], min_size: tuple[int, int] = (32, 32),
-                 root: str | None = None) -> None:
+                 root: str | None = None, warn: bool = True) -> None:
         self.spec = spec
         self.root = root
         self.min_height, self.min_width = (int(v) for v in min_size)
@@ -130,7 +147,7 @@ class ImageFileSource:
         self.converted = +self.converted  # drop zero counts
         self._bad: set[int] = set()
         self._cache: collections.OrderedDict[int, np.ndarray] = collections.OrderedDict()
-        if self.skipped:
+        if self.skipped and warn:
             log.warning("%s: skipped %s; using %d image(s)", spec, dict(self.skipped), len(self.paths))
         if not self.paths:
             problem = (f"no usable image of at least {self.min_width}x{self.min_height} px (a crop is the "
@@ -176,7 +193,14 @@ class ImageFileSource:
                 self._cache.popitem(last=False)
         return image
 
+    def relative_paths(self) -> list[str]:
+        return [os.path.relpath(path, self.root) if self.root else path for path in self.paths]
+
     def crop(self, seed: int, index: int, height: int, width: int, inset: int = 0) -> tuple[np.ndarray, int]:
+        return self.crop_with_origin(seed, index, height, width, inset)[:2]
+
+    def crop_with_origin(self, seed: int, index: int, height: int, width: int,
+                         inset: int = 0) -> tuple[np.ndarray, int, int, int]:
         _check_crop_args(height, width, inset)
         if height > self.min_height or width > self.min_width:
             raise ValueError(f"crop {width}x{height} is larger than the source's minimum image size "
@@ -195,7 +219,7 @@ class ImageFileSource:
             oy = min(int(oy_u * (image.shape[0] - height + 1)), image.shape[0] - height)
             ox = min(int(ox_u * (image.shape[1] - width + 1)), image.shape[1] - width)
             window = to_rgb_u8(image[oy + inset:oy + height - inset, ox + inset:ox + width - inset])
-            return window, j  # a new array (every conversion copies): the cache keeps `image`
+            return window, j, oy, ox  # a new array (every conversion copies): the cache keeps `image`
         raise SourceError(f"source {self.spec}: {MAX_TRIES} images in a row failed to decode")
 
     def __repr__(self) -> str:
@@ -205,7 +229,7 @@ class ImageFileSource:
 class ImageDirectorySource(ImageFileSource):
     """Every image file under ``root`` (recursive, sorted; hidden folders skipped)."""
 
-    def __init__(self, root: str, min_size: tuple[int, int] = (32, 32)) -> None:
+    def __init__(self, root: str, min_size: tuple[int, int] = (32, 32), warn: bool = True) -> None:
         if not os.path.isdir(root):
             raise SourceError(f"source {root}: not a directory")
         files = []
@@ -215,23 +239,25 @@ class ImageDirectorySource(ImageFileSource):
                          if n.lower().endswith(IMAGE_EXTENSIONS) and not n.startswith("."))
         if not files:
             raise SourceError(f"source {root}: no image files (looked for {', '.join(IMAGE_EXTENSIONS)})")
-        super().__init__(root, files, min_size, root=root)
+        super().__init__(root, files, min_size, root=root, warn=warn)
 
 
 class GoProSource(ImageFileSource):
     """Sharp frames of GOPRO_Large (``blurgen.gopro``): ``ROOT/{train,test}/GOPRxxxx_xx_xx/sharp/``."""
 
-    def __init__(self, root: str, split: str = "train", min_size: tuple[int, int] = (32, 32)) -> None:
+    def __init__(self, root: str, split: str = "train", min_size: tuple[int, int] = (32, 32),
+                 warn: bool = True) -> None:
         spec = f"{gopro.PREFIX}{root}"
         try:
             frames = gopro.scan(root, split)
         except gopro.GoProLayoutError as exc:
             raise SourceError(f"source {spec}: {exc}") from None
-        super().__init__(spec, [frame.sharp for frame in frames], min_size, root=root)
+        super().__init__(spec, [frame.sharp for frame in frames], min_size, root=root, warn=warn)
         self.split = split
 
 
-def open_source(spec: str, split: str = "train", min_size: tuple[int, int] = (32, 32)) -> Source:
+def open_source(spec: str, split: str = "train", min_size: tuple[int, int] = (32, 32),
+                warn: bool = True) -> Source:
     """Open a source by its spec: ``"deadleaves"``, ``"gopro:ROOT"`` or a directory path.
 
     Args:
@@ -239,6 +265,8 @@ def open_source(spec: str, split: str = "train", min_size: tuple[int, int] = (32
         split: GoPro split, ``"train"`` or ``"test"`` (ignored by the other sources).
         min_size: ``(height, width)``: images smaller than this are skipped (the crop size
             the caller needs, e.g. ``(H + k - 1, W + k - 1)``).
+        warn: log the files skipped (once per run: worker processes that open the same source
+            again pass False).
 
     Raises:
         SourceError: nothing usable (missing or empty folder, only corrupt or too-small files).
@@ -247,5 +275,5 @@ def open_source(spec: str, split: str = "train", min_size: tuple[int, int] = (32
         return DeadLeavesSource()
     root = gopro.split_spec(spec)
     if root is not None:
-        return GoProSource(root, split, min_size)
-    return ImageDirectorySource(spec, min_size)
+        return GoProSource(root, split, min_size, warn)
+    return ImageDirectorySource(spec, min_size, warn)

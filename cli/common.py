@@ -82,6 +82,16 @@ def check_output(path: str, overwrite: bool = True, replaceable: bool = False) -
         raise click.ClickException(one_line(exc)) from None
 
 
+def announce_first_compile(*modules: str) -> None:
+    """Say on stderr that this run compiles blurgen's kernels first (once per install and machine:
+    numba caches them), so a quiet 10-60 s start is not mistaken for a hang."""
+    from blurgen._jit import cache_is_warm
+
+    if not cache_is_warm(*modules):
+        click.echo("blurgen: first run on this machine: compiling the kernels (10-60 s, cached afterwards)",
+                   err=True)
+
+
 def is_png(path: str) -> bool:
     """Whether ``path`` is a file that starts like a PNG picture (a preview one may replace)."""
     try:

@@ -15,6 +15,7 @@ import click
 from blurgen.cli.common import RegularFile, check_tile, require_torch, resolve_device
 from blurgen.common import one_line
 
+
 def parse_source(value: str) -> tuple[str, str]:
     """'pairs.h5' -> ('hdf5', path); 'gopro:ROOT' -> ('gopro', ROOT). A missing path is a usage
     error (exit 2), like click.Path(exists=True)."""

@@ -8,7 +8,12 @@ import os
 import click
 import numpy as np
 
-from blurgen.cli.common import check_output, kernel_config_from_options, kernel_model_options
+from blurgen.cli.common import (
+    announce_first_compile,
+    check_output,
+    kernel_config_from_options,
+    kernel_model_options,
+)
 from blurgen.common import atomic_path
 from blurgen.config import MAX_SEED
 
@@ -42,9 +47,15 @@ def kernels(n, out, seed, start, kernel_size, length_px, steps, exposures, anxie
       blurgen kernels --n 8 --out strips.png --exposures 0.1,0.5,1
     """
     from blurgen.imageio import write_png
-    from blurgen.kernels import check_samples, random_kernels, random_trajectories, rasterize
+    from blurgen.kernels import (
+        check_samples,
+        random_kernels,
+        random_trajectories,
+        rasterize,
+    )
     from blurgen.preview import grid, kernel_tile
 
+    announce_first_compile("blurgen._kernels_jit")  # the option checks below already run kernels
     config = kernel_config_from_options(kernel_size, length_px, steps, exposures, anxiety)
     ext = os.path.splitext(out)[1].lower()
     if ext not in (".npy", ".png"):
@@ -86,8 +97,8 @@ def write_npy_in_batches(path: str, n: int, seed: int, start: int, config) -> No
     """Write ``random_kernels(n, seed=seed, start=start, config=config)`` as a .npy file, NPY_BATCH
     kernels at a time: memory stays bounded whatever n, and a full disk is found before any work
     (free-space check) or as an OSError, not by a crash."""
-    from blurgen.kernels import random_kernels
     from blurgen.common import free_bytes
+    from blurgen.kernels import random_kernels
 
     shape = (n, config.size, config.size)
     need = 4 * n * config.size * config.size + 4096

@@ -9,8 +9,16 @@ import sys
 
 import click
 
-from blurgen.cli.common import (blur_config_from_options, blur_model_options, check_not_same_file,
-                                check_output, is_png, kernel_config_from_options, kernel_model_options)
+from blurgen.cli.common import (
+    announce_first_compile,
+    blur_config_from_options,
+    blur_model_options,
+    check_not_same_file,
+    check_output,
+    is_png,
+    kernel_config_from_options,
+    kernel_model_options,
+)
 from blurgen.common import BlurgenError, atomic_path
 from blurgen.config import MAX_PAIRS, MAX_SEED, MAX_SIDE, MIN_SIDE
 
@@ -71,29 +79,6 @@ def command_line(ctx: click.Context) -> str:
                                              if v not in (None, False))
 
 
-class _Progress:
-    """tqdm bar (rate and ETA) on a terminal, created on the first report so a resumed run's
-    rate counts only new samples; silent otherwise."""
-
-    def __init__(self, enabled: bool) -> None:
-        self.enabled = enabled
-        self.bar = None
-
-    def __call__(self, done: int, total: int) -> None:
-        if not self.enabled:
-            return
-        if self.bar is None:
-            from tqdm import tqdm
-
-            self.bar = tqdm(total=total, initial=done, unit="pair", dynamic_ncols=True, smoothing=0.1)
-        else:
-            self.bar.update(done - self.bar.n)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
-
-
 @click.command()
 @click.option("--n", "n", type=click.IntRange(1, MAX_PAIRS), default=10000, show_default=True,
               help="Pairs in the dataset (all shards together).")
@@ -138,6 +123,7 @@ def make(ctx, n, out, size, source, split, seed, workers, kernel_size, length_px
     """
     from blurgen.store.parts import compression_for
 
+    announce_first_compile("blurgen._kernels_jit", "blurgen.deadleaves", "blurgen.blur._noise_jit")
     config, shard_pair = _config_from_options(n, size, source, split, kernel_size, length_px, steps,
                                               exposures, anxiety, resume, overwrite, shard, blur_options)
     try:
@@ -198,10 +184,11 @@ def _config_from_options(n, size, source, split, kernel_size, length_px, steps, 
 
 def _run(ctx, out, config, n, seed, workers, shard, block_size, filters, resume, overwrite):
     from blurgen.dataset import make_dataset
+    from blurgen.progress import Progress
     from blurgen.report import describe_parts
     from blurgen.runfolder import parts_dir_for
 
-    progress = _Progress(enabled=sys.stderr.isatty())
+    progress = Progress("make", "pairs")
     try:
         return make_dataset(out, config, n, seed, workers=workers, shard=shard,
                             block_size=block_size, compression=filters, resume=resume,

@@ -25,7 +25,9 @@ CONFIG_OPTIONS = ("gopro_blur", "epochs", "max_steps", "crop", "batch_size", "wi
 
 
 def _default(name: str):
-    from blurgen.deblur.train_config import TrainConfig  # no torch: a plain dataclass module
+    from blurgen.deblur.train_config import (
+        TrainConfig,  # no torch: a plain dataclass module
+    )
 
     return TrainConfig.default(name)
 

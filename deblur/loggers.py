@@ -5,7 +5,6 @@ plain lines with rate and ETA (logs of CI, nohup, SLURM), validation pictures (b
 from __future__ import annotations
 
 import logging
-import math
 import os
 import sys
 from typing import Any, Callable
@@ -14,24 +13,13 @@ import numpy as np
 
 from blurgen.deblur.run_folder import LOG, TENSORBOARD, VAL, VAL_IMAGES, TrainRunFolder
 from blurgen.deblur.train_config import TrainConfig
+from blurgen.progress import format_duration
 
 log = logging.getLogger(__name__)
 
 LOG_FIELDS = ("step", "epoch", "loss_d", "wasserstein", "gp", "loss_g", "loss_adv", "loss_content",
               "lr", "it_per_s", "elapsed_s", "eta_s")
 VAL_FIELDS = ("step", "source", "psnr", "ssim", "blurred_psnr", "blurred_ssim", "n")
-
-
-def format_duration(seconds: float) -> str:
-    """``3725`` -> ``'1h02m'``, ``75`` -> ``'1m15s'``, ``9`` -> ``'9s'``; ``'?'`` if unknown."""
-    if not math.isfinite(seconds) or seconds < 0:
-        return "?"
-    seconds = int(round(seconds))
-    hours, rest = divmod(seconds, 3600)
-    minutes, secs = divmod(rest, 60)
-    if hours:
-        return f"{hours}h{minutes:02d}m"
-    return f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
 
 
 def tensorboard_writer(folder: str):

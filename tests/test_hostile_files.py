@@ -225,3 +225,51 @@ def test_a_reader_slice_equals_the_stacked_samples(tmp_path):
                 if expected:
                     np.testing.assert_array_equal(array, np.stack(expected))
 
+
+
+# ------------------------------------------------------------------------------- provenance
+def test_each_sample_records_its_source_file_and_crop_offsets(tmp_path):
+    import cv2
+
+    from blurgen import read_pairs
+
+    folder = tmp_path / "photos"
+    (folder / "sub").mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for name in ("a.png", "sub/b.png"):
+        cv2.imwrite(str(folder / name), rng.integers(0, 256, (70, 80, 3), dtype=np.uint8))
+    (folder / "broken.png").write_bytes(b"not a png")
+    out = tmp_path / "pairs.h5"
+    done = subprocess.run(["blurgen", "make", "--n", "6", "--out", str(out), "--source", str(folder),
+                           "--workers", "2", "--block-size", "2", "--no-saturation", *SMALL],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.count("skipped") == 1, done.stderr  # once per run, not once per worker
+    half = (15 - 1) // 2
+    with read_pairs(out) as f:
+        assert f.source_files == ["a.png", "sub/b.png"]
+        params = f.params
+        for i in range(len(f)):
+            image = cv2.imread(str(folder / f.source_files[params["source_file"][i]]))[:, :, ::-1]
+            y, x = params["crop_y"][i] + half, params["crop_x"][i] + half
+            np.testing.assert_array_equal(f[i][1], image[y:y + 32, x:x + 32])
+
+
+# ------------------------------------------------------------------------------ first hour
+def test_piped_progress_prints_plain_lines_with_rate_and_eta(tmp_path):
+    done = subprocess.run(["blurgen", "make", "--n", "6", "--out", str(tmp_path / "p.h5"), "--workers", "1",
+                           "--block-size", "2", *SMALL], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    lines = [line for line in done.stdout.splitlines() if line.startswith("make: ")]
+    assert lines and lines[-1].startswith("make: 6/6 pairs (100%)") and "ETA" in lines[-1], done.stdout
+
+
+def test_the_first_run_says_it_compiles_and_later_runs_do_not(tmp_path):
+    env = {**os.environ, "BLURGEN_CACHE_DIR": str(tmp_path / "cache")}
+    args = ["blurgen", "kernels", "--n", "2", "--kernel-size", "15", "--length-px", "6"]
+    first = subprocess.run([*args, "--out", str(tmp_path / "a.npy")], env=env, capture_output=True, text=True,
+                           timeout=600)
+    second = subprocess.run([*args, "--out", str(tmp_path / "b.npy")], env=env, capture_output=True, text=True,
+                            timeout=600)
+    assert first.returncode == second.returncode == 0, first.stderr + second.stderr
+    assert "compiling the kernels" in first.stderr and "compiling" not in second.stderr

@@ -23,7 +23,7 @@ import numpy as np
 
 from blurgen.common import DiskFullError, disk_full_reason, fsync_path, is_disk_full, one_line, preallocate, space_for
 from blurgen.store.parts import Compression, PartsError, check_part, create_chunked, create_param
-from blurgen.store.schema import CHUNKED, H5_ERRORS, SCHEMA_VERSION
+from blurgen.store.schema import CHUNKED, H5_ERRORS, SCHEMA_VERSION, SOURCE_FILES, text_attr
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +60,16 @@ def copy_samples(src: Any, dst: Any, offset: int) -> int:
     return written
 
 
+def write_source_files(h5: Any, names: list[str]) -> None:
+    """``/source_files``: variable-length UTF-8 strings (bytes that are not UTF-8 in a name are
+    kept as ``\\xNN`` escapes)."""
+    import h5py
+
+    if names:
+        h5.create_dataset(SOURCE_FILES, data=[text_attr(name) for name in names],
+                          dtype=h5py.string_dtype("utf-8"))
+
+
 def hdf5_end_of_data(path: str) -> int | None:
     """The end-of-allocation address HDF5 recorded in ``path``'s superblock (at offset 0): the
     file's meaningful length. None for a layout this function does not know."""
@@ -89,10 +99,11 @@ class Assembler:
         compression: name -> ``(h5py compression, compression_opts)`` of the chunked datasets.
         space_lock_dir: folder whose space lock (``common.space_for``) the reservation holds (the
             run's workers write parts there at the same time); None when nothing else writes.
+        source_files: the input files ``/params/source_file`` indexes, stored as ``/source_files``.
     """
 
     def __init__(self, path: str, n_planned: int, attrs: dict[str, Any], compression: Compression,
-                 space_lock_dir: str | None = None) -> None:
+                 space_lock_dir: str | None = None, source_files: list[str] | None = None) -> None:
         import h5py
 
         self.path = path
@@ -108,6 +119,7 @@ class Assembler:
         self._h5.attrs["n_planned"] = self.n_planned
         self._h5.attrs["n_written"] = 0  # until finish(): an unfinished temporary is incomplete
         self._images: dict[str, Any] | None = None  # datasets, made from the first piece
+        write_source_files(self._h5, source_files or [])
 
     def _reserve(self, images: dict, params: dict) -> None:
         """Reserve the file's final size (arrays as raw, an upper bound for compressed ones)."""

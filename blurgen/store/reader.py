@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from blurgen.store.schema import attr_value, open_validated, reading
+from blurgen.store.schema import SOURCE_FILES, attr_value, open_validated, reading
 
 Sample = tuple[np.ndarray, np.ndarray, np.ndarray]
 
@@ -117,6 +117,16 @@ class PairsFile:
                 values.flags.writeable = False
             self._params = params
         return dict(self._params)
+
+    @property
+    def source_files(self) -> list[str]:
+        """The image files ``params["source_file"]`` indexes (relative to the source folder the
+        dataset was made from); [] for procedural sources."""
+        h5 = self._open()
+        if SOURCE_FILES not in h5:
+            return []
+        with reading(self.path, "/source_files is unreadable"):
+            return [n.decode() if isinstance(n, bytes) else n for n in h5[SOURCE_FILES][...]]
 
     @property
     def attrs(self) -> dict[str, Any]:

@@ -6,6 +6,8 @@ Schema version 1::
     /sharp     uint8   (N, H, W, 3)
     /kernel    float32 (N, k, k)      k odd
     /params/<name>  1-D, one value per sample
+    /source_files   str (M,)       the image files /params/source_file indexes (relative paths;
+                                   absent for procedural sources)
     root attrs: schema_version, blurgen_version, created, command, config (JSON), seed,
                 n_planned, n_written
 
@@ -27,6 +29,7 @@ from blurgen.common import BlurgenError, one_line
 
 SCHEMA_VERSION = 1
 IMAGE_DATASETS = ("blurred", "sharp")
+SOURCE_FILES = "source_files"
 #: Datasets stored one sample per chunk (copied chunk by chunk when assembling).
 CHUNKED = (*IMAGE_DATASETS, "kernel")
 REQUIRED_PARAMS = (
