@@ -41,3 +41,19 @@ def test_every_jitted_module_takes_its_decorator_from_blurgen_jit():
                                         or "from numba import jit" in text):
             offenders.append(str(path.relative_to(PACKAGE)))
     assert offenders == []
+
+
+def test_every_subpackage_is_in_the_distribution():
+    """A package folder missing from pyproject's list works in an editable checkout and is absent
+    from a real install."""
+    import tomllib
+
+    root = PACKAGE.parent
+    listed = set(tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    mapped = {"blurgen.cli": root / "cli", "blurgen.deblur": root / "deblur"}
+    found = {"blurgen." + ".".join(p.parent.relative_to(PACKAGE).parts) for p in PACKAGE.rglob("__init__.py")
+             if p.parent != PACKAGE} | {"blurgen"}
+    for name, folder in mapped.items():
+        found |= {name + "".join("." + part for part in p.parent.relative_to(folder).parts)
+                  for p in folder.rglob("__init__.py")}
+    assert found == listed
