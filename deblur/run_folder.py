@@ -29,6 +29,12 @@ TENSORBOARD = "tensorboard"
 PRE_CHECKPOINT = (CONFIG, LOG, VAL, LOCK, VAL_IMAGES, TENSORBOARD)
 
 
+def is_our_temporary(name: str) -> bool:
+    """A temporary of one of the run's own files (a killed atomic write), not a user's file."""
+    return is_temporary(name) and (any(name.startswith(f".{ours}.") for ours in (CONFIG, LAST, LOG, VAL))
+                                   or name.startswith(".step_"))
+
+
 class RunFolderError(BlurgenError):
     """A run folder that cannot be used as asked (exists, in use, nothing to resume)."""
 
@@ -88,7 +94,7 @@ class TrainRunFolder:
         keep, so starting again there loses nothing. Ours: its config.json is a blurgen train
         record, or there is none (or an empty one) beside our lock file."""
         names = os.listdir(self.path)
-        if not all(n in PRE_CHECKPOINT or is_temporary(n) for n in names):
+        if not all(n in PRE_CHECKPOINT or is_our_temporary(n) for n in names):
             return False
         config = self.file(CONFIG)
         unwritten = LOCK in names and (not os.path.exists(config) or os.path.getsize(config) == 0)
@@ -117,8 +123,14 @@ class TrainRunFolder:
 
     # --------------------------------------------------------------------------- writing
     def remove_temporaries(self) -> None:
-        """Delete what writes killed midway left (only while no write runs here)."""
-        remove_temporaries(self.path)
+        """Delete what the run's writes killed midway left (only while no write runs here); a
+        user's own ``.notes.tmp`` stays."""
+        for ours in (CONFIG, LAST, LOG, VAL):
+            remove_temporaries(self.path, ours)
+        for name in os.listdir(self.path):
+            if name.startswith(".step_") and is_our_temporary(name):
+                with contextlib.suppress(OSError):
+                    os.unlink(self.file(name))
 
     def write_config(self, record: dict[str, Any]) -> None:
         with atomic_file(self.file(CONFIG), "w") as handle:

@@ -111,3 +111,13 @@ def test_tensorboard_without_the_package_is_one_line(tmp_path, pairs, monkeypatc
     result = run("--data", pairs, "--out", str(tmp_path / "run"), *SHAPE, *REST, "--max-steps", "1", "--tensorboard")
     assert result.exit_code == 1 and "pip install tensorboard" in result.output
     assert np.sum([line.startswith("Error") for line in result.output.splitlines()]) == 1
+
+
+def test_only_the_runs_own_temporaries_are_removed(tmp_path):
+    from blurgen.deblur.run_folder import TrainRunFolder
+
+    folder = TrainRunFolder(str(tmp_path))
+    for name in (".last.pt.abc123.tmp", ".config.json.x1.tmp", ".step_0000010.pt.q.tmp", ".notes.tmp"):
+        (tmp_path / name).write_bytes(b"x")
+    folder.remove_temporaries()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".notes.tmp"]
