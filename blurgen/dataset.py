@@ -26,11 +26,11 @@ from blurgen.runfolder import (DatasetError, Manifest, NotEnoughSpace, RunFolder
 from blurgen.store.assembly import Assembler
 from blurgen.store.parts import DEFAULT_COMPRESSION, Compression, PartsError, verify_stored_data
 from blurgen.store.schema import now_iso, text_attr
-from blurgen.workers import BlockWork, DeferredInterrupt, made_parts
+from blurgen.workers import BlockMaker, BlockWork, DeferredInterrupt, made_parts
 
 log = logging.getLogger(__name__)
 
-__all__ = ["BlockMaker", "DatasetError", "MakeResult", "NotEnoughSpace", "PipelineMaker", "make_dataset"]
+__all__ = ["BlockMaker", "DatasetError", "MakeResult", "NotEnoughSpace", "make_dataset"]
 
 
 @dataclass(frozen=True)
@@ -45,84 +45,6 @@ class MakeResult:
     already_complete: bool = False
     #: Time spent making the ``n_made`` new samples (not assembling kept ones): the honest rate.
     make_seconds: float = 0.0
-
-
-class BlockMaker:
-    """Makes blocks of samples for ``make_dataset``; must pickle (each worker gets a copy).
-
-    Subclasses implement ``__call__(config, seed, start, count) -> block dict`` (``blurred``,
-    ``sharp`` uint8 (count, H, W, 3), ``kernel`` float32 (count, k, k), ``params`` name ->
-    (count,)) and may override ``prepare`` (checks before any work) and ``source_files_digest``
-    (pins the input files, so ``--resume`` refuses changed ones).
-    """
-
-    def prepare(self, config: Any) -> None:
-        """Check ``config`` and open inputs before anything is created; raise to refuse."""
-
-    def source_files_digest(self) -> str:
-        return ""
-
-    def source_files(self) -> list[str]:
-        """The input files ``/params/source_file`` indexes (relative paths), stored in the file."""
-        return []
-
-    def __call__(self, config: Any, seed: int, start: int, count: int) -> dict:
-        raise NotImplementedError
-
-
-class PipelineMaker(BlockMaker):
-    """The default block maker: ``blurgen.pipeline.make_block`` with the sharp-image source opened
-    once per process. Pickles without its source, so each worker opens its own, and checks that
-    it found the same files as the parent (``source_files_digest``)."""
-
-    def __init__(self) -> None:
-        self._source = None
-        self._digest: str | None = None
-        self._expected: str | None = None  # a worker's copy: the parent's digest
-
-    def __getstate__(self) -> dict:
-        return {"digest": self._digest}
-
-    def __setstate__(self, state: dict) -> None:
-        self._source = None
-        self._digest = None
-        self._expected = state["digest"]
-
-    def prepare(self, config: Any) -> None:
-        """Check the kernel model and open the source now: a kernel too small for its paths
-        (``ValueError``) or an empty or unreadable source fails before any work starts."""
-        from blurgen.kernels import check_kernel_fits
-
-        check_kernel_fits(config.kernel)
-        self._open_source(config)
-
-    def _open_source(self, config: Any) -> None:
-        if config.source == "deadleaves":
-            return  # procedural: nothing to check, and each process opens its own
-        from blurgen.pipeline import open_config_source
-
-        # A worker's copy (which knows the parent's digest) opens quietly: the parent has said
-        # which files it skips, once per run.
-        self._source = open_config_source(config, warn=self._expected is None)
-        digest = self._source.fingerprint()
-        if self._expected is not None and digest != self._expected:
-            raise DatasetError(f"the files of source {config.source} changed while the run was "
-                               "starting; rerun with --resume")
-        self._digest = digest
-
-    def source_files_digest(self) -> str:
-        """``Source.fingerprint()`` of the source ``prepare`` opened ("" for dead leaves)."""
-        return self._digest or ""
-
-    def source_files(self) -> list[str]:
-        return self._source.relative_paths() if self._source is not None else []
-
-    def __call__(self, config: Any, seed: int, start: int, count: int) -> dict:
-        from blurgen.pipeline import make_block
-
-        if self._source is None:
-            self._open_source(config)
-        return make_block(config, seed, start, count, source=self._source)
 
 
 def build_manifest(config: Any, n_total: int, seed: int, shard: tuple[int, int], block_size: int | None,
@@ -160,23 +82,23 @@ def make_dataset(out: str, config: Any, n: int, seed: int = 0, *, workers: int |
         seed: sample i depends only on ``(seed, i)``.
         workers: processes (default: all cores); 1 runs in this process.
         shard: ``(i, N)``: make the i-th of N contiguous sample ranges.
-        block_size: samples per part file (default: 64, fewer for large images); arrays do not
-            depend on it.
+        block_size: samples per part file (default: 64, fewer for large images; not in the arrays).
         resume, overwrite: continue an interrupted run / replace existing output.
         command: recorded in the ``command`` attribute.
-        maker: a ``BlockMaker`` (default: ``PipelineMaker``).
+        maker: a ``BlockMaker`` (default: ``blurgen.pipeline.PipelineMaker``).
         progress: called ``progress(samples_done, samples_planned)`` as blocks finish.
         durable: fsync parts and the final file (off only for benchmarks of the rest).
 
     Raises:
-        DatasetError: existing output, different settings on resume, a worker failure, a locked
-            run, a full disk (one line naming the file and the space to free).
-        ValueError: bad arguments.
+        DatasetError: existing output, other settings on resume, a failed worker, a locked run, a
+            full disk (one line naming the file and the space to free). ValueError: bad arguments.
     """
     if resume and overwrite:
         raise ValueError("resume and overwrite exclude each other")
     n = check_index("n", n, 1, MAX_PAIRS)
-    maker = maker if maker is not None else PipelineMaker()
+    if maker is None:
+        from blurgen.pipeline import PipelineMaker
+        maker = PipelineMaker()
     maker.prepare(config)  # a bad source fails here, before anything is created
     manifest = build_manifest(config, n, seed, shard, block_size, compression, maker.source_files_digest())
     run = RunFolder(out, manifest)

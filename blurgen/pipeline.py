@@ -17,7 +17,9 @@ import numpy as np
 from blurgen.blur import BlurConfig, blur_sample
 from blurgen.config import MAX_SIDE, MIN_SIDE, ConfigMixin, KernelConfig, check_index
 from blurgen.kernels import random_kernels_with_params, support_radius
+from blurgen.runfolder import DatasetError
 from blurgen.sources import GOPRO_SPLITS, Source, open_source
+from blurgen.workers import BlockMaker
 
 #: Stream id of the camera draws (gain, noise levels, noise) in ``default_rng([seed, i, BLUR_STREAM])``.
 BLUR_STREAM = 2
@@ -148,3 +150,58 @@ def make_block(config: PairsConfig, seed: int, start: int, count: int,
     params = {name: np.asarray(params[name], dtype=PARAM_DTYPES.get(name, params[name].dtype))
               for name in sorted(params)}
     return {"blurred": blurred, "sharp": sharp, "kernel": kernels, "params": params}
+
+
+class PipelineMaker(BlockMaker):
+    """The default block maker: ``blurgen.pipeline.make_block`` with the sharp-image source opened
+    once per process. Pickles without its source, so each worker opens its own, and checks that
+    it found the same files as the parent (``source_files_digest``)."""
+
+    def __init__(self) -> None:
+        self._source = None
+        self._digest: str | None = None
+        self._expected: str | None = None  # a worker's copy: the parent's digest
+
+    def __getstate__(self) -> dict:
+        return {"digest": self._digest}
+
+    def __setstate__(self, state: dict) -> None:
+        self._source = None
+        self._digest = None
+        self._expected = state["digest"]
+
+    def prepare(self, config: Any) -> None:
+        """Check the kernel model and open the source now: a kernel too small for its paths
+        (``ValueError``) or an empty or unreadable source fails before any work starts."""
+        from blurgen.kernels import check_kernel_fits
+
+        check_kernel_fits(config.kernel)
+        self._open_source(config)
+
+    def _open_source(self, config: Any) -> None:
+        if config.source == "deadleaves":
+            return  # procedural: nothing to check, and each process opens its own
+        from blurgen.pipeline import open_config_source
+
+        # A worker's copy (which knows the parent's digest) opens quietly: the parent has said
+        # which files it skips, once per run.
+        self._source = open_config_source(config, warn=self._expected is None)
+        digest = self._source.fingerprint()
+        if self._expected is not None and digest != self._expected:
+            raise DatasetError(f"the files of source {config.source} changed while the run was "
+                               "starting; rerun with --resume")
+        self._digest = digest
+
+    def source_files_digest(self) -> str:
+        """``Source.fingerprint()`` of the source ``prepare`` opened ("" for dead leaves)."""
+        return self._digest or ""
+
+    def source_files(self) -> list[str]:
+        return self._source.relative_paths() if self._source is not None else []
+
+    def __call__(self, config: Any, seed: int, start: int, count: int) -> dict:
+        from blurgen.pipeline import make_block
+
+        if self._source is None:
+            self._open_source(config)
+        return make_block(config, seed, start, count, source=self._source)

@@ -15,7 +15,7 @@ import signal
 import threading
 from collections import deque
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator
+from typing import Any, Iterator
 
 from blurgen.common import BlurgenError, DiskFullError, disk_full_reason, is_disk_full
 from blurgen.runfolder import DatasetError
@@ -27,11 +27,34 @@ SINGLE_THREAD_ENV = {"NUMBA_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "OPENBLAS
 Job = tuple[int, int]  # (first sample, count)
 
 
+class BlockMaker:
+    """Makes blocks of samples for ``make_dataset``; must pickle (each worker gets a copy).
+
+    Subclasses implement ``__call__(config, seed, start, count) -> block dict`` (``blurred``,
+    ``sharp`` uint8 (count, H, W, 3), ``kernel`` float32 (count, k, k), ``params`` name ->
+    (count,)) and may override ``prepare`` (checks before any work) and ``source_files_digest``
+    (pins the input files, so ``--resume`` refuses changed ones).
+    """
+
+    def prepare(self, config: Any) -> None:
+        """Check ``config`` and open inputs before anything is created; raise to refuse."""
+
+    def source_files_digest(self) -> str:
+        return ""
+
+    def source_files(self) -> list[str]:
+        """The input files ``/params/source_file`` indexes (relative paths), stored in the file."""
+        return []
+
+    def __call__(self, config: Any, seed: int, start: int, count: int) -> dict:
+        raise NotImplementedError
+
+
 @dataclass(frozen=True)
 class BlockWork:
     """What every worker needs to make and store blocks of one run (pickled to each worker)."""
 
-    maker: Callable[[Any, int, int, int], dict]
+    maker: BlockMaker
     config: Any
     seed: int
     folder: str

@@ -576,7 +576,7 @@ def test_resume_refuses_a_folder_source_whose_files_changed(tmp_path):
     import cv2
 
     from blurgen.config import KernelConfig
-    from blurgen.dataset import PipelineMaker
+    from blurgen.pipeline import PipelineMaker
     from blurgen.pipeline import PairsConfig
 
     photos = tmp_path / "photos"
@@ -613,7 +613,7 @@ def test_a_pipeline_maker_can_serve_runs_on_different_folders(tmp_path):
     import cv2
 
     from blurgen.config import KernelConfig
-    from blurgen.dataset import PipelineMaker
+    from blurgen.pipeline import PipelineMaker
     from blurgen.pipeline import PairsConfig
 
     maker = PipelineMaker()

@@ -13,12 +13,12 @@ import h5py
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from pairs_compare import assert_same_arrays
 
 from blurgen.cli import main
 from blurgen.config import KernelConfig
-from blurgen.dataset import PipelineMaker, make_dataset
-from blurgen.pipeline import PairsConfig
-from pairs_compare import assert_same_arrays
+from blurgen.dataset import make_dataset
+from blurgen.pipeline import PairsConfig, PipelineMaker
 
 SMALL = ["--size", "32", "--kernel-size", "15", "--length-px", "10"]
 #: 8-sample parts of 64x64 pairs are ~0.2 MB; 40 of them assembled take ~1 MB plus reserve.
