@@ -23,6 +23,8 @@ _LAZY = {
     "psnr": "blurgen.deblur.metrics",
     "ssim": "blurgen.deblur.metrics",
     "load_generator": "blurgen.deblur.inference",
+    "PairsDataset": "blurgen.deblur.data",
+    "GoProPairs": "blurgen.deblur.data",
     "deblur_image": "blurgen.deblur.inference",
 }
 
