@@ -16,7 +16,7 @@ HERE = Path(__file__).parent
 NOJIT = {**os.environ, "NUMBA_DISABLE_JIT": "1"}
 
 
-@pytest.mark.parametrize("test_file", ["test_kernels.py", "test_jit_twins.py"])
+@pytest.mark.parametrize("test_file", ["test_kernels.py", "test_jit_twins.py", "test_deadleaves_twin.py"])
 def test_jitted_code_passes_its_tests_as_plain_python(test_file):
     result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(HERE / test_file)],
                             env=NOJIT, capture_output=True, text=True, timeout=900)
