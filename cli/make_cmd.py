@@ -101,8 +101,9 @@ def command_line(ctx: click.Context) -> str:
               help="Also write a contact sheet PNG of the new file (blurred | sharp | kernel); "
                    "an existing one is replaced only with --overwrite (or --resume, if a PNG).")
 @click.option("--compression", default="none", show_default=True,
-              help="Image chunks: none, lzf, gzip or gzip:LEVEL (kernels always gzip). Noisy "
-                   "blurred images barely compress; lzf/gzip save ~15-25% at several times the cost.")
+              help="Image chunks: none, lzf, gzip or gzip:LEVEL (kernels always gzip). Measured on "
+                   "default 256x256 pairs: lzf makes the file ~13% smaller, gzip:1 ~22% (the noisy "
+                   "blurred images barely compress), at 5-12x the write cost.")
 @click.option("--block-size", type=click.IntRange(1, 4096), default=None,
               help="Samples per crash-safe block [default: 64, fewer for big images].")
 @click.pass_context
