@@ -97,6 +97,26 @@ def _flatten(data: dict, prefix: str = "") -> dict[str, Any]:
     return flat
 
 
+def _check_manifest_fields(fields: dict[str, Any]) -> None:
+    """PartsError for settings no run writes (an edited or damaged manifest): a block size of 0
+    or -1 planned blocks for ever."""
+    def whole(name: str, low: int = 0) -> int:
+        value = fields[name]
+        if not isinstance(value, int) or isinstance(value, bool) or value < low:
+            raise PartsError(f"manifest {name}={value!r} must be an integer >= {low}")
+        return value
+    whole("seed")
+    whole("block_size", 1)
+    whole("shard_count", 1)
+    if not whole("sample_start") <= whole("sample_stop") <= whole("n_total"):
+        raise PartsError(f"manifest samples {fields['sample_start']}..{fields['sample_stop']} are not inside "
+                         f"0..{fields['n_total']}")
+    if not whole("shard_index") < fields["shard_count"]:
+        raise PartsError(f"manifest shard {fields['shard_index']}/{fields['shard_count']} is impossible")
+    if not isinstance(fields["config"], dict) or not isinstance(fields["compression"], dict):
+        raise PartsError("manifest config and compression must be JSON objects")
+
+
 @dataclass(frozen=True)
 class Manifest:
     """Settings of one run; two runs with equal manifests make equal arrays.
@@ -148,6 +168,7 @@ class Manifest:
         if missing:
             raise PartsError(f"manifest lacks {missing[0]!r}")
         fields = {f.name: data[f.name] for f in dataclasses.fields(cls) if f.name in data}
+        _check_manifest_fields(fields)
         fields["compression"] = {k: tuple(v) for k, v in fields["compression"].items()}
         return cls(**fields)
 

@@ -85,15 +85,20 @@ def _die_with_parent() -> None:
         libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
-def committed_parts(work: BlockWork, jobs: Iterator[Job]) -> Iterator[tuple[int, int, str]]:
+def committed_parts(work: BlockWork, jobs: Iterator[Job],
+                    gate: "DeferredInterrupt | None" = None) -> Iterator[tuple[int, int, str]]:
     """Make and write ``jobs`` in this process; yield ``(start, count, part path)`` as each part
     is committed. Commits (fsync + rename) run in a background thread, overlapping the next block's
-    computation; a part is reported only once it is renamed, i.e. complete on disk."""
+    computation; a part is reported only once it is renamed, i.e. complete on disk. With ``gate``
+    (a run in this process) Ctrl-C stops before the next block starts, however far the commits
+    lag behind."""
     from concurrent.futures import ThreadPoolExecutor
 
     pending: deque = deque()
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="commit") as committer:
         for start, count in jobs:
+            if gate is not None:
+                gate.check()
             try:
                 block = work.maker(work.config, work.seed, start, count)
                 tmp, final = write_part_tmp(work.folder, block, start, work.compression, work.stamp)
@@ -255,15 +260,15 @@ def _pooled_parts(n_workers: int, work: BlockWork, jobs: list[Job], gate: Deferr
             yield message[1:]
 
 
-def _inline_parts(work: BlockWork, jobs: list[Job]):
+def _inline_parts(work: BlockWork, jobs: list[Job], gate: DeferredInterrupt):
     """The ``workers=1`` path: make blocks in this process (one compute thread)."""
     limit_threads_here()
-    yield from committed_parts(work, iter(jobs))
+    yield from committed_parts(work, iter(jobs), gate)
 
 
 def made_parts(work: BlockWork, jobs: list[Job], workers: int, gate: DeferredInterrupt):
     """Make ``jobs`` with ``workers`` processes (in this one if 1); yields ``(start, count, part
     path)`` as each block's part is complete on disk. Close it to stop the workers at once."""
     if workers <= 1 or len(jobs) <= 1:
-        return _inline_parts(work, jobs)
+        return _inline_parts(work, jobs, gate)
     return _pooled_parts(min(workers, len(jobs)), work, jobs, gate)

@@ -691,3 +691,24 @@ def test_the_space_check_before_work_counts_a_killed_assembly_as_free_and_leaves
     with pytest.raises(dataset.NotEnoughSpace, match="not enough disk space for 40 pairs"):
         make(tmp_path / "other.h5", n=40, block_size=4)
     assert not os.path.exists(parts_dir_for(str(tmp_path / "other.h5")))
+
+
+@pytest.mark.parametrize("edit", [{"block_size": 0}, {"block_size": -1}, {"sample_stop": 99},
+                                  {"config": "x"}, {"seed": 1.5}, {"shard_index": 3}])
+def test_an_edited_manifest_with_impossible_settings_is_one_line(tmp_path, edit):
+    from blurgen.report import describe_parts
+    from blurgen.store.parts import PartsError
+
+    out = tmp_path / "pairs.h5"
+    with pytest.raises(DatasetError, match="fake failure"):
+        make(out, n=40, block_size=4, maker=FakeMaker(fail_at=30))
+    path = os.path.join(parts_dir_for(str(out)), "manifest.json")
+    with open(path) as handle:
+        data = json.load(handle)
+    data.update(edit)
+    with open(path, "w") as handle:
+        json.dump(data, handle)
+    with pytest.raises(PartsError, match="manifest"):
+        describe_parts(parts_dir_for(str(out)))
+    with pytest.raises(DatasetError, match="manifest"):
+        make(out, n=40, block_size=4, resume=True)
