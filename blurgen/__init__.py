@@ -24,6 +24,10 @@ _LAZY = {
     "crop_to_support": "blurgen.kernels",
     "blur_linear": "blurgen.blur",
     "BlurConfig": "blurgen.blur",
+    "CameraConfig": "blurgen.camera.config",
+    "random_camera_motion": "blurgen.camera.motion",
+    "local_kernels": "blurgen.camera.kernels",
+    "blur_camera": "blurgen.camera.render",
     "read_pairs": "blurgen.pairs_file",
     "PairsFile": "blurgen.pairs_file",
 }
