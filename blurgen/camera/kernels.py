@@ -77,6 +77,7 @@ def camera_kernels_with_params(n: int, size: int | None = None, seed: int = 0, s
         raw, fitted = jit.kernels_batch(np.int64(seed), np.int64(start), model_tuple(config), psf)
     raise_unfitted(fitted, config, start)
     params = params_dict(raw, start)
-    params["position_x"] = raw[:, jit.P_POS_X].astype(np.float32)
-    params["position_y"] = raw[:, jit.P_POS_Y].astype(np.float32)
+    # float64: exactly the position the kernel was computed at (local_kernels reproduces it).
+    params["position_x"] = raw[:, jit.P_POS_X].copy()
+    params["position_y"] = raw[:, jit.P_POS_Y].copy()
     return psf, params

@@ -86,7 +86,7 @@ def brute_force_kernel(motion: CameraMotion, x: float, y: float, size: int, subs
     """float64 ``(size, size)`` local kernel of sample 0 at frame pixel (x, y): its fine path,
     centred on its own mean, splatted bilinearly point by point."""
     rotations, centres = fine_poses(motion, substeps)
-    d = np.array([[float(v) for v in offsets(motion, np.array([[x]]), np.array([[y]]), r, c)]
+    d = np.array([[v.item() for v in offsets(motion, np.array([[x]]), np.array([[y]]), r, c)]
                   for r, c in zip(rotations, centres)])
     p = d - d.mean(axis=0) + (size - 1) / 2.0
     k = np.zeros((size, size))
