@@ -87,3 +87,16 @@ def excursion_stats(omega: np.ndarray, seconds: float) -> dict[str, np.ndarray]:
 def window_rms(omega: np.ndarray) -> np.ndarray:
     """RMS angular speed |w| per window (rad/s)."""
     return np.sqrt((omega ** 2).sum(axis=2).mean(axis=1))
+
+
+def random_windows(rec: Recording, seconds: np.ndarray, steps: int, rng: np.random.Generator) -> np.ndarray:
+    """One window per entry of ``seconds`` at a uniformly drawn start in the recording (pieces
+    weighted by the starts they offer), resampled to ``steps`` knots: (n, steps, 3) rad/s."""
+    out = np.empty((len(seconds), steps, 3))
+    for i, length in enumerate(seconds):
+        room = np.array([max(0.0, t[-1] - t[0] - length) for t, _ in rec.pieces])
+        piece = rng.choice(len(rec.pieces), p=room / room.sum())
+        t, w = rec.pieces[piece]
+        knots = t[0] + rng.uniform(0.0, room[piece]) + np.linspace(0.0, length, steps)
+        out[i] = np.stack([np.interp(knots, t, w[:, a]) for a in range(3)], axis=1)
+    return out

@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from blurgen.camera.config import CameraConfig
 from blurgen.camera.motion import CameraMotion
+from test_kernels import moments as covariance  # noqa: F401  (weighted 2x2 covariance of a kernel)
 
 NOJIT = os.environ.get("NUMBA_DISABLE_JIT") == "1"
 PROPERTY = settings(max_examples=4 if NOJIT else 30, deadline=None,
@@ -32,15 +33,6 @@ def centroid(kernel: np.ndarray) -> tuple[float, float]:
     rows, cols = np.indices(k.shape)
     c = (k.shape[0] - 1) / 2
     return float((k * cols).sum() / k.sum() - c), float((k * rows).sum() / k.sum() - c)
-
-
-def covariance(kernel: np.ndarray) -> np.ndarray:
-    """Weighted 2x2 covariance (x, y) of a kernel."""
-    k = kernel.astype(np.float64) / kernel.astype(np.float64).sum()
-    rows, cols = np.indices(k.shape)
-    mx, my = (k * cols).sum(), (k * rows).sum()
-    dx, dy = cols - mx, rows - my
-    return np.array([[(k * dx * dx).sum(), (k * dx * dy).sum()], [(k * dx * dy).sum(), (k * dy * dy).sum()]])
 
 
 @st.composite

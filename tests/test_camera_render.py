@@ -140,6 +140,11 @@ def test_sharp_output_is_the_crop_centre_and_the_margin_is_the_largest_node_kern
     radii = [support_radius(k) for k in plan.kernels.reshape(-1, *plan.kernels.shape[2:])]
     assert plan.margin == max(radii) and plan.kernels.shape[2] == 2 * m + 1
     assert camera_margin(motion, 50, 40, index=1) == m
+    assert plan.centre == (plan.origin[0] + 24.5, plan.origin[1] + 19.5)
+    small = plan_camera_blur(motion, 9, 7, index=1)  # one node, at the centre
+    assert small.kernels.shape[:2] == (1, 1)
+    np.testing.assert_array_equal(local_kernels(motion[1], [small.centre], size=2 * small.margin + 1)[0, 0],
+                                  small.kernels[0, 0])
     with pytest.raises(ValueError, match="crop must have shape"):
         plan.render(crop[1:])
 

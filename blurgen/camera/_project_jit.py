@@ -181,3 +181,20 @@ def kernels_at_positions(rot, trans, focal, inv_depth, cx, cy, positions, psf):
 def exp_rot(r, out):
     """``out = exp(r)`` for one float32/float64 rotation vector ``r`` (3,)."""
     exp_so3(np.float64(r[0]), np.float64(r[1]), np.float64(r[2]), out)
+
+
+@njit(cache=True, parallel=True)
+def paths_at_positions(rot, trans, focal, inv_depth, cx, cy, positions, paths):
+    """``paths[i, p]`` (S, 2) = centred offsets (the blur path, px) of sample i at
+    ``positions[i, p]``; returns each path's kernel half-size (n, P)."""
+    n, npos, steps = paths.shape[0], paths.shape[1], paths.shape[2]
+    need = np.zeros((n, npos), np.int64)
+    for i in prange(n):
+        mats = np.empty((steps, 3, 3))
+        for k in range(steps):
+            exp_rot(rot[i, k], mats[k])
+        for p in range(npos):
+            source_offsets(mats, trans[i], inv_depth[i], focal[i], cx, cy, positions[i, p, 0],
+                           positions[i, p, 1], paths[i, p])
+            need[i, p] = path_radius(paths[i, p])
+    return need

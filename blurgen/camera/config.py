@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import numbers
 from dataclasses import dataclass, field
 from typing import Any
 
 from blurgen.camera import fitted
-from blurgen.config import (MAX_SIDE, MIN_SIDE, ConfigMixin, check_index, check_kernel_size, check_number,
-                            check_pair)
+from blurgen.config import (MAX_SIDE, MIN_SIDE, ConfigMixin, _check_choices, check_index, check_kernel_size,
+                            check_number, check_pair)
 
 #: Most knots (pose samples) per exposure.
 MAX_STEPS = 100_000
@@ -18,16 +17,11 @@ FILM_WIDTH_MM = 36.0
 
 
 def _check_tuple(name: str, values: Any, lo: float, hi: float, length: int | None = None) -> tuple[float, ...]:
-    """A tuple of numbers each in [lo, hi] (of ``length`` items when given)."""
-    if isinstance(values, numbers.Real) and not isinstance(values, bool):
-        values = (values,)
-    try:
-        values = tuple(values)
-    except TypeError:
-        raise ValueError(f"{name} must be a sequence of numbers in [{lo}, {hi}], got {values!r}") from None
+    """A non-empty tuple of numbers each in [lo, hi] (of ``length`` items when given)."""
+    values = _check_choices(name, values, lo, hi, lo_open=False)
     if length is not None and len(values) != length:
         raise ValueError(f"{name} must have {length} values (one per component), got {len(values)}: {values!r}")
-    return tuple(check_number(f"{name} value", v, lo, hi) for v in values)
+    return values
 
 
 @dataclass(frozen=True)
@@ -44,7 +38,7 @@ class ShakeProcess(ConfigMixin):
 
     Attributes:
         drift_tau_s: drift time constant, s, in [1e-3, 100].
-        osc_freq_hz: oscillator frequencies, Hz, each in [0.01, 100].
+        osc_freq_hz: oscillator frequencies, Hz, each in [0.01, 100] (at least one).
         osc_q: oscillator quality factors, each in [0.51, 100] (above 0.5: underdamped).
         sigma_pitch_yaw: rms angular velocity of each component (drift first), rad/s, each in [0, 100].
         sigma_roll: the same for roll.

@@ -56,6 +56,12 @@ class CameraBlurPlan:
     margin: int
 
     @property
+    def centre(self) -> tuple[float, float]:
+        """Frame coordinates (x, y) of the output's centre (where a dataset's ``/kernel`` is taken:
+        ``local_kernels(motion[i], [plan.centre], size)``)."""
+        return self.origin[0] + (self.width - 1) / 2.0, self.origin[1] + (self.height - 1) / 2.0
+
+    @property
     def crop_size(self) -> tuple[int, int]:
         """(height, width) of the sharp crop ``render`` takes."""
         return self.height + 2 * self.margin, self.width + 2 * self.margin
