@@ -141,7 +141,7 @@ def test_sharp_output_is_the_crop_centre_and_the_margin_is_the_largest_node_kern
     assert plan.margin == max(radii) and plan.kernels.shape[2] == 2 * m + 1
     assert camera_margin(motion, 50, 40, index=1) == m
     assert plan.centre == (plan.origin[0] + 24.5, plan.origin[1] + 19.5)
-    small = plan_camera_blur(motion, 9, 7, index=1)  # one node, at the centre
+    small = plan_camera_blur(motion, 1, 1, index=1)  # one node, at the centre
     assert small.kernels.shape[:2] == (1, 1)
     np.testing.assert_array_equal(local_kernels(motion[1], [small.centre], size=2 * small.margin + 1)[0, 0],
                                   small.kernels[0, 0])
@@ -192,3 +192,16 @@ def test_render_identical_whatever_the_thread_count():
         numba.set_num_threads(before)
     np.testing.assert_array_equal(one, two)
     assert TOLERANCE_PX == 0.25
+
+
+@pytest.mark.parametrize("config", [CameraConfig(steps=32 if NOJIT else 128),
+                                    HARD.replace(size=33, exposure_s=(0.01, 0.1), translation_mps=0.05)])
+def test_accepted_motions_need_no_more_margin_than_the_configured_kernel_anywhere(config):
+    """A motion whose kernels at the frame's corners, edge midpoints and centre fit ``size`` has
+    every window's grid kernels within it too: ``(size - 1) / 2`` works as a fixed margin."""
+    n = 20 if NOJIT else 200
+    motion, _ = random_camera_motion(n, config, seed=12)
+    fw, fh = config.frame_size
+    for i in range(n):
+        for width, height in ((fw, fh), (fw // 3, fh // 2), (17, 9)):
+            assert plan_camera_blur(motion, width, height, index=i).margin <= (config.size - 1) // 2
