@@ -36,7 +36,7 @@ class ShakeProcess(ConfigMixin):
     ``exp(amplitude_log_sd * N - amplitude_log_sd**2)`` (mean square 1). The defaults are the fit
     to recorded hand-held gyroscope data (``blurgen.camera.fitted``): oscillators at 1.65, 3.44 and
     9.32 Hz (sway, deliberate shake, physiological tremor), no power in the drift. That recording
-    shakes hard (~0.8 rad/s rms); a steady photographer's hand is tens of times calmer.
+    shakes hard (~0.8 rad/s rms over 1 s); calmer hands take ``CameraConfig.shake_scale`` < 1.
 
     Attributes:
         drift_tau_s: drift time constant, s, in [1e-3, 100].
