@@ -26,6 +26,10 @@ _LAZY = {
     "srgb_to_linear": "blurgen.blur",
     "linear_to_srgb": "blurgen.blur",
     "BlurConfig": "blurgen.blur",
+    "CameraConfig": "blurgen.camera.config",
+    "random_camera_motion": "blurgen.camera.motion",
+    "local_kernels": "blurgen.camera.kernels",
+    "blur_camera": "blurgen.camera.render",
     "read_pairs": "blurgen.store.reader",
     "PairsFile": "blurgen.store.reader",
 }

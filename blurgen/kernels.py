@@ -49,7 +49,7 @@ def _resolve_config(config: KernelConfig | None, size: int | None, overrides: di
     if config is None:
         config = KernelConfig()
     elif not isinstance(config, KernelConfig):
-        raise ValueError(f"config must be a KernelConfig, got {type(config).__name__}")
+        raise ValueError(f"config must be a KernelConfig or a CameraConfig, got {type(config).__name__}")
     if size is not None:
         overrides = {**overrides, "size": size}
     return config.replace(**overrides) if overrides else config
@@ -182,16 +182,28 @@ def rasterize(xy: np.ndarray, size: int = 65, exposure: float | np.ndarray = 1.0
     return psf[0] if single else psf
 
 
+def _is_camera_config(config: Any) -> bool:
+    # Imported here: the camera package loads only when a camera model is asked for.
+    from blurgen.camera.config import CameraConfig
+
+    return isinstance(config, CameraConfig)
+
+
 def random_kernels_with_params(n: int, size: int | None = None, seed: int = 0, start: int = 0,
-                               config: KernelConfig | None = None, **overrides: Any
+                               config: KernelConfig | Any | None = None, **overrides: Any
                                ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """``random_kernels`` plus the parameters drawn for each sample (as ``random_trajectories``)."""
+    """``random_kernels`` plus the parameters drawn for each sample (as ``random_trajectories``;
+    for a ``CameraConfig``, as ``blurgen.random_camera_motion`` plus ``position_x``/``position_y``)."""
+    if config is not None and not isinstance(config, KernelConfig) and _is_camera_config(config):
+        from blurgen.camera.kernels import camera_kernels_with_params
+
+        return camera_kernels_with_params(n, size, seed, start, config, **overrides)
     config = _resolve_config(config, size, overrides)
     return _sample_batch(jit.kernels_batch, (config.size, config.size), config, n, seed, start)
 
 
 def random_kernels(n: int, size: int | None = None, seed: int = 0, start: int = 0,
-                   config: KernelConfig | None = None, **overrides: Any) -> np.ndarray:
+                   config: KernelConfig | Any | None = None, **overrides: Any) -> np.ndarray:
     """Draw ``n`` random camera-shake blur kernels, samples ``start`` .. ``start + n - 1``.
 
     Args:
@@ -200,6 +212,9 @@ def random_kernels(n: int, size: int | None = None, seed: int = 0, start: int = 
         seed: non-negative int; sample i depends only on (seed, i).
         start: index of the first sample.
         config: ``KernelConfig``; ``**overrides`` replace its fields (e.g. ``exposures=(0.5,)``).
+            A ``blurgen.CameraConfig`` instead gives, per sample, the local kernel of a rotating
+            hand-held camera at a position drawn uniformly over its frame (see
+            ``random_kernels_with_params`` for the position and the other draws).
 
     Returns:
         float32 ``(n, size, size)``, non-negative, each summing to 1 with its weighted centroid on
