@@ -236,15 +236,19 @@ MAX_MEAN_REDRAWS = 30
 FIT_CHECK_SEED = 0x0F17_C4EC
 
 
-def mean_redraws(config: KernelConfig, samples: int = 64) -> float:
+def mean_redraws(config: Any, samples: int = 64) -> float:
     """Mean redraws per sample of ``config`` (how often a path does not fit ``config.size``),
     measured on ``samples`` samples of a fixed private stream; stops early, returning a value over
     ``MAX_MEAN_REDRAWS``, once the model is clearly too tight, and returns ``MAX_DRAWS`` when a
     sample fits in none of its draws."""
+    if isinstance(config, KernelConfig):
+        draw = random_trajectories
+    else:  # a CameraConfig: its motions are redrawn when a local kernel outgrows the size
+        from blurgen.camera.motion import random_camera_motion as draw
     total = drawn = 0
     while drawn < samples:
         try:
-            _, params = random_trajectories(8, config, seed=FIT_CHECK_SEED, start=drawn)
+            _, params = draw(8, config, seed=FIT_CHECK_SEED, start=drawn)
         except ValueError:  # some sample found no fitting path in MAX_DRAWS draws
             return float(MAX_DRAWS)
         total += int(params["redraws"].sum())
@@ -254,9 +258,10 @@ def mean_redraws(config: KernelConfig, samples: int = 64) -> float:
     return total / drawn
 
 
-def check_kernel_fits(config: KernelConfig) -> None:
+def check_kernel_fits(config: Any) -> None:
     """Raise ``ValueError`` (naming a size that works) when ``config.size`` is so small for the
-    paths that a long run would stop at a sample with no fitting path in ``MAX_DRAWS`` draws.
+    paths (of a ``KernelConfig`` or a ``CameraConfig``) that a long run would stop at a sample
+    with no fitting path in ``MAX_DRAWS`` draws.
     Call it before long work; it costs a few milliseconds for a workable model."""
     mean = mean_redraws(config)
     if mean <= MAX_MEAN_REDRAWS:
@@ -266,9 +271,12 @@ def check_kernel_fits(config: KernelConfig) -> None:
         size = min(MAX_KERNEL_SIZE, size + 2 * max(1, size // 8))
         if mean_redraws(config.replace(size=size)) <= MAX_MEAN_REDRAWS:
             break
-    raise ValueError(f"size={config.size} is too small for length_px={config.length_px:g}: its paths needed "
-                     f"{mean:.0f} redraws each on average to fit (a run stops at a sample with no fit in "
-                     f"{MAX_DRAWS} draws); use size >= {size} or a shorter length_px")
+    what = (f"length_px={config.length_px:g}" if isinstance(config, KernelConfig)
+            else "this camera's shake (exposure, focal length, shake scale)")
+    shorter = "a shorter length_px" if isinstance(config, KernelConfig) else "shorter exposures or less shake"
+    raise ValueError(f"size={config.size} is too small for {what}: its paths needed {mean:.0f} redraws each "
+                     f"on average to fit (a run stops at a sample with no fit in {MAX_DRAWS} draws); use "
+                     f"size >= {size} or {shorter}")
 
 
 def support_radius(kernel: np.ndarray) -> int:

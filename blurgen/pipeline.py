@@ -1,10 +1,11 @@
-"""Blurred/sharp pairs, block by block: kernels + sharp crops + the camera model.
+"""Blurred/sharp pairs, block by block: motion (kernels or a camera) + sharp crops + the sensor.
 
 ``make_block(config, seed, start, count)`` makes samples ``start .. start + count - 1``. Sample i
-depends only on ``(seed, i)``: its kernel is ``random_kernels(..., seed=seed, start=i)[0]``, its
-sharp crop comes from the source's stream ``[seed, i, SOURCE_STREAM]`` and its camera parameters
-and noise from ``[seed, i, BLUR_STREAM]``. Blocks therefore tile a dataset in any way (workers,
-shards, resume) with identical arrays.
+depends only on ``(seed, i)``: its kernel is ``random_kernels(..., seed=seed, start=i)[0]`` (or its
+camera motion ``random_camera_motion(..., seed=seed, start=i)``), its sharp crop comes from the
+source's stream ``[seed, i, SOURCE_STREAM]`` and its sensor parameters and noise from
+``[seed, i, BLUR_STREAM]``. Blocks therefore tile a dataset in any way (workers, shards, resume)
+with identical arrays.
 """
 
 from __future__ import annotations
@@ -14,13 +15,15 @@ from typing import Any
 
 import numpy as np
 
-from blurgen.blur import BlurConfig, blur_sample
+from blurgen.blur import BlurConfig, render_sample
+from blurgen.camera.config import CameraConfig
 from blurgen.config import MAX_SIDE, MIN_SIDE, ConfigMixin, KernelConfig, check_index
-from blurgen.kernels import random_kernels_with_params, support_radius
+from blurgen.motions import samples_for
 from blurgen.runfolder import DatasetError
 from blurgen.sources import GOPRO_SPLITS, Source, open_source
 from blurgen.workers import BlockMaker
 
+MOTIONS = ("shake2d", "camera3d")
 #: Stream id of the camera draws (gain, noise levels, noise) in ``default_rng([seed, i, BLUR_STREAM])``.
 BLUR_STREAM = 2
 
@@ -59,6 +62,12 @@ class PairsConfig(ConfigMixin):
         blur: the camera model around the blur.
         source: ``"deadleaves"``, ``"gopro:ROOT"`` or a directory of images.
         split: GoPro split, ``"train"`` or ``"test"``.
+        motion: ``"shake2d"`` (one ``kernel`` per sample, the same blur everywhere) or
+            ``"camera3d"`` (a rotating hand-held ``camera``; the blur varies across the image).
+        camera: the camera model of ``camera3d``; the output is a window of its frame.
+
+    A ``shake2d`` config's dict (manifests, the file's ``config`` attribute) has no ``motion`` and
+    ``camera`` entries: it is the dict it was before ``camera3d`` existed.
     """
 
     width: int = 256
@@ -67,6 +76,8 @@ class PairsConfig(ConfigMixin):
     blur: BlurConfig = field(default_factory=BlurConfig)
     source: str = "deadleaves"
     split: str = "train"
+    motion: str = "shake2d"
+    camera: CameraConfig = field(default_factory=CameraConfig)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "width", check_index("width", self.width, MIN_SIDE, MAX_SIDE))
@@ -79,11 +90,26 @@ class PairsConfig(ConfigMixin):
             raise ValueError(f"source must be 'deadleaves', 'gopro:ROOT' or a directory, got {self.source!r}")
         if self.split not in GOPRO_SPLITS:
             raise ValueError(f"split must be one of {GOPRO_SPLITS}, got {self.split!r}")
+        if self.motion not in MOTIONS:
+            raise ValueError(f"motion must be one of {MOTIONS}, got {self.motion!r}")
+        if not isinstance(self.camera, CameraConfig):
+            raise ValueError(f"camera must be a CameraConfig, got {type(self.camera).__name__}")
+
+    def to_dict(self) -> dict[str, Any]:
+        data = super().to_dict()
+        if self.motion == "shake2d":
+            del data["motion"], data["camera"]
+        return data
+
+    @property
+    def kernel_size(self) -> int:
+        """Side of the kernels (``/kernel``) and bound of every blur: the motion model's."""
+        return self.camera.size if self.motion == "camera3d" else self.kernel.size
 
     @property
     def crop_size(self) -> tuple[int, int]:
         """(height, width) of the sharp crop each sample needs: the output plus the kernel margin."""
-        return self.height + self.kernel.size - 1, self.width + self.kernel.size - 1
+        return self.height + self.kernel_size - 1, self.width + self.kernel_size - 1
 
 
 def open_config_source(config: PairsConfig, warn: bool = True) -> Source:
@@ -121,37 +147,32 @@ def make_block(config: PairsConfig, seed: int, start: int, count: int,
     count = check_index("count", count, 1)
     if source is None:
         source = open_config_source(config)
-    height, width = config.height, config.width
-    kernels, kernel_params = random_kernels_with_params(count, seed=seed, start=start, config=config.kernel)
-    half = (config.kernel.size - 1) // 2
+    samples = samples_for(config, seed, start, count)
+    half = (config.kernel_size - 1) // 2
     crop_h, crop_w = config.crop_size
-    blurred = np.empty((count, height, width, 3), np.uint8)
-    sharp = np.empty((count, height, width, 3), np.uint8)
+    blurred = np.empty((count, config.height, config.width, 3), np.uint8)
+    sharp = np.empty((count, config.height, config.width, 3), np.uint8)
     extra = {name: np.empty(count, PARAM_DTYPES[name])
-             for name in ("source_index", "source_file", "crop_y", "crop_x", "kernel_support_px", "gain",
-                          "noise_a", "noise_b", "jpeg_quality")}
+             for name in ("source_index", "source_file", "crop_y", "crop_x", "gain", "noise_a", "noise_b",
+                          "jpeg_quality")}
     for m in range(count):
         index = start + m
-        radius = support_radius(kernels[m])
-        # Only the kernel's support matters: asking the source for the centre of the full crop
-        # (same pixels, less work) and passing the symmetrically cropped kernel is exactly
-        # equivalent to blurring the full crop with the full kernel.
-        inset = half - radius
+        margin, step = samples.sample(m)
+        # Only the margin the blur needs is read: the centre of the full crop (same pixels).
         crop, extra["source_index"][m], extra["crop_y"][m], extra["crop_x"][m] = source.crop_with_origin(
-            seed, index, crop_h, crop_w, inset=inset)
+            seed, index, crop_h, crop_w, inset=half - margin)
         extra["source_file"][m] = extra["source_index"][m]  # index into the file's /source_files
-        kernel = kernels[m, inset:inset + 2 * radius + 1, inset:inset + 2 * radius + 1]
         rng = np.random.default_rng([seed, index, BLUR_STREAM])
-        blurred[m], sharp[m], camera = blur_sample(crop, kernel, rng, config.blur)
-        extra["kernel_support_px"][m] = 2 * radius + 1
+        blurred[m], sharp[m], camera = render_sample(crop, margin, step, rng, config.blur)
         for name, value in camera.items():
             extra[name][m] = value
-    params = {**kernel_params, **extra}
+    params = {**samples.params, **extra}
     params = {name: np.asarray(params[name], dtype=PARAM_DTYPES.get(name, params[name].dtype))
               for name in sorted(params)}
-    return {"blurred": blurred, "sharp": sharp, "kernel": kernels, "params": params}
-
-
+    block = {"blurred": blurred, "sharp": sharp, "kernel": samples.kernels, "params": params}
+    if samples.motion:
+        block["motion"] = samples.motion
+    return block
 class PipelineMaker(BlockMaker):
     """The default block maker: ``blurgen.pipeline.make_block`` with the sharp-image source opened
     once per process. Pickles without its source, so each worker opens its own, and checks that
@@ -175,7 +196,7 @@ class PipelineMaker(BlockMaker):
         (``ValueError``) or an empty or unreadable source fails before any work starts."""
         from blurgen.kernels import check_kernel_fits
 
-        check_kernel_fits(config.kernel)
+        check_kernel_fits(config.camera if config.motion == "camera3d" else config.kernel)
         self._open_source(config)
 
     def _open_source(self, config: Any) -> None:

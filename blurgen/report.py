@@ -15,12 +15,14 @@ import numpy as np
 
 from blurgen.runfolder import MANIFEST_NAME, RunFolder, parts_dir_for
 from blurgen.store.parts import PartsError, part_files, verify_stored_data
-from blurgen.store.schema import (CHUNKED, PairsFileError, attr, finished_with, open_checked, reading,
-                                  sample_range)
+from blurgen.store.schema import (PairsFileError, attr, finished_with, open_checked, reading,
+                                  per_sample_datasets, sample_range)
 
 #: Kernel sums further than this from 1 are reported as problems (float32 sums of ~4000 values).
 KERNEL_SUM_TOLERANCE = 1e-3
 _SCAN_SAMPLES = 1024
+#: Parameters for which +inf is a value, not damage (depth_m: a scene at infinity, no translation).
+INFINITY_ALLOWED = ("depth_m",)
 _SCAN_VALUES = 2**20
 
 
@@ -44,7 +46,7 @@ def _stored_samples(ds: Any, n_written: int) -> int:
 
 def _unstored(h5: Any, n_written: int) -> list[str]:
     """Problems for datasets that lack stored data for some of the ``n_written`` samples."""
-    names = [*CHUNKED, *(f"params/{p}" for p in h5["params"])]
+    names = [*per_sample_datasets(h5), *(f"params/{p}" for p in h5["params"])]
     short = [(name, _stored_samples(h5[name], n_written)) for name in names]
     return [f"/{name} stores data for only {stored} of the {n_written} samples the file declares "
             "written" for name, stored in short if stored < n_written]
@@ -83,6 +85,11 @@ def _param_stats(ds: Any, n_written: int) -> tuple[float, float, float, int]:
     return low, (total / count if count else np.nan), high, bad
 
 
+def _nan_count(ds: Any, n_written: int) -> int:
+    return sum(int(np.isnan(ds[first:min(n_written, first + _SCAN_VALUES)].astype(np.float64)).sum())
+               for first in range(0, n_written, _SCAN_VALUES))
+
+
 def _param_lines(h5: Any, n_written: int) -> tuple[list[str], list[str]]:
     lines = [f"  {'name':<20} {'dtype':<8} {'min':>12} {'mean':>12} {'max':>12}"]
     problems = []
@@ -91,6 +98,8 @@ def _param_lines(h5: Any, n_written: int) -> tuple[list[str], list[str]]:
         if n_written:
             low, mean, high, bad = _param_stats(ds, n_written)
             stats = [f"{v:12.6g}" for v in (low, mean, high)]
+            if bad and name in INFINITY_ALLOWED:
+                bad = _nan_count(ds, n_written)
             if bad:
                 problems.append(f"/params/{name} has {bad} non-finite value(s)")
         lines.append(f"  {name:<20} {str(ds.dtype):<8} {stats[0]:>12} {stats[1]:>12} {stats[2]:>12}")
@@ -111,7 +120,7 @@ def _header_lines(path: str, h5: Any, n_written: int) -> list[str]:
     n_planned = int(attr(h5, "n_planned"))
     start, stop, n_total = sample_range(h5)
     state = "complete" if n_written == n_planned else "INCOMPLETE"
-    raw = sum(h5[name].size * h5[name].dtype.itemsize for name in CHUNKED)
+    raw = sum(h5[name].size * h5[name].dtype.itemsize for name in per_sample_datasets(h5))
     lines = [f"{path}: blurgen pairs file, schema {attr(h5, 'schema_version')}, "
              f"blurgen {attr(h5, 'blurgen_version')}, created {attr(h5, 'created')}",
              f"samples: {n_written}/{n_planned} written ({state}), seed {attr(h5, 'seed')}"]
@@ -122,7 +131,7 @@ def _header_lines(path: str, h5: Any, n_written: int) -> list[str]:
     lines.append(f"config: {attr(h5, 'config')}")
     lines.append(f"size on disk: {os.path.getsize(path) / 1e6:.1f} MB "
                  f"({os.path.getsize(path) / max(raw, 1):.0%} of the raw arrays)")
-    lines.extend(_dataset_line(h5[name]) for name in CHUNKED)
+    lines.extend(_dataset_line(h5[name]) for name in per_sample_datasets(h5))
     return lines
 
 

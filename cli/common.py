@@ -61,6 +61,96 @@ def kernel_config_from_options(kernel_size: int, length_px: float, steps: int, e
         raise click.BadParameter(message, param_hint=hint) from None
 
 
+#: Options that only one motion model reads (given with the other: a usage error).
+SHAKE2D_ONLY = ("length_px", "steps", "exposures", "anxiety")
+CAMERA3D_ONLY = ("frame_size", "focal_35mm", "exposure_s", "shake_scale", "roll_scale", "translation_mps",
+                 "depth_m", "camera_steps")
+
+
+def motion_options(func):
+    """``--motion`` and the CameraConfig options shared by `kernels` and `make`."""
+    from blurgen.camera.config import CameraConfig
+
+    d = CameraConfig()
+    options = [
+        click.option("--motion", type=click.Choice(["shake2d", "camera3d"]), default="shake2d", show_default=True,
+                     help="shake2d: one random-walk kernel per image (the DeblurGAN recipe); camera3d: a rotating "
+                          "hand-held camera fitted on recorded gyroscope data, blur varying across the image."),
+        click.option("--frame-size", default="{}x{}".format(*d.frame_size), show_default=True,
+                     help="camera3d: the camera frame WxH (each 32-16384 px); outputs are windows of it."),
+        click.option("--focal-35mm", default="{:g},{:g}".format(*d.focal_35mm), show_default=True,
+                     help="camera3d: 35 mm-equivalent focal length range low,high in [4, 2000] mm."),
+        click.option("--exposure-s", default="{:g},{:g}".format(*d.exposure_s), show_default=True,
+                     help="camera3d: exposure time range low,high in [1e-5, 10] s (log-uniform)."),
+        click.option("--shake-scale", type=float, default=d.shake_scale, show_default=True,
+                     help="camera3d: multiplies the recorded hand shake, in [0, 100]."),
+        click.option("--roll-scale", type=float, default=d.roll_scale, show_default=True,
+                     help="camera3d: multiplies the roll (about the optical axis), in [0, 100]."),
+        click.option("--translation-mps", type=float, default=d.translation_mps, show_default=True,
+                     help="camera3d: rms translation speed per axis, m/s, in [0, 10] (0: rotation only)."),
+        click.option("--depth-m", default="{:g},{:g}".format(*d.depth_m), show_default=True,
+                     help="camera3d: scene distance range low,high in [0.01, 1e6] m (with translation)."),
+        click.option("--camera-steps", type=int, default=d.steps, show_default=True,
+                     help="camera3d: poses per exposure, in [2, 100000]."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def check_motion_options(ctx: click.Context, motion: str) -> None:
+    """Usage error for an option that the chosen motion model does not read."""
+    ignored = CAMERA3D_ONLY if motion == "shake2d" else SHAKE2D_ONLY
+    given = [name for name in ignored if ctx.get_parameter_source(name) == click.core.ParameterSource.COMMANDLINE]
+    if given:
+        flag = "--" + given[0].replace("_", "-")
+        raise click.BadParameter(f"applies to --motion {'camera3d' if motion == 'shake2d' else 'shake2d'} only, "
+                                 f"not {motion}", param_hint=flag)
+
+
+def camera_config_from_options(kernel_size: int, frame_size: str, focal_35mm: str, exposure_s: str,
+                               shake_scale: float, roll_scale: float, translation_mps: float, depth_m: str,
+                               camera_steps: int):
+    """Build a CameraConfig from the CLI options (and check its kernel size fits); bad values are
+    usage errors (exit 2)."""
+    from blurgen.camera.config import CameraConfig
+    from blurgen.kernels import check_kernel_fits
+
+    names = {"size": "--kernel-size", "frame_size": "--frame-size", "focal_35mm": "--focal-35mm",
+             "exposure_s": "--exposure-s", "shake_scale": "--shake-scale", "roll_scale": "--roll-scale",
+             "translation_mps": "--translation-mps", "depth_m": "--depth-m", "steps": "--camera-steps"}
+    try:
+        config = CameraConfig(size=kernel_size, frame_size=parse_size(frame_size, "--frame-size"),
+                              focal_35mm=parse_range(focal_35mm, "--focal-35mm"),
+                              exposure_s=parse_range(exposure_s, "--exposure-s"), shake_scale=shake_scale,
+                              roll_scale=roll_scale, translation_mps=translation_mps,
+                              depth_m=parse_range(depth_m, "--depth-m"), steps=camera_steps)
+        check_kernel_fits(config)
+        return config
+    except ValueError as exc:
+        message = str(exc)
+        hint = next((flag for field, flag in names.items() if message.startswith(field)), None)
+        raise click.BadParameter(message, param_hint=hint) from None
+
+
+def parse_size(value: str, hint: str = "--size") -> tuple[int, int]:
+    """'256' -> (256, 256); '1280x720' -> (1280, 720) as (width, height); usage error otherwise."""
+    import re
+
+    from blurgen.config import MAX_SIDE, MIN_SIDE
+
+    match = re.fullmatch(r"\s*(\d{1,9})\s*(?:[xX]\s*(\d{1,9})\s*)?", value or "")
+    shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:36] + "...'"
+    if not match:
+        raise click.BadParameter(f"expected N or WxH (e.g. 256 or 1280x720), got {shown}", param_hint=hint)
+    width = int(match.group(1))
+    height = int(match.group(2)) if match.group(2) else width
+    for side in (width, height):
+        if not MIN_SIDE <= side <= MAX_SIDE:
+            raise click.BadParameter(f"each side must be in [{MIN_SIDE}, {MAX_SIDE}] px, got {shown}", param_hint=hint)
+    return width, height
+
+
 def check_tile(tile: int) -> None:
     """Usage error (exit 2) for a tile side the generator cannot use: 0 (whole images) or >= 32."""
     if tile and tile < 32:
@@ -113,6 +203,10 @@ def parse_range(value: str, name: str, integer: bool = False) -> tuple:
             raise click.BadParameter(f"expected integers, got {value!r}", param_hint=name)
         items = tuple(int(v) for v in items)
     return items
+
+
+#: The BlurConfig options of `make` (their parameter names).
+BLUR_OPTIONS = ("gamma", "saturation", "gain_prob", "gain_max", "noise", "noise_a", "noise_b", "jpeg_quality")
 
 
 def blur_model_options(func):

@@ -10,38 +10,28 @@ import sys
 import click
 
 from blurgen.cli.common import (
+    BLUR_OPTIONS,
     announce_first_compile,
     blur_config_from_options,
     blur_model_options,
+    camera_config_from_options,
+    check_motion_options,
     check_not_same_file,
     check_output,
     is_png,
     kernel_config_from_options,
     kernel_model_options,
+    motion_options,
+    parse_size,
 )
 from blurgen.common import BlurgenError, atomic_path
-from blurgen.config import MAX_PAIRS, MAX_SEED, MAX_SIDE, MIN_SIDE
+from blurgen.config import MAX_PAIRS, MAX_SEED
 
 
 def _shown(value: str | None, limit: int = 40) -> str:
     """``repr(value)``, cut to ``limit`` characters so a pasted blob keeps the message one line."""
     text = repr(value)
     return text if len(text) <= limit else text[:limit - 4] + "...'"
-
-
-def parse_size(value: str) -> tuple[int, int]:
-    """'256' -> (256, 256); '1280x720' -> (1280, 720) as (width, height); usage error otherwise."""
-    match = re.fullmatch(r"\s*(\d{1,9})\s*(?:[xX]\s*(\d{1,9})\s*)?", value or "")
-    if not match:
-        raise click.BadParameter(f"expected N or WxH (e.g. 256 or 1280x720), got {_shown(value)}",
-                                 param_hint="--size")
-    width = int(match.group(1))
-    height = int(match.group(2)) if match.group(2) else width
-    for side in (width, height):
-        if not MIN_SIDE <= side <= MAX_SIDE:
-            raise click.BadParameter(f"each side must be in [{MIN_SIDE}, {MAX_SIDE}] px, got {_shown(value)}",
-                                     param_hint="--size")
-    return width, height
 
 
 def parse_shard(value: str | None) -> tuple[int, int]:
@@ -93,6 +83,7 @@ def command_line(ctx: click.Context) -> str:
 @click.option("--workers", type=click.IntRange(min=1), default=None,
               help="Worker processes [default: all cores]; the arrays do not depend on it.")
 @kernel_model_options
+@motion_options
 @blur_model_options
 @click.option("--resume", is_flag=True, help="Continue an interrupted run (same settings).")
 @click.option("--overwrite", is_flag=True, help="Replace an existing --out (or interrupted run).")
@@ -107,8 +98,8 @@ def command_line(ctx: click.Context) -> str:
 @click.option("--block-size", type=click.IntRange(1, 4096), default=None,
               help="Samples per crash-safe block [default: 64, fewer for big images].")
 @click.pass_context
-def make(ctx, n, out, size, source, split, seed, workers, kernel_size, length_px, steps, exposures,
-         anxiety, resume, overwrite, shard, preview, compression, block_size, **blur_options):
+def make(ctx, n, out, size, source, split, seed, workers, resume, overwrite, shard, preview, compression,
+         block_size, **model_options):
     """Make N blurred/sharp pairs into one HDF5 file (see `blurgen inspect`).
 
     Finished blocks are kept in OUT.parts/ while the run goes on, so a killed or interrupted run
@@ -121,12 +112,12 @@ def make(ctx, n, out, size, source, split, seed, workers, kernel_size, length_px
       blurgen make --n 2000 --out big.h5 --size 1024x640 --source gopro:GOPRO_Large --preview big.png
       blurgen make --n 10000 --out pairs.h5 --resume
       blurgen make --n 10000 --out shard1.h5 --shard 1/2 --workers 2
+      blurgen make --n 5000 --out cam.h5 --motion camera3d --focal-35mm 24,35 --preview cam.png
     """
     from blurgen.store.parts import compression_for
 
     announce_first_compile("blurgen._kernels_jit", "blurgen.deadleaves", "blurgen.blur._noise_jit")
-    config, shard_pair = _config_from_options(n, size, source, split, kernel_size, length_px, steps,
-                                              exposures, anxiety, resume, overwrite, shard, blur_options)
+    config, shard_pair = _config_from_options(ctx, n, size, source, split, resume, overwrite, shard, model_options)
     try:
         filters = compression_for(compression)
     except ValueError as exc:
@@ -141,8 +132,8 @@ def make(ctx, n, out, size, source, split, seed, workers, kernel_size, length_px
     if result.already_complete:
         click.echo(f"{out} is already complete ({result.n_planned} pairs); nothing to do")
     else:
-        click.echo(f"wrote {result.n_planned} pairs ({config.width}x{config.height}, kernel "
-                   f"{config.kernel.size}) to {out} in {result.seconds:.1f} s ({_rate_note(result)})")
+        click.echo(f"wrote {result.n_planned} pairs ({config.width}x{config.height}, {config.motion}, kernel "
+                   f"{config.kernel_size}) to {out} in {result.seconds:.1f} s ({_rate_note(result)})")
     if preview:
         _write_preview(out, preview)
 
@@ -161,8 +152,31 @@ def _rate_note(result) -> str:
     return ", ".join(notes)
 
 
-def _config_from_options(n, size, source, split, kernel_size, length_px, steps, exposures, anxiety,
-                         resume, overwrite, shard, blur_options):
+def _motion_configs(ctx, options: dict, width: int, height: int):
+    """The KernelConfig and CameraConfig of the command line; only the chosen model's are checked
+    (the other keeps its defaults, and its options are refused)."""
+    from blurgen.camera.config import CameraConfig
+    from blurgen.config import KernelConfig
+
+    motion, size = options["motion"], options["kernel_size"]
+    check_motion_options(ctx, motion)
+    if motion == "shake2d":
+        kernel = kernel_config_from_options(size, *(options[k] for k in ("length_px", "steps", "exposures", "anxiety")))
+        return kernel, CameraConfig()
+    camera = camera_config_from_options(size, *(options[k] for k in (
+        "frame_size", "focal_35mm", "exposure_s", "shake_scale", "roll_scale", "translation_mps", "depth_m",
+        "camera_steps")))
+    frame_w, frame_h = camera.frame_size
+    if width > frame_w or height > frame_h:
+        raise click.BadParameter(f"{width}x{height} is larger than the camera frame {frame_w}x{frame_h}; an output "
+                                 "is a window of the frame", param_hint="--size")
+    try:
+        return KernelConfig(size=size), camera
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--kernel-size") from None
+
+
+def _config_from_options(ctx, n, size, source, split, resume, overwrite, shard, options):
     """Validate the command line (usage errors, exit 2) and build the PairsConfig."""
     from blurgen.pipeline import PairsConfig
 
@@ -173,11 +187,11 @@ def _config_from_options(n, size, source, split, kernel_size, length_px, steps, 
     if shard_pair[1] > n:
         raise click.BadParameter(f"{shard} has more shards than the {n} pairs", param_hint="--shard")
     source = check_source(source)
-    kernel = kernel_config_from_options(kernel_size, length_px, steps, exposures, anxiety)
-    blur = blur_config_from_options(**blur_options)
+    kernel, camera = _motion_configs(ctx, options, width, height)
+    blur = blur_config_from_options(**{k: options[k] for k in BLUR_OPTIONS})
     try:
         config = PairsConfig(width=width, height=height, kernel=kernel, blur=blur, source=source,
-                             split=split)
+                             split=split, motion=options["motion"], camera=camera)
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from None
     return config, shard_pair

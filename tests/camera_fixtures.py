@@ -7,10 +7,10 @@ import os
 import numpy as np
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
+from test_kernels import moments as covariance  # noqa: F401  (weighted 2x2 covariance of a kernel)
 
 from blurgen.camera.config import CameraConfig
 from blurgen.camera.motion import CameraMotion
-from test_kernels import moments as covariance  # noqa: F401  (weighted 2x2 covariance of a kernel)
 
 NOJIT = os.environ.get("NUMBA_DISABLE_JIT") == "1"
 PROPERTY = settings(max_examples=4 if NOJIT else 30, deadline=None,

@@ -21,3 +21,17 @@ def assert_same_arrays(a, b) -> None:
     for name in first:
         assert first[name].dtype == second[name].dtype, name
         np.testing.assert_array_equal(first[name], second[name], err_msg=name)
+
+
+def interrupted_maker(stop_at: int):
+    """The real block maker (``PipelineMaker``), interrupted as by Ctrl-C when a block reaches
+    sample ``stop_at``: what a killed run leaves, made quickly."""
+    from blurgen.pipeline import PipelineMaker
+
+    class Interrupted(PipelineMaker):
+        def __call__(self, config, seed, start, count):
+            if start >= stop_at:
+                raise KeyboardInterrupt
+            return super().__call__(config, seed, start, count)
+
+    return Interrupted()

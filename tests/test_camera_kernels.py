@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from camera_fixtures import NOJIT, PROPERTY, STEPS, camera_configs, centroid, covariance, motion_of
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -14,8 +15,6 @@ import blurgen
 from blurgen import CameraConfig, KernelConfig, local_kernels, random_camera_motion, random_kernels, rasterize
 from blurgen.camera.reference import brute_force_kernel
 from blurgen.kernels import random_kernels_with_params
-
-from camera_fixtures import NOJIT, PROPERTY, STEPS, camera_configs, centroid, covariance, motion_of
 
 seeds = st.integers(0, 2**63 - 1)
 

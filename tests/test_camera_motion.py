@@ -10,18 +10,21 @@ import math
 
 import numpy as np
 import pytest
+from camera_fixtures import NOJIT, PROPERTY, STEPS, camera_configs
 from hypothesis import given
 from hypothesis import strategies as st
 
 import blurgen
 from blurgen.camera import fitted
 from blurgen.camera.config import CameraConfig, ShakeProcess
-from blurgen.camera.motion import (CameraMotion, motion_from_angular_velocity, random_camera_motion,
-                                   simulate_angular_velocity)
+from blurgen.camera.motion import (
+    CameraMotion,
+    motion_from_angular_velocity,
+    random_camera_motion,
+    simulate_angular_velocity,
+)
 from blurgen.camera.reference import rodrigues
 from blurgen.camera.spectra import axis_psd
-
-from camera_fixtures import NOJIT, PROPERTY, STEPS, camera_configs
 
 seeds = st.integers(0, 2**63 - 1)
 starts = st.integers(0, 10**12)

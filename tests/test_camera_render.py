@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from camera_fixtures import NOJIT, PROPERTY, camera_configs, motion_of
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -16,8 +17,6 @@ from blurgen.blur import blur_linear, srgb_to_linear
 from blurgen.camera.reference import brute_force_blur
 from blurgen.camera.render import TOLERANCE_PX, camera_margin, plan_camera_blur, window_origin
 from blurgen.deadleaves import dead_leaves
-
-from camera_fixtures import NOJIT, PROPERTY, camera_configs, motion_of
 
 seeds = st.integers(0, 2**63 - 1)
 #: A hard camera for the renderer: a wide lens (18 mm), long exposures and three times the

@@ -11,11 +11,12 @@ from click.testing import CliRunner
 torch = pytest.importorskip("torch")
 cv2 = pytest.importorskip("cv2")
 
+from deblur_fixtures import make_gopro_tree, make_pairs_file  # noqa: E402
+
 from blurgen.cli import main  # noqa: E402
 from blurgen.deblur.metrics import psnr, ssim  # noqa: E402
 from blurgen.deblur.models import build_generator, generator_config  # noqa: E402
 from blurgen.store.reader import PairsFile  # noqa: E402
-from deblur_fixtures import make_gopro_tree, make_pairs_file  # noqa: E402
 
 torch.set_num_threads(1)
 

@@ -13,10 +13,10 @@ import h5py
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from pairs_compare import assert_same_arrays
 
 from blurgen.cli import main
 from blurgen.store.reader import read_pairs
-from pairs_compare import assert_same_arrays
 
 # 32x32 images, small kernels: a few hundred pairs take well under a second of work.
 SMALL = ["--size", "32", "--kernel-size", "15", "--length-px", "10"]

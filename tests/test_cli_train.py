@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
+from deblur_fixtures import make_gopro_tree, make_pairs_file
 
 from blurgen.cli import main
-from deblur_fixtures import make_gopro_tree, make_pairs_file
 
 torch.set_num_threads(1)
 TINY = ["--crop", "32", "--batch-size", "2", "--width", "4", "--blocks", "1", "--critic-width", "4",

@@ -7,9 +7,22 @@ import sys
 
 import pytest
 
-from blurgen.common import (BlurgenError, DiskFullError, LockedError, atomic_file, atomic_path,
-                            check_can_create, disk_full_reason, flocked, free_bytes, is_disk_full,
-                            is_flocked, is_temporary, one_line, remove_temporaries)
+from blurgen.common import (
+    BlurgenError,
+    DiskFullError,
+    LockedError,
+    atomic_file,
+    atomic_path,
+    check_can_create,
+    disk_full_reason,
+    flocked,
+    free_bytes,
+    is_disk_full,
+    is_flocked,
+    is_temporary,
+    one_line,
+    remove_temporaries,
+)
 
 
 def test_one_line_collapses_whitespace_and_keeps_the_original_error_of_a_dataloader_worker():

@@ -9,11 +9,21 @@ import h5py
 import numpy as np
 import pytest
 import torch
+from deblur_fixtures import make_gopro_tree, make_pairs_arrays, write_pairs
 from torch.utils.data import DataLoader
 
-from blurgen.deblur.data import (DataError, GoProPairs, MixedPairs, MixingSampler, PairsDataset,
-                                 PairsFileError, make_loader, normalize, to_tensor, to_uint8)
-from deblur_fixtures import make_gopro_tree, make_pairs_arrays, write_pairs
+from blurgen.deblur.data import (
+    DataError,
+    GoProPairs,
+    MixedPairs,
+    MixingSampler,
+    PairsDataset,
+    PairsFileError,
+    make_loader,
+    normalize,
+    to_tensor,
+    to_uint8,
+)
 
 torch.set_num_threads(1)
 

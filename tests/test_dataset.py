@@ -14,16 +14,16 @@ from datetime import datetime
 import h5py
 import numpy as np
 import pytest
-
-from blurgen.store.merge import merge_files
-from blurgen.dataset import DatasetError, make_dataset
-from blurgen.store.reader import read_pairs
-from blurgen.store.schema import REQUIRED_ATTRS, PairsFileError
-from blurgen.common import DiskFullError
-from blurgen.runfolder import Manifest, RunFolder, auto_block_size, parts_dir_for, plan_blocks, shard_range
-from blurgen.store.parts import compression_for
 from fake_pairs import FakeConfig, FakeMaker, fake_sample
 from pairs_compare import assert_same_arrays
+
+from blurgen.common import DiskFullError
+from blurgen.dataset import DatasetError, make_dataset
+from blurgen.runfolder import Manifest, RunFolder, auto_block_size, parts_dir_for, plan_blocks, shard_range
+from blurgen.store.merge import merge_files
+from blurgen.store.parts import compression_for
+from blurgen.store.reader import read_pairs
+from blurgen.store.schema import REQUIRED_ATTRS, PairsFileError
 
 CONFIG = FakeConfig()
 
@@ -576,8 +576,7 @@ def test_resume_refuses_a_folder_source_whose_files_changed(tmp_path):
     import cv2
 
     from blurgen.config import KernelConfig
-    from blurgen.pipeline import PipelineMaker
-    from blurgen.pipeline import PairsConfig
+    from blurgen.pipeline import PairsConfig, PipelineMaker
 
     photos = tmp_path / "photos"
     photos.mkdir()
@@ -613,8 +612,7 @@ def test_a_pipeline_maker_can_serve_runs_on_different_folders(tmp_path):
     import cv2
 
     from blurgen.config import KernelConfig
-    from blurgen.pipeline import PipelineMaker
-    from blurgen.pipeline import PairsConfig
+    from blurgen.pipeline import PairsConfig, PipelineMaker
 
     maker = PipelineMaker()
     for k, name in enumerate(("a", "b")):

@@ -12,12 +12,12 @@ import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
+from deblur_fixtures import make_pairs_file
 
 from blurgen.deblur.data import normalize
 from blurgen.deblur.distributed import DistContext, average_gradients
 from blurgen.deblur.losses import critic_loss
 from blurgen.deblur.train import TrainConfig, Trainer
-from deblur_fixtures import make_pairs_file
 
 torch.set_num_threads(1)
 WORLD = 2

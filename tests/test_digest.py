@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from blurgen.blur import BlurConfig
+from blurgen.camera import CameraConfig
 from blurgen.config import KernelConfig
 from blurgen.dataset import make_dataset
 from blurgen.pipeline import PairsConfig
@@ -21,6 +22,11 @@ PINNED = ("blurred", "sharp", "kernel", *(f"params/{name}" for name in (
     "anxiety", "big_shake_prob", "big_shakes", "centripetal", "exposed_steps", "exposure_fraction",
     "gain", "gaussian_shake", "initial_angle_rad", "jpeg_quality", "kernel_support_px", "noise_a",
     "noise_b", "path_length_px", "redraws", "seed_index", "source_index")))
+
+CAMERA_DIGEST = "c8c76bd76cc0814e5873f3d8b02ee1317a7b9024164f20539666808db763fb25"
+CAMERA_PINNED = ("blurred", "sharp", "kernel", "motion/rotation", "motion/translation", *(f"params/{name}" for name in (
+    "anchor_x", "anchor_y", "exposure_s", "focal_px", "gain", "noise_a", "noise_b", "redraws", "seed_index",
+    "window_x", "window_y")))
 
 CONFIGS = {
     "default": (PairsConfig(width=48, height=40, kernel=KernelConfig(size=33, length_px=24.0,
@@ -33,10 +39,10 @@ CONFIGS = {
 }
 
 
-def digest(path) -> str:
+def digest(path, names=PINNED) -> str:
     sha = hashlib.sha256()
     with h5py.File(path, "r") as h5:
-        for name in PINNED:
+        for name in names:
             array = np.ascontiguousarray(h5[name][...])
             sha.update(f"{name}:{array.dtype.str}:{array.shape}".encode())
             sha.update(array.tobytes())
@@ -50,3 +56,14 @@ def test_small_dataset_keeps_its_pinned_digest(tmp_path, name, workers):
     out = tmp_path / "pairs.h5"
     make_dataset(str(out), config, 10, seed=3, workers=workers, block_size=4, durable=False)
     assert digest(out) == expected
+
+
+CAMERA = PairsConfig(width=48, height=40, motion="camera3d",
+                     camera=CameraConfig(size=33, frame_size=(320, 240), exposure_s=(0.01, 0.04)))
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_small_camera_dataset_keeps_its_pinned_digest(tmp_path, workers):
+    out = tmp_path / "pairs.h5"
+    make_dataset(str(out), CAMERA, 10, seed=3, workers=workers, block_size=4, durable=False)
+    assert digest(out, CAMERA_PINNED) == CAMERA_DIGEST

@@ -6,9 +6,9 @@ import subprocess
 import sys
 
 import pytest
+from deblur_fixtures import make_gopro_tree
 
 from blurgen import gopro
-from deblur_fixtures import make_gopro_tree
 
 
 def test_one_scanner_gives_make_and_the_trainer_the_same_frames(tmp_path):

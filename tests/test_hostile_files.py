@@ -13,12 +13,12 @@ import h5py
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from pairs_compare import assert_same_arrays
+from pairs_compare import assert_same_arrays, interrupted_maker
 
 from blurgen.cli import main
 from blurgen.config import KernelConfig
 from blurgen.dataset import make_dataset
-from blurgen.pipeline import PairsConfig, PipelineMaker
+from blurgen.pipeline import PairsConfig
 
 SMALL = ["--size", "32", "--kernel-size", "15", "--length-px", "10"]
 #: 8-sample parts of 64x64 pairs are ~0.2 MB; 40 of them assembled take ~1 MB plus reserve.
@@ -179,15 +179,6 @@ def _flip_a_byte_in_a_chunk(path, dataset, index):
         handle.write(bytes([byte[0] ^ 0x10]))
 
 
-class _StopAfter16(PipelineMaker):
-    """The real block maker, interrupted (as by Ctrl-C) when it reaches sample 16."""
-
-    def __call__(self, config, seed, start, count):
-        if start >= 16:
-            raise KeyboardInterrupt
-        return super().__call__(config, seed, start, count)
-
-
 def test_a_flipped_bit_in_a_kept_part_is_remade_on_resume_and_inspect_finds_one_in_a_file(tmp_path):
     config = PairsConfig(width=32, height=32, kernel=KernelConfig(size=15, length_px=10.0))
     reference, out = tmp_path / "ref.h5", tmp_path / "pairs.h5"
@@ -196,7 +187,7 @@ def test_a_flipped_bit_in_a_kept_part_is_remade_on_resume_and_inspect_finds_one_
         return make_dataset(str(path), config, 24, seed=3, workers=1, block_size=8, durable=False, **kwargs)
     make(reference)
     with pytest.raises(KeyboardInterrupt):
-        make(out, maker=_StopAfter16())
+        make(out, maker=interrupted_maker(16))
     parts = sorted(p for p in os.listdir(f"{out}.parts") if p.startswith("block-"))
     assert len(parts) == 2
     _flip_a_byte_in_a_chunk(os.path.join(f"{out}.parts", parts[0]), "blurred", 3)

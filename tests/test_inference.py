@@ -8,8 +8,7 @@ from hypothesis import strategies as st
 torch = pytest.importorskip("torch")
 
 from blurgen.deblur.checkpoint import CheckpointError  # noqa: E402
-from blurgen.deblur.inference import (deblur_image, feather_ramp, load_generator,  # noqa: E402
-                                      tile_starts, tile_window)
+from blurgen.deblur.inference import deblur_image, feather_ramp, load_generator, tile_starts, tile_window  # noqa: E402
 from blurgen.deblur.metrics import psnr  # noqa: E402
 from blurgen.deblur.models import build_generator, generator_config  # noqa: E402
 

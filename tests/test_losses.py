@@ -10,8 +10,7 @@ torch = pytest.importorskip("torch")
 from torch import nn  # noqa: E402
 
 from blurgen.deblur import losses  # noqa: E402
-from blurgen.deblur.losses import (PerceptualLoss, critic_loss, generator_adv_loss,  # noqa: E402
-                                   gradient_penalty, vgg19_conv3_3)
+from blurgen.deblur.losses import PerceptualLoss, critic_loss, generator_adv_loss, gradient_penalty, vgg19_conv3_3  # noqa: E402
 from blurgen.deblur.models import PatchCritic  # noqa: E402
 
 torch.set_num_threads(1)

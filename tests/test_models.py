@@ -4,8 +4,15 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from blurgen.deblur.models import (GENERATORS, PatchCritic, ResnetGenerator, build_generator,  # noqa: E402
-                                   count_parameters, generator_config, pad_to_multiple)
+from blurgen.deblur.models import (  # noqa: E402
+    GENERATORS,
+    PatchCritic,
+    ResnetGenerator,
+    build_generator,
+    count_parameters,
+    generator_config,
+    pad_to_multiple,
+)
 
 torch.set_num_threads(1)
 

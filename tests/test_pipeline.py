@@ -11,8 +11,8 @@ import pytest
 from blurgen.blur import BlurConfig, blur_sample
 from blurgen.config import KernelConfig
 from blurgen.kernels import random_kernels
-from blurgen.store.schema import REQUIRED_PARAMS
 from blurgen.pipeline import BLUR_STREAM, PARAM_DTYPES, PairsConfig, make_block, open_config_source
+from blurgen.store.schema import REQUIRED_PARAMS
 
 # Small and quick: 48x40 outputs, 31-px kernels.
 SMALL = PairsConfig(width=48, height=40, kernel=KernelConfig(size=31, length_px=15.0, exposures=(0.5, 1.0)))

@@ -14,6 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from blurgen.deadleaves import dead_leaves, mean_disk_area, power_law_radii
+from blurgen.imageio import _jpeg_header, _png_header, to_rgb_u8
 from blurgen.sources import (
     DeadLeavesSource,
     GoProSource,
@@ -22,7 +23,6 @@ from blurgen.sources import (
     SourceError,
     open_source,
 )
-from blurgen.imageio import _jpeg_header, _png_header, to_rgb_u8
 
 # ---------------------------------------------------------------- dead leaves
 

@@ -9,12 +9,11 @@ import os
 
 import pytest
 import torch
+from deblur_fixtures import make_gopro_tree, make_pairs_file
 
 from blurgen.deblur.checkpoint import CheckpointError, load_checkpoint
 from blurgen.deblur.models import build_generator
-from blurgen.deblur.train import (LinearDecaySchedule, NonFiniteLossError, ResumeMismatchError,
-                                  TrainConfig, Trainer)
-from deblur_fixtures import make_gopro_tree, make_pairs_file
+from blurgen.deblur.train import LinearDecaySchedule, NonFiniteLossError, ResumeMismatchError, TrainConfig, Trainer
 
 torch.set_num_threads(1)
 

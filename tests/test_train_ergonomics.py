@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
+from deblur_fixtures import make_pairs_file
 
 from blurgen.cli import main
-from deblur_fixtures import make_pairs_file
 
 torch.set_num_threads(1)
 SHAPE = ["--width", "4", "--blocks", "1"]

@@ -23,7 +23,8 @@ import numpy as np
 
 from blurgen.common import DiskFullError, disk_full_reason, fsync_path, is_disk_full, one_line, preallocate, space_for
 from blurgen.store.parts import Compression, PartsError, check_part, create_chunked, create_param
-from blurgen.store.schema import CHUNKED, H5_ERRORS, SCHEMA_VERSION, SOURCE_FILES, text_attr
+from blurgen.store.schema import (CAMERA_SCHEMA_VERSION, H5_ERRORS, MOTION, SCHEMA_VERSION, SOURCE_FILES,
+                                  per_sample_datasets, text_attr)
 
 log = logging.getLogger(__name__)
 
@@ -143,13 +144,17 @@ class Assembler:
             create_param(group, name, self.n_planned, src.dtype)
         # Handles and layout kept: h5py lookups per piece were a third of the main process's
         # time (py-spy), and the main process shares the cores with the workers.
-        self._images = {name: self._h5[name] for name in CHUNKED}
+        self._images = {name: self._h5[name] for name in images}
+        if any(name.startswith(f"{MOTION}/") for name in images):
+            self._h5.attrs["schema_version"] = CAMERA_SCHEMA_VERSION
         self._params = {name: group[name] for name in params}
         self._layout = {name: (dset.shape[1:], dset.dtype) for name, dset in self._images.items()}
         self._param_dtypes = {name: dset.dtype for name, dset in self._params.items()}
         log.debug("layout from %s", label)
 
     def _check_matches(self, images: dict, params: dict, label: str) -> None:
+        if set(images) != set(self._layout):
+            raise PartsError(f"{label}: datasets {sorted(images)} differ from the other pieces' {sorted(self._layout)}")
         for name, (shape, dtype) in self._layout.items():
             theirs = images[name]
             if theirs.shape[1:] != shape or theirs.dtype != dtype:
@@ -164,7 +169,7 @@ class Assembler:
 
     def add(self, piece: Any, offset: int, count: int, label: str) -> None:
         """Copy the ``count`` samples of open h5py group ``piece`` to ``[offset, offset + count)``."""
-        images = {name: piece[name] for name in CHUNKED}
+        images = {name: piece[name] for name in per_sample_datasets(piece)}
         params = dict(piece["params"].items())
         if self._images is None:
             self._create_layout(images, params, label)

@@ -23,7 +23,7 @@ import numpy as np
 from blurgen.common import (BlurgenError, DiskFullError, disk_full_reason, fsync_path, is_disk_full,
                             space_for)
 from blurgen.common import one_line
-from blurgen.store.schema import CHUNKED, H5_ERRORS, attr_value
+from blurgen.store.schema import CHUNKED, H5_ERRORS, MOTION, attr_value, per_sample_datasets
 
 #: HDF5 filter per chunked dataset: name -> (h5py compression, compression_opts).
 Compression = dict[str, tuple[str | None, int | None]]
@@ -58,11 +58,15 @@ def compression_for(images: str = "none") -> Compression:
 DEFAULT_COMPRESSION: Compression = compression_for("none")
 
 
+#: Filter of the per-sample camera motion arrays (schema 2): small, smooth, always gzip.
+MOTION_FILTER = ("gzip", 4)
+
+
 def create_chunked(h5: Any, name: str, shape: tuple, dtype: Any, compression: Compression,
                    data: np.ndarray | None = None) -> Any:
-    """Create ``/name`` as the store lays it out: one sample per chunk, ``compression[name]``,
-    fletcher32 checksums."""
-    method, opts = compression[name]
+    """Create ``/name`` as the store lays it out: one sample per chunk, ``compression[name]``
+    (``MOTION_FILTER`` for the motion arrays), fletcher32 checksums."""
+    method, opts = compression.get(name, MOTION_FILTER)
     return h5.create_dataset(name, shape=shape, dtype=dtype, data=data, chunks=(1, *shape[1:]),
                              compression=method, compression_opts=opts, fletcher32=True)
 
@@ -112,8 +116,10 @@ def part_image(block: dict, start: int, compression: Compression, stamp: dict[st
     count = int(block["blurred"].shape[0])
     buffer = io.BytesIO()
     with h5py.File(buffer, "w") as h5:
-        for name in CHUNKED:
-            data = np.ascontiguousarray(block[name])
+        arrays = {**{name: block[name] for name in CHUNKED},
+                  **{f"{MOTION}/{name}": values for name, values in block.get("motion", {}).items()}}
+        for name, values in arrays.items():
+            data = np.ascontiguousarray(values)
             create_chunked(h5, name, data.shape, data.dtype, compression, data)
         group = h5.create_group("params")
         for name, values in block["params"].items():
@@ -189,7 +195,7 @@ def verify_stored_data(h5: Any, path: str, names: tuple[str, ...] | None = None,
     """Read every stored chunk of the chunked datasets and params of open file ``h5`` (samples
     ``[0, stop)``), so HDF5 checks each fletcher32 checksum; PartsError naming the first damaged
     sample otherwise. Memory stays at one chunk at a time."""
-    names = names or (*CHUNKED, *(f"params/{p}" for p in h5["params"]))
+    names = names or (*per_sample_datasets(h5), *(f"params/{p}" for p in h5["params"]))
     for name in names:
         ds = h5[name]
         n = ds.shape[0] if stop is None else min(stop, ds.shape[0])

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from blurgen.store.schema import SOURCE_FILES, attr_value, open_validated, reading
+from blurgen.store.schema import MOTION, SOURCE_FILES, attr_value, open_validated, reading
 
 Sample = tuple[np.ndarray, np.ndarray, np.ndarray]
 
@@ -117,6 +117,31 @@ class PairsFile:
                 values.flags.writeable = False
             self._params = params
         return dict(self._params)
+
+    @property
+    def has_motion(self) -> bool:
+        """Whether the file stores each sample's camera motion (schema 2, ``camera3d``)."""
+        return MOTION in self._open()
+
+    def motion_arrays(self, index: int | slice) -> dict[str, np.ndarray]:
+        """The camera motion of sample(s) ``index`` (schema 2): ``rotation``, ``translation``
+        ``(n, S, 3)``, ``focal_px``, ``depth_m``, ``exposure_s`` ``(n,)``, ``anchor`` ``(n, 2)``;
+        ``blurgen.camera.CameraMotion.from_arrays(arrays, frame_size)`` renders it again
+        (``frame_size`` is in ``attrs["config_dict"]["camera"]``). KeyError for a schema-1 file."""
+        h5 = self._open()
+        if MOTION not in h5:
+            raise KeyError(f"{self.path} stores no camera motion (a shake2d dataset, schema 1)")
+        picks = (list(range(*index.indices(self._n))) if isinstance(index, slice)
+                 else [self._checked_index(index)])
+        if not picks:
+            raise IndexError(f"{index} selects no sample of {self._n}")
+        with reading(self.path, "/motion is unreadable"):
+            arrays = {name: np.stack([h5[MOTION][name][i] for i in picks]) for name in ("rotation", "translation")}
+            params = {name: np.asarray(h5["params"][name][...])[picks]
+                      for name in ("focal_px", "depth_m", "exposure_s", "anchor_x", "anchor_y")}
+        arrays.update(focal_px=params["focal_px"], depth_m=params["depth_m"], exposure_s=params["exposure_s"],
+                      anchor=np.stack([params["anchor_x"], params["anchor_y"]], axis=1))
+        return arrays
 
     @property
     def source_files(self) -> list[str]:

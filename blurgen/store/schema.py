@@ -1,6 +1,6 @@
 """What a blurgen pairs file is: names, schema version, layout checks, attribute decoding.
 
-Schema version 1::
+Schema version 1 (``shake2d`` datasets)::
 
     /blurred   uint8   (N, H, W, 3)   one sample per chunk (fletcher32 checksum since 0.2)
     /sharp     uint8   (N, H, W, 3)
@@ -10,6 +10,16 @@ Schema version 1::
                                    absent for procedural sources)
     root attrs: schema_version, blurgen_version, created, command, config (JSON), seed,
                 n_planned, n_written
+
+Schema version 2 (``camera3d`` datasets) adds the camera motion of every sample, from which the
+blur can be rendered again (``blurgen.camera.CameraMotion.from_arrays``), and ``/kernel`` is the
+local kernel at the image centre::
+
+    /motion/rotation     float32 (N, S, 3)  rotation vectors, rad, to the time-mean pose
+    /motion/translation  float32 (N, S, 3)  camera centre, m
+    /params/<name>: exposure_s, focal_px, depth_m, anchor_x, anchor_y (the rest of the motion),
+                    window_x, window_y, ... instead of the kernel walk's values; frame_size in the
+                    config's ``camera``.
 
 Only the first ``n_written`` samples are complete; a file whose ``n_written < n_planned`` is an
 incomplete (interrupted) dataset and reads as that many samples.
@@ -28,6 +38,9 @@ import numpy as np
 from blurgen.common import BlurgenError, one_line
 
 SCHEMA_VERSION = 1
+CAMERA_SCHEMA_VERSION = 2
+READABLE_VERSIONS = (SCHEMA_VERSION, CAMERA_SCHEMA_VERSION)
+MOTION = "motion"
 IMAGE_DATASETS = ("blurred", "sharp")
 SOURCE_FILES = "source_files"
 #: Datasets stored one sample per chunk (copied chunk by chunk when assembling).
@@ -37,6 +50,9 @@ REQUIRED_PARAMS = (
     "centripetal", "gaussian_shake", "big_shake_prob", "gain", "noise_a", "noise_b",
     "jpeg_quality",
 )
+REQUIRED_CAMERA_PARAMS = ("seed_index", "source_index", "gain", "noise_a", "noise_b", "jpeg_quality",
+                          "exposure_s", "focal_px", "depth_m", "anchor_x", "anchor_y")
+REQUIRED_MOTION = ("rotation", "translation")
 REQUIRED_ATTRS = ("schema_version", "blurgen_version", "created", "command", "config", "seed",
                   "n_planned", "n_written")
 #: What h5py raises on damaged files: besides OSError, a damaged heap or B-tree surfaces as
@@ -128,11 +144,32 @@ def _check_images(h5: Any, path: str) -> int:
     return blurred.shape[0]
 
 
-def _check_params(h5: Any, path: str, n: int) -> None:
+def per_sample_datasets(h5: Any) -> list[str]:
+    """The datasets stored one sample per chunk: images, kernels and (schema 2) the motion."""
+    motion = h5.get(MOTION)
+    return [*CHUNKED, *(f"{MOTION}/{name}" for name in (motion or {}))]
+
+
+def _check_motion(h5: Any, path: str, n: int) -> None:
+    motion = h5.get(MOTION)
+    if motion is None:
+        raise PairsFileError(f"{path}: schema 2 needs the group /{MOTION}")
+    missing = [m for m in REQUIRED_MOTION if m not in motion]
+    if missing:
+        raise PairsFileError(f"{path}: missing /{MOTION}/{f', /{MOTION}/'.join(missing)}")
+    rotation = motion["rotation"]
+    if rotation.ndim != 3 or rotation.shape[0] != n or rotation.shape[2] != 3 or rotation.shape[1] < 2:
+        raise PairsFileError(f"{path}: /{MOTION}/rotation must be (N, steps, 3), got {rotation.shape}")
+    for name, ds in motion.items():
+        if ds is None or ds.shape[:1] != (n,):
+            raise PairsFileError(f"{path}: /{MOTION}/{name} must hold one entry per sample ({n})")
+
+
+def _check_params(h5: Any, path: str, n: int, required: tuple[str, ...]) -> None:
     params = h5.get("params")
     if params is None:
         raise PairsFileError(f"{path}: missing group /params")
-    missing = [p for p in REQUIRED_PARAMS if p not in params]
+    missing = [p for p in required if p not in params]
     if missing:
         raise PairsFileError(f"{path}: missing /params/{', /params/'.join(missing)}")
     for name, ds in params.items():
@@ -143,13 +180,15 @@ def _check_params(h5: Any, path: str, n: int) -> None:
 
 
 def validate_layout(h5: Any, path: str) -> int:
-    """Check an open h5py file against schema 1; return ``n_written``. Raises PairsFileError."""
+    """Check an open h5py file against its schema (1 or 2); return ``n_written``. Raises
+    PairsFileError."""
     attrs = h5.attrs
     if "schema_version" not in attrs:
         raise PairsFileError(f"{path}: not a blurgen pairs file (no schema_version attribute)")
     version = attr_value(attrs["schema_version"])
-    if version != SCHEMA_VERSION:
-        raise PairsFileError(f"{path}: schema_version {version} is not supported (this blurgen reads {SCHEMA_VERSION})")
+    if version not in READABLE_VERSIONS:
+        raise PairsFileError(f"{path}: schema_version {version} is not supported (this blurgen reads "
+                             f"{' and '.join(map(str, READABLE_VERSIONS))})")
     missing = [a for a in REQUIRED_ATTRS if a not in attrs]
     if missing:
         raise PairsFileError(f"{path}: missing root attribute(s) {', '.join(missing)}")
@@ -157,7 +196,9 @@ def validate_layout(h5: Any, path: str) -> int:
     n_written = int(attr_value(attrs["n_written"]))
     if not 0 <= n_written <= n:
         raise PairsFileError(f"{path}: n_written={n_written} outside 0..{n}")
-    _check_params(h5, path, n)
+    if version == CAMERA_SCHEMA_VERSION:
+        _check_motion(h5, path, n)
+    _check_params(h5, path, n, REQUIRED_CAMERA_PARAMS if version == CAMERA_SCHEMA_VERSION else REQUIRED_PARAMS)
     return n_written
 
 
