@@ -24,6 +24,8 @@ _LAZY = {
     "crop_to_support": "blurgen.kernels",
     "blur_linear": "blurgen.blur",
     "BlurConfig": "blurgen.blur",
+    "KernelBank": "blurgen.kernel_bank",
+    "KernelBankError": "blurgen.kernel_bank",
     "read_pairs": "blurgen.pairs_file",
     "PairsFile": "blurgen.pairs_file",
 }
