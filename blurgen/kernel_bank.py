@@ -171,11 +171,12 @@ def _split(label: str, arr: np.ndarray, matlab: bool) -> Iterator[tuple[str, np.
         yield label, arr
         return
     if arr.ndim != 3:
-        raise KernelBankError(f"{label}: has {arr.ndim} dimensions, expected (k, k) or a stack of kernels")
+        where = f"{label}: " if label else ""
+        raise KernelBankError(f"{where}an array of {arr.ndim} dimension(s), expected (k, k) or a stack of kernels")
     last_axis = matlab and not (arr.shape[0] != arr.shape[1] and arr.shape[1] == arr.shape[2])
     stack = np.moveaxis(arr, 2, 0) if last_axis else arr
     for i in range(stack.shape[0]):
-        yield f"{label} kernel {i}", stack[i]
+        yield f"{label} kernel {i}".strip(), stack[i]
 
 
 def _read_npy(path: str) -> Iterator[tuple[str, np.ndarray]]:
@@ -240,10 +241,10 @@ def _read_png(path: str, label: str = "") -> np.ndarray:
 
     img = cv2.imread(path, cv2.IMREAD_UNCHANGED)
     if img is None:
-        raise KernelBankError(f"{label or 'file'}: not a readable PNG image")
+        raise KernelBankError(f"{label + ': ' if label else ''}not a readable PNG image")
     if img.ndim == 3:
         if img.shape[2] not in (3, 4) or not (img[:, :, :3] == img[:, :, :1]).all():
-            raise KernelBankError(f"{label or 'image'}: not grayscale ({img.shape[2]} channels that differ)")
+            raise KernelBankError(f"{label + ': ' if label else ''}not grayscale ({img.shape[2]} channels that differ)")
         img = img[:, :, 0]
     return img
 
@@ -304,7 +305,7 @@ def load_kernels(path: str | os.PathLike) -> list[np.ndarray]:
         reader, kind = _reader(path)
         for label, arr in reader(path):
             for sub, kernel in _split(label, np.asarray(arr), reader in (_read_mat_v5, _read_mat_v73)):
-                kernels.append(_checked(sub.strip(), kernel))
+                kernels.append(_checked(sub, kernel))
                 if len(kernels) > MAX_KERNELS:
                     raise KernelBankError(f"more than {MAX_KERNELS} kernels")
     except KernelBankError as exc:
@@ -369,7 +370,7 @@ class KernelBank:
         return int(self._sides.size)
 
     def __repr__(self) -> str:
-        return (f"KernelBank({len(self)} kernels from {self.source}, sides {self._sides.min()}.."
+        return (f"KernelBank({len(self)} kernel(s) from {self.source}, sides {self._sides.min()}.."
                 f"{self._sides.max()}, augment={self.augment}, scale_range={self.scale_range}, size={self.size})")
 
     def kernel(self, i: int) -> np.ndarray:
@@ -453,7 +454,7 @@ def _prepare_all(kernels: np.ndarray | Sequence[np.ndarray]) -> list[np.ndarray]
     for label, arr in items:
         if arr.ndim not in (2, 3):
             raise KernelBankError(f"kernels must be (k, k), (N, k, k) or a list of (k, k), got shape {arr.shape}")
-        out += [_checked(sub.strip(), k) for sub, k in _split(label, arr, matlab=False)]
+        out += [_checked(sub, k) for sub, k in _split(label, arr, matlab=False)]
     if not out:
         raise KernelBankError("no kernels given")
     return out
