@@ -1,9 +1,10 @@
 """Numba kernels of ``blurgen.transforms`` on the CPU: batched sparse-tap convolution and
 counter-based Gaussian noise. No torch here; ``blurgen._shake_torch`` wraps them.
 
-Sparse taps: a camera-shake kernel is a thin curve (the default 65x65 model has ~60-170 non-zero
-taps of 4225), so summing shifted planes over the non-zero taps only is several times faster on
-the CPU than an FFT of the whole image (measured, see ``blurgen._shake_torch.DIRECT_MAX_TAPS``).
+Sparse taps (the blur model's ``conv_taps`` row kernel, one plane at a time): a camera-shake
+kernel is a thin curve (the default 65x65 model has ~60-170 non-zero taps of 4225), so summing
+shifted planes over the non-zero taps only is several times faster on the CPU than an FFT of the
+whole image (measured, see ``blurgen._shake_torch.DIRECT_MAX_TAPS``).
 
 Noise: normal ``e`` of a sample with key ``(k0, k1)`` is ``normal_table()[w & 0xFFFF]`` with
 ``w`` a 32-bit counter hash of ``e`` (``lowbias32``, C. Wellons, applied twice with the key), so
@@ -25,45 +26,36 @@ import types
 import numpy as np
 from numba import njit, prange
 
-#: Taps summed per pass over an output row (the row is read and written once per eight taps).
-TAPS_PER_PASS = 8
+try:  # the blur model's sparse-tap row kernel; blurgen.blur became a package in the blur split
+    from blurgen.blur._convolve_jit import TAPS_PER_PASS, conv_taps
+except ImportError:  # before that split (this branch can go once it is merged)
+    from blurgen.blur import _TAPS_PER_PASS as TAPS_PER_PASS  # noqa: N811
+    from blurgen.blur import _conv_taps as conv_taps
+
 _M32 = np.uint64(0xFFFFFFFF)
 _H1 = np.uint64(0x7FEB352D)
 _H2 = np.uint64(0x846CA68B)
 
 
-@njit(cache=True)
-def _plane_taps(src, src_start, src_row, offsets, weights, ntaps, out, out_start, out_h, out_w):
-    """One plane: out[y, x] = sum over taps t of weights[t] * src[y * src_row + offsets[t] + x].
-    Unsigned indices on purpose: Numba guards signed ones against negative values, which stops
-    LLVM from vectorising the x loop (measured ~5x slower, see blurgen.blur)."""
-    for y in range(out_h):
-        o = np.uint64(out_start + y * out_w)
-        s = np.uint64(src_start + y * src_row)
-        for g in range(0, ntaps, TAPS_PER_PASS):
-            p0, p1, p2, p3 = s + offsets[g], s + offsets[g + 1], s + offsets[g + 2], s + offsets[g + 3]
-            p4, p5, p6, p7 = s + offsets[g + 4], s + offsets[g + 5], s + offsets[g + 6], s + offsets[g + 7]
-            w0, w1, w2, w3 = weights[g], weights[g + 1], weights[g + 2], weights[g + 3]
-            w4, w5, w6, w7 = weights[g + 4], weights[g + 5], weights[g + 6], weights[g + 7]
-            for k in range(out_w):
-                i = np.uint64(k)
-                v = (w0 * src[p0 + i] + w1 * src[p1 + i] + w2 * src[p2 + i] + w3 * src[p3 + i]
-                     + w4 * src[p4 + i] + w5 * src[p5 + i] + w6 * src[p6 + i] + w7 * src[p7 + i])
-                out[o + i] = v if g == 0 else out[o + i] + v
-
-
 def _conv_taps_batch(src, src_h, src_w, channels, offsets, weights, ntaps, out, out_h, out_w):
     """Valid convolution of every plane of ``src`` (float32 flat ``(S * channels, src_h,
     src_w)``) with its sample's taps into ``out`` (float32 flat ``(S * channels, out_h,
-    out_w)``); plane p belongs to sample p // channels. Planes run in parallel."""
+    out_w)``); plane p belongs to sample p // channels. Planes run in parallel (``_twins``)."""
     planes = offsets.shape[0] * channels
+    src_plane, out_plane = src_h * src_w, out_h * out_w
     for p in prange(planes):
         s = p // channels
-        if ntaps[s] == 0:
-            out[p * out_h * out_w:(p + 1) * out_h * out_w] = 0.0
-        else:
-            _plane_taps(src, p * src_h * src_w, src_w, offsets[s], weights[s], ntaps[s],
-                        out, p * out_h * out_w, out_h, out_w)
+        _plane(src[p * src_plane:(p + 1) * src_plane], src_w, offsets[s], weights[s], ntaps[s],
+               out[p * out_plane:(p + 1) * out_plane], out_w)
+
+
+@njit(cache=True, inline="always")
+def _plane(src, src_w, offsets, weights, ntaps, out, out_w):
+    """One flat plane: ``conv_taps`` over the sample's first ``ntaps`` taps (zeros if none)."""
+    if ntaps == 0:
+        out[:] = 0.0
+    else:
+        conv_taps(src, src_w, offsets[:ntaps], weights[:ntaps], out, out_w)
 
 
 def taps(kernels: np.ndarray, src_w: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -218,11 +210,7 @@ def _shake(src, rows, cols, decode, encode, offsets, weights, ntaps, a, b, key, 
         s = p // channels
         buf = np.empty(hp * wp, np.float32)
         _pad_decode(src, p, rows, cols, decode, buf)
-        flat = out[p].reshape(-1)
-        if ntaps[s] == 0:
-            flat[:] = 0.0
-        else:
-            _plane_taps(buf, 0, wp, offsets[s], weights[s], ntaps[s], flat, 0, out.shape[1], out.shape[2])
+        _plane(buf, wp, offsets[s], weights[s], ntaps[s], out[p].reshape(-1), out.shape[2])
         _finish(out, p, s, (p % channels) * plane, a, b, key, table, encode)
 
 

@@ -18,13 +18,15 @@ from scipy.fft import next_fast_len
 
 from blurgen import _shake_jit as jit
 
-#: "auto" uses the sparse-tap Numba convolution for float32 CPU tensors when every kernel of the
+#: "auto" uses the fused sparse-tap Numba loop for float32 CPU tensors when every kernel of the
 #: batch has at most this many non-zero taps, the FFT otherwise (and on every other device).
-#: Measured (batch 16 of 3x256x256, 2 threads, CPU time, shared machine; see
-#: benchmarks/RESULTS.md "Transforms"): taps cost ~0.13 ms per tap per batch (65x65 shake kernels,
-#: ~60-170 taps: 20 ms), the FFT path 55-100 ms whatever the kernel, so they cross near 500 taps.
-#: A grouped conv2d (dense, kernel cropped to its support) took 450 ms at 37x37 and 1.26 s at
-#: 65x65 on the same batch, so it is never chosen.
+#: Measured (batch 16 of 3x256x256, linear light, 2 threads, 2026-12-04, dense square kernels of
+#: n taps): fused taps 18 ms at 81 taps, 27 ms at 225, 37 ms at 441, 47 ms at 625, 70 ms at 961,
+#: 275 ms at 4225; the FFT path 39-54 ms whatever the kernel: they cross near 600 taps. A 65x65
+#: camera-shake kernel has ~60-170 taps. A dense grouped conv2d of the same shake kernels
+#: (cropped to the batch's largest support, so its cost varies by batch) ran at 104-230
+#: images/s against the FFT's 233-286 and the fused loop's 644-844 in two runs of
+#: benchmarks/bench_transforms.py, so it is never used.
 DIRECT_MAX_TAPS = 512
 METHODS = ("auto", "taps", "fft")
 
