@@ -33,6 +33,7 @@ Example:
 
 from __future__ import annotations
 
+import hashlib
 import math
 import os
 import zipfile
@@ -372,6 +373,21 @@ class KernelBank:
     def __repr__(self) -> str:
         return (f"KernelBank({len(self)} kernel(s) from {self.source}, sides {self._sides.min()}.."
                 f"{self._sides.max()}, augment={self.augment}, scale_range={self.scale_range}, size={self.size})")
+
+    @property
+    def fingerprint(self) -> str:
+        """SHA-256 (hex) of the prepared kernels: banks with the same fingerprint and options
+        sample the same kernels (for provenance and resume checks)."""
+        digest = hashlib.sha256(self._sides.astype("<i8").tobytes())
+        digest.update(self._flat.astype("<f4").tobytes())
+        return digest.hexdigest()
+
+    def describe(self) -> dict[str, Any]:
+        """JSON-ready provenance: source, count, smallest/largest side, options, output size,
+        fingerprint."""
+        return {"source": self.source, "kernels": len(self), "min_side": int(self._sides.min()),
+                "max_side": int(self._sides.max()), "augment": self.augment,
+                "scale_range": list(self.scale_range), "size": self.size, "fingerprint": self.fingerprint}
 
     def kernel(self, i: int) -> np.ndarray:
         """Stored kernel ``i``: float32 ``(k, k)``, k odd, sum 1, centred (a read-only view)."""

@@ -36,6 +36,19 @@ Use in pipelines::
     # GPU batches in the training loop:
     augment = RandomCameraShake(p=0.5, seed=0, noise=True)
     batch = augment(batch.cuda())                  # (B, C, H, W) float in [0, 1]
+
+Speed: on the CPU, float32 batches of thin kernels (camera shake) go through one fused Numba
+loop per image plane (sRGB decode by table, reflect padding, a sum over the kernel's non-zero
+taps, noise, encode by table); the gradient is that of the torch path, recomputed in backward.
+Dense kernels and other devices use torch ops with FFT convolution. Measured (2 threads, batch
+16 of 3x256x256, 65x65 kernels): ~400-850 images/s on the CPU, 7-11x kornia's RandomMotionBlur
+at the same kernel size (benchmarks/bench_transforms.py).
+
+DataLoader workers: Numba's OpenMP thread pool is not fork-safe, so if the main process has
+itself drawn blurgen kernels or run this transform on the CPU before the workers start, create
+the loader with ``multiprocessing_context="spawn"`` (or ``"forkserver"``); otherwise forked
+workers work too. In a worker (torch runs one thread there) this module's own loops run serially.
+For DDP, give each rank its own ``seed`` (or disjoint ``indices``).
 """
 
 from __future__ import annotations
@@ -219,6 +232,14 @@ class RandomCameraShake(nn.Module):
         source = repr(self.bank) if self.bank is not None else repr(self.config)
         return (f"p={self.p}, gamma={self.gamma!r}, noise={self.noise}, seed={self.seed}, "
                 f"counter={self.counter}, kernels={source}")
+
+    def get_extra_state(self) -> dict[str, int]:
+        """``seed`` and ``counter`` go into ``state_dict()``, so a checkpoint resumes the stream."""
+        return {"seed": self.seed, "counter": self.counter}
+
+    def set_extra_state(self, state: dict[str, int]) -> None:
+        self.seed = check_index("seed", state["seed"], 0)
+        self.counter = check_index("counter", state["counter"], 0)
 
     def next_indices(self, n: int) -> np.ndarray:
         """Sample indices of the next ``n`` images from the counter (which advances by n)."""

@@ -314,6 +314,17 @@ def test_pickles_compactly_and_samples_the_same_after():
     np.testing.assert_array_equal(clone.kernels(8, seed=3)[0], bank.kernels(8, seed=3)[0])
 
 
+def test_describe_and_fingerprint_follow_the_kernels(tmp_path):
+    k = synthetic(3, 9)
+    np.save(tmp_path / "k.npy", k)
+    bank = KernelBank.from_file(tmp_path / "k.npy", augment=True)
+    info = bank.describe()
+    assert info["source"] == str(tmp_path / "k.npy") and info["kernels"] == 3 and info["augment"] is True
+    assert info["fingerprint"] == KernelBank(k).fingerprint
+    k[0, 0, 0] += 1
+    assert KernelBank(k).fingerprint != info["fingerprint"]
+
+
 def test_stored_kernels_are_read_only_views():
     bank = KernelBank(synthetic(2, 5))
     with pytest.raises(ValueError):

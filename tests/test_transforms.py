@@ -209,6 +209,15 @@ def test_counter_advances_and_indices_leave_it_alone():
     assert third["index"].tolist() == [3, 4, 5] and shake.counter == 6
 
 
+def test_state_dict_carries_seed_and_counter():
+    shake = RandomCameraShake(p=1.0)
+    shake(torch.rand(3, 1, 8, 8))
+    resumed = RandomCameraShake(p=1.0, seed=0)
+    resumed.load_state_dict(shake.state_dict())
+    x = torch.rand(2, 1, 8, 8)
+    assert resumed.counter == 3 and torch.equal(resumed(x), shake(x))
+
+
 def test_model_kernels_are_random_kernels_at_the_sample_index():
     config = small_config(21)
     shake = RandomCameraShake(config, p=1.0, seed=7)
