@@ -398,3 +398,18 @@ def test_import_blurgen_does_not_import_torch_and_transforms_does():
 def test_docstring_examples():
     result = doctest.testmod(blurgen.transforms, optionflags=doctest.ELLIPSIS)
     assert result.attempted > 0 and result.failed == 0
+
+
+def test_numba_loops_pass_without_jit():
+    """The fused loop, the taps and the noise again with NUMBA_DISABLE_JIT=1: their Python
+    source is what runs (and what coverage sees); uint64 wrap-arounds must not warn."""
+    import os
+    import subprocess
+    import sys
+
+    selection = "hash_noise or delta_kernel or fused_cpu_loop or sparse_taps"
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-W", "error", "-k", selection, __file__],
+        env={**os.environ, "NUMBA_DISABLE_JIT": "1"}, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+    assert "\n6 passed" in result.stdout
