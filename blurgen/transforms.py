@@ -83,19 +83,26 @@ def _check_config(config: Any) -> Any:
     raise ValueError(f"config must be a blurgen.KernelConfig or blurgen.CameraConfig, got {type(config).__name__}")
 
 
-def _runs(indices: np.ndarray) -> list[tuple[int, int, int]]:
-    """Contiguous runs ``(position, first index, length)`` of consecutive sample indices."""
+def _runs(indices: np.ndarray) -> list[tuple[int, int]]:
+    """Runs ``(first index, length)`` of consecutive sample indices, in order."""
     breaks = np.flatnonzero(np.diff(indices) != 1) + 1
     starts = np.concatenate([[0], breaks])
     ends = np.concatenate([breaks, [len(indices)]])
-    return [(int(s), int(indices[s]), int(e - s)) for s, e in zip(starts, ends)]
+    return [(int(indices[s]), int(e - s)) for s, e in zip(starts, ends)]
+
+
+def _check_options(gamma: Any, method: Any) -> None:
+    if gamma is not None and gamma not in GAMMAS:
+        raise ValueError(f"gamma must be one of {GAMMAS} or None, got {gamma!r}")
+    if method not in ops.METHODS:
+        raise ValueError(f"method must be one of {ops.METHODS}, got {method!r}")
 
 
 def _model_kernels(config: Any, seed: int, indices: np.ndarray) -> tuple[list[np.ndarray], dict]:
     """Kernels of samples ``indices`` from a kernel model, one ``random_kernels`` call per run
     of consecutive indices (what a counter gives), and their parameters."""
     kernels, params = [], []
-    for _, first, length in _runs(indices):
+    for first, length in _runs(indices):
         k, p = random_kernels_with_params(length, seed=seed, start=first, config=config)
         kernels += list(k)
         params.append(p)
@@ -131,10 +138,13 @@ def camera_shake(input: torch.Tensor, kernels: np.ndarray | torch.Tensor, gamma:
         >>> bool(torch.allclose(camera_shake(x, delta, gamma=None), x))
         True
     """
+    x, _ = _as_batch(input)
+    _check_options(gamma, method)
     k = kernels.detach().cpu().numpy() if isinstance(kernels, torch.Tensor) else np.asarray(kernels)
-    if k.ndim != 3 or k.shape[0] != input.shape[0] or k.shape[1] != k.shape[2] or k.shape[1] % 2 == 0:
-        raise ValueError(f"kernels must be (B, k, k) with B = {input.shape[0]} and k odd, got {k.shape}")
-    return _blur(input, _common_size(list(k)), gamma, method, None)
+    if input.ndim != 4 or k.ndim != 3 or k.shape[0] != input.shape[0] or k.shape[1] != k.shape[2] or k.shape[1] % 2 == 0:
+        raise ValueError(f"input must be (B, C, H, W) and kernels (B, k, k) with the same B and k odd, "
+                         f"got {tuple(input.shape)} and {k.shape}")
+    return _blur(x, _common_size(list(k)), gamma, method, None)
 
 
 def _blur(x: torch.Tensor, kernels: np.ndarray, gamma: str | None, method: str,
@@ -189,7 +199,7 @@ class RandomCameraShake(nn.Module):
     dict of CPU tensors: ``index`` (B,) int64, ``applied`` (B,) bool, ``kernels`` (B, K, K)
     float32 (each centred, zero-padded to the batch's largest; a delta where not applied),
     ``kernel_size`` (B,) int64 (side of each kernel's support), ``noise_a``, ``noise_b`` (B,)
-    float32 (0 without noise), and ``kernel_params``: the model's or bank's draws, (B,) each
+    float32 (0 without noise), and ``kernel_params``: the model's or bank's draws, (B, ...) each
     (0 where not applied).
 
     Example:
@@ -214,18 +224,14 @@ class RandomCameraShake(nn.Module):
         self.bank = bank
         self.config = None if bank is not None else _check_config(config)
         self.p = check_number("p", p, 0.0, 1.0)
-        if gamma is not None and gamma not in GAMMAS:
-            raise ValueError(f"gamma must be one of {GAMMAS} or None, got {gamma!r}")
-        self.gamma = gamma
+        _check_options(gamma, method)
+        self.gamma, self.method = gamma, method
         if not isinstance(noise, (bool, np.bool_)):
             raise ValueError(f"noise must be True or False, got {noise!r}")
         self.noise = bool(noise)
         self.noise_a = check_pair("noise_a", noise_a, 0.0, 0.1)
         self.noise_b = check_pair("noise_b", noise_b, 0.0, 0.01)
         self.seed = secrets.randbits(62) if seed is None else check_index("seed", seed, 0)
-        if method not in ops.METHODS:
-            raise ValueError(f"method must be one of {ops.METHODS}, got {method!r}")
-        self.method = method
         self.counter = 0
 
     def extra_repr(self) -> str:
@@ -306,7 +312,7 @@ def _params(idx: np.ndarray, draws: dict, chosen: np.ndarray, kernels: np.ndarra
     sides[chosen] = [crop_to_support(k).shape[0] for k in kernels]
     extra = {}
     for name, values in model.items():
-        column = np.zeros(n, values.dtype)
+        column = np.zeros((n, *values.shape[1:]), values.dtype)
         column[chosen] = values
         extra[name] = torch.from_numpy(column)
     return {"index": torch.from_numpy(idx), "applied": torch.from_numpy(draws["applied"]),
