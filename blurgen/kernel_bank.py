@@ -43,7 +43,7 @@ import numpy as np
 
 from blurgen._streams import TAG_BANK, check_indices, sample_bits, to_uniform
 from blurgen.common import BlurgenError, one_line
-from blurgen.config import MAX_KERNEL_SIZE, check_index, check_kernel_size, check_pair
+from blurgen.config import MAX_KERNEL_SIZE, MAX_SEED, check_index, check_kernel_size, check_pair
 
 #: Largest and smallest size factor a bank may draw.
 SCALE_LIMITS = (0.1, 10.0)
@@ -442,7 +442,7 @@ class KernelBank:
             ``scale``, ``seed_index``.
         """
         n = check_index("n", n, 1, 10**9)
-        start = check_index("start", start, 0)
+        start = check_index("start", start, 0, MAX_SEED - (n - 1))  # the last index is valid too
         size = self.size if size is None else check_kernel_size(size)
         kernels, params = self.sample(seed, np.arange(start, start + n, dtype=np.int64))
         too_big = [k.shape[0] for k in kernels if k.shape[0] > size]

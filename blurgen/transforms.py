@@ -141,7 +141,8 @@ def camera_shake(input: torch.Tensor, kernels: np.ndarray | torch.Tensor, gamma:
     x, _ = _as_batch(input)
     _check_options(gamma, method)
     k = kernels.detach().cpu().numpy() if isinstance(kernels, torch.Tensor) else np.asarray(kernels)
-    if input.ndim != 4 or k.ndim != 3 or k.shape[0] != input.shape[0] or k.shape[1] != k.shape[2] or k.shape[1] % 2 == 0:
+    square_odd = k.ndim == 3 and k.shape[1] == k.shape[2] and k.shape[1] % 2 == 1
+    if input.ndim != 4 or not square_odd or k.shape[0] != input.shape[0]:
         raise ValueError(f"input must be (B, C, H, W) and kernels (B, k, k) with the same B and k odd, "
                          f"got {tuple(input.shape)} and {k.shape}")
     return _blur(x, _common_size(list(k)), gamma, method, None)

@@ -267,6 +267,9 @@ def test_bad_arguments_raise_value_errors():
         KernelBank([np.ones((3, 3)), np.ones((3, 5))])
     with pytest.raises(ValueError, match="size=3 is smaller"):
         KernelBank(k).kernels(2, size=3)
+    with pytest.raises(ValueError, match="start must be"):
+        KernelBank(k).kernels(2, start=2**63 - 1)
+    assert KernelBank(k).kernels(1, start=2**63 - 1)[1]["seed_index"].tolist() == [2**63 - 1]
 
 
 # --------------------------------------------------------------------------------------------
