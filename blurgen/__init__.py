@@ -32,6 +32,8 @@ _LAZY = {
     "blur_camera": "blurgen.camera.render",
     "read_pairs": "blurgen.store.reader",
     "PairsFile": "blurgen.store.reader",
+    "KernelBank": "blurgen.kernel_bank",
+    "KernelBankError": "blurgen.kernel_bank",
 }
 
 __all__ = ["__version__", *_LAZY]
