@@ -12,6 +12,8 @@ linear blur step turns the crop into the blurred image.
 
 from __future__ import annotations
 
+import functools
+import os
 from typing import Any, Callable
 
 import numpy as np
@@ -23,11 +25,15 @@ Step = Callable[[np.ndarray], np.ndarray]
 
 
 class ShakeSamples:
-    """``shake2d``: the kernels of samples ``start .. start + count - 1``."""
+    """``shake2d``: the kernels of samples ``start .. start + count - 1`` (random walks, or drawn
+    from the config's kernel bank)."""
 
     def __init__(self, config: Any, seed: int, start: int, count: int) -> None:
         self.size = config.kernel.size
-        self.kernels, self.params = random_kernels_with_params(count, seed=seed, start=start, config=config.kernel)
+        if config.kernel_bank:
+            self.kernels, self.params = load_bank(config).kernels(count, seed=seed, start=start, size=self.size)
+        else:
+            self.kernels, self.params = random_kernels_with_params(count, seed=seed, start=start, config=config.kernel)
         self.params["kernel_support_px"] = np.empty(count, np.int32)
         self.motion: dict[str, np.ndarray] = {}
 
@@ -72,6 +78,28 @@ class CameraSamples:
         self.params["window_x"][m], self.params["window_y"][m] = plan.origin
         self.params["window_margin_px"][m] = plan.margin
         return plan.margin, lambda lin: plan.render(lin)[0]
+
+
+def load_bank(config: Any, fresh: bool = False):
+    """The config's kernel bank (``blurgen.KernelBank``), loaded once per process and file
+    version (``fresh``: read again whatever the cache holds; file times are too coarse to tell a
+    file rewritten within the same few milliseconds)."""
+    if fresh:
+        _load_bank.cache_clear()
+    path = config.kernel_bank
+    try:
+        stat = os.stat(path)
+        key = (path, stat.st_mtime_ns, stat.st_size)
+    except OSError:
+        key = (path, None, None)
+    return _load_bank(key, config.bank_augment, tuple(config.bank_scale))
+
+
+@functools.lru_cache(maxsize=4)
+def _load_bank(key: tuple, augment: bool, scale: tuple):
+    from blurgen.kernel_bank import KernelBank
+
+    return KernelBank.from_file(key[0], augment=augment, scale_range=scale)
 
 
 def samples_for(config: Any, seed: int, start: int, count: int) -> ShakeSamples | CameraSamples:

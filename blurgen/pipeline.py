@@ -17,7 +17,7 @@ import numpy as np
 
 from blurgen.blur import BlurConfig, render_sample
 from blurgen.camera.config import CameraConfig
-from blurgen.config import MAX_SIDE, MIN_SIDE, ConfigMixin, KernelConfig, check_index
+from blurgen.config import MAX_SIDE, MIN_SIDE, ConfigMixin, KernelConfig, check_index, check_pair
 from blurgen.motions import samples_for
 from blurgen.runfolder import DatasetError
 from blurgen.sources import GOPRO_SPLITS, Source, open_source
@@ -65,9 +65,12 @@ class PairsConfig(ConfigMixin):
         motion: ``"shake2d"`` (one ``kernel`` per sample, the same blur everywhere) or
             ``"camera3d"`` (a rotating hand-held ``camera``; the blur varies across the image).
         camera: the camera model of ``camera3d``; the output is a window of its frame.
+        kernel_bank: a kernel file or folder (``blurgen.KernelBank``) whose kernels replace the
+            random walk of ``shake2d`` ("" for none); ``bank_augment`` draws one of the 8
+            flips/rotations per sample, ``bank_scale`` a size factor (low, high) in [0.1, 10].
 
-    A ``shake2d`` config's dict (manifests, the file's ``config`` attribute) has no ``motion`` and
-    ``camera`` entries: it is the dict it was before ``camera3d`` existed.
+    A ``shake2d`` config's dict (manifests, the file's ``config`` attribute) has no ``motion``,
+    ``camera`` or kernel-bank entries unless it uses them: it is the dict it was before they existed.
     """
 
     width: int = 256
@@ -78,6 +81,9 @@ class PairsConfig(ConfigMixin):
     split: str = "train"
     motion: str = "shake2d"
     camera: CameraConfig = field(default_factory=CameraConfig)
+    kernel_bank: str = ""
+    bank_augment: bool = False
+    bank_scale: tuple[float, float] = (1.0, 1.0)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "width", check_index("width", self.width, MIN_SIDE, MAX_SIDE))
@@ -94,11 +100,19 @@ class PairsConfig(ConfigMixin):
             raise ValueError(f"motion must be one of {MOTIONS}, got {self.motion!r}")
         if not isinstance(self.camera, CameraConfig):
             raise ValueError(f"camera must be a CameraConfig, got {type(self.camera).__name__}")
+        if not isinstance(self.kernel_bank, str) or (self.kernel_bank and self.motion != "shake2d"):
+            raise ValueError(f"kernel_bank must be a path (with motion shake2d) or '', got {self.kernel_bank!r}")
+        if not isinstance(self.bank_augment, (bool, np.bool_)):
+            raise ValueError(f"bank_augment must be True or False, got {self.bank_augment!r}")
+        object.__setattr__(self, "bank_augment", bool(self.bank_augment))
+        object.__setattr__(self, "bank_scale", check_pair("bank_scale", self.bank_scale, 0.1, 10.0))
 
     def to_dict(self) -> dict[str, Any]:
         data = super().to_dict()
         if self.motion == "shake2d":
             del data["motion"], data["camera"]
+        if not self.kernel_bank:
+            del data["kernel_bank"], data["bank_augment"], data["bank_scale"]
         return data
 
     @property
@@ -182,22 +196,39 @@ class PipelineMaker(BlockMaker):
         self._source = None
         self._digest: str | None = None
         self._expected: str | None = None  # a worker's copy: the parent's digest
+        self._bank = ""  # the kernel bank's fingerprint, if any
+        self._expected_bank: str | None = None
 
     def __getstate__(self) -> dict:
-        return {"digest": self._digest}
+        return {"digest": self._digest, "bank": self._bank}
 
     def __setstate__(self, state: dict) -> None:
-        self._source = None
-        self._digest = None
-        self._expected = state["digest"]
+        self.__init__()
+        self._expected, self._expected_bank = state["digest"], state["bank"]
 
     def prepare(self, config: Any) -> None:
         """Check the kernel model and open the source now: a kernel too small for its paths
-        (``ValueError``) or an empty or unreadable source fails before any work starts."""
+        (``ValueError``), an unusable kernel bank or an empty or unreadable source fails before
+        any work starts."""
         from blurgen.kernels import check_kernel_fits
 
-        check_kernel_fits(config.camera if config.motion == "camera3d" else config.kernel)
+        if config.kernel_bank:
+            self._check_bank(config)
+        else:
+            check_kernel_fits(config.camera if config.motion == "camera3d" else config.kernel)
         self._open_source(config)
+
+    def _check_bank(self, config: Any) -> None:
+        from blurgen.motions import load_bank
+
+        bank = load_bank(config, fresh=True)
+        if bank.size > config.kernel.size:
+            raise ValueError(f"size={config.kernel.size} is smaller than the kernel bank's kernels "
+                             f"({bank.size}x{bank.size}); use size >= {bank.size}")
+        if self._expected_bank is not None and bank.fingerprint != self._expected_bank:
+            raise DatasetError(f"the kernel bank {config.kernel_bank} changed while the run was starting; "
+                               "rerun with --resume")
+        self._bank = bank.fingerprint
 
     def _open_source(self, config: Any) -> None:
         if config.source == "deadleaves":
@@ -214,8 +245,9 @@ class PipelineMaker(BlockMaker):
         self._digest = digest
 
     def source_files_digest(self) -> str:
-        """``Source.fingerprint()`` of the source ``prepare`` opened ("" for dead leaves)."""
-        return self._digest or ""
+        """``Source.fingerprint()`` of the source ``prepare`` opened ("" for dead leaves), and the
+        kernel bank's fingerprint if there is one: what a resumed run must find again."""
+        return (self._digest or "") + (f";kernel bank {self._bank}" if self._bank else "")
 
     def source_files(self) -> list[str]:
         return self._source.relative_paths() if self._source is not None else []
@@ -225,4 +257,6 @@ class PipelineMaker(BlockMaker):
 
         if self._source is None:
             self._open_source(config)
+        if config.kernel_bank and self._expected_bank is not None and not self._bank:
+            self._check_bank(config)  # a worker: the same bank as its parent
         return make_block(config, seed, start, count, source=self._source)

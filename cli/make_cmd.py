@@ -22,6 +22,7 @@ from blurgen.cli.common import (
     kernel_config_from_options,
     kernel_model_options,
     motion_options,
+    parse_range,
     parse_size,
 )
 from blurgen.common import BlurgenError, atomic_path
@@ -43,6 +44,14 @@ def parse_shard(value: str | None) -> tuple[int, int]:
         raise click.BadParameter(f"expected i/N with 0 <= i < N (e.g. 0/2), got {_shown(value)}",
                                  param_hint="--shard")
     return int(match.group(1)), int(match.group(2))
+
+
+def _scale_range(value: str) -> tuple[float, float]:
+    low, high = parse_range(value, "--kernel-scale")
+    if not 0.1 <= low <= high <= 10.0:
+        raise click.BadParameter(f"expected low,high with 0.1 <= low <= high <= 10, got {value!r}",
+                                 param_hint="--kernel-scale")
+    return low, high
 
 
 def check_source(source: str) -> str:
@@ -83,6 +92,12 @@ def command_line(ctx: click.Context) -> str:
 @click.option("--workers", type=click.IntRange(min=1), default=None,
               help="Worker processes [default: all cores]; the arrays do not depend on it.")
 @kernel_model_options
+@click.option("--kernels", type=click.Path(exists=True), default=None,
+              help="Blur with your own kernels instead of random walks: a .npy (N, k, k), .npz, MATLAB .mat "
+                   "(v5 or v7.3, cell arrays too) or a folder of grayscale PNGs; each normalised and centred.")
+@click.option("--kernel-augment", is_flag=True, help="--kernels: draw one of the 8 flips/rotations per sample.")
+@click.option("--kernel-scale", default="1,1", show_default=True, callback=lambda ctx, p, v: _scale_range(v),
+              help="--kernels: size factor range low,high in [0.1, 10], drawn log-uniformly per sample.")
 @motion_options
 @blur_model_options
 @click.option("--resume", is_flag=True, help="Continue an interrupted run (same settings).")
@@ -113,6 +128,7 @@ def make(ctx, n, out, size, source, split, seed, workers, resume, overwrite, sha
       blurgen make --n 10000 --out pairs.h5 --resume
       blurgen make --n 10000 --out shard1.h5 --shard 1/2 --workers 2
       blurgen make --n 5000 --out cam.h5 --motion camera3d --focal-35mm 24,35 --preview cam.png
+      blurgen make --n 5000 --out mine.h5 --kernels my_psfs.mat --kernel-augment
     """
     from blurgen.store.parts import compression_for
 
@@ -160,6 +176,8 @@ def _motion_configs(ctx, options: dict, width: int, height: int):
 
     motion, size = options["motion"], options["kernel_size"]
     check_motion_options(ctx, motion)
+    if options["kernels"]:
+        return _bank_kernel_config(ctx, options), CameraConfig()
     if motion == "shake2d":
         kernel = kernel_config_from_options(size, *(options[k] for k in ("length_px", "steps", "exposures", "anxiety")))
         return kernel, CameraConfig()
@@ -176,6 +194,27 @@ def _motion_configs(ctx, options: dict, width: int, height: int):
         raise click.BadParameter(str(exc), param_hint="--kernel-size") from None
 
 
+def _bank_kernel_config(ctx, options: dict):
+    """--kernels: the kernel size is the bank's unless --kernel-size (at least as large) is given;
+    the random walk's options do not apply."""
+    from blurgen.config import KernelConfig
+    from blurgen.kernel_bank import KernelBank
+
+    source = click.core.ParameterSource.COMMANDLINE
+    given = [n for n in ("length_px", "steps", "exposures", "anxiety") if ctx.get_parameter_source(n) == source]
+    if options["motion"] != "shake2d" or given:
+        flag = "--motion" if options["motion"] != "shake2d" else "--" + given[0].replace("_", "-")
+        raise click.BadParameter("does not apply with --kernels (the bank's kernels replace the random walk)",
+                                 param_hint=flag)
+    bank = KernelBank.from_file(options["kernels"], augment=options["kernel_augment"],
+                                scale_range=options["kernel_scale"])  # a bad file: one line, exit 1
+    size = options["kernel_size"] if ctx.get_parameter_source("kernel_size") == source else bank.size
+    if size < bank.size:
+        raise click.BadParameter(f"{size} is smaller than the bank's kernels ({bank.size}x{bank.size})",
+                                 param_hint="--kernel-size")
+    return KernelConfig(size=size)
+
+
 def _config_from_options(ctx, n, size, source, split, resume, overwrite, shard, options):
     """Validate the command line (usage errors, exit 2) and build the PairsConfig."""
     from blurgen.pipeline import PairsConfig
@@ -189,9 +228,11 @@ def _config_from_options(ctx, n, size, source, split, resume, overwrite, shard, 
     source = check_source(source)
     kernel, camera = _motion_configs(ctx, options, width, height)
     blur = blur_config_from_options(**{k: options[k] for k in BLUR_OPTIONS})
+    bank = {"kernel_bank": os.path.abspath(options["kernels"]), "bank_augment": options["kernel_augment"],
+            "bank_scale": options["kernel_scale"]} if options["kernels"] else {}
     try:
         config = PairsConfig(width=width, height=height, kernel=kernel, blur=blur, source=source,
-                             split=split, motion=options["motion"], camera=camera)
+                             split=split, motion=options["motion"], camera=camera, **bank)
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from None
     return config, shard_pair

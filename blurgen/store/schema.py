@@ -53,6 +53,10 @@ REQUIRED_PARAMS = (
 REQUIRED_CAMERA_PARAMS = ("seed_index", "source_index", "gain", "noise_a", "noise_b", "jpeg_quality",
                           "exposure_s", "focal_px", "depth_m", "anchor_x", "anchor_y")
 REQUIRED_MOTION = ("rotation", "translation")
+#: A dataset whose kernels come from a kernel bank (``make --kernels``) records the draws of the
+#: bank instead of the random walk's.
+REQUIRED_BANK_PARAMS = ("seed_index", "source_index", "gain", "noise_a", "noise_b", "jpeg_quality",
+                        "bank_index", "transform", "scale")
 REQUIRED_ATTRS = ("schema_version", "blurgen_version", "created", "command", "config", "seed",
                   "n_planned", "n_written")
 #: What h5py raises on damaged files: besides OSError, a damaged heap or B-tree surfaces as
@@ -198,8 +202,18 @@ def validate_layout(h5: Any, path: str) -> int:
         raise PairsFileError(f"{path}: n_written={n_written} outside 0..{n}")
     if version == CAMERA_SCHEMA_VERSION:
         _check_motion(h5, path, n)
-    _check_params(h5, path, n, REQUIRED_CAMERA_PARAMS if version == CAMERA_SCHEMA_VERSION else REQUIRED_PARAMS)
+    _check_params(h5, path, n, _required_params(version, attrs))
     return n_written
+
+
+def _required_params(version: int, attrs: Any) -> tuple[str, ...]:
+    if version == CAMERA_SCHEMA_VERSION:
+        return REQUIRED_CAMERA_PARAMS
+    try:
+        banked = bool(json.loads(attr_value(attrs["config"])).get("kernel_bank"))
+    except (TypeError, ValueError, AttributeError):
+        banked = False
+    return REQUIRED_BANK_PARAMS if banked else REQUIRED_PARAMS
 
 
 def open_validated(path: str) -> tuple[Any, int]:
