@@ -17,9 +17,11 @@ folder is never written. Every jitted module of blurgen takes its decorator from
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import os
 import tempfile
+import types
 
 import numba
 
@@ -120,7 +122,45 @@ LOCATOR_INSTALLED = _install_locator()
 def njit(*args, **kwargs):
     """``numba.njit`` for blurgen's modules: ``cache=True`` caches under ``cache_root()``; on a
     numba whose cache internals this module does not know, caching is dropped (compiled anew in
-    each process) rather than written into the package."""
+    each process) rather than written into the package. ``parallel=True`` functions (called from
+    Python) become ``ForkSafe`` twins."""
     if kwargs.get("cache") and not (LOCATOR_INSTALLED or os.environ.get("NUMBA_CACHE_DIR")):
         kwargs["cache"] = False
+    if kwargs.get("parallel") and not args:
+        return lambda func: ForkSafe(func, kwargs)
     return numba.njit(*args, **kwargs)
+
+
+#: The process whose numba thread pool has run (None: none yet in this process's history).
+_POOL_PID: int | None = None
+
+
+class ForkSafe:
+    """A ``parallel=True`` function that runs a serial compilation of itself in a process forked
+    from one whose numba thread pool has already run: GNU OpenMP's pool is not fork-safe (the
+    child aborts), which a ``DataLoader`` with forked workers meets as soon as the main process
+    has drawn kernels. Same arithmetic per sample either way, so the same arrays. Call it from
+    Python only."""
+
+    def __init__(self, func, options: dict) -> None:
+        self._parallel = numba.njit(**options)(func)
+        serial = types.FunctionType(func.__code__, func.__globals__, func.__name__ + "_serial",
+                                    func.__defaults__, func.__closure__)
+        serial.__qualname__ = func.__qualname__ + "_serial"  # its own cache entries
+        serial.__module__ = func.__module__
+        self._serial_func, self._serial = serial, None
+        self._options = {k: v for k, v in options.items() if k != "parallel"}
+        functools.update_wrapper(self, func)
+
+    def __call__(self, *args):
+        global _POOL_PID
+        pid = os.getpid()
+        if _POOL_PID is None or _POOL_PID == pid:
+            _POOL_PID = pid
+            return self._parallel(*args)
+        if self._serial is None:
+            self._serial = numba.njit(**self._options)(self._serial_func)
+        return self._serial(*args)
+
+    def __getattr__(self, name: str):
+        return getattr(self._parallel, name)

@@ -44,10 +44,10 @@ Dense kernels and other devices use torch ops with FFT convolution. Measured (2 
 16 of 3x256x256, 65x65 kernels): ~400-850 images/s on the CPU, 7-11x kornia's RandomMotionBlur
 at the same kernel size (benchmarks/bench_transforms.py).
 
-DataLoader workers: Numba's OpenMP thread pool is not fork-safe, so if the main process has
-itself drawn blurgen kernels or run this transform on the CPU before the workers start, create
-the loader with ``multiprocessing_context="spawn"`` (or ``"forkserver"``); otherwise forked
-workers work too. In a worker (torch runs one thread there) this module's own loops run serially.
+DataLoader workers, forked or spawned, work: Numba's OpenMP thread pool is not fork-safe, so a
+process forked after blurgen used it runs serial compilations of blurgen's parallel loops
+(``blurgen._jit.ForkSafe``, same arrays). In a worker (torch runs one thread there) this module's
+own loops run serially too.
 For DDP, give each rank its own ``seed`` (or disjoint ``indices``).
 """
 

@@ -57,3 +57,24 @@ def test_every_subpackage_is_in_the_distribution():
         found |= {name + "".join("." + part for part in p.parent.relative_to(folder).parts)
                   for p in folder.rglob("__init__.py")}
     assert found == listed
+
+
+_FORK = """
+import os, sys
+import numpy as np
+import blurgen
+from blurgen.camera import CameraConfig
+parent = [blurgen.random_kernels(4, seed=1), blurgen.random_kernels(3, seed=2, config=CameraConfig(size=33))]
+pid = os.fork()
+if pid == 0:
+    child = [blurgen.random_kernels(4, seed=1), blurgen.random_kernels(3, seed=2, config=CameraConfig(size=33))]
+    os._exit(0 if all(np.array_equal(a, b) for a, b in zip(parent, child)) else 3)
+sys.exit(os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]))
+"""
+
+
+def test_a_process_forked_after_drawing_kernels_can_draw_them_too():
+    """GNU OpenMP's pool is not fork-safe: a forked DataLoader worker aborted as soon as the main
+    process had drawn kernels. Forked processes now run serial compilations, same arrays."""
+    done = subprocess.run([sys.executable, "-c", _FORK], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, (done.returncode, done.stderr[-2000:])
