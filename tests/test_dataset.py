@@ -382,19 +382,17 @@ def _space_runs_out_after(calls: int):
     return free
 
 
-def _write_fails_after(calls: int, real):
-    """A stand-in for the part file write that, from call ``calls`` on, writes half the bytes and
-    then fails with ENOSPC (the space check passed, another process took the space)."""
+def _reservation_fails_after(calls: int, real):
+    """A stand-in for ``posix_fallocate`` that, from call ``calls`` on, fails with ENOSPC (the
+    space check passed, another process took the space)."""
     seen = [0]
 
-    def write(path, data):
+    def fallocate(fd, offset, length):
         seen[0] += 1
         if seen[0] >= calls:
-            with open(path, "wb") as handle:
-                handle.write(data[:len(data) // 2])
             raise OSError(errno.ENOSPC, "No space left on device")
-        real(path, data)
-    return write
+        real(fd, offset, length)
+    return fallocate
 
 
 def _assert_disk_full_message(message: str, out) -> None:
@@ -405,17 +403,16 @@ def _assert_disk_full_message(message: str, out) -> None:
     assert not leftovers, "partial part files and the partial assembly are removed"
 
 
-@pytest.mark.parametrize("where", ["space check", "hdf5 write"])
+@pytest.mark.parametrize("where", ["space check", "reservation"])
 def test_a_full_disk_while_writing_a_part_stops_with_one_line_then_resumes(tmp_path, monkeypatch, where):
     import blurgen.common as common
-    import blurgen.store.parts as parts
 
     make(tmp_path / "ref.h5", n=40, block_size=4)
     out = tmp_path / "pairs.h5"
     if where == "space check":  # the 4th free-space check fails (parts and the assembly's reservation)
         monkeypatch.setattr(common, "free_bytes", _space_runs_out_after(4))
-    else:
-        monkeypatch.setattr(parts, "_write_file", _write_fails_after(4, parts._write_file))
+    else:  # calls: the same four writers
+        monkeypatch.setattr(common.os, "posix_fallocate", _reservation_fails_after(4, os.posix_fallocate))
     with pytest.raises(DatasetError) as info:
         make(out, n=40, block_size=4)
     monkeypatch.undo()
@@ -430,14 +427,14 @@ def test_a_full_disk_while_writing_a_part_stops_with_one_line_then_resumes(tmp_p
 def test_a_full_disk_while_assembling_stops_before_hdf5_writes(tmp_path, monkeypatch):
     """The file being assembled reserves its whole size before HDF5 writes into it: a disk that
     cannot hold it stops the run there, with one line, and the parts resume."""
-    import blurgen.common as common
+    import blurgen.store.assembly as assembly
 
     make(tmp_path / "ref.h5", n=40, block_size=4)
     out = tmp_path / "pairs.h5"
 
-    def no_room(fd, offset, length):
-        raise OSError(errno.ENOSPC, "No space left on device")
-    monkeypatch.setattr(common.os, "posix_fallocate", no_room)
+    def no_room(path, nbytes):
+        raise DiskFullError(path)
+    monkeypatch.setattr(assembly, "reserve", no_room)
     with pytest.raises(DatasetError) as info:
         make(out, n=40, block_size=4)
     monkeypatch.undo()
@@ -464,8 +461,8 @@ def test_two_writers_of_one_run_cannot_both_take_the_same_free_space(tmp_path, m
     block = {"blurred": rng.integers(0, 256, (n, 64, 64, 3), dtype=np.uint8),
              "sharp": rng.integers(0, 256, (n, 64, 64, 3), dtype=np.uint8),
              "kernel": np.zeros((n, 15, 15), np.float32), "params": {"seed_index": np.arange(n)}}
-    raw = sum(block[k].nbytes for k in ("blurred", "sharp", "kernel"))
-    capacity = raw + parts.PART_SPACE_MARGIN_BYTES + raw // 2  # room for one part, not two
+    need = parts._block_bytes(block) + parts.PART_SPACE_MARGIN_BYTES  # what a writer checks for
+    capacity = need + 1000  # room for one part's check, not for a second beside a written part
     both_checked = threading.Barrier(2, timeout=1.0)
 
     def free(path):  # a disk of `capacity` bytes holding the folder's files

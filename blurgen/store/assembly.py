@@ -16,13 +16,12 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import struct
 from typing import Any, Iterator
 
 import numpy as np
 
-from blurgen.common import DiskFullError, disk_full_reason, fsync_path, is_disk_full, one_line, preallocate, space_for
-from blurgen.store.parts import Compression, PartsError, check_part, create_chunked, create_param
+from blurgen.common import DiskFullError, disk_full_reason, fsync_path, is_disk_full, one_line, space_for
+from blurgen.store.parts import Compression, PartsError, check_part, create_chunked, create_param, reserve, trim
 from blurgen.store.schema import (CAMERA_SCHEMA_VERSION, H5_ERRORS, MOTION, SCHEMA_VERSION, SOURCE_FILES,
                                   per_sample_datasets, text_attr)
 
@@ -71,20 +70,6 @@ def write_source_files(h5: Any, names: list[str]) -> None:
                           dtype=h5py.string_dtype("utf-8"))
 
 
-def hdf5_end_of_data(path: str) -> int | None:
-    """The end-of-allocation address HDF5 recorded in ``path``'s superblock (at offset 0): the
-    file's meaningful length. None for a layout this function does not know."""
-    with open(path, "rb") as handle:
-        head = handle.read(64)
-    if len(head) < 48 or head[:8] != b"\x89HDF\r\n\x1a\n":
-        return None
-    version, size_of_offsets = head[8], head[13] if head[8] < 2 else head[9]
-    if size_of_offsets != 8:
-        return None
-    at = {0: 40, 1: 44, 2: 28, 3: 28}.get(version)
-    return None if at is None else struct.unpack_from("<Q", head, at)[0]
-
-
 class Assembler:
     """Builds one pairs file from pieces that each hold a contiguous run of samples.
 
@@ -129,11 +114,7 @@ class Assembler:
         total = METADATA_BYTES + self.n_planned * per_sample
         folder = self.space_lock_dir or os.path.dirname(os.path.abspath(self.path))
         with space_for(folder, total, self.path, lock=self.space_lock_dir is not None):
-            fd = os.open(self.path, os.O_RDWR)
-            try:
-                preallocate(fd, total, self.path)
-            finally:
-                os.close(fd)
+            reserve(self.path, total)
 
     def _create_layout(self, images: dict, params: dict, label: str) -> None:
         self._reserve(images, params)
@@ -223,9 +204,7 @@ class Assembler:
             raise PartsError(f"{self.path}: only {self.filled} of {self.n_planned} samples assembled")
         self._h5.attrs["n_written"] = self.n_planned
         self._h5.close()
-        end = hdf5_end_of_data(self.path)
-        if end is not None and end < os.path.getsize(self.path):
-            os.truncate(self.path, end)
+        trim(self.path)
         if durable:
             fsync_path(self.path)
         os.replace(self.path, final_path)
