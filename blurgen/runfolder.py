@@ -275,7 +275,7 @@ class RunFolder:
 
         Files that match no planned block are ignored (they cannot come from a run with the same
         manifest, which ``--resume`` checks first). A name is not proof of origin: assembly checks
-        each kept part's attributes and checksums.
+        each kept part's digest and attributes.
         """
         planned = dict(self.manifest.blocks)
         found: dict[int, str] = {}

@@ -209,6 +209,61 @@ def test_a_flipped_bit_in_a_kept_part_is_remade_on_resume_and_inspect_finds_one_
     assert "problems: none found" in cli("inspect", str(out), "--quick").output
 
 
+def _flip_a_bit(path, offset, bit):
+    with open(path, "r+b") as handle:
+        handle.seek(offset)
+        byte = handle.read(1)
+        handle.seek(offset)
+        handle.write(bytes([byte[0] ^ (1 << bit)]))
+
+
+def _chunk_key_offset(path, dataset):
+    """File offset of the first coordinate in the chunk-index key of ``dataset``'s first chunk
+    (HDF5's default v1 B-tree: a key is size u32, filter mask u32, one u64 per axis and one more,
+    then the chunk's address u64); HDF5 has no checksum on it."""
+    import struct
+
+    with h5py.File(path, "r") as h5:
+        ds = h5[dataset]
+        address, ndim = ds.id.get_chunk_info(0).byte_offset, ds.ndim
+    raw = open(path, "rb").read()
+    at = raw.find(struct.pack("<Q", address))
+    assert raw.count(struct.pack("<Q", address)) == 1
+    return at - 8 * (ndim + 1)
+
+
+def _rename_in_place(path, name):
+    raw = open(path, "rb").read()
+    assert raw.count(name.encode()) == 1
+    return raw.find(name.encode()) + 2  # a letter of the link name, in an unchecksummed heap
+
+
+@pytest.mark.parametrize("damage", ["chunk index key", "dataset name"])
+def test_damaged_metadata_in_a_kept_part_is_remade_not_adopted(tmp_path, damage):
+    """Fletcher32 covers chunk contents only: a flipped bit in a part's chunk index made a
+    parameter read as zeros without any error (silently adopted), one in a dataset name made the
+    first kept part define the layout, so every resume deleted the good parts and failed."""
+    config = PairsConfig(width=32, height=32, kernel=KernelConfig(size=15, length_px=10.0))
+    reference, out = tmp_path / "ref.h5", tmp_path / "pairs.h5"
+
+    def make(path, **kwargs):
+        return make_dataset(str(path), config, 24, seed=3, workers=1, block_size=8, durable=False, **kwargs)
+    make(reference)
+    with pytest.raises(KeyboardInterrupt):
+        make(out, maker=_StopAfter16())
+    first = os.path.join(f"{out}.parts", sorted(p for p in os.listdir(f"{out}.parts") if p.startswith("block-"))[0])
+    if damage == "chunk index key":
+        _flip_a_bit(first, _chunk_key_offset(first, "params/path_length_px"), 3)
+        with h5py.File(first, "r") as h5:  # HDF5 reads fill values, no error: only a checksum of
+            assert not h5["params/path_length_px"][...].any()  # the whole part can tell
+    else:
+        _flip_a_bit(first, _rename_in_place(first, "path_length_px"), 0)
+        with h5py.File(first, "r") as h5:
+            assert "path_length_px" not in h5["params"]
+    assert make(out, resume=True).n_reused == 8  # the damaged part is made again
+    assert_same_arrays(reference, out)
+
+
 # ---------------------------------------------------------------------------- reader slices
 def test_a_reader_slice_equals_the_stacked_samples(tmp_path):
     from blurgen import read_pairs

@@ -5,7 +5,10 @@ under a temporary name, flushed and renamed: a name that exists is a complete bl
 disk or file-size limit is an ordinary ``OSError`` on the write, never a failure inside HDF5
 (after which HDF5 2.0 / h5py 3.16 can crash the process when the file is closed). Chunks are one
 sample each, with the final file's filters and a fletcher32 checksum, so assembly copies their
-stored bytes as they are and a damaged part is found before it is adopted.
+stored bytes as they are. The file ends with a digest of all its bytes (``check_part_bytes``):
+fletcher32 covers chunk contents only, while a damaged byte in HDF5's unchecksummed metadata (a
+chunk index key, a dataset name) made a part read fill values without any error, or impose a
+wrong layout on the assembly; with the digest a damaged part is found before it is adopted.
 """
 
 from __future__ import annotations
@@ -32,6 +35,10 @@ IMAGE_COMPRESSIONS = ("none", "lzf", "gzip")
 #: Free space a part needs beyond its arrays: HDF5 metadata, parameters, attributes.
 PART_SPACE_MARGIN_BYTES = 4 * 2**20
 _PART_RE = re.compile(r"^block-(\d{10})-(\d+)\.h5$")
+#: A part's last bytes: this marker, then the BLAKE2b digest of every byte before the marker
+#: (HDF5 ignores bytes past its end of data).
+PART_DIGEST_MARKER = b"blurgen-part-blake2b:"
+PART_DIGEST_BYTES = 32
 
 
 class PartsError(BlurgenError):
@@ -126,6 +133,32 @@ def part_image(block: dict, start: int, compression: Compression, stamp: dict[st
     return buffer.getbuffer()
 
 
+def part_digest(data: Any) -> bytes:
+    """The trailer ``write_part_tmp`` appends to a part whose HDF5 bytes are ``data``."""
+    return PART_DIGEST_MARKER + hashlib.blake2b(data, digest_size=PART_DIGEST_BYTES).digest()
+
+
+def check_part_bytes(path: str) -> None:
+    """PartsError unless part file ``path`` holds exactly the bytes it was written with (its
+    trailing digest matches); reads it in pieces of 1 MiB."""
+    trailer = len(PART_DIGEST_MARKER) + PART_DIGEST_BYTES
+    digest = hashlib.blake2b(digest_size=PART_DIGEST_BYTES)
+    try:
+        with open(path, "rb") as handle:
+            left = os.fstat(handle.fileno()).st_size - trailer
+            while left > 0:
+                piece = handle.read(min(left, 2**20))
+                if not piece:
+                    break
+                digest.update(piece)
+                left -= len(piece)
+            tail = handle.read(trailer) if left == 0 else b""
+    except OSError as exc:
+        raise PartsError(f"{path}: unreadable ({exc.strerror or exc})") from None
+    if tail != PART_DIGEST_MARKER + digest.digest():
+        raise PartsError(f"{path}: damaged (its bytes do not match the digest written with them)")
+
+
 def write_part_tmp(folder: str, block: dict, start: int, compression: Compression,
                    stamp: dict[str, Any]) -> tuple[str, str]:
     """Write a block under a temporary name in ``folder``; returns ``(temporary, final path)``.
@@ -151,8 +184,10 @@ def write_part_tmp(folder: str, block: dict, start: int, compression: Compressio
 
 
 def _write_file(path: str, data: memoryview) -> None:
+    """Write a part's HDF5 bytes ``data`` and their digest."""
     with open(path, "wb") as handle:
         handle.write(data)
+        handle.write(part_digest(data))
 
 
 def commit_part(tmp: str, final: str, durable: bool = True) -> str:
