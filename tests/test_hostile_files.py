@@ -69,6 +69,29 @@ def test_a_file_size_limit_smaller_than_a_part_is_one_line(tmp_path, workers):
     assert_one_line_failure(done, "file-size limit reached while writing")
 
 
+def test_a_file_size_limit_hit_by_the_assembly_header_of_a_folder_source_is_one_line(tmp_path):
+    """The assembled file's attributes and /source_files (one name per image of a folder source)
+    were written through HDF5 before its size was reserved: under ``ulimit -f`` that write failed
+    inside HDF5 (exit 139, a segfault, after h5py tracebacks)."""
+    import cv2
+
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    ok, png = cv2.imencode(".png", np.full((48, 48, 3), 90, np.uint8))
+    for i in range(120):
+        (folder / f"{'a_long_file_name_' * 5}{i:04d}.png").write_bytes(png.tobytes())
+    args = ["make", "--n", "16", "--size", "32", "--kernel-size", "15", "--length-px", "10",
+            "--workers", "1", "--block-size", "8", "--source", str(folder)]
+    reference, out = tmp_path / "ref.h5", tmp_path / "f.h5"
+    assert run_blurgen([*args, "--out", str(reference)]).returncode == 0
+    with h5py.File(reference, "r") as h5:
+        assert sum(len(name) for name in h5["source_files"][...]) > 8192  # the names alone pass the limit
+    done = run_blurgen([*args, "--out", str(out)], file_size_limit=8192)
+    assert_one_line_failure(done, "file-size limit reached while writing", "--resume")
+    assert run_blurgen([*args, "--out", str(out), "--resume"]).returncode == 0
+    assert_same_arrays(reference, out)
+
+
 # -------------------------------------------------------------------- F2 existing outputs
 def test_secondary_outputs_are_never_replaced_without_overwrite(tmp_path):
     data = tmp_path / "pairs.h5"
