@@ -175,6 +175,83 @@ def test_inspect_of_a_small_file_declaring_a_hundred_million_samples_answers_at_
     assert "stores data for only 0 of the 100000000 samples" in done.stdout
 
 
+def _crafted_stored(path, n, image, k, samples_per_chunk=1, kernel_value=None):
+    """A pairs file whose chunks are all stored (gzip), each chunk the same compressed bytes: a
+    few MB on disk for gigabytes of data. Image chunks are 64 px a side at most (a sample with
+    bigger images stores its first chunk only)."""
+    import zlib
+
+    from blurgen.store.schema import REQUIRED_ATTRS, REQUIRED_PARAMS
+
+    def stored(h5, name, shape, dtype, fill=None):
+        chunks = (samples_per_chunk, *(min(side, 64) if fill is None else side for side in shape[1:]))
+        ds = h5.create_dataset(name, shape=shape, dtype=dtype, chunks=chunks, compression="gzip")
+        data = np.zeros(chunks, dtype)
+        if fill is not None:
+            fill(data)
+        packed = zlib.compress(data.tobytes(), 9)
+        for first in range(0, n, samples_per_chunk):
+            ds.id.write_direct_chunk((first, *[0] * (len(shape) - 1)), packed, 0)
+
+    def centre(kernels):
+        kernels[:, k // 2, k // 2] = 1 if kernel_value is None else kernel_value
+
+    with h5py.File(path, "w") as h5:
+        for name in ("blurred", "sharp"):
+            stored(h5, name, (n, *image, 3), np.uint8)
+        stored(h5, "kernel", (n, k, k), np.float32, centre)
+        for name in REQUIRED_PARAMS:  # seed_index in order for small files only (it compresses)
+            values = np.arange(n) if name == "seed_index" and n <= 4096 else np.zeros(n, np.int64)
+            h5.create_dataset(f"params/{name}", data=values, chunks=(min(n, 2**20),), compression="gzip")
+        for name in REQUIRED_ATTRS:
+            h5.attrs[name] = {"schema_version": 1, "n_planned": n, "config": "{}", "n_written": n}.get(name, 0)
+
+
+def _limited_memory(nbytes):
+    def limit():
+        resource.setrlimit(resource.RLIMIT_AS, (nbytes, nbytes))
+    return limit
+
+
+def test_inspect_reads_large_kernels_in_bounded_memory(tmp_path):
+    """The kernel scan read 1024 kernels at a time whatever their size: at --kernel-size 1025 that
+    is 4.3 GB of float32 plus 8.6 GB as float64 (a MemoryError traceback, or 13 GB of memory)."""
+    path = tmp_path / "k1025.h5"
+    _crafted_stored(path, n=256, image=(32, 32), k=1025)
+    done = subprocess.run(["blurgen", "inspect", "--quick", str(path)], capture_output=True, text=True,
+                          timeout=300, preexec_fn=_limited_memory(1536 * 2**20))
+    assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr[-2000:]
+    assert "problems: none found" in done.stdout
+
+
+def test_inspect_reads_a_chunk_holding_millions_of_samples_once(tmp_path):
+    """Scans read pieces of 1024 samples (or one sample, for the checksums) whatever the chunk
+    shape: a 2 MB crafted file whose chunks each hold 2.5 million samples was decompressed again
+    for every piece (no answer for minutes), and its bad kernels were listed one Python int each."""
+    path = tmp_path / "big_chunks.h5"
+    _crafted_stored(path, n=10**7, image=(1, 1), k=1, samples_per_chunk=10**7 // 4, kernel_value=0.5)
+    assert os.path.getsize(path) < 4 * 10**6
+    done = subprocess.run(["blurgen", "inspect", str(path)], capture_output=True, text=True, timeout=120,
+                          preexec_fn=_limited_memory(3 * 2**30))
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "10000000 kernel(s) do not sum to 1 (first: sample 0)" in done.stdout
+
+
+@pytest.mark.parametrize("image, k", [((10**6, 10**6), 5), ((32, 32), 2049)])
+def test_files_declaring_sides_larger_than_blurgen_makes_are_refused_in_one_line(tmp_path, image, k):
+    """A 100 KB file declaring 10^6 x 10^6 images made every reader ask numpy for 2.7 TiB."""
+    from blurgen import read_pairs
+    from blurgen.store.schema import PairsFileError
+
+    path = tmp_path / "wide.h5"
+    _crafted_stored(path, n=1, image=image, k=k)
+    for args in (["inspect", str(path)], ["inspect", str(path), "--quick", "--png", str(tmp_path / "s.png")]):
+        done = run_blurgen(args)
+        assert_one_line_failure(done, "must be")
+    with pytest.raises(PairsFileError, match="at most|<= 16384"):
+        read_pairs(path)
+
+
 def test_inspect_flags_nan_kernels(tmp_path):
     kernels = np.zeros((3, 5, 5), np.float32)
     kernels[:, 2, 2] = 1

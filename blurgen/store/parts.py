@@ -228,7 +228,9 @@ def verify_stored_data(h5: Any, path: str, names: tuple[str, ...] | None = None,
     for name in names:
         ds = h5[name]
         n = ds.shape[0] if stop is None else min(stop, ds.shape[0])
-        step = 1 if ds.ndim > 1 else max(1, ds.chunks[0] if ds.chunks else n)
+        # One row of chunks at a time (whole chunks: a chunk holding many samples is decompressed
+        # once, not once per sample); a contiguous image dataset one sample at a time.
+        step = max(1, ds.chunks[0] if ds.chunks else (1 if ds.ndim > 1 else n))
         for first in range(0, n, step):
             try:
                 ds[first:first + step]
