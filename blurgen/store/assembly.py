@@ -60,6 +60,13 @@ def copy_samples(src: Any, dst: Any, offset: int) -> int:
     return written
 
 
+def reserved_bytes(n_planned: int, per_sample: int, header_bytes: int = 0) -> int:
+    """Bytes the file being assembled reserves for ``n_planned`` samples of at most ``per_sample``
+    stored bytes each (raw arrays with their checksums, and the params), ``header_bytes`` of
+    attributes and /source_files, and HDF5's metadata."""
+    return METADATA_BYTES + header_bytes + n_planned * (per_sample + METADATA_BYTES_PER_SAMPLE)
+
+
 def write_source_files(h5: Any, names: list[str]) -> None:
     """``/source_files``: variable-length UTF-8 strings (bytes that are not UTF-8 in a name are
     kept as ``\\xNN`` escapes)."""
@@ -125,6 +132,8 @@ class Assembler:
                 raise DiskFullError(path, disk_full_reason(exc)) from None
             raise
         self._images: dict[str, Any] | None = None  # datasets, made from the first piece
+        #: Bytes the file reserves on disk once its layout is known (0 before).
+        self.reserve_bytes = 0
 
     def _header_bytes(self) -> int:
         """Bytes of the root attributes and /source_files, with HDF5's per-item overhead."""
@@ -134,8 +143,8 @@ class Assembler:
     def _reserve(self, images: dict, params: dict) -> None:
         """Reserve the file's final size (arrays as raw, an upper bound for compressed ones)."""
         per_sample = sum(int(np.prod(src.shape[1:])) * src.dtype.itemsize + 4 for src in images.values())
-        per_sample += sum(src.dtype.itemsize for src in params.values()) + METADATA_BYTES_PER_SAMPLE
-        total = METADATA_BYTES + self._header_bytes() + self.n_planned * per_sample
+        per_sample += sum(src.dtype.itemsize for src in params.values())
+        total = self.reserve_bytes = reserved_bytes(self.n_planned, per_sample, self._header_bytes())
         folder = self.space_lock_dir or os.path.dirname(os.path.abspath(self.path))
         with space_for(folder, total, self.path, lock=self.space_lock_dir is not None):
             fd = os.open(self.path, os.O_RDWR)
