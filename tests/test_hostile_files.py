@@ -268,6 +268,18 @@ def test_inspect_flags_nan_kernels(tmp_path):
     assert result.exit_code == 0 and "1 kernel(s) hold NaN or infinite weights" in result.output
 
 
+def test_inspect_draws_nan_infinite_and_negative_kernels_without_warnings(tmp_path):
+    """`inspect --png` of such a file printed numpy's RuntimeWarnings (4 lines on stderr)."""
+    kernels = np.zeros((3, 5, 5), np.float32)
+    kernels[:, 2, 2] = 1
+    kernels[0, 0, 0], kernels[1, 0, 0], kernels[2, 0, 0] = np.nan, np.inf, -0.5
+    path = tmp_path / "odd.h5"
+    _crafted(path, kernels=kernels)
+    done = run_blurgen(["inspect", str(path), "--quick", "--png", str(tmp_path / "sheet.png")])
+    assert done.returncode == 0 and done.stderr == b"", done.stderr.decode()
+    assert (tmp_path / "sheet.png").exists()
+
+
 # ------------------------------------------------------------------------ F7 flipped bits
 def _flip_a_byte_in_a_chunk(path, dataset, index):
     with h5py.File(path, "r") as h5:
