@@ -24,7 +24,7 @@ from blurgen.config import MAX_PAIRS, check_index
 from blurgen.runfolder import (DatasetError, Manifest, NotEnoughSpace, RunFolder, auto_block_size,
                                delete_in_background, shard_range)
 from blurgen.store.assembly import Assembler
-from blurgen.store.parts import DEFAULT_COMPRESSION, Compression, PartsError, verify_stored_data
+from blurgen.store.parts import DEFAULT_COMPRESSION, Compression, PartsError, check_part_bytes
 from blurgen.store.schema import now_iso, text_attr
 from blurgen.workers import BlockMaker, BlockWork, DeferredInterrupt, made_parts
 
@@ -141,23 +141,15 @@ def _as_dataset_error(exc: Exception, run: RunFolder) -> Exception:
     return exc
 
 
-def _verify_part(assembler: Assembler, path: str) -> None:
-    """PartsError unless every chunk of part ``path`` passes its checksum."""
-    import h5py
-
-    with assembler.copying(path), h5py.File(path, "r") as piece:
-        verify_stored_data(piece, path)
-
-
 def _adopt_kept_parts(run: RunFolder, assembler: Assembler, gate: DeferredInterrupt) -> int:
     """Copy the complete parts of an interrupted run into the assembly; a part that is damaged
-    (checksum), stray or of another run is deleted and made again. Returns the samples kept."""
+    (its digest), stray or of another run is deleted and made again. Returns the samples kept."""
     sizes = dict(run.manifest.blocks)
     kept = 0
     for start, path in sorted(run.complete_parts().items()):
         gate.check()
         try:
-            _verify_part(assembler, path)
+            check_part_bytes(path)
             assembler.add_file(path, start - run.manifest.sample_start, sizes[start],
                                part_of=(start, run.manifest.stamp))
         except PartsError as exc:

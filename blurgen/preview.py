@@ -10,10 +10,12 @@ import numpy as np
 def kernel_tile(kernel: np.ndarray, scale: int = 1, gamma: float = 0.5) -> np.ndarray:
     """Render a kernel (k, k) as uint8 RGB (k*scale, k*scale, 3), brightest weight white.
 
-    ``gamma`` < 1 lifts faint tails so the whole path is visible.
+    ``gamma`` < 1 lifts faint tails so the whole path is visible. Weights a damaged file may hold
+    (NaN, infinite, negative) are drawn black.
     """
     k = np.asarray(kernel, dtype=np.float64)
-    peak = k.max()
+    k = np.where(np.isfinite(k) & (k > 0), k, 0.0)
+    peak = k.max(initial=0.0)
     norm = (k / peak) ** gamma if peak > 0 else np.zeros_like(k)
     tile = np.round(norm * 255).astype(np.uint8)
     if scale > 1:

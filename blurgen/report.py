@@ -1,15 +1,15 @@
 """Human-readable reports on pairs files and in-progress runs (``blurgen inspect``).
 
 Library code returns lines of text; the CLI prints them. Every scan reads at most what the file
-really stores, in bounded pieces: a small crafted file that declares 10^8 samples it never wrote
-is reported as such, not read as 10^8 fill values.
+really stores, in bounded pieces that each decompress every chunk once: a small crafted file that
+declares 10^8 samples it never wrote is reported as such, not read as 10^8 fill values.
 """
 
 from __future__ import annotations
 
 import json
 import os
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 
@@ -20,9 +20,9 @@ from blurgen.store.schema import (PairsFileError, attr, finished_with, open_chec
 
 #: Kernel sums further than this from 1 are reported as problems (float32 sums of ~4000 values).
 KERNEL_SUM_TOLERANCE = 1e-3
-_SCAN_SAMPLES = 1024
 #: Parameters for which +inf is a value, not damage (depth_m: a scene at infinity, no translation).
 INFINITY_ALLOWED = ("depth_m",)
+#: Values read at a time by a scan (more when one chunk holds more).
 _SCAN_VALUES = 2**20
 
 
@@ -52,21 +52,36 @@ def _unstored(h5: Any, n_written: int) -> list[str]:
             "written" for name, stored in short if stored < n_written]
 
 
+def scan_pieces(ds: Any, n: int, values: int = _SCAN_VALUES) -> Iterator[tuple[int, int]]:
+    """Ranges ``[first, stop)`` covering samples ``[0, n)`` of ``ds`` to read one at a time: about
+    ``values`` values each, on chunk boundaries, so each chunk is decompressed once and memory is
+    bounded by ``values`` or one row of chunks (1024 kernels of 1025 x 1025 at a time needed
+    13 GB; a crafted file whose chunks hold millions of samples was decompressed per sample)."""
+    per_sample = max(1, int(np.prod(ds.shape[1:], dtype=np.int64)))
+    rows = ds.chunks[0] if ds.chunks else 1
+    step = max(rows, values // per_sample // rows * rows)
+    for first in range(0, n, step):
+        yield first, min(n, first + step)
+
+
 def _kernel_problems(h5: Any, n_written: int) -> list[str]:
     kernel = h5["kernel"]
-    bad_sum, negative, non_finite = [], 0, 0
-    for first in range(0, n_written, _SCAN_SAMPLES):
-        block = kernel[first:min(n_written, first + _SCAN_SAMPLES)].astype(np.float64)
+    bad_sum, first_bad, negative, non_finite = 0, None, 0, 0  # counts: millions of bad ones fit
+    for first, stop in scan_pieces(kernel, n_written):
+        block = kernel[first:stop].astype(np.float64)
         finite = np.isfinite(block).all(axis=(1, 2))
         non_finite += int((~finite).sum())
         sums = block.reshape(block.shape[0], -1).sum(axis=1)
-        bad_sum.extend((first + np.flatnonzero(~(np.abs(sums - 1) <= KERNEL_SUM_TOLERANCE))).tolist())
+        bad = np.flatnonzero(~(np.abs(sums - 1) <= KERNEL_SUM_TOLERANCE))
+        bad_sum += bad.size
+        if first_bad is None and bad.size:
+            first_bad = first + int(bad[0])
         negative += int((block < 0).any(axis=(1, 2)).sum())
     problems = []
     if non_finite:
         problems.append(f"{non_finite} kernel(s) hold NaN or infinite weights")
     if bad_sum:
-        problems.append(f"{len(bad_sum)} kernel(s) do not sum to 1 (first: sample {bad_sum[0]})")
+        problems.append(f"{bad_sum} kernel(s) do not sum to 1 (first: sample {first_bad})")
     if negative:
         problems.append(f"{negative} kernel(s) have negative weights")
     return problems
@@ -75,8 +90,8 @@ def _kernel_problems(h5: Any, n_written: int) -> list[str]:
 def _param_stats(ds: Any, n_written: int) -> tuple[float, float, float, int]:
     """``(min, mean, max, non-finite count)`` over the first ``n_written`` values, read in pieces."""
     low, high, total, bad = np.inf, -np.inf, 0.0, 0
-    for first in range(0, n_written, _SCAN_VALUES):
-        values = ds[first:min(n_written, first + _SCAN_VALUES)].astype(np.float64)
+    for first, stop in scan_pieces(ds, n_written):
+        values = ds[first:stop].astype(np.float64)
         finite = values[np.isfinite(values)]
         bad += values.size - finite.size
         if finite.size:
@@ -109,8 +124,7 @@ def _param_lines(h5: Any, n_written: int) -> tuple[list[str], list[str]]:
 def _order_problems(h5: Any, n_written: int) -> list[str]:
     start = sample_range(h5)[0]
     seed_index = h5["params"]["seed_index"]
-    for first in range(0, n_written, _SCAN_VALUES):
-        stop = min(n_written, first + _SCAN_VALUES)
+    for first, stop in scan_pieces(seed_index, n_written):
         if not np.array_equal(seed_index[first:stop], np.arange(start + first, start + stop)):
             return [f"/params/seed_index is not {start}..{start + n_written - 1} in order"]
     return []

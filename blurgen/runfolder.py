@@ -32,7 +32,9 @@ from typing import Any, Iterator
 
 from blurgen.common import (BlurgenError, LockedError, atomic_file, flocked, free_bytes, is_flocked,
                             remove_temporaries)
-from blurgen.store.parts import PartsError, parse_part_name, part_files, part_stamp
+from blurgen.store.assembly import reserved_bytes
+from blurgen.store.parts import (PART_METADATA_BOUND, PART_OVERHEAD_BYTES, PART_SPACE_MARGIN_BYTES, PartsError,
+                                 parse_part_name, part_files, part_stamp)
 from blurgen.store.schema import PairsFileError, file_settings, finished_with, is_complete, open_checked, reading
 
 PARTS_FORMAT = "blurgen-parts"
@@ -296,7 +298,7 @@ class RunFolder:
 
         Files that match no planned block are ignored (they cannot come from a run with the same
         manifest, which ``--resume`` checks first). A name is not proof of origin: assembly checks
-        each kept part's attributes and checksums.
+        each kept part's digest and attributes.
         """
         planned = dict(self.manifest.blocks)
         found: dict[int, str] = {}
@@ -409,17 +411,24 @@ class RunFolder:
         return self.manifest.raw_bytes_per_sample()
 
     def bytes_needed(self, stored_fraction: float = 1.0) -> int:
-        """Estimated bytes the run still writes: the blocks still to make plus a whole assembled
-        file (parts and file coexist until the end). ``stored_fraction`` scales the raw size used
-        before any part exists to measure (compressed images take less)."""
+        """Free bytes the run needs at its peak (parts and the assembled file coexist until the
+        end): the blocks still to make, with what a part's write checks for beyond its final size
+        (its raw reservation, trimmed once written, and the free-space margin), plus what the
+        file being assembled reserves (``store.assembly.reserved_bytes``: the raw arrays,
+        whatever the compression, and HDF5's allowance). ``stored_fraction`` scales the raw size
+        of a part before any exists to measure (compressed images take less)."""
         done = self.complete_parts() if os.path.isdir(self.path) else {}
         counts = dict(self.manifest.blocks)
         n_done = sum(counts[start] for start in done)
-        per_sample = self._bytes_per_sample(done)
-        if not done:
-            per_sample = int(per_sample * stored_fraction)
         n_planned = self.manifest.n_planned
-        return per_sample * (n_planned - n_done + n_planned) + 2**20
+        if done:  # measured: parts' own metadata included
+            parts = self._bytes_per_sample(done) * (n_planned - n_done)
+        else:
+            parts = (int(self.manifest.raw_bytes_per_sample() * stored_fraction) * n_planned
+                     + len(counts) * PART_OVERHEAD_BYTES)
+        raw = self.manifest.raw_bytes_per_sample()
+        writing = max(counts.values(), default=0) * raw + PART_METADATA_BOUND + PART_SPACE_MARGIN_BYTES
+        return parts + writing + reserved_bytes(n_planned, raw)
 
     def _free(self) -> int | None:
         try:
@@ -434,14 +443,14 @@ class RunFolder:
     def check_space(self, resume: bool) -> None:
         """Refuse (``NotEnoughSpace``) a run that cannot fit on the disk, before any sample is
         made (called holding the lock, after a killed run's temporaries are gone). With compression
-        the raw estimate is halved, so only a run that surely cannot fit is refused (the writes'
-        own checks catch the rest)."""
+        the parts' raw estimate is halved, so only a run that surely cannot fit is refused (the
+        writes' own checks catch the rest)."""
         free = self._free()
         if free is None:
             return  # no measure: the writes' own checks decide
         compressed = self.manifest.compression.get("blurred", (None,))[0] is not None
-        needed = self.bytes_needed(stored_fraction=0.5 if compressed else 1.0)
-        if needed > free:
+        if self.bytes_needed(stored_fraction=0.5 if compressed else 1.0) > free:
+            needed = self.bytes_needed()  # what to free: the full estimate, not the lenient one
             rerun = "rerun with --resume" if resume else "run again"
             raise NotEnoughSpace(f"not enough disk space for {self.manifest.n_planned} pairs: need "
                                  f"~{-(-(needed - free) // 10**6)} MB more on the disk of {self.out} "

@@ -24,6 +24,18 @@ COMMANDS = {
 }
 
 
+def _is_interrupt(exc: BaseException) -> bool:
+    """Whether ``exc`` is a Ctrl-C in disguise: one that lands inside a Numba call comes out as
+    ``SystemError: CPUDispatcher(...) returned a result with an exception set``, with the
+    KeyboardInterrupt only in its chain of causes."""
+    seen = 0
+    while exc is not None and seen < 16:
+        if isinstance(exc, KeyboardInterrupt):
+            return True
+        exc, seen = exc.__cause__ or exc.__context__, seen + 1
+    return False
+
+
 class BlurgenGroup(click.Group):
     """Click group with lazily imported commands that turns interrupts and OS errors into
     one-line messages, never tracebacks."""
@@ -48,6 +60,11 @@ class BlurgenGroup(click.Group):
         try:
             return super().invoke(ctx)
         except KeyboardInterrupt:
+            click.echo("blurgen: interrupted", err=True)
+            sys.exit(130)
+        except SystemError as exc:
+            if not _is_interrupt(exc):
+                raise
             click.echo("blurgen: interrupted", err=True)
             sys.exit(130)
         except BlurgenError as exc:  # every failure blurgen raises on purpose: one line, exit 1

@@ -159,3 +159,25 @@ def test_a_second_make_on_an_output_being_made_is_refused(tmp_path):
         os.killpg(proc.pid, signal.SIGINT)
         proc.communicate(timeout=60)
     assert proc.returncode == 130
+
+
+def test_ctrl_c_while_numba_computes_is_one_line_not_a_system_error(tmp_path):
+    """A Ctrl-C that lands inside a Numba call comes out of it as ``SystemError: CPUDispatcher
+    ... returned a result with an exception set`` (the KeyboardInterrupt only in its chain):
+    `blurgen kernels` interrupted while drawing printed a 49-line traceback and exited 1."""
+    out = tmp_path / "k.npy"
+    proc = subprocess.Popen(["blurgen", "kernels", "--n", "50000000", "--out", str(out), "--kernel-size", "15",
+                             "--length-px", "10"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:
+        if any(name.endswith(".tmp") for name in os.listdir(tmp_path)):
+            break  # drawing the kernels now, batch after batch
+        time.sleep(0.02)
+    time.sleep(0.5)
+    assert proc.poll() is None, proc.communicate()
+    os.killpg(proc.pid, signal.SIGINT)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130, stderr
+    assert "Traceback" not in stderr and len(stderr.strip().splitlines()) == 1, stderr
+    assert os.listdir(tmp_path) == []  # neither the output nor its temporary

@@ -21,7 +21,8 @@ from blurgen.common import DiskFullError
 from blurgen.dataset import DatasetError, make_dataset
 from blurgen.runfolder import Manifest, RunFolder, auto_block_size, parts_dir_for, plan_blocks, shard_range
 from blurgen.store.merge import merge_files
-from blurgen.store.parts import compression_for
+from blurgen.store.assembly import reserved_bytes
+from blurgen.store.parts import PART_METADATA_BOUND, PART_SPACE_MARGIN_BYTES, compression_for
 from blurgen.store.reader import read_pairs
 from blurgen.store.schema import REQUIRED_ATTRS, PairsFileError
 
@@ -122,6 +123,27 @@ def test_merged_shards_equal_one_run(tmp_path):
             part["sharp"].id.read_direct_chunk((2, 0, 0, 0))
     with read_pairs(merged) as f:
         assert len(f) == 23 and f.attrs["command"] == "blurgen merge"
+
+
+def test_a_merge_on_a_full_disk_asks_for_the_space_it_reserves(tmp_path, monkeypatch):
+    """The merged file reserves its raw size before copying; the message asked for the shards'
+    size (on a tmpfs with 3.5 MB free, 'need ~1 MB free' for a 24-pair merge that reserves 4.3 MB)."""
+    import re
+
+    import blurgen.common as common
+
+    shards = [str(tmp_path / f"shard{i}.h5") for i in range(2)]
+    for i, shard in enumerate(shards):
+        make(shard, n=24, block_size=4, shard=(i, 2), compression=compression_for("gzip"))
+    merged = str(tmp_path / "merged.h5")
+    free = [sum(os.path.getsize(s) for s in shards) + 2 * 10**6]
+    monkeypatch.setattr(common, "free_bytes", lambda path: free[0])
+    with pytest.raises(PairsFileError) as info:
+        merge_files(shards, merged + ".tmp", merged, "blurgen merge")
+    asked = int(re.search(r"need ~(\d+) MB free", str(info.value)).group(1)) * 10**6
+    assert asked > free[0]
+    free[0] = asked
+    assert merge_files(shards, merged + ".tmp", merged, "blurgen merge") == 24
 
 
 @pytest.mark.parametrize("case", ["gap", "overlap", "other seed"])
@@ -674,7 +696,10 @@ def test_the_space_check_before_work_counts_a_killed_assembly_as_free_and_leaves
     with open(assembly, "wb") as handle:  # a big leftover, as a run killed late leaves
         handle.truncate(50 * part_bytes)
     per_sample = part_bytes // 20
-    need = per_sample * (20 + 40) + 2**20  # the blocks still to make and the assembled file
+    raw = RunFolder(str(out)).manifest.raw_bytes_per_sample()
+    # the blocks still to make, the reservation and margin of the part being written, and what
+    # the assembled file reserves
+    need = per_sample * 20 + 4 * raw + PART_METADATA_BOUND + PART_SPACE_MARGIN_BYTES + reserved_bytes(40, raw)
     free = {"disk": need + per_sample * 5}  # enough once the leftover is gone, not before
 
     def free_bytes(path):  # the leftover takes its space while it exists
@@ -707,3 +732,36 @@ def test_an_edited_manifest_with_impossible_settings_is_one_line(tmp_path, edit)
         describe_parts(parts_dir_for(str(out)))
     with pytest.raises(DatasetError, match="manifest"):
         make(out, n=40, block_size=4, resume=True)
+
+
+@pytest.mark.parametrize("start_free", [1.5, 3.0, 6.0])
+def test_freeing_the_space_a_disk_full_message_asks_for_lets_the_run_finish(tmp_path, monkeypatch, start_free):
+    """'need ~N MB more' counted the parts and the final file's compressed size, while the run
+    needs, at its peak, the assembled file's whole reservation (raw arrays plus HDF5's metadata
+    allowance) and each part's free-space margin as well: on a 12 MB tmpfs a 1 MB dataset said
+    'need ~1 MB more' four times in a row while the user freed 1 MB each time."""
+    import re
+
+    import blurgen.common as common
+    import blurgen.runfolder as runfolder
+
+    make(tmp_path / "ref.h5", n=40, block_size=4)
+    final = os.path.getsize(tmp_path / "ref.h5")
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    capacity = [int(start_free * final)]
+
+    def free_bytes(path):  # a disk of `capacity` bytes holding the files under `disk`
+        used = sum(os.path.getsize(os.path.join(folder, name))
+                   for folder, _, names in os.walk(disk) for name in names)
+        return max(0, capacity[0] - used)
+    monkeypatch.setattr(common, "free_bytes", free_bytes)
+    monkeypatch.setattr(runfolder, "free_bytes", free_bytes)
+    out = disk / "pairs.h5"
+    with pytest.raises(DatasetError) as info:
+        make(out, n=40, block_size=4)
+    asked = re.search(r"need ~(\d+) MB more", str(info.value))
+    assert asked, info.value
+    capacity[0] += int(asked.group(1)) * 10**6
+    make(out, n=40, block_size=4, resume=os.path.isdir(parts_dir_for(str(out))))
+    assert_same_arrays(tmp_path / "ref.h5", out)

@@ -69,6 +69,29 @@ def test_a_file_size_limit_smaller_than_a_part_is_one_line(tmp_path, workers):
     assert_one_line_failure(done, "file-size limit reached while writing")
 
 
+def test_a_file_size_limit_hit_by_the_assembly_header_of_a_folder_source_is_one_line(tmp_path):
+    """The assembled file's attributes and /source_files (one name per image of a folder source)
+    were written through HDF5 before its size was reserved: under ``ulimit -f`` that write failed
+    inside HDF5 (exit 139, a segfault, after h5py tracebacks)."""
+    import cv2
+
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    ok, png = cv2.imencode(".png", np.full((48, 48, 3), 90, np.uint8))
+    for i in range(120):
+        (folder / f"{'a_long_file_name_' * 5}{i:04d}.png").write_bytes(png.tobytes())
+    args = ["make", "--n", "16", "--size", "32", "--kernel-size", "15", "--length-px", "10",
+            "--workers", "1", "--block-size", "8", "--source", str(folder)]
+    reference, out = tmp_path / "ref.h5", tmp_path / "f.h5"
+    assert run_blurgen([*args, "--out", str(reference)]).returncode == 0
+    with h5py.File(reference, "r") as h5:
+        assert sum(len(name) for name in h5["source_files"][...]) > 8192  # the names alone pass the limit
+    done = run_blurgen([*args, "--out", str(out)], file_size_limit=8192)
+    assert_one_line_failure(done, "file-size limit reached while writing", "--resume")
+    assert run_blurgen([*args, "--out", str(out), "--resume"]).returncode == 0
+    assert_same_arrays(reference, out)
+
+
 # -------------------------------------------------------------------- F2 existing outputs
 def test_secondary_outputs_are_never_replaced_without_overwrite(tmp_path):
     data = tmp_path / "pairs.h5"
@@ -152,6 +175,83 @@ def test_inspect_of_a_small_file_declaring_a_hundred_million_samples_answers_at_
     assert "stores data for only 0 of the 100000000 samples" in done.stdout
 
 
+def _crafted_stored(path, n, image, k, samples_per_chunk=1, kernel_value=None):
+    """A pairs file whose chunks are all stored (gzip), each chunk the same compressed bytes: a
+    few MB on disk for gigabytes of data. Image chunks are 64 px a side at most (a sample with
+    bigger images stores its first chunk only)."""
+    import zlib
+
+    from blurgen.store.schema import REQUIRED_ATTRS, REQUIRED_PARAMS
+
+    def stored(h5, name, shape, dtype, fill=None):
+        chunks = (samples_per_chunk, *(min(side, 64) if fill is None else side for side in shape[1:]))
+        ds = h5.create_dataset(name, shape=shape, dtype=dtype, chunks=chunks, compression="gzip")
+        data = np.zeros(chunks, dtype)
+        if fill is not None:
+            fill(data)
+        packed = zlib.compress(data.tobytes(), 9)
+        for first in range(0, n, samples_per_chunk):
+            ds.id.write_direct_chunk((first, *[0] * (len(shape) - 1)), packed, 0)
+
+    def centre(kernels):
+        kernels[:, k // 2, k // 2] = 1 if kernel_value is None else kernel_value
+
+    with h5py.File(path, "w") as h5:
+        for name in ("blurred", "sharp"):
+            stored(h5, name, (n, *image, 3), np.uint8)
+        stored(h5, "kernel", (n, k, k), np.float32, centre)
+        for name in REQUIRED_PARAMS:  # seed_index in order for small files only (it compresses)
+            values = np.arange(n) if name == "seed_index" and n <= 4096 else np.zeros(n, np.int64)
+            h5.create_dataset(f"params/{name}", data=values, chunks=(min(n, 2**20),), compression="gzip")
+        for name in REQUIRED_ATTRS:
+            h5.attrs[name] = {"schema_version": 1, "n_planned": n, "config": "{}", "n_written": n}.get(name, 0)
+
+
+def _limited_memory(nbytes):
+    def limit():
+        resource.setrlimit(resource.RLIMIT_AS, (nbytes, nbytes))
+    return limit
+
+
+def test_inspect_reads_large_kernels_in_bounded_memory(tmp_path):
+    """The kernel scan read 1024 kernels at a time whatever their size: at --kernel-size 1025 that
+    is 4.3 GB of float32 plus 8.6 GB as float64 (a MemoryError traceback, or 13 GB of memory)."""
+    path = tmp_path / "k1025.h5"
+    _crafted_stored(path, n=256, image=(32, 32), k=1025)
+    done = subprocess.run(["blurgen", "inspect", "--quick", str(path)], capture_output=True, text=True,
+                          timeout=300, preexec_fn=_limited_memory(1536 * 2**20))
+    assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr[-2000:]
+    assert "problems: none found" in done.stdout
+
+
+def test_inspect_reads_a_chunk_holding_millions_of_samples_once(tmp_path):
+    """Scans read pieces of 1024 samples (or one sample, for the checksums) whatever the chunk
+    shape: a 2 MB crafted file whose chunks each hold 2.5 million samples was decompressed again
+    for every piece (no answer for minutes), and its bad kernels were listed one Python int each."""
+    path = tmp_path / "big_chunks.h5"
+    _crafted_stored(path, n=10**7, image=(1, 1), k=1, samples_per_chunk=10**7 // 4, kernel_value=0.5)
+    assert os.path.getsize(path) < 4 * 10**6
+    done = subprocess.run(["blurgen", "inspect", str(path)], capture_output=True, text=True, timeout=120,
+                          preexec_fn=_limited_memory(3 * 2**30))
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "10000000 kernel(s) do not sum to 1 (first: sample 0)" in done.stdout
+
+
+@pytest.mark.parametrize("image, k", [((10**6, 10**6), 5), ((32, 32), 2049)])
+def test_files_declaring_sides_larger_than_blurgen_makes_are_refused_in_one_line(tmp_path, image, k):
+    """A 100 KB file declaring 10^6 x 10^6 images made every reader ask numpy for 2.7 TiB."""
+    from blurgen import read_pairs
+    from blurgen.store.schema import PairsFileError
+
+    path = tmp_path / "wide.h5"
+    _crafted_stored(path, n=1, image=image, k=k)
+    for args in (["inspect", str(path)], ["inspect", str(path), "--quick", "--png", str(tmp_path / "s.png")]):
+        done = run_blurgen(args)
+        assert_one_line_failure(done, "must be")
+    with pytest.raises(PairsFileError, match="at most|<= 16384"):
+        read_pairs(path)
+
+
 def test_inspect_flags_nan_kernels(tmp_path):
     kernels = np.zeros((3, 5, 5), np.float32)
     kernels[:, 2, 2] = 1
@@ -168,6 +268,18 @@ def test_inspect_flags_nan_kernels(tmp_path):
     assert result.exit_code == 0 and "1 kernel(s) hold NaN or infinite weights" in result.output
 
 
+def test_inspect_draws_nan_infinite_and_negative_kernels_without_warnings(tmp_path):
+    """`inspect --png` of such a file printed numpy's RuntimeWarnings (4 lines on stderr)."""
+    kernels = np.zeros((3, 5, 5), np.float32)
+    kernels[:, 2, 2] = 1
+    kernels[0, 0, 0], kernels[1, 0, 0], kernels[2, 0, 0] = np.nan, np.inf, -0.5
+    path = tmp_path / "odd.h5"
+    _crafted(path, kernels=kernels)
+    done = run_blurgen(["inspect", str(path), "--quick", "--png", str(tmp_path / "sheet.png")])
+    assert done.returncode == 0 and done.stderr == b"", done.stderr.decode()
+    assert (tmp_path / "sheet.png").exists()
+
+
 # ------------------------------------------------------------------------ F7 flipped bits
 def _flip_a_byte_in_a_chunk(path, dataset, index):
     with h5py.File(path, "r") as h5:
@@ -179,25 +291,80 @@ def _flip_a_byte_in_a_chunk(path, dataset, index):
         handle.write(bytes([byte[0] ^ 0x10]))
 
 
-def test_a_flipped_bit_in_a_kept_part_is_remade_on_resume_and_inspect_finds_one_in_a_file(tmp_path):
+def _make_small(path, **kwargs):
     config = PairsConfig(width=32, height=32, kernel=KernelConfig(size=15, length_px=10.0))
-    reference, out = tmp_path / "ref.h5", tmp_path / "pairs.h5"
+    return make_dataset(str(path), config, 24, seed=3, workers=1, block_size=8, durable=False, **kwargs)
 
-    def make(path, **kwargs):
-        return make_dataset(str(path), config, 24, seed=3, workers=1, block_size=8, durable=False, **kwargs)
-    make(reference)
+
+def _reference_and_two_kept_parts(tmp_path):
+    """A complete reference dataset and a run of the same killed after 2 of its 3 parts:
+    ``(reference, out, [the two part files])``."""
+    reference, out = tmp_path / "ref.h5", tmp_path / "pairs.h5"
+    _make_small(reference)
     with pytest.raises(KeyboardInterrupt):
-        make(out, maker=interrupted_maker(16))
+        _make_small(out, maker=interrupted_maker(16))
     parts = sorted(p for p in os.listdir(f"{out}.parts") if p.startswith("block-"))
     assert len(parts) == 2
-    _flip_a_byte_in_a_chunk(os.path.join(f"{out}.parts", parts[0]), "blurred", 3)
-    assert make(out, resume=True).n_reused == 8  # the damaged part is made again
+    return reference, out, [os.path.join(f"{out}.parts", p) for p in parts]
+
+
+def test_a_flipped_bit_in_a_kept_part_is_remade_on_resume_and_inspect_finds_one_in_a_file(tmp_path):
+    reference, out, parts = _reference_and_two_kept_parts(tmp_path)
+    _flip_a_byte_in_a_chunk(parts[0], "blurred", 3)
+    assert _make_small(out, resume=True).n_reused == 8  # the damaged part is made again
     assert_same_arrays(reference, out)
     assert "problems: none found" in cli("inspect", str(out)).output
     _flip_a_byte_in_a_chunk(out, "sharp", 17)
     report = cli("inspect", str(out))
     assert report.exit_code == 0 and "damaged data" in report.output and "sample 17" in report.output
     assert "problems: none found" in cli("inspect", str(out), "--quick").output
+
+
+def _flip_a_bit(path, offset, bit):
+    with open(path, "r+b") as handle:
+        handle.seek(offset)
+        byte = handle.read(1)
+        handle.seek(offset)
+        handle.write(bytes([byte[0] ^ (1 << bit)]))
+
+
+def _chunk_key_offset(path, dataset):
+    """File offset of the first coordinate in the chunk-index key of ``dataset``'s first chunk
+    (HDF5's default v1 B-tree: a key is size u32, filter mask u32, one u64 per axis and one more,
+    then the chunk's address u64); HDF5 has no checksum on it."""
+    import struct
+
+    with h5py.File(path, "r") as h5:
+        ds = h5[dataset]
+        address, ndim = ds.id.get_chunk_info(0).byte_offset, ds.ndim
+    raw = open(path, "rb").read()
+    at = raw.find(struct.pack("<Q", address))
+    assert raw.count(struct.pack("<Q", address)) == 1
+    return at - 8 * (ndim + 1)
+
+
+def _rename_in_place(path, name):
+    raw = open(path, "rb").read()
+    assert raw.count(name.encode()) == 1
+    return raw.find(name.encode()) + 2  # a letter of the link name, in an unchecksummed heap
+
+
+@pytest.mark.parametrize("damage", ["chunk index key", "dataset name"])
+def test_damaged_metadata_in_a_kept_part_is_remade_not_adopted(tmp_path, damage):
+    """Fletcher32 covers chunk contents only: a flipped bit in a part's chunk index made a
+    parameter read as zeros without any error (silently adopted), one in a dataset name made the
+    first kept part define the layout, so every resume deleted the good parts and failed."""
+    reference, out, (first, _) = _reference_and_two_kept_parts(tmp_path)
+    if damage == "chunk index key":
+        _flip_a_bit(first, _chunk_key_offset(first, "params/path_length_px"), 3)
+        with h5py.File(first, "r") as h5:  # HDF5 reads fill values, no error: only a checksum of
+            assert not h5["params/path_length_px"][...].any()  # the whole part can tell
+    else:
+        _flip_a_bit(first, _rename_in_place(first, "path_length_px"), 0)
+        with h5py.File(first, "r") as h5:
+            assert "path_length_px" not in h5["params"]
+    assert _make_small(out, resume=True).n_reused == 8  # the damaged part is made again
+    assert_same_arrays(reference, out)
 
 
 # ---------------------------------------------------------------------------- reader slices

@@ -60,6 +60,13 @@ def copy_samples(src: Any, dst: Any, offset: int) -> int:
     return written
 
 
+def reserved_bytes(n_planned: int, per_sample: int, header_bytes: int = 0) -> int:
+    """Bytes the file being assembled reserves for ``n_planned`` samples of at most ``per_sample``
+    stored bytes each (raw arrays with their checksums, and the params), ``header_bytes`` of
+    attributes and /source_files, and HDF5's metadata."""
+    return METADATA_BYTES + header_bytes + n_planned * (per_sample + METADATA_BYTES_PER_SAMPLE)
+
+
 def write_source_files(h5: Any, names: list[str]) -> None:
     """``/source_files``: variable-length UTF-8 strings (bytes that are not UTF-8 in a name are
     kept as ``\\xNN`` escapes)."""
@@ -74,7 +81,8 @@ class Assembler:
     """Builds one pairs file from pieces that each hold a contiguous run of samples.
 
     The datasets are created from the first piece added (image shape, kernel size, parameter
-    names and dtypes) and the file's final size is reserved on disk then; every later piece must
+    names and dtypes) and the file's final size is reserved on disk then, before HDF5 writes
+    anything but its superblock (attributes and /source_files included); every later piece must
     match. Write to a temporary path and call ``finish(final_path)``, which sets ``n_written``,
     flushes, trims and renames atomically.
 
@@ -98,26 +106,40 @@ class Assembler:
         self.compression = compression
         self.filled = 0
         self._unsynced = 0
-        self._h5 = h5py.File(path, "w")
-        for key, value in attrs.items():
-            self._h5.attrs[key] = value
-        self._h5.attrs["schema_version"] = SCHEMA_VERSION
-        self._h5.attrs["n_planned"] = self.n_planned
-        self._h5.attrs["n_written"] = 0  # until finish(): an unfinished temporary is incomplete
+        # Written with the layout, once the file's size is reserved: /source_files alone can be
+        # megabytes (a name per image of a folder), and attributes are HDF5 writes too.
+        self._attrs = {**attrs, "schema_version": SCHEMA_VERSION, "n_planned": self.n_planned,
+                       "n_written": 0}  # n_written 0 until finish(): an unfinished file is incomplete
+        self._source_files = source_files or []
+        try:
+            self._h5 = h5py.File(path, "w")  # HDF5 writes only its superblock here
+        except OSError as exc:
+            if is_disk_full(exc):
+                raise DiskFullError(path, disk_full_reason(exc)) from None
+            raise
         self._images: dict[str, Any] | None = None  # datasets, made from the first piece
-        write_source_files(self._h5, source_files or [])
+        #: Bytes the file reserves on disk once its layout is known (0 before).
+        self.reserve_bytes = 0
+
+    def _header_bytes(self) -> int:
+        """Bytes of the root attributes and /source_files, with HDF5's per-item overhead."""
+        texts = [*map(str, self._attrs.values()), *self._source_files]
+        return sum(len(text_attr(text).encode()) + 64 for text in texts)
 
     def _reserve(self, images: dict, params: dict) -> None:
         """Reserve the file's final size (arrays as raw, an upper bound for compressed ones)."""
         per_sample = sum(int(np.prod(src.shape[1:])) * src.dtype.itemsize + 4 for src in images.values())
-        per_sample += sum(src.dtype.itemsize for src in params.values()) + METADATA_BYTES_PER_SAMPLE
-        total = METADATA_BYTES + self.n_planned * per_sample
+        per_sample += sum(src.dtype.itemsize for src in params.values())
+        total = self.reserve_bytes = reserved_bytes(self.n_planned, per_sample, self._header_bytes())
         folder = self.space_lock_dir or os.path.dirname(os.path.abspath(self.path))
         with space_for(folder, total, self.path, lock=self.space_lock_dir is not None):
             reserve(self.path, total)
 
     def _create_layout(self, images: dict, params: dict, label: str) -> None:
         self._reserve(images, params)
+        for key, value in self._attrs.items():
+            self._h5.attrs[key] = value
+        write_source_files(self._h5, self._source_files)
         for name, src in images.items():
             create_chunked(self._h5, name, (self.n_planned, *src.shape[1:]), src.dtype, self.compression)
         group = self._h5.create_group("params")

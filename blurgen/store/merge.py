@@ -87,8 +87,8 @@ def merge_files(paths: list[str], tmp_path: str, final_path: str, command: str,
         try:
             _copy_shards(assembler, files)
             assembler.finish(final_path)
-        except DiskFullError as exc:
-            need = -(-sum(os.path.getsize(p) for p in paths) // 10**6)
+        except DiskFullError as exc:  # the file reserves its whole (raw) size before copying
+            need = -(-(assembler.reserve_bytes or sum(os.path.getsize(p) for p in paths)) // 10**6)
             raise PairsFileError(f"{exc} (need ~{need} MB free); free space and merge again") from None
         finally:
             assembler.close()

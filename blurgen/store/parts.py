@@ -16,6 +16,7 @@ import json
 import os
 import re
 import struct
+import zlib
 from typing import Any
 
 import numpy as np
@@ -31,7 +32,17 @@ Compression = dict[str, tuple[str | None, int | None]]
 IMAGE_COMPRESSIONS = ("none", "lzf", "gzip")
 #: Free space a part needs beyond its arrays: HDF5 metadata, parameters, attributes.
 PART_SPACE_MARGIN_BYTES = 4 * 2**20
+#: HDF5 metadata of one part file beyond its arrays (an object header and chunk index per
+#: dataset; measured 60-66 KB with 20 params), for estimates made before any part exists.
+PART_OVERHEAD_BYTES = 64 * 1024
+#: What a part reserves for that metadata while HDF5 writes it (an upper bound; trimmed after).
+PART_METADATA_BOUND = 2**20
 _PART_RE = re.compile(r"^block-(\d{10})-(\d+)\.h5$")
+#: A part's last bytes: this marker, then the CRC-32 (big-endian) of every byte before the marker
+#: (HDF5 ignores bytes past its end of data). CRC-32 finds every single-bit flip and every burst
+#: up to 32 bits, at ~3 GB/s here (BLAKE2b: ~0.9 GB/s, ~6 ms more CPU per 1280x720 pair).
+PART_DIGEST_MARKER = b"blurgen-part-crc32:"
+_PIECE = 2**20
 
 
 class PartsError(BlurgenError):
@@ -140,11 +151,11 @@ def trim(path: str) -> None:
 
 
 def _block_bytes(block: dict) -> int:
-    """An upper bound of a part file's size: its arrays raw, checksums, metadata."""
+    """What a part reserves: an upper bound of its size (arrays raw, checksums, metadata)."""
     arrays = [block[name] for name in CHUNKED] + list(block.get("motion", {}).values())
     count = int(block["blurred"].shape[0])
     return (sum(np.asarray(a).nbytes + 4 * count for a in arrays)
-            + sum(np.asarray(v).nbytes + 4 for v in block["params"].values()) + PART_SPACE_MARGIN_BYTES)
+            + sum(np.asarray(v).nbytes + 4 for v in block["params"].values()) + PART_METADATA_BOUND)
 
 
 def _fill_part(h5: Any, block: dict, start: int, compression: Compression, stamp: dict[str, Any]) -> None:
@@ -163,6 +174,41 @@ def _fill_part(h5: Any, block: dict, start: int, compression: Compression, stamp
         create_param(group, name, count, values.dtype, values)
     for key, value in {"sample_start": start, "count": count, **stamp}.items():
         h5.attrs[key] = value
+
+
+def _crc_of_file(handle: Any, nbytes: int) -> int:
+    """CRC-32 of the next ``nbytes`` of ``handle`` (fewer if it ends first), read in 1 MiB pieces."""
+    crc = 0
+    while nbytes > 0:
+        piece = handle.read(min(nbytes, _PIECE))
+        if not piece:
+            break
+        crc = zlib.crc32(piece, crc)
+        nbytes -= len(piece)
+    return crc
+
+
+def append_digest(path: str) -> None:
+    """Append the trailer ``check_part_bytes`` checks: marker and CRC-32 of the file's bytes."""
+    with open(path, "r+b") as handle:
+        crc = _crc_of_file(handle, os.fstat(handle.fileno()).st_size)
+        handle.seek(0, os.SEEK_END)
+        handle.write(PART_DIGEST_MARKER + struct.pack(">I", crc))
+
+
+def check_part_bytes(path: str) -> None:
+    """PartsError unless part file ``path`` holds exactly the bytes it was written with (its
+    trailing CRC-32 matches); reads it in pieces of 1 MiB."""
+    trailer = len(PART_DIGEST_MARKER) + 4
+    try:
+        with open(path, "rb") as handle:
+            size = os.fstat(handle.fileno()).st_size - trailer
+            crc = _crc_of_file(handle, size)
+            tail = handle.read(trailer) if size >= 0 and handle.tell() == size else b""
+    except OSError as exc:
+        raise PartsError(f"{path}: unreadable ({exc.strerror or exc})") from None
+    if tail != PART_DIGEST_MARKER + struct.pack(">I", crc):
+        raise PartsError(f"{path}: damaged (its bytes do not match the checksum written with them)")
 
 
 def write_part_tmp(folder: str, block: dict, start: int, compression: Compression,
@@ -191,6 +237,7 @@ def write_part_tmp(folder: str, block: dict, start: int, compression: Compressio
             finally:
                 h5.close()
             trim(tmp)  # under the lock: the next check sees what the part really takes
+            append_digest(tmp)
     except BaseException as exc:
         with contextlib.suppress(OSError):
             os.unlink(tmp)  # a partial part only takes space the rerun needs
@@ -238,7 +285,9 @@ def verify_stored_data(h5: Any, path: str, names: tuple[str, ...] | None = None,
     for name in names:
         ds = h5[name]
         n = ds.shape[0] if stop is None else min(stop, ds.shape[0])
-        step = 1 if ds.ndim > 1 else max(1, ds.chunks[0] if ds.chunks else n)
+        # One row of chunks at a time (whole chunks: a chunk holding many samples is decompressed
+        # once, not once per sample); a contiguous image dataset one sample at a time.
+        step = max(1, ds.chunks[0] if ds.chunks else (1 if ds.ndim > 1 else n))
         for first in range(0, n, step):
             try:
                 ds[first:first + step]

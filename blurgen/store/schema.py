@@ -36,6 +36,7 @@ from typing import Any, Iterator
 import numpy as np
 
 from blurgen.common import BlurgenError, one_line
+from blurgen.config import MAX_KERNEL_SIZE, MAX_SIDE
 
 SCHEMA_VERSION = 1
 CAMERA_SCHEMA_VERSION = 2
@@ -135,16 +136,19 @@ def _check_images(h5: Any, path: str) -> int:
         if name not in h5:
             raise PairsFileError(f"{path}: missing dataset /{name}")
     blurred, sharp, kernel = h5["blurred"], h5["sharp"], h5["kernel"]
+    # Sides are bounded by what blurgen makes: a sample is read whole, and a small crafted file
+    # declaring 10^6 x 10^6 images asked numpy for 2.7 TiB (a MemoryError traceback).
     if (blurred.ndim != 4 or blurred.shape[-1] != 3 or blurred.dtype != np.uint8
-            or min(blurred.shape[1:3]) < 1):
-        raise PairsFileError(f"{path}: /blurred must be uint8 (N, H, W, 3) with H, W >= 1, "
+            or not 1 <= min(blurred.shape[1:3]) <= max(blurred.shape[1:3]) <= MAX_SIDE):
+        raise PairsFileError(f"{path}: /blurred must be uint8 (N, H, W, 3) with 1 <= H, W <= {MAX_SIDE}, "
                              f"got {blurred.dtype} {blurred.shape}")
     if sharp.shape != blurred.shape or sharp.dtype != np.uint8:
         raise PairsFileError(f"{path}: /sharp {sharp.dtype} {sharp.shape} does not match /blurred {blurred.shape}")
     if (kernel.ndim != 3 or kernel.shape[0] != blurred.shape[0] or kernel.dtype != np.float32
-            or kernel.shape[1] != kernel.shape[2] or kernel.shape[1] % 2 == 0):
-        raise PairsFileError(f"{path}: /kernel must be float32 (N, k, k) with k odd, "
-                             f"got {kernel.dtype} {kernel.shape}")
+            or kernel.shape[1] != kernel.shape[2] or kernel.shape[1] % 2 == 0
+            or kernel.shape[1] > MAX_KERNEL_SIZE):
+        raise PairsFileError(f"{path}: /kernel must be float32 (N, k, k) with k odd, at most "
+                             f"{MAX_KERNEL_SIZE}, got {kernel.dtype} {kernel.shape}")
     return blurred.shape[0]
 
 
