@@ -1,6 +1,6 @@
 """Kernels per second: Numba batch API vs the plain-Python per-sample baseline, same run.
 
-The baseline (DESIGN.md "Benchmarks") is blurgen.reference: the same algorithm as a Python loop
+The baseline is blurgen.reference: the same algorithm as a Python loop
 over the steps and the splats, one sample at a time, as the DeblurGAN reference code works.
 
     python benchmarks/bench_kernels.py            # full run, appends to benchmarks/RESULTS.md

@@ -2,7 +2,7 @@
 
 Each figure is the wall time of a real ``blurgen make`` process (start-up, workers, writing and
 final assembly included) for the default model (dead leaves, all stages but JPEG) at 256x256 and
-1280x720, with 1 and 2 workers. The baseline (DESIGN.md "Benchmarks") is measured in the same run:
+1280x720, with 1 and 2 workers. The baseline is measured in the same run:
 per sample, the plain-Python kernel of ``blurgen.reference`` + per-channel
 ``scipy.signal.fftconvolve`` of the full kernel + numpy noise + an h5py write, in one process.
 
@@ -48,7 +48,7 @@ def run_make(size: str, n: int, workers: int, folder: str, motion: str = "shake2
 
 
 def baseline_rate(size: str, n: int, folder: str) -> float:
-    """Pairs/s of the DESIGN.md baseline: reference kernel + fftconvolve + noise + h5py, 1 process."""
+    """Pairs/s of the baseline: reference kernel + fftconvolve + noise + h5py, 1 process."""
     import h5py
     from scipy.signal import fftconvolve
 

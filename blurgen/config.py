@@ -146,7 +146,7 @@ class KernelConfig(ConfigMixin):
     Attributes:
         steps: path samples (>= 2); the path is exactly ``length_px`` long over all of them.
         length_px: length of the whole path in pixels, in [1e-6, 1e4].
-        anxiety: choices for the shake strength, each in [1e-6, 0.1] (DESIGN.md says (0, 0.1]; values
+        anxiety: choices for the shake strength, each in [1e-6, 0.1] (the first contract said (0, 0.1]; values
             near 1e-300 underflow, so the floor is ``MIN_ANXIETY``).
         centripetal_max: upper bound of the pull back to the start, in [0, 10].
         gaussian_shake_max: upper bound of the Gaussian jitter factor, in [0, 100].

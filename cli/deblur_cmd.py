@@ -25,7 +25,7 @@ def collect_images(inputs: tuple[str, ...]) -> list[tuple[str, str]]:
                     if f.lower().endswith(IMAGE_EXTENSIONS):
                         path = os.path.join(folder, f)
                         found.append((path, os.path.splitext(os.path.relpath(path, item))[0] + ".png"))
-            if not found:  # DESIGN.md: an empty source folder is a failure (exit 1)
+            if not found:  # an empty source folder is a failure (exit 1)
                 raise click.ClickException(f"{item}: holds no images ({', '.join(IMAGE_EXTENSIONS)})")
             jobs += sorted(found)
         else:

@@ -1,6 +1,6 @@
 """Small data builders for the DeblurGAN tests: schema-1 HDF5 pairs files and GoPro-shaped trees.
 
-The pairs writer follows DESIGN.md's schema itself (it does not use blurgen's writer), so the
+The pairs writer follows the documented schema itself (it does not use blurgen's writer), so the
 trainer's tests do not depend on the pairs pipeline; the blurred images are real blur: sharp
 images convolved with kernels from ``blurgen.random_kernels``.
 """

@@ -204,7 +204,7 @@ def test_deblur_usage_errors_exit_2(tmp_path):
     assert run("deblur", "--checkpoint", ckpt, tmp_path / "nope.png", "--out", out).exit_code == 2
     assert run("deblur", "--checkpoint", ckpt, "--out", out).exit_code == 2
     assert run("deblur", "--checkpoint", ckpt, tmp_path / "a", tmp_path / "b", "--out", out).exit_code == 2
-    assert run("deblur", "--checkpoint", ckpt, tmp_path / "empty", "--out", out).exit_code == 1  # DESIGN: exit 1
+    assert run("deblur", "--checkpoint", ckpt, tmp_path / "empty", "--out", out).exit_code == 1  # documented: exit 1
     assert run("deblur", "--checkpoint", ckpt, tmp_path / "a", "--out", out, "--tile", 8).exit_code == 2
     # tile 34 is used as 32 (multiples of 4): overlap 17 is over half of it, a usage error, not a traceback
     result = run("deblur", "--checkpoint", ckpt, tmp_path / "a", "--out", out, "--tile", 34, "--overlap", 17)

@@ -1,6 +1,6 @@
 """`blurgen make`, `inspect`, `merge` end to end: real pipeline, tiny images.
 
-Arrays must not depend on the worker count or the shard split; bad input follows DESIGN.md's
+Arrays must not depend on the worker count or the shard split; bad input follows the documented
 exit codes with one line and no traceback, and leaves nothing that looks complete.
 """
 

@@ -1,4 +1,4 @@
-"""`blurgen train`: exit codes per DESIGN.md (2 usage, 1 failure), one-line messages, resume."""
+"""`blurgen train`: exit codes as documented (2 usage, 1 failure), one-line messages, resume."""
 
 from __future__ import annotations
 
