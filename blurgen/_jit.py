@@ -135,6 +135,12 @@ def njit(*args, **kwargs):
 _POOL_PID: int | None = None
 
 
+def may_use_pool() -> bool:
+    """Whether this process may start or use numba's thread pool: False in a process forked
+    from one whose pool has run."""
+    return _POOL_PID is None or _POOL_PID == os.getpid()
+
+
 class ForkSafe:
     """A ``parallel=True`` function that runs a serial compilation of itself in a process forked
     from one whose numba thread pool has already run: GNU OpenMP's pool is not fork-safe (the
@@ -153,10 +159,15 @@ class ForkSafe:
         functools.update_wrapper(self, func)
 
     def __call__(self, *args):
+        return self.run(True, *args)
+
+    def run(self, parallel: bool, *args):
+        """The parallel compilation if ``parallel`` and this process may use numba's pool, the
+        serial one otherwise (a caller that has one thread to give asks for it: starting the pool
+        for one thread costs more than it gives)."""
         global _POOL_PID
-        pid = os.getpid()
-        if _POOL_PID is None or _POOL_PID == pid:
-            _POOL_PID = pid
+        if parallel and may_use_pool():
+            _POOL_PID = os.getpid()
             return self._parallel(*args)
         if self._serial is None:
             self._serial = numba.njit(**self._options)(self._serial_func)

@@ -15,7 +15,9 @@ must stay ``np.uint64``: a Python int arrives in Numba as int64, where ``>>`` is
 
 from __future__ import annotations
 
+import functools
 import math
+import statistics
 
 import numpy as np
 
@@ -128,3 +130,19 @@ def next_normal_pair(state):
     state, a = next_normal(state)
     state, b = next_normal(state)
     return state, a, b
+
+
+@functools.lru_cache(maxsize=None)
+def normal_table(bits: int) -> np.ndarray:
+    """float32 (2**bits,): standard normal quantiles at the cell midpoints, rescaled to variance 1.
+
+    ``bits`` uniform random bits index it: a discretised Gaussian, truncated at 3.67 sigma for 12
+    bits (tail mass 2e-4 moved inwards; kurtosis 2.99) and 4.3 sigma for 16, at 8-bit output
+    precision indistinguishable from the real one and several times faster than numpy's
+    ziggurat. statistics' inverse CDF, not scipy.special.ndtri: the same float32 table (checked;
+    the float64 values agree to 1.3e-15) without importing scipy.special (~0.3 s per worker).
+    """
+    cells = 1 << bits
+    inverse_cdf = statistics.NormalDist().inv_cdf
+    z = np.array([inverse_cdf((i + 0.5) / cells) for i in range(cells)])
+    return (z / np.sqrt(np.mean(z * z))).astype(np.float32)

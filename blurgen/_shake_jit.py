@@ -20,13 +20,13 @@ from __future__ import annotations
 
 import functools
 import math
-import statistics
-import types
 
 import numpy as np
 from numba import prange
 
 from blurgen._jit import njit
+from blurgen._rng import normal_table as shared_normal_table
+from blurgen.blur.curves import decode_curve, encode_curve
 from blurgen.blur._convolve_jit import TAPS_PER_PASS, conv_taps  # the blur model's sparse-tap row kernel
 
 _M32 = np.uint64(0xFFFFFFFF)
@@ -37,7 +37,7 @@ _H2 = np.uint64(0x846CA68B)
 def _conv_taps_batch(src, src_h, src_w, channels, offsets, weights, ntaps, out, out_h, out_w):
     """Valid convolution of every plane of ``src`` (float32 flat ``(S * channels, src_h,
     src_w)``) with its sample's taps into ``out`` (float32 flat ``(S * channels, out_h,
-    out_w)``); plane p belongs to sample p // channels. Planes run in parallel (``_twins``)."""
+    out_w)``); plane p belongs to sample p // channels. Planes run in parallel (``CONV_TAPS``)."""
     planes = offsets.shape[0] * channels
     src_plane, out_plane = src_h * src_w, out_h * out_w
     for p in prange(planes):
@@ -102,41 +102,25 @@ ENCODE_STEPS = 65536
 NORMAL_BITS = 16
 
 
-def _decode_curve(v: np.ndarray, gamma: str) -> np.ndarray:
-    if gamma == "2.2":
-        return v ** 2.2
-    return np.where(v <= 0.04045, v / 12.92, ((np.maximum(v, 0.04045) + 0.055) / 1.055) ** 2.4)
-
-
-def _encode_curve(y: np.ndarray, gamma: str) -> np.ndarray:
-    if gamma == "2.2":
-        return y ** (1 / 2.2)
-    return np.where(y <= 0.0031308, y * 12.92, 1.055 * np.maximum(y, 0.0031308) ** (1 / 2.4) - 0.055)
-
-
 @functools.lru_cache(maxsize=None)
 def decode_table(gamma: str) -> np.ndarray:
     """float32 (DECODE_STEPS + 2,): linear light at value (i / DECODE_STEPS)**2 (one guard
     entry). Indexed by the square root, so the pure power's first cell (where linear light is
     tiny and the encode curve steepest) is accurate too."""
     s = np.minimum(np.arange(DECODE_STEPS + 2) / DECODE_STEPS, 1.0)
-    return _decode_curve(s * s, gamma).astype(np.float32)
+    return decode_curve(s * s, gamma).astype(np.float32)
 
 
 @functools.lru_cache(maxsize=None)
 def encode_table(gamma: str) -> np.ndarray:
     """float32 (ENCODE_STEPS + 2,): sRGB value of linear light (i / ENCODE_STEPS)**2."""
     s = np.minimum(np.arange(ENCODE_STEPS + 2) / ENCODE_STEPS, 1.0)
-    return _encode_curve(s * s, gamma).astype(np.float32)
+    return encode_curve(s * s, gamma).astype(np.float32)
 
 
-@functools.lru_cache(maxsize=None)
 def normal_table() -> np.ndarray:
-    """float32 (2**NORMAL_BITS,): standard normal quantiles at the cell midpoints, scaled to
-    variance 1 (the truncation removes 4e-5 of the variance)."""
-    cells = 1 << NORMAL_BITS
-    z = np.array([statistics.NormalDist().inv_cdf((i + 0.5) / cells) for i in range(cells)])
-    return (z / np.sqrt(np.mean(z * z))).astype(np.float32)
+    """float32 (2**NORMAL_BITS,): the noise's table of normals (``blurgen._rng.normal_table``)."""
+    return shared_normal_table(NORMAL_BITS)
 
 
 _NORMAL_MASK = np.uint64((1 << NORMAL_BITS) - 1)
@@ -144,8 +128,8 @@ _NORMAL_MASK = np.uint64((1 << NORMAL_BITS) - 1)
 
 def normals(keys: np.ndarray, count: int, parallel: bool = True) -> np.ndarray:
     """float32 ``(S, count)``: normal e of sample s (32-bit key pair ``keys[s]``, uint64)."""
-    run = NORMALS[parallel]
-    return run(np.ascontiguousarray(keys, np.uint64), normal_table(), np.empty((len(keys), count), np.float32))
+    return NORMALS.run(parallel, np.ascontiguousarray(keys, np.uint64), normal_table(),
+                       np.empty((len(keys), count), np.float32))
 
 
 def _normals(keys, table, out):
@@ -215,16 +199,8 @@ _pad_decode = njit(cache=True, inline="always")(_pad_decode)
 _finish = njit(cache=True, inline="always")(_finish)
 
 
-def _twins(func) -> dict[bool, object]:
-    """``{True: parallel, False: serial}`` compilations of a loop over ``prange``: one thread
-    runs the serial one (a DataLoader worker forked from a process that used Numba's OpenMP
-    pool must not touch the pool). The serial one is a renamed copy of the function, so the
-    two get separate cache files."""
-    serial = types.FunctionType(func.__code__, func.__globals__, func.__name__ + "_serial")
-    serial.__qualname__ = func.__qualname__ + "_serial"
-    return {True: njit(cache=True, parallel=True)(func), False: njit(cache=True)(serial)}
-
-
-SHAKE = _twins(_shake)
-CONV_TAPS = _twins(_conv_taps_batch)
-NORMALS = _twins(_normals)
+#: ``blurgen._jit.ForkSafe`` loops: ``.run(parallel, ...)`` picks the parallel or the serial
+#: compilation (one thread, or a process forked after numba's pool ran, runs the serial one).
+SHAKE = njit(cache=True, parallel=True)(_shake)
+CONV_TAPS = njit(cache=True, parallel=True)(_conv_taps_batch)
+NORMALS = njit(cache=True, parallel=True)(_normals)

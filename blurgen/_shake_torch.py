@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from scipy.fft import next_fast_len
 
 from blurgen import _shake_jit as jit
+from blurgen._jit import may_use_pool
 
 #: "auto" uses the fused sparse-tap Numba loop for float32 CPU tensors when every kernel of the
 #: batch has at most this many non-zero taps, the FFT otherwise (and on every other device).
@@ -84,7 +85,7 @@ def _numba_threads(n: int):
     """Numba's thread count (thread-local) set to torch's for the duration (restored after);
     yields whether to run the parallel compilation (more than one thread)."""
     threads = max(1, min(n, numba.config.NUMBA_NUM_THREADS))
-    if threads == 1:  # not even asking Numba: that would start its thread pool
+    if threads == 1 or not may_use_pool():  # not even asking Numba: that would start its pool
         yield False
         return
     previous = numba.get_num_threads()
@@ -104,8 +105,8 @@ def _conv_taps(src: torch.Tensor, kernels: np.ndarray) -> torch.Tensor:
     offsets, weights, ntaps = jit.taps(kernels, ws)
     flat_src = src.detach().contiguous().reshape(-1).numpy()
     with _numba_threads(torch.get_num_threads()) as parallel:
-        jit.CONV_TAPS[parallel](flat_src, hs, ws, c, offsets, weights, ntaps, out.reshape(-1).numpy(),
-                                out.shape[2], out.shape[3])
+        jit.CONV_TAPS.run(parallel, flat_src, hs, ws, c, offsets, weights, ntaps, out.reshape(-1).numpy(),
+                          out.shape[2], out.shape[3])
     return out
 
 
@@ -249,9 +250,9 @@ def _blur_fused(x: torch.Tensor, kernels: np.ndarray, gamma: str | None,
     out = np.empty((n * c, h, w), np.float32)
     src = x.detach().contiguous().reshape(n * c, h, w).numpy()
     with _numba_threads(torch.get_num_threads()) as parallel:
-        jit.SHAKE[parallel](src, rows, cols, decode, encode, offsets, weights, ntaps,
-                            np.asarray(a, np.float32), np.asarray(b, np.float32),
-                            np.ascontiguousarray(keys, np.uint64), table, out)
+        jit.SHAKE.run(parallel, src, rows, cols, decode, encode, offsets, weights, ntaps,
+                      np.asarray(a, np.float32), np.asarray(b, np.float32),
+                      np.ascontiguousarray(keys, np.uint64), table, out)
     return torch.from_numpy(out).reshape(n, c, h, w)
 
 

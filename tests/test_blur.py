@@ -18,7 +18,7 @@ from blurgen.blur import (
     noisy_to_srgb,
     srgb_to_linear,
 )
-from blurgen.blur.curves import ENCODE_STEPS, _decode_curve, _encode_curve
+from blurgen.blur.curves import ENCODE_STEPS, decode_curve, encode_curve
 from blurgen.kernels import random_kernels
 
 QUIET = BlurConfig(saturation=False, noise="off")
@@ -54,7 +54,7 @@ def test_srgb_round_trip_is_identity_for_every_code_value(gamma):
 @pytest.mark.parametrize("gamma", ["srgb", "2.2"])
 def test_linear_to_srgb_within_one_code_value_of_exact_curve(gamma):
     x = np.concatenate([np.linspace(0, 1, 400_001), np.geomspace(1e-9, 0.02, 100_000)]).astype(np.float32)
-    exact = _encode_curve(x.astype(np.float64), gamma) * 255.0
+    exact = encode_curve(x.astype(np.float64), gamma) * 255.0
     got = linear_to_srgb(x, gamma).astype(np.float64)
     assert np.abs(got - exact).max() <= 0.51 + 1e-9  # rounding (0.5) plus < 0.02 of a code
     assert np.all(np.diff(linear_to_srgb(np.sort(x), gamma).astype(int)) >= 0)  # monotone
@@ -376,7 +376,7 @@ def test_blur_config_round_trips_through_json():
 def test_decode_curve_inverts_encode_curve():
     x = np.linspace(0, 1, 1001)
     for gamma in ("srgb", "2.2"):
-        np.testing.assert_allclose(_decode_curve(_encode_curve(x, gamma), gamma), x, atol=1e-12)
+        np.testing.assert_allclose(decode_curve(encode_curve(x, gamma), gamma), x, atol=1e-12)
 
 
 @pytest.mark.parametrize("where", ["image", "kernel"])

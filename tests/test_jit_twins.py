@@ -9,8 +9,8 @@ import pytest
 from scipy.signal import convolve
 
 from blurgen.blur import blur_linear, linear_to_srgb, noisy_to_srgb, srgb_to_linear
-from blurgen.blur.curves import _encode_curve
-from blurgen.blur.noise import _normal_table
+from blurgen.blur.curves import encode_curve
+from blurgen._rng import normal_table
 from blurgen.deadleaves import dead_leaves
 
 GOLDEN, MIX1, MIX2 = 0x9E3779B97F4A7C15, 0xBF58476D1CE4E5B9, 0x94D049BB133111EB
@@ -26,7 +26,7 @@ def _mix64(z: int) -> int:
 
 def _normals(key: int, n: int) -> np.ndarray:
     """The noise stream's standard normals: normal i is 12 bits of hash i // 5."""
-    table = _normal_table()
+    table = normal_table(12)
     out = np.empty(n, np.float32)
     for i in range(n):
         h = _mix64((key + (i // 5 + 1) * GOLDEN) & MASK64)
@@ -50,7 +50,7 @@ def test_valid_convolution_equals_scipys(method, size):
 
 def test_encoding_is_the_exact_curve_rounded_within_one_code_value():
     x = np.linspace(-0.1, 1.1, 997, dtype=np.float32)
-    exact = np.round(_encode_curve(np.clip(x.astype(np.float64), 0, 1), "srgb") * 255)
+    exact = np.round(encode_curve(np.clip(x.astype(np.float64), 0, 1), "srgb") * 255)
     assert np.abs(linear_to_srgb(x).astype(int) - exact).max() <= 1
     codes = np.arange(256, dtype=np.uint8)
     assert (linear_to_srgb(srgb_to_linear(codes)) == codes).all()
@@ -64,7 +64,7 @@ def test_gaussian_noise_equals_a_plain_port_of_its_stream():
     got = noisy_to_srgb(clean, a, b, np.random.default_rng(9), gain=gain, clip=True)
     x = np.clip(clean.reshape(-1) * np.float32(gain), 0, 1)
     noisy = x + np.sqrt(np.maximum(np.float32(a) * x + np.float32(b), 0)) * _normals(key, x.size)
-    expected = np.round(_encode_curve(np.clip(noisy.astype(np.float64), 0, 1), "srgb") * 255)
+    expected = np.round(encode_curve(np.clip(noisy.astype(np.float64), 0, 1), "srgb") * 255)
     assert np.abs(got.reshape(-1).astype(int) - expected).max() <= 1
 
 

@@ -15,6 +15,7 @@ import blurgen
 import blurgen.transforms
 from blurgen import _shake_jit as jit
 from blurgen import _shake_torch as ops
+from blurgen.blur.curves import decode_curve, encode_curve
 from blurgen.kernel_bank import KernelBank
 from blurgen.transforms import NumpyCameraShake, RandomCameraShake, camera_shake
 
@@ -37,7 +38,7 @@ def reference(x: torch.Tensor, params: dict, gamma, shake: RandomCameraShake | N
     xd = np.clip(x.detach().cpu().double().numpy(), 0, 1)
     kernels = params["kernels"].double().numpy()
     radius = kernels.shape[-1] // 2
-    lin = jit._decode_curve(xd, gamma) if gamma else xd
+    lin = decode_curve(xd, gamma) if gamma else xd
     out = np.stack([[scipy.signal.convolve(np.pad(plane, radius, mode="reflect"), k, mode="valid")
                      for plane in image] for image, k in zip(lin, kernels)])
     out = np.clip(out, 0, 1)
@@ -47,7 +48,7 @@ def reference(x: torch.Tensor, params: dict, gamma, shake: RandomCameraShake | N
         a = params["noise_a"].double().numpy()[:, None, None, None]
         b = params["noise_b"].double().numpy()[:, None, None, None]
         out = np.clip(out + np.sqrt(a * out + b) * z, 0, 1)
-    return jit._encode_curve(out, gamma) if gamma else out
+    return encode_curve(out, gamma) if gamma else out
 
 
 # --------------------------------------------------------------------------------------------
@@ -174,8 +175,8 @@ def test_transfer_tables_are_within_their_documented_error():
         # decode -> delta blur -> encode: the tables' round trip
         out = ops.blur(x, np.ones((1, 1, 1), np.float32), gamma, "taps")[0, 0, 0].double().numpy()
         assert np.abs(out - exact).max() < 2e-6
-        tables = ((jit.decode_table(gamma), jit._decode_curve, jit.DECODE_STEPS, 2e-7),
-                  (jit.encode_table(gamma), jit._encode_curve, jit.ENCODE_STEPS, 2e-6))
+        tables = ((jit.decode_table(gamma), decode_curve, jit.DECODE_STEPS, 2e-7),
+                  (jit.encode_table(gamma), encode_curve, jit.ENCODE_STEPS, 2e-6))
         for table, curve, steps, bound in tables:
             t = np.sqrt(v) * steps
             i = np.minimum(t.astype(int), steps)

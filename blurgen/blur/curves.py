@@ -16,18 +16,19 @@ GAMMAS = ("srgb", "2.2")
 ENCODE_STEPS = 65536
 
 
-def _decode_curve(v: np.ndarray, gamma: str) -> np.ndarray:
-    """sRGB-encoded values in [0, 1] -> linear light (float64)."""
+def decode_curve(v: np.ndarray, gamma: str) -> np.ndarray:
+    """sRGB-encoded values in [0, 1] -> linear light, exact (float64 in, float64 out). The
+    branch ``np.where`` does not pick is computed on values it cannot turn into NaN."""
     if gamma == "2.2":
         return v ** 2.2
-    return np.where(v <= 0.04045, v / 12.92, ((v + 0.055) / 1.055) ** 2.4)
+    return np.where(v <= 0.04045, v / 12.92, ((np.maximum(v, 0.04045) + 0.055) / 1.055) ** 2.4)
 
 
-def _encode_curve(x: np.ndarray, gamma: str) -> np.ndarray:
-    """Linear light in [0, 1] -> sRGB-encoded values in [0, 1] (float64)."""
+def encode_curve(x: np.ndarray, gamma: str) -> np.ndarray:
+    """Linear light in [0, 1] -> sRGB-encoded values in [0, 1], exact (inverse of ``decode_curve``)."""
     if gamma == "2.2":
         return x ** (1 / 2.2)
-    return np.where(x <= 0.0031308, x * 12.92, 1.055 * x ** (1 / 2.4) - 0.055)
+    return np.where(x <= 0.0031308, x * 12.92, 1.055 * np.maximum(x, 0.0031308) ** (1 / 2.4) - 0.055)
 
 
 def _check_gamma(gamma: str) -> str:
@@ -39,7 +40,7 @@ def _check_gamma(gamma: str) -> str:
 @functools.lru_cache(maxsize=None)
 def decode_lut(gamma: str = "srgb") -> np.ndarray:
     """float32 (256,): linear light of each uint8 code value (read-only)."""
-    lut = _decode_curve(np.arange(256) / 255.0, _check_gamma(gamma)).astype(np.float32)
+    lut = decode_curve(np.arange(256) / 255.0, _check_gamma(gamma)).astype(np.float32)
     lut.setflags(write=False)
     return lut
 
@@ -48,7 +49,7 @@ def decode_lut(gamma: str = "srgb") -> np.ndarray:
 def encode_lut(gamma: str = "srgb") -> np.ndarray:
     """uint8 (ENCODE_STEPS,): the rounded code value of linear light ``(i / (ENCODE_STEPS-1))**2``."""
     x = (np.arange(ENCODE_STEPS) / (ENCODE_STEPS - 1)) ** 2
-    lut = np.round(_encode_curve(x, _check_gamma(gamma)) * 255.0).astype(np.uint8)
+    lut = np.round(encode_curve(x, _check_gamma(gamma)) * 255.0).astype(np.uint8)
     lut.setflags(write=False)
     return lut
 

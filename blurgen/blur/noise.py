@@ -3,12 +3,11 @@ approximation) or exact Poisson shot noise plus Gaussian read noise."""
 
 from __future__ import annotations
 
-import functools
 import math
-import statistics
 
 import numpy as np
 
+from blurgen._rng import normal_table
 from blurgen.blur._noise_jit import NORMAL_BITS, gaussian_noise
 from blurgen.blur.curves import encode_lut
 
@@ -17,24 +16,6 @@ NOISE_MODELS = ("gaussian", "poisson", "off")
 #: it add_sensor_noise adds no shot noise.
 POISSON_MAX_MEAN = float(np.iinfo(np.int64).max) - 10 * math.sqrt(float(np.iinfo(np.int64).max))
 _NO_LUT = np.empty(0, np.uint8)
-
-
-@functools.lru_cache(maxsize=None)
-def _normal_table() -> np.ndarray:
-    """float32 (2**12,): standard normal quantiles at the cell midpoints, rescaled to variance 1.
-
-    A 12-bit uniform indexes it, so one 64-bit hash yields five normals. It is a discretised
-    Gaussian truncated at 3.67 sigma (tail mass 2e-4 moved inwards; kurtosis 2.99): at 8-bit output
-    precision indistinguishable from the real one, several times faster than numpy's ziggurat,
-    and small enough (16 kB) to stay in L1 cache between the random lookups.
-    """
-    cells = 1 << NORMAL_BITS
-    # statistics' inverse CDF, not scipy.special.ndtri: the same float32 table (checked; the
-    # float64 values agree to 1.3e-15) without importing scipy.special (~0.3 s per worker).
-    inverse_cdf = statistics.NormalDist().inv_cdf
-    z = np.array([inverse_cdf((i + 0.5) / cells) for i in range(cells)])
-    z /= np.sqrt(np.mean(z * z))
-    return z.astype(np.float32)
 
 
 def _noise_key(rng: np.random.Generator) -> np.uint64:
@@ -62,7 +43,7 @@ def add_sensor_noise(lin: np.ndarray, a: float, b: float, rng: np.random.Generat
     if model == "gaussian":
         with np.errstate(over="ignore"):  # uint64 wrap-around is intended (NUMBA_DISABLE_JIT)
             gaussian_noise(out.reshape(-1), np.float32(1.0), False, np.float32(a), np.float32(b), key,
-                            _normal_table(), _NO_LUT, np.empty(0, np.uint8))
+                            normal_table(NORMAL_BITS), _NO_LUT, np.empty(0, np.uint8))
     elif model == "poisson":
         # The stream of this branch is numpy's, seeded from the same draw.
         sub = np.random.default_rng(int(key))
@@ -94,5 +75,5 @@ def noisy_to_srgb(lin: np.ndarray, a: float, b: float, rng: np.random.Generator,
     out = np.empty(flat.shape, np.uint8)
     with np.errstate(over="ignore"):
         gaussian_noise(flat.reshape(-1), np.float32(gain), bool(clip), np.float32(a), np.float32(b),
-                        _noise_key(rng), _normal_table(), encode_lut(gamma), out.reshape(-1))
+                        _noise_key(rng), normal_table(NORMAL_BITS), encode_lut(gamma), out.reshape(-1))
     return out
