@@ -143,7 +143,7 @@ def _as_dataset_error(exc: Exception, run: RunFolder) -> Exception:
 
 def _adopt_kept_parts(run: RunFolder, assembler: Assembler, gate: DeferredInterrupt) -> int:
     """Copy the complete parts of an interrupted run into the assembly; a part that is damaged
-    (its digest), stray or of another run is deleted and made again. Returns the samples kept."""
+    (its CRC-32), stray or of another run is deleted and made again. Returns the samples kept."""
     sizes = dict(run.manifest.blocks)
     kept = 0
     for start, path in sorted(run.complete_parts().items()):

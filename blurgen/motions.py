@@ -64,7 +64,7 @@ class CameraSamples:
             self.params[name] = np.empty(count, np.int32)
         # The poses per sample; the per-sample numbers (focal_px, depth_m, exposure_s, anchor_x,
         # anchor_y) are in params already.
-        self.motion = {name: self.motion_draws.arrays()[name] for name in ("rotation", "translation")}
+        self.motion = {name: getattr(self.motion_draws, name) for name in ("rotation", "translation")}
 
     def sample(self, m: int) -> tuple[int, Step]:
         from blurgen.camera.kernels import local_kernels

@@ -18,7 +18,8 @@ import numpy as np
 from blurgen.blur import BlurConfig, render_sample
 from blurgen.camera.config import CameraConfig
 from blurgen.config import MAX_SIDE, MIN_SIDE, ConfigMixin, KernelConfig, check_index, check_pair
-from blurgen.motions import samples_for
+from blurgen.kernels import check_kernel_fits
+from blurgen.motions import load_bank, samples_for
 from blurgen.runfolder import DatasetError
 from blurgen.sources import GOPRO_SPLITS, Source, open_source
 from blurgen.workers import BlockMaker
@@ -210,8 +211,6 @@ class PipelineMaker(BlockMaker):
         """Check the kernel model and open the source now: a kernel too small for its paths
         (``ValueError``), an unusable kernel bank or an empty or unreadable source fails before
         any work starts."""
-        from blurgen.kernels import check_kernel_fits
-
         if config.kernel_bank:
             self._check_bank(config)
         else:
@@ -219,8 +218,6 @@ class PipelineMaker(BlockMaker):
         self._open_source(config)
 
     def _check_bank(self, config: Any) -> None:
-        from blurgen.motions import load_bank
-
         bank = load_bank(config, fresh=True)
         if bank.size > config.kernel.size:
             raise ValueError(f"size={config.kernel.size} is smaller than the kernel bank's kernels "
@@ -233,8 +230,6 @@ class PipelineMaker(BlockMaker):
     def _open_source(self, config: Any) -> None:
         if config.source == "deadleaves":
             return  # procedural: nothing to check, and each process opens its own
-        from blurgen.pipeline import open_config_source
-
         # A worker's copy (which knows the parent's digest) opens quietly: the parent has said
         # which files it skips, once per run.
         self._source = open_config_source(config, warn=self._expected is None)
@@ -253,8 +248,6 @@ class PipelineMaker(BlockMaker):
         return self._source.relative_paths() if self._source is not None else []
 
     def __call__(self, config: Any, seed: int, start: int, count: int) -> dict:
-        from blurgen.pipeline import make_block
-
         if self._source is None:
             self._open_source(config)
         if config.kernel_bank and self._expected_bank is not None and not self._bank:

@@ -298,7 +298,7 @@ class RunFolder:
 
         Files that match no planned block are ignored (they cannot come from a run with the same
         manifest, which ``--resume`` checks first). A name is not proof of origin: assembly checks
-        each kept part's digest and attributes.
+        each kept part's checksum and attributes.
         """
         planned = dict(self.manifest.blocks)
         found: dict[int, str] = {}
@@ -421,12 +421,11 @@ class RunFolder:
         counts = dict(self.manifest.blocks)
         n_done = sum(counts[start] for start in done)
         n_planned = self.manifest.n_planned
+        raw = self.manifest.raw_bytes_per_sample()
         if done:  # measured: parts' own metadata included
             parts = self._bytes_per_sample(done) * (n_planned - n_done)
         else:
-            parts = (int(self.manifest.raw_bytes_per_sample() * stored_fraction) * n_planned
-                     + len(counts) * PART_OVERHEAD_BYTES)
-        raw = self.manifest.raw_bytes_per_sample()
+            parts = int(raw * stored_fraction) * n_planned + len(counts) * PART_OVERHEAD_BYTES
         writing = max(counts.values(), default=0) * raw + PART_METADATA_BOUND + PART_SPACE_MARGIN_BYTES
         return parts + writing + reserved_bytes(n_planned, raw)
 

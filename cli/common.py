@@ -22,6 +22,13 @@ def parse_float_list(value: str, name: str) -> tuple[float, ...]:
     return items
 
 
+def apply_options(func, options: list):
+    """Decorate ``func`` with click ``options``, listed in the order ``--help`` shows them."""
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
 def kernel_model_options(func):
     """The KernelConfig options shared by `kernels` and `make`."""
     defaults = KernelConfig()
@@ -37,9 +44,7 @@ def kernel_model_options(func):
         click.option("--anxiety", default=",".join(f"{a:g}" for a in defaults.anxiety),
                      show_default=True, help="Shake strengths to draw from, each in [1e-6, 0.1]."),
     ]
-    for option in reversed(options):
-        func = option(func)
-    return func
+    return apply_options(func, options)
 
 
 def kernel_config_from_options(kernel_size: int, length_px: float, steps: int, exposures: str,
@@ -93,9 +98,7 @@ def motion_options(func):
         click.option("--camera-steps", type=int, default=d.steps, show_default=True,
                      help="camera3d: poses per exposure, in [2, 100000]."),
     ]
-    for option in reversed(options):
-        func = option(func)
-    return func
+    return apply_options(func, options)
 
 
 def check_motion_options(ctx: click.Context, motion: str) -> None:
@@ -232,9 +235,7 @@ def blur_model_options(func):
         click.option("--jpeg-quality", default="off", show_default=True,
                      help="JPEG round trip of the blurred image at a quality in 'low,high' (1-100), or off."),
     ]
-    for option in reversed(options):
-        func = option(func)
-    return func
+    return apply_options(func, options)
 
 
 def blur_config_from_options(gamma: str, saturation: bool, gain_prob: float, gain_max: float, noise: str,

@@ -13,7 +13,7 @@ import sys
 import click
 from click.core import ParameterSource
 
-from blurgen.cli.common import RegularFile, require_torch
+from blurgen.cli.common import RegularFile, apply_options, require_torch
 from blurgen.common import one_line
 
 RATIO_HELP = "synthetic:GoPro mix, e.g. 2:1 (the paper's; default with both sources)."
@@ -153,9 +153,7 @@ def _options(func):
         click.option("--random-vgg", is_flag=True, hidden=True, help="Tests: random VGG19 weights."),
         click.option("--inject-nan-step", type=positive, default=None, hidden=True, help="Tests: NaN loss at step N."),
     ]
-    for option in reversed(options):
-        func = option(func)
-    return func
+    return apply_options(func, options)
 
 
 def _start(trainer, mode: str, folder, init_from: str | None, say) -> None:
