@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from blurgen.store.schema import MOTION, SOURCE_FILES, attr_value, open_validated, reading
+from blurgen.store.schema import MOTION, SOURCE_FILES, attr_value, is_complete, open_validated, reading
 
 Sample = tuple[np.ndarray, np.ndarray, np.ndarray]
 
@@ -137,8 +137,8 @@ class PairsFile:
             raise IndexError(f"{index} selects no sample of {self._n}")
         with reading(self.path, "/motion is unreadable"):
             arrays = {name: np.stack([h5[MOTION][name][i] for i in picks]) for name in ("rotation", "translation")}
-            params = {name: np.asarray(h5["params"][name][...])[picks]
-                      for name in ("focal_px", "depth_m", "exposure_s", "anchor_x", "anchor_y")}
+        stored = self.params  # read once and cached, not again per call
+        params = {name: stored[name][picks] for name in ("focal_px", "depth_m", "exposure_s", "anchor_x", "anchor_y")}
         arrays.update(focal_px=params["focal_px"], depth_m=params["depth_m"], exposure_s=params["exposure_s"],
                       anchor=np.stack([params["anchor_x"], params["anchor_y"]], axis=1))
         return arrays
@@ -167,9 +167,9 @@ class PairsFile:
 
     @property
     def complete(self) -> bool:
-        attrs = self._open().attrs
+        h5 = self._open()
         with reading(self.path, "root attributes are unreadable"):
-            return int(attr_value(attrs["n_written"])) == int(attr_value(attrs["n_planned"]))
+            return is_complete(h5)
 
     def __repr__(self) -> str:
         state = "unopened" if self._h5 is None else f"{self._n} samples"
