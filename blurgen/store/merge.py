@@ -9,7 +9,8 @@ from typing import Any
 from blurgen.common import DiskFullError
 from blurgen.store.assembly import Assembler
 from blurgen.store.parts import PartsError
-from blurgen.store.schema import SOURCE_FILES, per_sample_datasets, PairsFileError, attr, is_complete, now_iso, open_checked, reading, sample_range
+from blurgen.store.schema import (PairsFileError, attr, is_complete, now_iso, open_checked, per_sample_datasets, reading,
+                                  sample_range, source_file_names)
 
 
 def _shard_key(h5: Any) -> dict[str, Any]:
@@ -80,10 +81,8 @@ def merge_files(paths: list[str], tmp_path: str, final_path: str, command: str,
         n_total = sample_range(first)[2]
         compression = compression or {name: (first[name].compression, first[name].compression_opts)
                                       for name in per_sample_datasets(first)}
-        names = [n.decode() if isinstance(n, bytes) else n for n in first[SOURCE_FILES][...]] \
-            if SOURCE_FILES in first else []
         assembler = Assembler(tmp_path, n_total, _merged_attrs(first, command, n_total), compression,
-                              source_files=names)
+                              source_files=source_file_names(first))
         try:
             _copy_shards(assembler, files)
             assembler.finish(final_path)

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from blurgen.store.schema import MOTION, SOURCE_FILES, attr_value, is_complete, open_validated, reading
+from blurgen.store.schema import MOTION, attr_value, is_complete, open_validated, reading, source_file_names
 
 Sample = tuple[np.ndarray, np.ndarray, np.ndarray]
 
@@ -148,10 +148,8 @@ class PairsFile:
         """The image files ``params["source_file"]`` indexes (relative to the source folder the
         dataset was made from); [] for procedural sources."""
         h5 = self._open()
-        if SOURCE_FILES not in h5:
-            return []
         with reading(self.path, "/source_files is unreadable"):
-            return [n.decode() if isinstance(n, bytes) else n for n in h5[SOURCE_FILES][...]]
+            return source_file_names(h5)
 
     @property
     def attrs(self) -> dict[str, Any]:

@@ -111,6 +111,13 @@ def now_iso() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
+def source_file_names(h5: Any) -> list[str]:
+    """``/source_files`` of an open pairs file as strings; [] when it has none (procedural source)."""
+    if SOURCE_FILES not in h5:
+        return []
+    return [n.decode() if isinstance(n, bytes) else n for n in h5[SOURCE_FILES][...]]
+
+
 def sample_range(h5: Any) -> tuple[int, int, int]:
     """``(sample_start, sample_stop, n_total)`` of a pairs file; a file without shard attributes
     is taken as the whole dataset."""
