@@ -62,11 +62,12 @@ from torch import nn
 
 from blurgen import _shake_torch as ops
 from blurgen._streams import TAG_SHAKE, check_indices, sample_bits, to_uniform
+from blurgen.blur.curves import GAMMAS
+from blurgen.camera.config import CameraConfig
 from blurgen.config import MAX_SEED, KernelConfig, check_index, check_number, check_pair
 from blurgen.kernel_bank import KernelBank, pad_to
 from blurgen.kernels import crop_to_support, random_kernels_with_params
 
-GAMMAS = ("srgb", "2.2")
 DTYPES = (torch.float32, torch.float16, torch.bfloat16, torch.float64)
 
 
@@ -74,11 +75,7 @@ def _check_config(config: Any) -> Any:
     """A kernel model ``random_kernels`` accepts: ``KernelConfig`` or ``CameraConfig``."""
     if config is None or isinstance(config, KernelConfig):
         return config or KernelConfig()
-    try:
-        from blurgen.camera.config import CameraConfig
-    except ImportError:
-        CameraConfig = ()  # noqa: N806 (no camera model in this version)
-    if CameraConfig and isinstance(config, CameraConfig):
+    if isinstance(config, CameraConfig):
         return config
     raise ValueError(f"config must be a blurgen.KernelConfig or blurgen.CameraConfig, got {type(config).__name__}")
 
