@@ -227,10 +227,11 @@ def check_can_create(path: str, overwrite: bool = False, what: str = "output") -
 
 # -------------------------------------------------------------------------------------- locks
 @contextlib.contextmanager
-def flocked(path: str, busy_message: str, blocking: bool = False) -> Iterator[int]:
+def flocked(path: str, busy_message: str, blocking: bool = False,
+            error: type[BlurgenError] = LockedError) -> Iterator[int]:
     """Hold an exclusive ``flock`` on the file ``path`` (created if missing) for the block; yields
-    its descriptor. Raises ``LockedError(busy_message)`` if another process holds it (unless
-    ``blocking``, which waits). An flock dies with its process (SIGKILL included), so a stale lock
+    its descriptor. Raises ``error(busy_message)`` (``LockedError`` unless a caller names its own
+    class) if another process holds it (unless ``blocking``, which waits). An flock dies with its process (SIGKILL included), so a stale lock
     never blocks a later run."""
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
@@ -238,7 +239,7 @@ def flocked(path: str, busy_message: str, blocking: bool = False) -> Iterator[in
             fcntl.flock(fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
         except OSError as exc:
             if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
-                raise LockedError(busy_message) from None
+                raise error(busy_message) from None
             raise
         yield fd
     finally:

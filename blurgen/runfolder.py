@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Any, Iterator
 
-from blurgen.common import (BlurgenError, LockedError, atomic_file, flocked, free_bytes, is_flocked,
+from blurgen.common import (BlurgenError, atomic_file, flocked, free_bytes, is_flocked,
                             remove_temporaries)
 from blurgen.store.assembly import reserved_bytes
 from blurgen.store.parts import (PART_METADATA_BOUND, PART_OVERHEAD_BYTES, PART_SPACE_MARGIN_BYTES, PartsError,
@@ -281,11 +281,7 @@ class RunFolder:
     def locked(self) -> Iterator[None]:
         """Hold the run lock; PartsError if another process holds it (a run in progress)."""
         busy = f"{self.path} is in use by another blurgen make (wait for it, or stop it first)"
-        with contextlib.ExitStack() as stack:
-            try:
-                stack.enter_context(flocked(self.lock_path, busy))
-            except LockedError:
-                raise PartsError(busy) from None
+        with flocked(self.lock_path, busy, error=PartsError):
             yield
 
     def is_locked(self) -> bool:

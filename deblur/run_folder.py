@@ -15,7 +15,7 @@ import json
 import os
 from typing import Any, Iterator
 
-from blurgen.common import BlurgenError, LockedError, atomic_file, flocked, is_flocked, is_temporary, remove_temporaries
+from blurgen.common import BlurgenError, atomic_file, flocked, is_flocked, is_temporary, remove_temporaries
 from blurgen.deblur.train_config import RESUME_KEYS
 
 CONFIG = "config.json"
@@ -59,11 +59,7 @@ class TrainRunFolder:
         """Hold the run's lock (creating the folder); RunFolderError if another trainer has it."""
         os.makedirs(self.path, exist_ok=True)
         busy = f"{self.path} is in use by another blurgen train (wait for it or stop it)"
-        with contextlib.ExitStack() as stack:
-            try:
-                stack.enter_context(flocked(self.file(LOCK), busy))
-            except LockedError:
-                raise RunFolderError(busy) from None
+        with flocked(self.file(LOCK), busy, error=RunFolderError):
             yield
 
     def in_use(self) -> bool:
