@@ -238,9 +238,9 @@ def _read_mat_v73(path: str) -> Iterator[tuple[str, np.ndarray]]:
 
 
 def _read_png(path: str, label: str = "") -> np.ndarray:
-    import cv2
+    from blurgen.imageio import decode_file  # not cv2.imread: it segfaults on a non-UTF-8 path
 
-    img = cv2.imread(path, cv2.IMREAD_UNCHANGED)
+    img = decode_file(path)
     if img is None:
         raise KernelBankError(f"{label + ': ' if label else ''}not a readable PNG image")
     if img.ndim == 3:

@@ -348,3 +348,20 @@ def test_kernel_bank_is_a_lazy_top_level_name_without_torch():
 def test_docstring_examples(module):
     result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
     assert result.attempted > 0 and result.failed == 0
+
+
+def test_a_png_folder_whose_name_is_not_utf8_loads(tmp_path):
+    """cv2.imread hands the path to C++ as UTF-8 and segfaulted (exit -11) on such a name; the
+    bank reads through blurgen.imageio like every other image reader. In a subprocess, so a
+    crash fails this test instead of killing the run."""
+    import subprocess
+    import sys
+
+    folder = os.fsencode(tmp_path) + b"/psf\xff"
+    os.mkdir(folder)
+    ok, png = cv2.imencode(".png", (np.eye(5) * 255).astype(np.uint8))
+    with open(folder + b"/a.png", "wb") as handle:
+        handle.write(png.tobytes())
+    code = "import os, sys, blurgen; b = blurgen.KernelBank.from_file(os.fsdecode(os.fsencode(sys.argv[1]))); print(len(b))"
+    done = subprocess.run([sys.executable, "-c", code, os.fsdecode(folder)], capture_output=True, text=True)
+    assert done.returncode == 0 and done.stdout.split() == ["1"], done.stderr[-500:]
