@@ -44,6 +44,7 @@ import numpy as np
 from blurgen._streams import TAG_BANK, check_indices, sample_bits, to_uniform
 from blurgen.common import BlurgenError, one_line
 from blurgen.config import MAX_KERNEL_SIZE, MAX_SEED, check_index, check_kernel_size, check_pair
+from blurgen.kernel_shape import crop_to_support
 
 #: Largest and smallest size factor a bank may draw.
 SCALE_LIMITS = (0.1, 10.0)
@@ -79,15 +80,6 @@ def _splat(pos: np.ndarray, weights: np.ndarray, radius: int) -> np.ndarray:
     return out.reshape(side, side)
 
 
-def _crop_centred(kernel: np.ndarray) -> np.ndarray:
-    """Crop an odd square kernel symmetrically about its centre to its non-zero support."""
-    size = kernel.shape[0]
-    centre = size // 2
-    rows, cols = np.nonzero(kernel)
-    r = int(max(np.abs(rows - centre).max(), np.abs(cols - centre).max())) if rows.size else 0
-    return kernel[centre - r:centre + r + 1, centre - r:centre + r + 1]
-
-
 def _masses(kernel: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Non-zero pixels of a 2-D kernel: positions (M, 2) as (y, x), weights, and the centroid."""
     ys, xs = np.nonzero(kernel)
@@ -115,7 +107,7 @@ def centre_kernel(kernel: np.ndarray) -> np.ndarray:
     rel = pos - centroid
     radius = int(np.floor(np.abs(rel).max(initial=0.0))) + 1
     out = _splat(rel, weights / weights.sum(), radius)
-    return _crop_centred(out.astype(np.float32))
+    return crop_to_support(out.astype(np.float32))
 
 
 def _scaled_radius(side: int, scale: float) -> int:
@@ -145,7 +137,7 @@ def scale_kernel(kernel: np.ndarray, scale: float) -> np.ndarray:
     offsets = np.stack(np.meshgrid(sub, sub, indexing="ij"), axis=-1).reshape(-1, 2)
     rel = ((pos[:, None, :] - centre) + offsets[None]) * scale
     out = _splat(rel.reshape(-1, 2), np.repeat(weights / (m * m), m * m), _scaled_radius(k.shape[0], scale))
-    return _crop_centred(out.astype(np.float32))
+    return crop_to_support(out.astype(np.float32))
 
 
 def dihedral(kernel: np.ndarray, transform: int) -> np.ndarray:
