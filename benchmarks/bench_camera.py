@@ -29,11 +29,12 @@ import numpy as np
 from blurgen import CameraConfig, KernelConfig, random_kernels
 from blurgen.blur import blur_linear, srgb_to_linear
 from blurgen.camera.motion import random_camera_motion
-from blurgen.camera.reference import brute_force_blur, fine_poses, offsets
 from blurgen.camera.render import plan_camera_blur
-from blurgen.deadleaves import dead_leaves
-from blurgen.kernels import crop_to_support, random_kernels_with_params
-from blurgen.pipeline import PairsConfig, make_block
+from blurgen.core.kernel_shape import crop_to_support
+from blurgen.motion.api import random_kernels_with_params
+from blurgen.pairs.pipeline import PairsConfig, make_block
+from blurgen.reference.camera import brute_force_blur, fine_poses, offsets
+from blurgen.sources.deadleaves import dead_leaves
 
 sys.path.insert(0, os.path.dirname(__file__))
 from report import append_results, markdown_table  # noqa: E402

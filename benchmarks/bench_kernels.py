@@ -1,6 +1,6 @@
 """Kernels per second: Numba batch API vs the plain-Python per-sample baseline, same run.
 
-The baseline is blurgen.reference: the same algorithm as a Python loop
+The baseline is blurgen.reference.walk: the same algorithm as a Python loop
 over the steps and the splats, one sample at a time, as the DeblurGAN reference code works.
 
     python benchmarks/bench_kernels.py            # full run, appends to benchmarks/RESULTS.md
@@ -20,7 +20,7 @@ import numba
 import numpy as np
 
 from blurgen import KernelConfig, random_kernels
-from blurgen.reference import reference_kernel
+from blurgen.reference.walk import reference_kernel
 
 sys.path.insert(0, os.path.dirname(__file__))
 from report import append_results, markdown_table  # noqa: E402
@@ -96,7 +96,7 @@ def main() -> None:
                             "ratio"], rows)
     notes = (f"Defaults otherwise (2000 steps, DeblurGAN anxiety set, exposure 1). Best of "
              f"{args.repeats} runs of {args.n} kernels in batches of {BATCH}; baseline: "
-             f"{args.baseline_n} kernels of blurgen.reference, one at a time. First kernel in a "
+             f"{args.baseline_n} kernels of blurgen.reference.walk, one at a time. First kernel in a "
              f"fresh process with a warm JIT cache (import included, median of 3): {first:.2f} s, of which "
              f"numba's own start-up (import numba + first call of a trivial cached function, median "
              f"of 3): {numba_floor:.2f} s.")

@@ -3,7 +3,7 @@
 Each figure is the wall time of a real ``blurgen make`` process (start-up, workers, writing and
 final assembly included) for the default model (dead leaves, all stages but JPEG) at 256x256 and
 1280x720, with 1 and 2 workers. The baseline is measured in the same run:
-per sample, the plain-Python kernel of ``blurgen.reference`` + per-channel
+per sample, the plain-Python kernel of ``blurgen.reference.walk`` + per-channel
 ``scipy.signal.fftconvolve`` of the full kernel + numpy noise + an h5py write, in one process.
 
     python benchmarks/bench_make.py                 # n=10000 at 256x256; appends to RESULTS.md
@@ -52,9 +52,9 @@ def baseline_rate(size: str, n: int, folder: str) -> float:
     import h5py
     from scipy.signal import fftconvolve
 
-    from blurgen.config import KernelConfig
-    from blurgen.deadleaves import dead_leaves
-    from blurgen.reference import reference_kernel
+    from blurgen.core.config import KernelConfig
+    from blurgen.reference.walk import reference_kernel
+    from blurgen.sources.deadleaves import dead_leaves
 
     width, height = (int(v) for v in size.split("x"))
     config = KernelConfig()
@@ -86,10 +86,10 @@ def baseline_rate(size: str, n: int, folder: str) -> float:
 def stage_rates(size: str, n: int, folder: str) -> tuple[float, float]:
     """In-process pairs/s of ``make_block`` alone and of the part writer alone (one core)."""
     from blurgen.blur import BlurConfig
-    from blurgen.config import KernelConfig
-    from blurgen.pipeline import PairsConfig, make_block
+    from blurgen.core.config import KernelConfig
+    from blurgen.pairs.pipeline import PairsConfig, make_block
+    from blurgen.runs.workers import limit_threads_here
     from blurgen.store.parts import DEFAULT_COMPRESSION, write_part
-    from blurgen.workers import limit_threads_here
 
     limit_threads_here()
     width, height = (int(v) for v in size.split("x"))
@@ -107,9 +107,9 @@ def compression_rows(size: str, n: int, folder: str) -> list[list[str]]:
     """Write speed, read speed and size of each image filter on ``n`` default pairs (one core)."""
     import h5py
 
-    from blurgen.pipeline import PairsConfig, make_block
+    from blurgen.pairs.pipeline import PairsConfig, make_block
+    from blurgen.runs.workers import limit_threads_here
     from blurgen.store.parts import compression_for, write_part
-    from blurgen.workers import limit_threads_here
 
     limit_threads_here()
     width, height = (int(v) for v in size.split("x"))

@@ -24,9 +24,10 @@ import numpy as np
 from blurgen import CameraConfig, KernelConfig, random_trajectories
 from blurgen.camera.kernels import camera_kernels_with_params, local_kernels, local_paths
 from blurgen.camera.motion import motion_from_angular_velocity, random_camera_motion
-from blurgen.kernels import rasterize
+from blurgen.motion.walk import rasterize
 
 sys.path.insert(0, os.path.dirname(__file__))
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tools"))  # gyro_data.py
 from gyro_data import load_recording, random_windows  # noqa: E402
 from report import append_results, markdown_table  # noqa: E402
 
@@ -166,8 +167,8 @@ def main() -> None:
 
 
 def write_sheet(path: str, sources: dict, per_row: int = 12) -> None:
-    from blurgen.imageio import write_png
-    from blurgen.preview import grid, kernel_tile
+    from blurgen.core.imageio import write_png
+    from blurgen.inspect.preview import grid, kernel_tile
     tiles = [kernel_tile(psf[i], scale=2) for psf, _ in sources.values() for i in range(per_row)]
     write_png(path, grid(tiles, per_row))
     print(f"sheet: {path} (rows: {', '.join(sources)})")

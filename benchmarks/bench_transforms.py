@@ -6,7 +6,7 @@ every call draws new kernels (the counter advances), as in training. Rows, all i
 - RandomCameraShake, default model (65x65 random camera shake), linear light (sRGB), no noise:
   the issue's target of >= 200 images/s on the CPU;
 - the same with sensor noise, without linear light, and forced onto the FFT convolution (the
-  measurement behind ``blurgen._shake_torch.DIRECT_MAX_TAPS``);
+  measurement behind ``blurgen.blur.convolve.DIRECT_MAX_TAPS``);
 - a dense grouped ``conv2d`` with the same per-image kernels (the other batched convolution);
 - the baseline: kornia ``RandomMotionBlur(kernel_size=65)`` (a straight line per image), or, if
   kornia is not installed, a pure-torch line kernel by grouped ``conv2d``.

@@ -22,8 +22,9 @@ import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
 from blurgen import blur  # noqa: E402
-from blurgen.kernels import random_kernels_with_params, support_radius  # noqa: E402
-from blurgen.pipeline import BLUR_STREAM, PairsConfig, make_block, open_config_source  # noqa: E402
+from blurgen.core.kernel_shape import support_radius  # noqa: E402
+from blurgen.motion.api import random_kernels_with_params
+from blurgen.pairs.pipeline import BLUR_STREAM, PairsConfig, make_block, open_config_source  # noqa: E402
 
 
 def stage_times(config: PairsConfig, n: int, seed: int = 1) -> dict[str, float]:

@@ -9,34 +9,27 @@
 
 from __future__ import annotations
 
-from blurgen._lazy import lazy_exports
+from blurgen.core._lazy import lazy_exports
 
 __version__ = "0.1.0"
 
-# Public name -> module that defines it, imported on first attribute access (PEP 562) so that
+# Module -> the public names it defines, imported on first attribute access (PEP 562) so that
 # `import blurgen` stays fast and `blurgen kernels` never loads OpenCV or h5py.
 _LAZY = {
-    "KernelConfig": "blurgen.config",
-    "random_trajectories": "blurgen.kernels",
-    "rasterize": "blurgen.kernels",
-    "random_kernels": "blurgen.kernels",
-    "random_kernels_with_params": "blurgen.kernels",
-    "crop_to_support": "blurgen.kernels",
-    "blur_linear": "blurgen.blur",
-    "srgb_to_linear": "blurgen.blur",
-    "linear_to_srgb": "blurgen.blur",
-    "BlurConfig": "blurgen.blur",
-    "CameraConfig": "blurgen.camera.config",
-    "random_camera_motion": "blurgen.camera.motion",
-    "local_kernels": "blurgen.camera.kernels",
-    "blur_camera": "blurgen.camera.render",
-    "read_pairs": "blurgen.store.reader",
-    "PairsFile": "blurgen.store.reader",
-    "KernelBank": "blurgen.kernel_bank",
-    "KernelBankError": "blurgen.kernel_bank",
+    "blurgen.core.config": "KernelConfig",
+    "blurgen.motion.walk": "random_trajectories rasterize",
+    "blurgen.motion.api": "random_kernels random_kernels_with_params",
+    "blurgen.core.kernel_shape": "crop_to_support",
+    "blurgen.blur": "blur_linear srgb_to_linear linear_to_srgb BlurConfig",
+    "blurgen.camera.config": "CameraConfig",
+    "blurgen.camera.motion": "random_camera_motion CameraMotion",
+    "blurgen.camera.kernels": "local_kernels",
+    "blurgen.camera.render": "blur_camera",
+    "blurgen.store.reader": "read_pairs PairsFile",
+    "blurgen.motion.bank": "KernelBank KernelBankError",
+    "blurgen.motion.registry": "MotionModel",
 }
 
-__all__ = ["__version__", *_LAZY]
-
+__all__ = ["__version__", *" ".join(_LAZY.values()).split()]
 
 __getattr__, __dir__ = lazy_exports(__name__, _LAZY, globals())

@@ -9,7 +9,7 @@ import sys
 import click
 
 from blurgen import __version__
-from blurgen.common import BlurgenError, one_line
+from blurgen.core.common import BlurgenError, one_line
 
 # Command name -> "module:attribute". Commands load on first use, so `blurgen kernels` never
 # imports h5py or torch, and `blurgen train` reports a missing torch itself.

@@ -7,8 +7,8 @@ import os
 
 import click
 
-from blurgen.common import BlurgenError, check_can_create, one_line
-from blurgen.config import KernelConfig
+from blurgen.core.common import BlurgenError, check_can_create, one_line
+from blurgen.core.config import KernelConfig
 
 
 def parse_float_list(value: str, name: str) -> tuple[float, ...]:
@@ -47,29 +47,53 @@ def kernel_model_options(func):
     return apply_options(func, options)
 
 
-def kernel_config_from_options(kernel_size: int, length_px: float, steps: int, exposures: str,
-                               anxiety: str) -> KernelConfig:
-    """Build a KernelConfig from the CLI options; bad values are usage errors (exit 2)."""
-    names = {"size": "--kernel-size", "length_px": "--length-px", "steps": "--steps",
-             "exposures": "--exposures", "anxiety": "--anxiety"}
-    from blurgen.kernels import check_kernel_fits
+class MotionName(click.ParamType):
+    """A motion model: a registered name (``shake2d``, ``camera3d``, ...) or ``module:attribute``."""
 
-    try:
-        config = KernelConfig(size=kernel_size, length_px=length_px, steps=steps,
-                              exposures=parse_float_list(exposures, "--exposures"),
-                              anxiety=parse_float_list(anxiety, "--anxiety"))
-        check_kernel_fits(config)  # a size too small for the paths would stop a long run midway
-        return config
-    except ValueError as exc:
-        message = str(exc)
-        hint = next((flag for field, flag in names.items() if message.startswith(field)), None)
-        raise click.BadParameter(message, param_hint=hint) from None
+    name = "motion"
+
+    def convert(self, value, param, ctx):
+        from blurgen.motion import registry
+
+        if value == registry.BANK:
+            self.fail("kernels from a file: use --kernels PATH", param, ctx)
+        try:
+            registry.get(value)
+            return value
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+
+    def get_metavar(self, param, ctx=None):
+        from blurgen.motion.registry import BANK, BUILTIN
+
+        return "[" + "|".join(name for name in BUILTIN if name != BANK) + "|module:attr]"
 
 
-#: Options that only one motion model reads (given with the other: a usage error).
-SHAKE2D_ONLY = ("length_px", "steps", "exposures", "anxiety")
-CAMERA3D_ONLY = ("frame_size", "focal_35mm", "exposure_s", "shake_scale", "roll_scale", "translation_mps",
-                 "depth_m", "camera_steps")
+#: How each model option's command-line text becomes a value, and its flag.
+OPTION_PARSERS = {
+    "exposures": lambda v: parse_float_list(v, "--exposures"),
+    "anxiety": lambda v: parse_float_list(v, "--anxiety"),
+    "frame_size": lambda v: parse_size(v, "--frame-size"),
+    "focal_35mm": lambda v: parse_range(v, "--focal-35mm"),
+    "exposure_s": lambda v: parse_range(v, "--exposure-s"),
+    "depth_m": lambda v: parse_range(v, "--depth-m"),
+}
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def _owners(name: str) -> list[str]:
+    """The models (built-in and registered) that read command-line option ``name``."""
+    from blurgen.motion import registry
+
+    return [model for model in registry.names() if name in registry.get(model).cli_options]
+
+
+#: The options that belong to one motion model or another (the walk's, then the camera's).
+MODEL_OPTIONS = ("length_px", "steps", "exposures", "anxiety", "frame_size", "focal_35mm", "exposure_s",
+                 "shake_scale", "roll_scale", "translation_mps", "depth_m", "camera_steps")
 
 
 def motion_options(func):
@@ -78,61 +102,57 @@ def motion_options(func):
 
     d = CameraConfig()
     options = [
-        click.option("--motion", type=click.Choice(["shake2d", "camera3d"]), default="shake2d", show_default=True,
+        click.option("--motion", type=MotionName(), default="shake2d", show_default=True,
                      help="shake2d: one random-walk kernel per image (the DeblurGAN recipe); camera3d: a rotating "
-                          "hand-held camera fitted on recorded gyroscope data, blur varying across the image."),
-        click.option("--frame-size", default="{}x{}".format(*d.frame_size), show_default=True,
-                     help="camera3d: the camera frame WxH (each 32-16384 px); outputs are windows of it."),
-        click.option("--focal-35mm", default="{:g},{:g}".format(*d.focal_35mm), show_default=True,
-                     help="camera3d: 35 mm-equivalent focal length range low,high in [4, 2000] mm."),
-        click.option("--exposure-s", default="{:g},{:g}".format(*d.exposure_s), show_default=True,
-                     help="camera3d: exposure time range low,high in [1e-5, 10] s (log-uniform)."),
-        click.option("--shake-scale", type=float, default=d.shake_scale, show_default=True,
-                     help="camera3d: multiplies the recorded hand shake, in [0, 100]."),
-        click.option("--roll-scale", type=float, default=d.roll_scale, show_default=True,
-                     help="camera3d: multiplies the roll (about the optical axis), in [0, 100]."),
-        click.option("--translation-mps", type=float, default=d.translation_mps, show_default=True,
-                     help="camera3d: rms translation speed per axis, m/s, in [0, 10] (0: rotation only)."),
-        click.option("--depth-m", default="{:g},{:g}".format(*d.depth_m), show_default=True,
-                     help="camera3d: scene distance range low,high in [0.01, 1e6] m (with translation)."),
-        click.option("--camera-steps", type=int, default=d.steps, show_default=True,
-                     help="camera3d: poses per exposure, in [2, 100000]."),
+                          "hand-held camera fitted on recorded gyroscope data, blur varying across the image; "
+                          "module:attr: a MotionModel of your own (trusted code)."),
     ]
+    pair = "{:g},{:g}".format
+    camera = [  # (flag, type, default, help): camera3d's own options
+        ("--frame-size", str, "{}x{}".format(*d.frame_size), "the camera frame WxH (each 32-16384 px); "
+         "outputs are windows of it."),
+        ("--focal-35mm", str, pair(*d.focal_35mm), "35 mm-equivalent focal length range low,high in [4, 2000] mm."),
+        ("--exposure-s", str, pair(*d.exposure_s), "exposure time range low,high in [1e-5, 10] s (log-uniform)."),
+        ("--shake-scale", float, d.shake_scale, "multiplies the recorded hand shake, in [0, 100]."),
+        ("--roll-scale", float, d.roll_scale, "multiplies the roll (about the optical axis), in [0, 100]."),
+        ("--translation-mps", float, d.translation_mps, "rms translation speed per axis, m/s, in [0, 10] "
+         "(0: rotation only)."),
+        ("--depth-m", str, pair(*d.depth_m), "scene distance range low,high in [0.01, 1e6] m (with translation)."),
+        ("--camera-steps", int, d.steps, "poses per exposure, in [2, 100000]."),
+    ]
+    options += [click.option(flag, type=kind, default=default, show_default=True, help="camera3d: " + text)
+                for flag, kind, default, text in camera]
     return apply_options(func, options)
 
 
 def check_motion_options(ctx: click.Context, motion: str) -> None:
     """Usage error for an option that the chosen motion model does not read."""
-    ignored = CAMERA3D_ONLY if motion == "shake2d" else SHAKE2D_ONLY
-    given = [name for name in ignored if ctx.get_parameter_source(name) == click.core.ParameterSource.COMMANDLINE]
-    if given:
-        flag = "--" + given[0].replace("_", "-")
-        raise click.BadParameter(f"applies to --motion {'camera3d' if motion == 'shake2d' else 'shake2d'} only, "
-                                 f"not {motion}", param_hint=flag)
+    from blurgen.motion import registry
+
+    reads = set(registry.get(motion).cli_options)
+    source = click.core.ParameterSource.COMMANDLINE
+    for name in MODEL_OPTIONS:
+        if name not in reads and ctx.get_parameter_source(name) == source:
+            owners = _owners(name)
+            raise click.BadParameter(f"applies to --motion {' or '.join(owners) or 'other models'} only, not {motion}",
+                                     param_hint=_flag(name))
 
 
-def camera_config_from_options(kernel_size: int, frame_size: str, focal_35mm: str, exposure_s: str,
-                               shake_scale: float, roll_scale: float, translation_mps: float, depth_m: str,
-                               camera_steps: int):
-    """Build a CameraConfig from the CLI options (and check its kernel size fits); bad values are
-    usage errors (exit 2)."""
-    from blurgen.camera.config import CameraConfig
-    from blurgen.kernels import check_kernel_fits
+def motion_config_from_options(motion: str, kernel_size: int, options: dict):
+    """The motion model's settings from the command line (and a check that its kernel size fits
+    its paths); bad values are usage errors (exit 2) naming the option."""
+    from blurgen.motion import registry
 
-    names = {"size": "--kernel-size", "frame_size": "--frame-size", "focal_35mm": "--focal-35mm",
-             "exposure_s": "--exposure-s", "shake_scale": "--shake-scale", "roll_scale": "--roll-scale",
-             "translation_mps": "--translation-mps", "depth_m": "--depth-m", "steps": "--camera-steps"}
+    model = registry.get(motion)
+    values = {name: OPTION_PARSERS.get(name, lambda v: v)(options[name])
+              for name in model.cli_options if name in options}
     try:
-        config = CameraConfig(size=kernel_size, frame_size=parse_size(frame_size, "--frame-size"),
-                              focal_35mm=parse_range(focal_35mm, "--focal-35mm"),
-                              exposure_s=parse_range(exposure_s, "--exposure-s"), shake_scale=shake_scale,
-                              roll_scale=roll_scale, translation_mps=translation_mps,
-                              depth_m=parse_range(depth_m, "--depth-m"), steps=camera_steps)
-        check_kernel_fits(config)
-        return config
+        return model.config_from_options(kernel_size, values)
     except ValueError as exc:
         message = str(exc)
-        hint = next((flag for field, flag in names.items() if message.startswith(field)), None)
+        fields = {"size": "--kernel-size", "steps": "--camera-steps" if "camera_steps" in values else "--steps"}
+        fields.update({name: _flag(name) for name in values if name not in fields})
+        hint = next((flag for field, flag in fields.items() if message.startswith(field)), None)
         raise click.BadParameter(message, param_hint=hint) from None
 
 
@@ -140,7 +160,7 @@ def parse_size(value: str, hint: str = "--size") -> tuple[int, int]:
     """'256' -> (256, 256); '1280x720' -> (1280, 720) as (width, height); usage error otherwise."""
     import re
 
-    from blurgen.config import MAX_SIDE, MIN_SIDE
+    from blurgen.core.config import MAX_SIDE, MIN_SIDE
 
     match = re.fullmatch(r"\s*(\d{1,9})\s*(?:[xX]\s*(\d{1,9})\s*)?", value or "")
     shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:36] + "...'"
@@ -178,7 +198,7 @@ def check_output(path: str, overwrite: bool = True, replaceable: bool = False) -
 def announce_first_compile(*modules: str) -> None:
     """Say on stderr that this run compiles blurgen's kernels first (once per install and machine:
     numba caches them), so a quiet 10-60 s start is not mistaken for a hang."""
-    from blurgen._jit import cache_is_warm
+    from blurgen.core._jit import cache_is_warm
 
     if not cache_is_warm(*modules):
         click.echo("blurgen: first run on this machine: compiling the kernels (10-60 s, cached afterwards)",

@@ -8,8 +8,8 @@ import sys
 import click
 
 from blurgen.cli.common import RegularFile, check_tile, require_torch, resolve_device
-from blurgen.common import atomic_path, one_line
-from blurgen.config import IMAGE_EXTENSIONS
+from blurgen.core.common import atomic_path, one_line
+from blurgen.core.config import IMAGE_EXTENSIONS
 
 
 def collect_images(inputs: tuple[str, ...]) -> list[tuple[str, str]]:
@@ -39,7 +39,7 @@ def collect_images(inputs: tuple[str, ...]) -> list[tuple[str, str]]:
 
 
 def write_png(path: str, image) -> None:
-    from blurgen.imageio import write_png as write
+    from blurgen.core.imageio import write_png as write
 
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
     with atomic_path(path, ".png") as tmp:
@@ -105,8 +105,8 @@ def deblur(checkpoint, inputs, out, tile, overlap, tile_norm, device, overwrite)
 
     from tqdm import tqdm
 
+    from blurgen.core.imageio import read_rgb
     from blurgen.deblur.inference import deblur_image, load_generator
-    from blurgen.imageio import read_rgb
 
     generator = load_generator(checkpoint, dev)  # a CheckpointError is one line (the CLI group)
     os.makedirs(out, exist_ok=True)

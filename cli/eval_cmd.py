@@ -13,14 +13,13 @@ import sys
 import click
 
 from blurgen.cli.common import RegularFile, check_tile, require_torch, resolve_device
-from blurgen.common import one_line
+from blurgen.core.common import one_line
 
 
 def parse_source(value: str) -> tuple[str, str]:
     """'pairs.h5' -> ('hdf5', path); 'gopro:ROOT' -> ('gopro', ROOT). A missing path is a usage
     error (exit 2), like click.Path(exists=True)."""
-    from blurgen import gopro
-
+    from blurgen.sources import gopro
     root = gopro.split_spec(value)
     kind, path = ("hdf5", value) if root is None else ("gopro", root)
     if not path:

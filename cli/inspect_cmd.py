@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from blurgen.cli.common import check_not_same_file, check_output
-from blurgen.common import atomic_path
+from blurgen.core.common import atomic_path
 
 
 @click.command()
@@ -29,8 +29,8 @@ def inspect(path, png, rows, overwrite, quick):
       blurgen inspect pairs.h5 --png sheet.png
       blurgen inspect pairs.h5 --quick
     """
-    from blurgen.preview import sheet_from_file, sheet_from_parts
-    from blurgen.report import describe_file, describe_parts, resolve_inspect_target
+    from blurgen.inspect.preview import sheet_from_file, sheet_from_parts
+    from blurgen.inspect.report import describe_file, describe_parts, resolve_inspect_target
 
     pairs_path, parts_dir = resolve_inspect_target(path)  # e.g. some other folder: exit 1, one line
     if pairs_path is None and parts_dir is None:
@@ -58,7 +58,7 @@ def inspect(path, png, rows, overwrite, quick):
 
 
 def _write_sheet(png: str, sheet) -> None:
-    from blurgen.imageio import write_png
+    from blurgen.core.imageio import write_png
 
     with atomic_path(png, ".png") as tmp:
         write_png(tmp, sheet)

@@ -14,19 +14,18 @@ from blurgen.cli.common import (
     announce_first_compile,
     blur_config_from_options,
     blur_model_options,
-    camera_config_from_options,
     check_motion_options,
     check_not_same_file,
     check_output,
     is_png,
-    kernel_config_from_options,
     kernel_model_options,
+    motion_config_from_options,
     motion_options,
     parse_range,
     parse_size,
 )
-from blurgen.common import BlurgenError, atomic_path
-from blurgen.config import MAX_PAIRS, MAX_SEED
+from blurgen.core.common import BlurgenError, atomic_path
+from blurgen.core.config import MAX_PAIRS, MAX_SEED
 
 
 def _shown(value: str | None, limit: int = 40) -> str:
@@ -57,8 +56,7 @@ def _scale_range(value: str) -> tuple[float, float]:
 def check_source(source: str) -> str:
     """The source with its folder made absolute (so --resume from another working directory means
     the same images); a missing folder is a command-line error (exit 2), found before work."""
-    from blurgen import gopro
-
+    from blurgen.sources import gopro
     if source == "deadleaves":
         return source
     root = gopro.split_spec(source)
@@ -132,7 +130,7 @@ def make(ctx, n, out, size, source, split, seed, workers, resume, overwrite, sha
     """
     from blurgen.store.parts import compression_for
 
-    announce_first_compile("blurgen._kernels_jit", "blurgen.deadleaves", "blurgen.blur._noise_jit")
+    announce_first_compile("blurgen.motion._walk_jit", "blurgen.sources.deadleaves", "blurgen.blur._noise_jit")
     config, shard_pair = _config_from_options(ctx, n, size, source, split, resume, overwrite, shard, model_options)
     try:
         filters = compression_for(compression)
@@ -148,7 +146,7 @@ def make(ctx, n, out, size, source, split, seed, workers, resume, overwrite, sha
     if result.already_complete:
         click.echo(f"{out} is already complete ({result.n_planned} pairs); nothing to do")
     else:
-        click.echo(f"wrote {result.n_planned} pairs ({config.width}x{config.height}, {config.motion}, kernel "
+        click.echo(f"wrote {result.n_planned} pairs ({config.width}x{config.height}, {config.model.name}, kernel "
                    f"{config.kernel_size}) to {out} in {result.seconds:.1f} s ({_rate_note(result)})")
     if preview:
         _write_preview(out, preview)
@@ -169,45 +167,43 @@ def _rate_note(result) -> str:
 
 
 def _motion_configs(ctx, options: dict, width: int, height: int):
-    """The KernelConfig and CameraConfig of the command line; only the chosen model's are checked
-    (the other keeps its defaults, and its options are refused)."""
+    """The KernelConfig and CameraConfig of the command line: the chosen model's settings from its
+    options (the others keep their defaults, and their options are refused)."""
     from blurgen.camera.config import CameraConfig
-    from blurgen.config import KernelConfig
+    from blurgen.core.config import KernelConfig
+    from blurgen.motion import registry
 
     motion, size = options["motion"], options["kernel_size"]
     check_motion_options(ctx, motion)
     if options["kernels"]:
         return _bank_kernel_config(ctx, options), CameraConfig()
-    if motion == "shake2d":
-        kernel = kernel_config_from_options(size, *(options[k] for k in ("length_px", "steps", "exposures", "anxiety")))
-        return kernel, CameraConfig()
-    camera = camera_config_from_options(size, *(options[k] for k in (
-        "frame_size", "focal_35mm", "exposure_s", "shake_scale", "roll_scale", "translation_mps", "depth_m",
-        "camera_steps")))
-    frame_w, frame_h = camera.frame_size
+    model = registry.get(motion)
+    settings = motion_config_from_options(motion, size, options)
+    frame_w, frame_h = getattr(settings, "frame_size", (width, height))
     if width > frame_w or height > frame_h:
         raise click.BadParameter(f"{width}x{height} is larger than the camera frame {frame_w}x{frame_h}; an output "
                                  "is a window of the frame", param_hint="--size")
-    try:
-        return KernelConfig(size=size), camera
-    except ValueError as exc:
-        raise click.BadParameter(str(exc), param_hint="--kernel-size") from None
+    configs = {"kernel": KernelConfig(size=size) if model.config_field != "kernel" else settings,
+               "camera": CameraConfig() if model.config_field != "camera" else settings}
+    return configs["kernel"], configs["camera"]
 
 
 def _bank_kernel_config(ctx, options: dict):
     """--kernels: the kernel size is the bank's unless --kernel-size (at least as large) is given;
     the random walk's options do not apply."""
-    from blurgen.config import KernelConfig
-    from blurgen.kernel_bank import KernelBank
+    from blurgen.core.config import KernelConfig
+    from blurgen.motion import registry
+    from blurgen.motion.bank_model import read_bank
 
     source = click.core.ParameterSource.COMMANDLINE
-    given = [n for n in ("length_px", "steps", "exposures", "anxiety") if ctx.get_parameter_source(n) == source]
-    if options["motion"] != "shake2d" or given:
-        flag = "--motion" if options["motion"] != "shake2d" else "--" + given[0].replace("_", "-")
+    default = registry.get(registry.DEFAULT)
+    given = [n for n in default.cli_options if ctx.get_parameter_source(n) == source]
+    if options["motion"] != registry.DEFAULT or given:
+        flag = "--motion" if options["motion"] != registry.DEFAULT else "--" + given[0].replace("_", "-")
         raise click.BadParameter("does not apply with --kernels (the bank's kernels replace the random walk)",
                                  param_hint=flag)
-    bank = KernelBank.from_file(options["kernels"], augment=options["kernel_augment"],
-                                scale_range=options["kernel_scale"])  # a bad file: one line, exit 1
+    # A bad file: one line, exit 1. Read once: the run takes it from the same cache.
+    bank = read_bank(os.path.abspath(options["kernels"]), options["kernel_augment"], options["kernel_scale"])
     size = options["kernel_size"] if ctx.get_parameter_source("kernel_size") == source else bank.size
     if size < bank.size:
         raise click.BadParameter(f"{size} is smaller than the bank's kernels ({bank.size}x{bank.size})",
@@ -217,7 +213,7 @@ def _bank_kernel_config(ctx, options: dict):
 
 def _config_from_options(ctx, n, size, source, split, resume, overwrite, shard, options):
     """Validate the command line (usage errors, exit 2) and build the PairsConfig."""
-    from blurgen.pipeline import PairsConfig
+    from blurgen.pairs.pipeline import PairsConfig
 
     if resume and overwrite:
         raise click.UsageError("--resume and --overwrite exclude each other")
@@ -239,10 +235,10 @@ def _config_from_options(ctx, n, size, source, split, resume, overwrite, shard, 
 
 
 def _run(ctx, out, config, n, seed, workers, shard, block_size, filters, resume, overwrite):
-    from blurgen.dataset import make_dataset
-    from blurgen.progress import Progress
-    from blurgen.report import describe_parts
-    from blurgen.runfolder import parts_dir_for
+    from blurgen.core.progress import Progress
+    from blurgen.inspect.report import describe_parts
+    from blurgen.runs.dataset import make_dataset
+    from blurgen.runs.folder import parts_dir_for
 
     progress = Progress("make", "pairs")
     try:
@@ -265,8 +261,8 @@ def _run(ctx, out, config, n, seed, workers, shard, block_size, filters, resume,
 
 
 def _write_preview(out: str, preview: str) -> None:
-    from blurgen.imageio import write_png
-    from blurgen.preview import sheet_from_file
+    from blurgen.core.imageio import write_png
+    from blurgen.inspect.preview import sheet_from_file
 
     with atomic_path(preview, ".png") as tmp:
         write_png(tmp, sheet_from_file(out))

@@ -14,7 +14,7 @@ import click
 from click.core import ParameterSource
 
 from blurgen.cli.common import RegularFile, apply_options, require_torch
-from blurgen.common import one_line
+from blurgen.core.common import one_line
 
 RATIO_HELP = "synthetic:GoPro mix, e.g. 2:1 (the paper's; default with both sources)."
 #: Options that are TrainConfig fields under the same name.

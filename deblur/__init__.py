@@ -8,27 +8,14 @@ tiled deblurring), ``data`` and ``train``. Public names load on first attribute 
 
 from __future__ import annotations
 
-from blurgen._lazy import lazy_exports
+from blurgen.core._lazy import lazy_exports
 
 _LAZY = {
-    "ResnetGenerator": "blurgen.deblur.models",
-    "PatchCritic": "blurgen.deblur.models",
-    "GENERATORS": "blurgen.deblur.models",
-    "build_generator": "blurgen.deblur.models",
-    "generator_config": "blurgen.deblur.models",
-    "gradient_penalty": "blurgen.deblur.losses",
-    "critic_loss": "blurgen.deblur.losses",
-    "generator_adv_loss": "blurgen.deblur.losses",
-    "PerceptualLoss": "blurgen.deblur.losses",
-    "psnr": "blurgen.deblur.metrics",
-    "ssim": "blurgen.deblur.metrics",
-    "load_generator": "blurgen.deblur.inference",
-    "PairsDataset": "blurgen.deblur.data",
-    "GoProPairs": "blurgen.deblur.data",
-    "deblur_image": "blurgen.deblur.inference",
+    "blurgen.deblur.models": "ResnetGenerator PatchCritic GENERATORS build_generator generator_config",
+    "blurgen.deblur.losses": "gradient_penalty critic_loss generator_adv_loss PerceptualLoss",
+    "blurgen.deblur.metrics": "psnr ssim",
+    "blurgen.deblur.inference": "load_generator deblur_image",
+    "blurgen.deblur.data": "PairsDataset GoProPairs",
 }
-
-__all__ = list(_LAZY)
-
 
 __getattr__, __dir__ = lazy_exports(__name__, _LAZY, globals())

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from blurgen.common import BlurgenError, atomic_file, one_line
+from blurgen.core.common import BlurgenError, atomic_file, one_line
 
 FORMAT = "blurgen-deblurgan"
 VERSION = 1
@@ -37,7 +37,7 @@ class CheckpointError(BlurgenError):
 
 
 def save_checkpoint(path: str | os.PathLike, payload: dict[str, Any]) -> None:
-    """Write ``payload`` to ``path`` atomically and durably (``blurgen.common.atomic_file``: a crash,
+    """Write ``payload`` to ``path`` atomically and durably (``blurgen.core.common.atomic_file``: a crash,
     a full disk or Ctrl-C mid-write leaves the previous file intact; the run folder removes what a
     kill leaves)."""
     with atomic_file(path) as handle:

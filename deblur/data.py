@@ -24,8 +24,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from blurgen import gopro
-from blurgen.common import BlurgenError
+from blurgen.core.common import BlurgenError
+from blurgen.sources import gopro
 from blurgen.store.reader import PairsFile
 from blurgen.store.schema import PairsFileError
 
@@ -187,7 +187,7 @@ class PairsDataset(Dataset):
 def scan_gopro(root: str | os.PathLike, split: str = "train", blur_folder: str = "blur"
                ) -> list[tuple[Path, Path]]:
     """``(blurred, sharp)`` paths of a GOPRO_Large split, sorted by sequence and frame
-    (``blurgen.gopro.scan``, the scanner ``blurgen make --source gopro:`` uses too).
+    (``blurgen.sources.gopro.scan``, the scanner ``blurgen make --source gopro:`` uses too).
 
     Raises ``DataError`` for a root without ``SPLIT/*/sharp`` folders, a sequence without the
     blur folder, or blur/sharp frames that do not pair up one to one.
@@ -201,7 +201,7 @@ def scan_gopro(root: str | os.PathLike, split: str = "train", blur_folder: str =
 
 def read_rgb(path: Path) -> np.ndarray:
     """uint8 ``(H, W, 3)`` RGB from an image file; ``DataError`` if unreadable."""
-    from blurgen.imageio import read_rgb as read  # local: OpenCV is only needed for GoPro frames
+    from blurgen.core.imageio import read_rgb as read  # local: OpenCV is only needed for GoPro frames
 
     image = read(str(path))
     if image is None:
@@ -249,7 +249,7 @@ class GoProPairs(Dataset):
         return len(self.indices)
 
     def _usable(self, pairs: list[tuple[Path, Path]], min_side: int) -> list[tuple[Path, Path]]:
-        from blurgen.imageio import probe_image  # header reads: fast even for thousands of frames
+        from blurgen.core.imageio import probe_image  # header reads: fast even for thousands of frames
 
         kept = []
         for blur_path, sharp_path in pairs:

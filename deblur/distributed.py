@@ -20,7 +20,7 @@ from typing import Any, Iterable
 import torch
 import torch.distributed as dist
 
-from blurgen.common import one_line
+from blurgen.core.common import one_line
 
 
 @dataclasses.dataclass(frozen=True)

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from blurgen.common import one_line
+from blurgen.core.common import one_line
 from blurgen.deblur import distributed as dist_utils
 from blurgen.deblur.checkpoint import CheckpointError
 from blurgen.deblur.data import normalize

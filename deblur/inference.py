@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from blurgen.common import one_line
+from blurgen.core.common import one_line
 from blurgen.deblur.checkpoint import CheckpointError, load_checkpoint
 from blurgen.deblur.data import normalize, to_uint8
 from blurgen.deblur.models import ResnetGenerator, build_generator, pad_to_multiple

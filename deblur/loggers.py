@@ -11,9 +11,9 @@ from typing import Any, Callable
 
 import numpy as np
 
+from blurgen.core.progress import format_duration
 from blurgen.deblur.run_folder import LOG, TENSORBOARD, VAL, VAL_IMAGES, TrainRunFolder
 from blurgen.deblur.train_config import TrainConfig
-from blurgen.progress import format_duration
 
 log = logging.getLogger(__name__)
 
@@ -95,8 +95,8 @@ class Loggers:
         gap = np.full((blurred.shape[0], 4, 3), 48, np.uint8)
         strip = np.concatenate([blurred, gap, restored, gap, sharp], axis=1)
         if self.config.val_images:
-            from blurgen.common import atomic_path
-            from blurgen.imageio import write_png
+            from blurgen.core.common import atomic_path
+            from blurgen.core.imageio import write_png
 
             os.makedirs(self.folder.file(VAL_IMAGES), exist_ok=True)
             with atomic_path(os.path.join(self.folder.file(VAL_IMAGES), f"step_{step:07d}_{source}.png"),

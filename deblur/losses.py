@@ -15,8 +15,9 @@ from typing import Callable, Optional
 
 import torch
 import torch.nn.functional as F
-from blurgen.common import one_line
 from torch import nn
+
+from blurgen.core.common import one_line
 
 log = logging.getLogger(__name__)
 

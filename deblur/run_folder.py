@@ -15,7 +15,7 @@ import json
 import os
 from typing import Any, Iterator
 
-from blurgen.common import BlurgenError, atomic_file, flocked, is_flocked, is_temporary, remove_temporaries
+from blurgen.core.common import BlurgenError, atomic_file, flocked, is_flocked, is_temporary, remove_temporaries
 from blurgen.deblur.train_config import RESUME_KEYS
 
 CONFIG = "config.json"

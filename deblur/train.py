@@ -23,8 +23,15 @@ import numpy as np
 import torch
 
 from blurgen.deblur import distributed as dist_utils
-from blurgen.deblur.checkpoint import (TRAINING_KEYS, CheckpointError, capture_host_rng, capture_torch_rng,
-                                       load_checkpoint, restore_rng, save_checkpoint)
+from blurgen.deblur.checkpoint import (
+    TRAINING_KEYS,
+    CheckpointError,
+    capture_host_rng,
+    capture_torch_rng,
+    load_checkpoint,
+    restore_rng,
+    save_checkpoint,
+)
 from blurgen.deblur.distributed import DistContext
 from blurgen.deblur.gan import DeblurGAN, LinearDecaySchedule, NonFiniteLossError  # noqa: F401 (re-exported)
 from blurgen.deblur.loggers import Loggers

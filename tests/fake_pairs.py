@@ -1,4 +1,4 @@
-"""A small deterministic stand-in for ``blurgen.pipeline.make_block`` used by the writer tests.
+"""A small deterministic stand-in for ``blurgen.pairs.pipeline.make_block`` used by the writer tests.
 
 Sample i of seed s depends only on (s, i), like the real pipeline, so every writer property
 (workers, shards, resume, block size) can be checked against it quickly.
@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from blurgen.dataset import BlockMaker
+from blurgen.runs.dataset import BlockMaker
 from blurgen.store.schema import REQUIRED_PARAMS
 
 PARAM_DTYPES = {name: np.float32 for name in REQUIRED_PARAMS}

@@ -26,7 +26,7 @@ def assert_same_arrays(a, b) -> None:
 def interrupted_maker(stop_at: int):
     """The real block maker (``PipelineMaker``), interrupted as by Ctrl-C when a block reaches
     sample ``stop_at``: what a killed run leaves, made quickly."""
-    from blurgen.pipeline import PipelineMaker
+    from blurgen.pairs.pipeline import PipelineMaker
 
     class Interrupted(PipelineMaker):
         def __call__(self, config, seed, start, count):

@@ -19,7 +19,7 @@ from blurgen.blur import (
     srgb_to_linear,
 )
 from blurgen.blur.curves import ENCODE_STEPS, decode_curve, encode_curve
-from blurgen.kernels import random_kernels
+from blurgen.motion.api import random_kernels
 
 QUIET = BlurConfig(saturation=False, noise="off")
 

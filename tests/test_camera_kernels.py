@@ -13,8 +13,8 @@ from hypothesis import strategies as st
 
 import blurgen
 from blurgen import CameraConfig, KernelConfig, local_kernels, random_camera_motion, random_kernels, rasterize
-from blurgen.camera.reference import brute_force_kernel
-from blurgen.kernels import random_kernels_with_params
+from blurgen.motion.api import random_kernels_with_params
+from blurgen.reference.camera import brute_force_kernel
 
 seeds = st.integers(0, 2**63 - 1)
 
@@ -163,8 +163,8 @@ def test_positions_are_uniform_over_the_frame():
 
 def test_kernel_config_calls_are_unchanged_by_the_camera_dispatch():
     """KernelConfig (or none) still goes to the 2-D model: the same arrays as asking it directly."""
-    from blurgen import _kernels_jit
-    from blurgen.kernels import _model
+    from blurgen.motion import _walk_jit as _kernels_jit
+    from blurgen.motion.walk import _model
     config = KernelConfig(size=31, length_px=20.0)
     psf = np.zeros((3, 31, 31), np.float32)
     with np.errstate(over="ignore"):

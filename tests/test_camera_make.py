@@ -17,8 +17,8 @@ from blurgen import read_pairs
 from blurgen.blur import BlurConfig, linear_to_srgb, srgb_to_linear
 from blurgen.camera import CameraConfig, CameraMotion, local_kernels, plan_camera_blur
 from blurgen.cli import main
-from blurgen.dataset import make_dataset
-from blurgen.pipeline import PairsConfig
+from blurgen.pairs.pipeline import PairsConfig
+from blurgen.runs.dataset import make_dataset
 from blurgen.store.merge import merge_files
 
 CAMERA = CameraConfig(size=33, frame_size=(320, 240), focal_35mm=(20.0, 35.0), exposure_s=(0.01, 0.04))

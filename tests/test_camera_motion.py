@@ -23,8 +23,8 @@ from blurgen.camera.motion import (
     random_camera_motion,
     simulate_angular_velocity,
 )
-from blurgen.camera.reference import rodrigues
 from blurgen.camera.spectra import axis_psd
+from blurgen.reference.camera import rodrigues
 
 seeds = st.integers(0, 2**63 - 1)
 starts = st.integers(0, 10**12)

@@ -14,9 +14,9 @@ from hypothesis import strategies as st
 
 from blurgen import CameraConfig, blur_camera, local_kernels, random_camera_motion
 from blurgen.blur import blur_linear, srgb_to_linear
-from blurgen.camera.reference import brute_force_blur
 from blurgen.camera.render import TOLERANCE_PX, camera_margin, plan_camera_blur, window_origin
-from blurgen.deadleaves import dead_leaves
+from blurgen.reference.camera import brute_force_blur
+from blurgen.sources.deadleaves import dead_leaves
 
 seeds = st.integers(0, 2**63 - 1)
 #: A hard camera for the renderer: a wide lens (18 mm), long exposures and three times the
@@ -135,7 +135,7 @@ def test_sharp_output_is_the_crop_centre_and_the_margin_is_the_largest_node_kern
     _, sharp = plan.render(crop)
     m = plan.margin
     np.testing.assert_array_equal(sharp, crop[m:m + 40, m:m + 50])
-    from blurgen.kernels import support_radius
+    from blurgen.core.kernel_shape import support_radius
     radii = [support_radius(k) for k in plan.kernels.reshape(-1, *plan.kernels.shape[2:])]
     assert plan.margin == max(radii) and plan.kernels.shape[2] == 2 * m + 1
     assert camera_margin(motion, 50, 40, index=1) == m

@@ -102,7 +102,7 @@ def test_npy_is_written_in_batches_with_the_library_kernels(tmp_path, monkeypatc
 
 
 def test_npy_too_large_for_the_disk_fails_before_work(tmp_path, monkeypatch):
-    monkeypatch.setattr("blurgen.common.free_bytes", lambda path: 10**6)
+    monkeypatch.setattr("blurgen.core.common.free_bytes", lambda path: 10**6)
     result = run("kernels", "--n", "1000", "--out", str(tmp_path / "k.npy"))
     assert result.exit_code == 1 and "GB needed" in result.output
     assert len(result.output.strip().splitlines()) == 1 and "Traceback" not in result.output

@@ -296,8 +296,8 @@ def test_damaged_metadata_gives_one_line_errors_naming_the_file(reference, tmp_p
 
 
 def test_a_full_disk_is_one_line_exit_1(tmp_path, monkeypatch):
-    import blurgen.common as common
-    import blurgen.runfolder as runfolder
+    import blurgen.core.common as common
+    import blurgen.runs.folder as runfolder
 
     monkeypatch.setattr(runfolder, "free_bytes", lambda path: 10**12)  # the check before work passes
     monkeypatch.setattr(common, "free_bytes", lambda path: 0)  # then every part write finds no room
@@ -308,7 +308,7 @@ def test_a_full_disk_is_one_line_exit_1(tmp_path, monkeypatch):
 
 
 def test_a_run_that_cannot_fit_on_the_disk_is_refused_before_any_work(tmp_path, monkeypatch):
-    import blurgen.runfolder as runfolder
+    import blurgen.runs.folder as runfolder
 
     monkeypatch.setattr(runfolder, "free_bytes", lambda path: 10**6)
     out = tmp_path / "pairs.h5"
@@ -339,7 +339,7 @@ def test_merge_removes_the_temporary_of_a_killed_merge(tmp_path):
 
 def test_the_rate_counts_only_pairs_made_by_this_run():
     from blurgen.cli.make_cmd import _rate_note
-    from blurgen.dataset import MakeResult
+    from blurgen.runs.dataset import MakeResult
 
     only_assembled = MakeResult("o.h5", 600, 0, 600, 2.0, make_seconds=0.0)
     assert _rate_note(only_assembled) == "600 kept from the interrupted run"

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from blurgen.common import (
+from blurgen.core.common import (
     BlurgenError,
     DiskFullError,
     LockedError,

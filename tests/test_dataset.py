@@ -17,11 +17,11 @@ import pytest
 from fake_pairs import FakeConfig, FakeMaker, fake_sample
 from pairs_compare import assert_same_arrays
 
-from blurgen.common import DiskFullError
-from blurgen.dataset import DatasetError, make_dataset
-from blurgen.runfolder import Manifest, RunFolder, auto_block_size, parts_dir_for, plan_blocks, shard_range
-from blurgen.store.merge import merge_files
+from blurgen.core.common import DiskFullError
+from blurgen.runs.dataset import DatasetError, make_dataset
+from blurgen.runs.folder import Manifest, RunFolder, auto_block_size, parts_dir_for, plan_blocks, shard_range
 from blurgen.store.assembly import reserved_bytes
+from blurgen.store.merge import merge_files
 from blurgen.store.parts import PART_METADATA_BOUND, PART_SPACE_MARGIN_BYTES, compression_for
 from blurgen.store.reader import read_pairs
 from blurgen.store.schema import REQUIRED_ATTRS, PairsFileError
@@ -130,7 +130,7 @@ def test_a_merge_on_a_full_disk_asks_for_the_space_it_reserves(tmp_path, monkeyp
     size (on a tmpfs with 3.5 MB free, 'need ~1 MB free' for a 24-pair merge that reserves 4.3 MB)."""
     import re
 
-    import blurgen.common as common
+    import blurgen.core.common as common
 
     shards = [str(tmp_path / f"shard{i}.h5") for i in range(2)]
     for i, shard in enumerate(shards):
@@ -320,7 +320,7 @@ def test_blocks_without_a_manifest_are_refused_not_adopted(tmp_path):
 
 
 def test_a_kill_while_overwrite_deletes_old_parts_cannot_mix_them_into_a_resume(tmp_path, monkeypatch):
-    import blurgen.runfolder as runfolder
+    import blurgen.runs.folder as runfolder
 
     out = tmp_path / "pairs.h5"
     _killed_run(out, seed=0)
@@ -427,7 +427,7 @@ def _assert_disk_full_message(message: str, out) -> None:
 
 @pytest.mark.parametrize("where", ["space check", "reservation"])
 def test_a_full_disk_while_writing_a_part_stops_with_one_line_then_resumes(tmp_path, monkeypatch, where):
-    import blurgen.common as common
+    import blurgen.core.common as common
 
     make(tmp_path / "ref.h5", n=40, block_size=4)
     out = tmp_path / "pairs.h5"
@@ -473,7 +473,7 @@ def test_two_writers_of_one_run_cannot_both_take_the_same_free_space(tmp_path, m
     serialised, so the second writer sees the first one's file."""
     import threading
 
-    import blurgen.common as common
+    import blurgen.core.common as common
     import blurgen.store.parts as parts
 
     folder = tmp_path / "p.parts"
@@ -570,7 +570,7 @@ def test_read_pairs_on_a_folder_is_one_line(tmp_path):
 
 
 def test_a_kill_after_the_final_rename_leaves_a_finished_run(tmp_path, monkeypatch):
-    from blurgen.report import describe_parts
+    from blurgen.inspect.report import describe_parts
 
     def killed(run):
         raise _Killed
@@ -594,8 +594,8 @@ def test_a_kill_after_the_final_rename_leaves_a_finished_run(tmp_path, monkeypat
 def test_resume_refuses_a_folder_source_whose_files_changed(tmp_path):
     import cv2
 
-    from blurgen.config import KernelConfig
-    from blurgen.pipeline import PairsConfig, PipelineMaker
+    from blurgen.core.config import KernelConfig
+    from blurgen.pairs.pipeline import PairsConfig, PipelineMaker
 
     photos = tmp_path / "photos"
     photos.mkdir()
@@ -630,8 +630,8 @@ def test_resume_refuses_a_folder_source_whose_files_changed(tmp_path):
 def test_a_pipeline_maker_can_serve_runs_on_different_folders(tmp_path):
     import cv2
 
-    from blurgen.config import KernelConfig
-    from blurgen.pipeline import PairsConfig, PipelineMaker
+    from blurgen.core.config import KernelConfig
+    from blurgen.pairs.pipeline import PairsConfig, PipelineMaker
 
     maker = PipelineMaker()
     for k, name in enumerate(("a", "b")):
@@ -684,8 +684,8 @@ def test_only_this_outputs_trash_folders_are_cleared_not_lookalikes(tmp_path):
 def test_the_space_check_before_work_counts_a_killed_assembly_as_free_and_leaves_no_fresh_run(tmp_path, monkeypatch):
     """A resume truncates the killed run's assembly file, so its bytes count as free; a fresh run
     refused for space leaves no parts folder that only --resume could continue."""
-    import blurgen.dataset as dataset
-    import blurgen.runfolder as runfolder
+    import blurgen.runs.dataset as dataset
+    import blurgen.runs.folder as runfolder
 
     out = tmp_path / "pairs.h5"
     with pytest.raises(KeyboardInterrupt):
@@ -716,7 +716,7 @@ def test_the_space_check_before_work_counts_a_killed_assembly_as_free_and_leaves
 @pytest.mark.parametrize("edit", [{"block_size": 0}, {"block_size": -1}, {"sample_stop": 99},
                                   {"config": "x"}, {"seed": 1.5}, {"shard_index": 3}])
 def test_an_edited_manifest_with_impossible_settings_is_one_line(tmp_path, edit):
-    from blurgen.report import describe_parts
+    from blurgen.inspect.report import describe_parts
     from blurgen.store.parts import PartsError
 
     out = tmp_path / "pairs.h5"
@@ -742,8 +742,8 @@ def test_freeing_the_space_a_disk_full_message_asks_for_lets_the_run_finish(tmp_
     'need ~1 MB more' four times in a row while the user freed 1 MB each time."""
     import re
 
-    import blurgen.common as common
-    import blurgen.runfolder as runfolder
+    import blurgen.core.common as common
+    import blurgen.runs.folder as runfolder
 
     make(tmp_path / "ref.h5", n=40, block_size=4)
     final = os.path.getsize(tmp_path / "ref.h5")

@@ -13,9 +13,9 @@ import pytest
 
 from blurgen.blur import BlurConfig
 from blurgen.camera import CameraConfig
-from blurgen.config import KernelConfig
-from blurgen.dataset import make_dataset
-from blurgen.pipeline import PairsConfig
+from blurgen.core.config import KernelConfig
+from blurgen.pairs.pipeline import PairsConfig
+from blurgen.runs.dataset import make_dataset
 
 #: Arrays that existed when the digests were taken (later schema additions are not part of them).
 PINNED = ("blurred", "sharp", "kernel", *(f"params/{name}" for name in (

@@ -8,12 +8,12 @@ import sys
 import pytest
 from deblur_fixtures import make_gopro_tree
 
-from blurgen import gopro
+from blurgen.sources import gopro
 
 
 def test_one_scanner_gives_make_and_the_trainer_the_same_frames(tmp_path):
     from blurgen.deblur.data import scan_gopro
-    from blurgen.sources import GoProSource
+    from blurgen.sources.base import GoProSource
 
     root = make_gopro_tree(tmp_path)
     pairs = scan_gopro(root, "train")
@@ -39,6 +39,6 @@ def test_a_tree_whose_blur_frames_do_not_pair_up_is_refused(tmp_path):
 
 def test_the_trainers_data_and_eval_modules_do_not_import_numba():
     code = ("import sys, blurgen.deblur.data, blurgen.deblur.evaluate; "
-            "print(sorted(m for m in ('numba', 'blurgen.deadleaves', 'blurgen.sources') if m in sys.modules))")
+            "print(sorted(m for m in ('numba', 'blurgen.sources.deadleaves', 'blurgen.sources.base') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"

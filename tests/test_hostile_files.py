@@ -16,9 +16,9 @@ from click.testing import CliRunner
 from pairs_compare import assert_same_arrays, interrupted_maker
 
 from blurgen.cli import main
-from blurgen.config import KernelConfig
-from blurgen.dataset import make_dataset
-from blurgen.pipeline import PairsConfig
+from blurgen.core.config import KernelConfig
+from blurgen.pairs.pipeline import PairsConfig
+from blurgen.runs.dataset import make_dataset
 
 SMALL = ["--size", "32", "--kernel-size", "15", "--length-px", "10"]
 #: 8-sample parts of 64x64 pairs are ~0.2 MB; 40 of them assembled take ~1 MB plus reserve.

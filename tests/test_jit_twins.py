@@ -10,28 +10,13 @@ from scipy.signal import convolve
 
 from blurgen.blur import blur_linear, linear_to_srgb, noisy_to_srgb, srgb_to_linear
 from blurgen.blur.curves import encode_curve
-from blurgen._rng import normal_table
-from blurgen.deadleaves import dead_leaves
-
-GOLDEN, MIX1, MIX2 = 0x9E3779B97F4A7C15, 0xBF58476D1CE4E5B9, 0x94D049BB133111EB
-MASK64 = (1 << 64) - 1
-
-
-def _mix64(z: int) -> int:
-    """SplitMix64's finaliser on Python ints (the twin of blurgen._rng.mix64)."""
-    z = ((z ^ (z >> 30)) * MIX1) & MASK64
-    z = ((z ^ (z >> 27)) * MIX2) & MASK64
-    return z ^ (z >> 31)
+from blurgen.core._rng import normal_table
+from blurgen.reference.streams import noise_normals
+from blurgen.sources.deadleaves import dead_leaves
 
 
 def _normals(key: int, n: int) -> np.ndarray:
-    """The noise stream's standard normals: normal i is 12 bits of hash i // 5."""
-    table = normal_table(12)
-    out = np.empty(n, np.float32)
-    for i in range(n):
-        h = _mix64((key + (i // 5 + 1) * GOLDEN) & MASK64)
-        out[i] = table[(h >> (12 * (i % 5))) & 0xFFF]
-    return out
+    return noise_normals(key, n, normal_table(12))
 
 
 @pytest.mark.parametrize("method", ["direct", "fft"])

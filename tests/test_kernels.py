@@ -15,8 +15,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from blurgen import KernelConfig, random_kernels, random_trajectories, rasterize
-from blurgen.kernels import crop_to_support, random_kernels_with_params, support_radius
-from blurgen.reference import reference_kernel, reference_rasterize
+from blurgen.core.kernel_shape import crop_to_support, support_radius
+from blurgen.motion.api import random_kernels_with_params
+from blurgen.reference.walk import reference_kernel, reference_rasterize
 
 NOJIT = os.environ.get("NUMBA_DISABLE_JIT") == "1"
 EXAMPLES = 8 if NOJIT else 60
@@ -363,14 +364,15 @@ def test_kernel_config_is_frozen_with_the_contract_field_names_and_round_trips()
 def test_fit_check_refuses_kernels_too_small_for_their_paths_and_names_a_size_that_fits():
     import re
 
-    from blurgen.kernels import MAX_MEAN_REDRAWS, check_kernel_fits, mean_redraws
+    from blurgen.motion.api import check_kernel_fits
+    from blurgen.motion.fit import MAX_MEAN_REDRAWS, mean_redraws
 
     check_kernel_fits(KernelConfig())  # the DeblurGAN defaults fit
-    assert mean_redraws(KernelConfig()) < 1
+    assert mean_redraws(KernelConfig(), random_trajectories) < 1
     with pytest.raises(ValueError, match=r"size=9 is too small for length_px=60") as info:
         check_kernel_fits(KernelConfig(size=9))
     suggested = int(re.search(r"use size >= (\d+)", str(info.value)).group(1))
-    assert suggested > 9 and mean_redraws(KernelConfig(size=suggested)) <= MAX_MEAN_REDRAWS
+    assert suggested > 9 and mean_redraws(KernelConfig(size=suggested), random_trajectories) <= MAX_MEAN_REDRAWS
 
 
 def test_crop_to_support_is_symmetric_about_the_centre():

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from pairs_compare import assert_same_arrays, interrupted_maker
 
 from blurgen import KernelBank, read_pairs
 from blurgen.cli import main
-from pairs_compare import assert_same_arrays, interrupted_maker
 
 
 def cli(*args):
@@ -43,9 +43,9 @@ def test_pairs_use_the_banks_kernels_as_its_sampling_says(tmp_path):
 
 
 def test_a_changed_bank_is_refused_on_resume_and_bad_banks_are_one_line(tmp_path):
-    from blurgen.config import KernelConfig
-    from blurgen.dataset import DatasetError, make_dataset
-    from blurgen.pipeline import PairsConfig
+    from blurgen.core.config import KernelConfig
+    from blurgen.pairs.pipeline import PairsConfig
+    from blurgen.runs.dataset import DatasetError, make_dataset
 
     bank = bank_file(tmp_path / "bank.npy")
     config = PairsConfig(width=40, height=40, kernel=KernelConfig(size=9), kernel_bank=bank)

@@ -26,9 +26,9 @@ def test_jitted_code_passes_its_tests_as_plain_python(test_file):
 
 _RENDER = """
 import sys, numpy as np
-from blurgen.deadleaves import dead_leaves
+from blurgen.sources.deadleaves import dead_leaves
 from blurgen.blur import noisy_to_srgb, linear_to_srgb, blur_linear
-from blurgen.kernels import random_kernels
+from blurgen.motion.api import random_kernels
 rng = np.random.default_rng(3)
 image = rng.random((20, 22, 3), dtype=np.float32)
 kernel = random_kernels(1, size=7, seed=2, length_px=4.0)[0]

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from blurgen.blur import BlurConfig, blur_sample
-from blurgen.config import KernelConfig
-from blurgen.kernels import random_kernels
-from blurgen.pipeline import BLUR_STREAM, PARAM_DTYPES, PairsConfig, make_block, open_config_source
+from blurgen.core.config import KernelConfig
+from blurgen.motion.api import random_kernels
+from blurgen.pairs.pipeline import BLUR_STREAM, PARAM_DTYPES, PairsConfig, make_block, open_config_source
 from blurgen.store.schema import REQUIRED_PARAMS
 
 # Small and quick: 48x40 outputs, 31-px kernels.
@@ -149,7 +149,7 @@ def test_pairs_config_takes_numpy_sides_as_ints_and_refuses_bools():
 
 
 def test_the_block_maker_refuses_a_kernel_too_small_for_its_paths_before_any_work(tmp_path):
-    from blurgen.dataset import make_dataset
+    from blurgen.runs.dataset import make_dataset
 
     out = tmp_path / "p.h5"
     with pytest.raises(ValueError, match=r"size=9 is too small for length_px=60: .* use size >= "):

@@ -13,9 +13,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from blurgen.deadleaves import dead_leaves, mean_disk_area, power_law_radii
-from blurgen.imageio import _jpeg_header, _png_header, to_rgb_u8
-from blurgen.sources import (
+from blurgen.core.imageio import _jpeg_header, _png_header, to_rgb_u8
+from blurgen.sources.base import (
     DeadLeavesSource,
     GoProSource,
     ImageDirectorySource,
@@ -23,6 +22,7 @@ from blurgen.sources import (
     SourceError,
     open_source,
 )
+from blurgen.sources.deadleaves import dead_leaves, mean_disk_area, power_law_radii
 
 # ---------------------------------------------------------------- dead leaves
 
@@ -128,7 +128,7 @@ def messy_dir(tmp_path):
 
 def test_directory_source_converts_and_skips_with_counts(messy_dir, caplog):
     root, good = messy_dir
-    with caplog.at_level(logging.WARNING, logger="blurgen.sources"):
+    with caplog.at_level(logging.WARNING, logger="blurgen.sources.base"):
         source = ImageDirectorySource(str(root), min_size=(40, 40))
     assert dict(source.skipped) == {"corrupt": 1, "too_small": 1}
     assert dict(source.converted) == {"grayscale": 1, "16bit": 1, "alpha": 1}

@@ -11,8 +11,7 @@ Numba kernels live in the private ``_*_jit`` modules beside them.
 
 from blurgen.blur.convolve import BLUR_METHODS, DIRECT_MAX_TAPS, blur_linear, convolve_valid
 from blurgen.blur.curves import GAMMAS, decode_lut, encode_lut, linear_to_srgb, srgb_to_linear
-from blurgen.blur.model import (BlurConfig, blur_sample, draw_blur_params, jpeg_round_trip, render_sample,
-                                sensor_output)
+from blurgen.blur.model import BlurConfig, blur_sample, draw_blur_params, jpeg_round_trip, render_sample, sensor_output
 from blurgen.blur.noise import NOISE_MODELS, add_sensor_noise, noisy_to_srgb
 
 __all__ = ["BLUR_METHODS", "DIRECT_MAX_TAPS", "GAMMAS", "NOISE_MODELS", "BlurConfig", "add_sensor_noise",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from blurgen._jit import njit
+from blurgen.core._jit import njit
 
 #: Taps summed per pass over an output row by ``conv_taps`` (written out for exactly eight;
 #: measured ~1.5x faster than two per pass, and more gain nothing).

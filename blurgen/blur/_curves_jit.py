@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 
-from blurgen._jit import njit
+from blurgen.core._jit import njit
 
 #: Values per pass of the encode and noise loops: a multiple of five (whole noise hashes), small
 #: enough that a chunk's normals and table indices stay in L1 cache.

@@ -7,9 +7,9 @@ import math
 
 import numpy as np
 
-from blurgen._jit import njit
-from blurgen._rng import GOLDEN, mix64
 from blurgen.blur._curves_jit import CHUNK, code_index, look_up
+from blurgen.core._jit import njit
+from blurgen.core._rng import GOLDEN, mix64
 
 NORMAL_BITS = 12
 NORMALS_PER_HASH = 64 // NORMAL_BITS
@@ -27,6 +27,13 @@ def _clean(x, gain, clip):
 @njit(cache=True, inline="always")
 def _noisy(x, a, b, z):
     return x + np.float32(math.sqrt(max(a * x + b, np.float32(0.0)))) * z
+
+
+@njit(cache=True)
+def noise_with_normals(flat, a, b, z):
+    """``_noisy`` on every value of ``flat`` (in place) with the normals ``z``."""
+    for i in range(flat.shape[0]):
+        flat[i] = _noisy(flat[i], a, b, z[i])
 
 
 @njit(cache=True)

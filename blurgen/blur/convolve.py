@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 
 from blurgen.blur._convolve_jit import TAPS_PER_PASS, conv_taps
-from blurgen.kernels import crop_to_support
+from blurgen.core.kernel_shape import crop_to_support
 
 BLUR_METHODS = ("auto", "direct", "fft")
 #: "auto" convolves directly (one pass per 8 non-zero taps) up to this many non-zero taps and by

@@ -23,7 +23,7 @@ import numpy as np
 from blurgen.blur.convolve import convolve_valid
 from blurgen.blur.curves import GAMMAS, decode_lut, linear_to_srgb, srgb_to_linear
 from blurgen.blur.noise import NOISE_MODELS, add_sensor_noise, noisy_to_srgb
-from blurgen.config import ConfigMixin, check_number, check_pair
+from blurgen.core.config import ConfigMixin, check_number, check_pair
 
 
 @dataclass(frozen=True)

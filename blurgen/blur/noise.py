@@ -7,9 +7,9 @@ import math
 
 import numpy as np
 
-from blurgen._rng import normal_table
-from blurgen.blur._noise_jit import NORMAL_BITS, gaussian_noise
+from blurgen.blur._noise_jit import NORMAL_BITS, gaussian_noise, noise_with_normals
 from blurgen.blur.curves import encode_lut
+from blurgen.core._rng import normal_table
 
 NOISE_MODELS = ("gaussian", "poisson", "off")
 #: Largest Poisson mean numpy samples (its own limit, int64 max - 10 sqrt(int64 max)); beyond
@@ -76,4 +76,13 @@ def noisy_to_srgb(lin: np.ndarray, a: float, b: float, rng: np.random.Generator,
     with np.errstate(over="ignore"):
         gaussian_noise(flat.reshape(-1), np.float32(gain), bool(clip), np.float32(a), np.float32(b),
                         _noise_key(rng), normal_table(NORMAL_BITS), encode_lut(gamma), out.reshape(-1))
+    return out
+
+
+def add_noise_with(lin: np.ndarray, a: float, b: float, z: np.ndarray) -> np.ndarray:
+    """``lin + sqrt(max(a lin + b, 0)) z``, float32: the noise step of ``add_sensor_noise`` given
+    its standard normals ``z`` (same shape), by the same compiled formula."""
+    out = np.array(lin, dtype=np.float32, copy=True, order="C")
+    noise_with_normals(out.reshape(-1), np.float32(a), np.float32(b),
+                       np.ascontiguousarray(z, np.float32).reshape(-1))
     return out

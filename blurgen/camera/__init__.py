@@ -8,22 +8,13 @@ process's analytic spectrum), ``reference`` (brute-force oracles). Names load on
 
 from __future__ import annotations
 
-from blurgen._lazy import lazy_exports
+from blurgen.core._lazy import lazy_exports
 
 _LAZY = {
-    "CameraConfig": "blurgen.camera.config",
-    "ShakeProcess": "blurgen.camera.config",
-    "CameraMotion": "blurgen.camera.motion",
-    "random_camera_motion": "blurgen.camera.motion",
-    "motion_from_angular_velocity": "blurgen.camera.motion",
-    "local_kernels": "blurgen.camera.kernels",
-    "camera_kernels_with_params": "blurgen.camera.kernels",
-    "CameraBlurPlan": "blurgen.camera.render",
-    "plan_camera_blur": "blurgen.camera.render",
-    "camera_margin": "blurgen.camera.render",
-    "blur_camera": "blurgen.camera.render",
+    "blurgen.camera.config": "CameraConfig ShakeProcess",
+    "blurgen.camera.motion": "CameraMotion random_camera_motion motion_from_angular_velocity",
+    "blurgen.camera.kernels": "local_kernels camera_kernels_with_params",
+    "blurgen.camera.render": "CameraBlurPlan plan_camera_blur camera_margin blur_camera",
 }
-
-__all__ = list(_LAZY)
 
 __getattr__, __dir__ = lazy_exports(__name__, _LAZY, globals())

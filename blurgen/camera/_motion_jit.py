@@ -1,7 +1,7 @@
 """Numba kernels behind ``blurgen.camera.motion``: the hand-shake process and its poses.
 
 Private; the validated public functions live in ``blurgen.camera.motion``. Per sample (stream
-keyed by ``(seed, index)`` alone, see ``blurgen._rng``) the draws come in a fixed order: exposure,
+keyed by ``(seed, index)`` alone, see ``blurgen.core._rng``) the draws come in a fixed order: exposure,
 35 mm focal length, anchor (x, y), amplitude, direction, anisotropy, the three angular-velocity
 channels component by component, then (only when translation is on) depth and the three
 translation channels. A sample whose local kernels do not fit the configured kernel size is
@@ -25,10 +25,10 @@ import math
 import numpy as np
 from numba import prange
 
-from blurgen._jit import njit
-from blurgen._rng import mix64, next_normal, next_uniform, stream_key
 from blurgen.camera._project_jit import path_radius, source_offsets, splat_path
 from blurgen.camera._so3_jit import exp_so3, log_so3, matmul3, matmul3_tn, rotations_from_vectors
+from blurgen.core._jit import njit
+from blurgen.core._rng import mix64, next_normal, next_uniform, stream_key
 
 # Float settings ``cam`` (float64 (N_CAM,)) of the model tuple.
 C_FRAME_W, C_FRAME_H, C_F35_LO, C_F35_HI, C_EXP_LO, C_EXP_HI = 0, 1, 2, 3, 4, 5

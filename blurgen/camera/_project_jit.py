@@ -21,8 +21,8 @@ import math
 import numpy as np
 from numba import prange
 
-from blurgen._jit import njit
 from blurgen.camera._so3_jit import exp_so3
+from blurgen.core._jit import njit
 
 #: Longest step, in pixels, between the points splatted along one straight piece of a path.
 SUB_PX = 0.25
@@ -112,17 +112,6 @@ def splat_path(offs, acc, out):
         for c in range(size):
             out[r, c] = acc[r, c]
             acc[r, c] = 0.0
-
-
-@njit(cache=True)
-def kernel_at(mats, trans, inv_depth, focal, cx, cy, x, y, offs, acc, out):
-    """The local kernel of pixel (x, y) into ``out`` (k, k) if it fits; returns whether it did
-    (``out`` untouched otherwise)."""
-    source_offsets(mats, trans, inv_depth, focal, cx, cy, x, y, offs)
-    if path_radius(offs) > (out.shape[0] - 1) // 2:
-        return False
-    splat_path(offs, acc, out)
-    return True
 
 
 @njit(cache=True)

@@ -18,7 +18,7 @@ import math
 import numpy as np
 from numba import prange
 
-from blurgen._jit import njit
+from blurgen.core._jit import njit
 
 
 @njit(cache=True)

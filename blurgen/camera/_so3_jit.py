@@ -11,7 +11,7 @@ import math
 
 import numpy as np
 
-from blurgen._jit import njit
+from blurgen.core._jit import njit
 
 #: Below this squared angle (t < 0.05 rad) exp and log use their series.
 SERIES_T2 = 0.0025

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from blurgen.camera import fitted
-from blurgen.config import (
+from blurgen.core.config import (
     MAX_SIDE,
     MIN_SIDE,
     ConfigMixin,

@@ -1,4 +1,4 @@
-"""Hand-shake process fitted on recorded gyroscope data by benchmarks/fit_gyro.py (generated).
+"""Hand-shake process fitted on recorded gyroscope data by tools/fit_gyro.py (generated).
 
 Source: gyro_train.txt (sha256 b067cc9f299bb3ec..., 186.4 s at 210.2 Hz),
 fitted 2026-12-04 04:40 UTC; rms error of the log10 band PSD: 0.275. Units: s, Hz, rad/s.

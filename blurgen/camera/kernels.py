@@ -11,14 +11,13 @@ from blurgen.camera import _project_jit as pj
 from blurgen.camera.config import CameraConfig
 from blurgen.camera.motion import (
     CameraMotion,
-    _wrapping_uint64,
     model_tuple,
     params_dict,
     raise_unfitted,
     resolve_config,
 )
-from blurgen.config import check_kernel_size
-from blurgen.kernels import check_samples
+from blurgen.core._rng import wrapping_uint64
+from blurgen.core.config import check_kernel_size, check_samples
 
 
 def _positions(motion: CameraMotion, positions: np.ndarray) -> np.ndarray:
@@ -103,7 +102,7 @@ def camera_kernels_with_params(n: int, size: int | None = None, seed: int = 0, s
         config = config.replace(**overrides)
     n, seed, start = check_samples(n, seed, start)
     psf = np.zeros((n, config.size, config.size), np.float32)
-    with _wrapping_uint64():
+    with wrapping_uint64():
         raw, fitted = jit.kernels_batch(np.int64(seed), np.int64(start), model_tuple(config), psf)
     raise_unfitted(fitted, config, start)
     params = params_dict(raw, start)

@@ -8,7 +8,6 @@ motion read back from a file renders the same arrays as the one drawn.
 
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,26 +15,17 @@ import numpy as np
 
 from blurgen.camera import _motion_jit as jit
 from blurgen.camera.config import FILM_WIDTH_MM, CameraConfig
-from blurgen.config import MAX_SIDE, MIN_SIDE, check_index
-from blurgen.kernels import check_samples
+from blurgen.core._rng import wrapping_uint64
+from blurgen.core.config import MAX_DRAWS, MAX_SIDE, MIN_SIDE, check_index, check_samples
 
-#: Draws per sample before a configuration is declared infeasible for its kernel size.
-MAX_DRAWS = 1000
-
-_PARAM_COLUMNS = {
-    "exposure_s": (jit.P_EXPOSURE, np.float32),
-    "focal_35mm": (jit.P_FOCAL35, np.float32),
-    "focal_px": (jit.P_FOCAL_PX, np.float32),
-    "anchor_x": (jit.P_ANCHOR_X, np.float32),
-    "anchor_y": (jit.P_ANCHOR_Y, np.float32),
-    "shake_amplitude": (jit.P_AMPLITUDE, np.float32),
-    "shake_direction_rad": (jit.P_DIRECTION, np.float32),
-    "shake_anisotropy": (jit.P_ANISOTROPY, np.float32),
-    "depth_m": (jit.P_DEPTH, np.float32),
-    "max_angle_rad": (jit.P_MAX_ANGLE, np.float32),
-    "frame_kernel_radius_px": (jit.P_RADIUS, np.int32),
-    "redraws": (jit.P_REDRAWS, np.int32),
-}
+#: Columns of the sampler's parameter rows: float32 ones, then int32 ones.
+_FLOAT_PARAMS = {"exposure_s": jit.P_EXPOSURE, "focal_35mm": jit.P_FOCAL35, "focal_px": jit.P_FOCAL_PX,
+                 "anchor_x": jit.P_ANCHOR_X, "anchor_y": jit.P_ANCHOR_Y, "shake_amplitude": jit.P_AMPLITUDE,
+                 "shake_direction_rad": jit.P_DIRECTION, "shake_anisotropy": jit.P_ANISOTROPY,
+                 "depth_m": jit.P_DEPTH, "max_angle_rad": jit.P_MAX_ANGLE}
+_INT_PARAMS = {"frame_kernel_radius_px": jit.P_RADIUS, "redraws": jit.P_REDRAWS}
+_PARAM_COLUMNS = {**{name: (col, np.float32) for name, col in _FLOAT_PARAMS.items()},
+                  **{name: (col, np.int32) for name, col in _INT_PARAMS.items()}}
 
 
 @dataclass(frozen=True, eq=False)
@@ -128,13 +118,6 @@ def _array(name: str, value: Any, shape: tuple, lo: float = -np.inf, hi: float =
     return arr
 
 
-@contextlib.contextmanager
-def _wrapping_uint64():
-    # NUMBA_DISABLE_JIT=1: the RNG's intended uint64 wrap-around would warn in NumPy.
-    with np.errstate(over="ignore"):
-        yield
-
-
 def model_tuple(config: CameraConfig) -> tuple:
     """The model tuple the Numba samplers take (fixed dtypes: one compilation)."""
     cam = np.zeros(jit.N_CAM)
@@ -202,7 +185,7 @@ def random_camera_motion(n: int, config: CameraConfig | None = None, seed: int =
     n, seed, start = check_samples(n, seed, start)
     rot = np.empty((n, config.steps, 3), np.float32)
     trans = np.empty((n, config.steps, 3), np.float32)
-    with _wrapping_uint64():
+    with wrapping_uint64():
         raw, fitted = jit.motion_batch(np.int64(seed), np.int64(start), model_tuple(config), rot, trans)
     raise_unfitted(fitted, config, start)
     params = params_dict(raw, start)
@@ -245,7 +228,7 @@ def simulate_angular_velocity(n: int, process_config: CameraConfig, exposure_s: 
     n, seed, start = check_samples(n, seed, start)
     cam, osc_hz, osc_q, sig_py, sig_roll = model_tuple(config)[:5]
     omega = np.empty((n, config.steps, 3))
-    with _wrapping_uint64():
+    with wrapping_uint64():
         jit.omega_batch(np.int64(seed), np.int64(start), cam, osc_hz, osc_q, sig_py, sig_roll,
                         float(exposure_s) / (config.steps - 1), omega)
     return omega

@@ -29,7 +29,7 @@ import numpy as np
 from blurgen.camera import _project_jit as pj
 from blurgen.camera import _render_jit as rj
 from blurgen.camera.motion import CameraMotion
-from blurgen.config import MAX_SIDE, check_index, check_number
+from blurgen.core.config import MAX_SIDE, check_index, check_number
 
 #: Default largest deviation (px) of an interpolated kernel's path from the exact one.
 TOLERANCE_PX = 0.25

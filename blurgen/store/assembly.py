@@ -20,10 +20,17 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from blurgen.common import DiskFullError, disk_full_reason, fsync_path, is_disk_full, one_line, space_for
+from blurgen.core.common import DiskFullError, disk_full_reason, fsync_path, is_disk_full, one_line, space_for
 from blurgen.store.parts import Compression, PartsError, check_part, create_chunked, create_param, reserve, trim
-from blurgen.store.schema import (CAMERA_SCHEMA_VERSION, H5_ERRORS, MOTION, SCHEMA_VERSION, SOURCE_FILES,
-                                  per_sample_datasets, text_attr)
+from blurgen.store.schema import (
+    CAMERA_SCHEMA_VERSION,
+    H5_ERRORS,
+    MOTION,
+    SCHEMA_VERSION,
+    SOURCE_FILES,
+    per_sample_datasets,
+    text_attr,
+)
 
 log = logging.getLogger(__name__)
 

@@ -6,11 +6,20 @@ import json
 import os
 from typing import Any
 
-from blurgen.common import DiskFullError
+from blurgen.core.common import DiskFullError
 from blurgen.store.assembly import Assembler
 from blurgen.store.parts import PartsError
-from blurgen.store.schema import (PairsFileError, attr, is_complete, now_iso, open_checked, per_sample_datasets, reading,
-                                  sample_range, source_file_names)
+from blurgen.store.schema import (
+    PairsFileError,
+    attr,
+    is_complete,
+    now_iso,
+    open_checked,
+    per_sample_datasets,
+    reading,
+    sample_range,
+    source_file_names,
+)
 
 
 def _shard_key(h5: Any) -> dict[str, Any]:

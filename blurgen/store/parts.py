@@ -15,15 +15,24 @@ import hashlib
 import json
 import os
 import re
+import secrets
+import socket
 import struct
 import zlib
 from typing import Any
 
 import numpy as np
 
-from blurgen.common import (BlurgenError, DiskFullError, disk_full_reason, fsync_path, is_disk_full,
-                            preallocate, space_for)
-from blurgen.common import one_line
+from blurgen.core.common import (
+    BlurgenError,
+    DiskFullError,
+    disk_full_reason,
+    fsync_path,
+    is_disk_full,
+    one_line,
+    preallocate,
+    space_for,
+)
 from blurgen.store.schema import CHUNKED, H5_ERRORS, MOTION, attr_value, per_sample_datasets
 
 #: HDF5 filter per chunked dataset: name -> (h5py compression, compression_opts).
@@ -226,7 +235,10 @@ def write_part_tmp(folder: str, block: dict, start: int, compression: Compressio
 
     count = int(block["blurred"].shape[0])
     final = os.path.join(folder, part_name(start, count))
-    tmp = os.path.join(folder, f".tmp-{os.getpid()}-{part_name(start, count)}")
+    # Unique per host, process and call: a block made twice (a retried task on another machine
+    # writing to the same shared folder) never shares a temporary; the rename makes either win.
+    tmp = os.path.join(folder, f".tmp-{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(4)}-"
+                               f"{part_name(start, count)}")
     need = _block_bytes(block)
     try:
         with space_for(folder, need + PART_SPACE_MARGIN_BYTES, tmp):

@@ -35,8 +35,8 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from blurgen.common import BlurgenError, one_line
-from blurgen.config import MAX_KERNEL_SIZE, MAX_SIDE
+from blurgen.core.common import BlurgenError, one_line
+from blurgen.core.config import MAX_KERNEL_SIZE, MAX_SIDE
 
 SCHEMA_VERSION = 1
 CAMERA_SCHEMA_VERSION = 2
@@ -58,6 +58,8 @@ REQUIRED_MOTION = ("rotation", "translation")
 #: bank instead of the random walk's.
 REQUIRED_BANK_PARAMS = ("seed_index", "source_index", "gain", "noise_a", "noise_b", "jpeg_quality",
                         "bank_index", "transform", "scale")
+#: What every dataset records, whatever its motion model (a plug-in model's own draws are optional).
+REQUIRED_COMMON_PARAMS = ("seed_index", "source_index", "gain", "noise_a", "noise_b", "jpeg_quality")
 REQUIRED_ATTRS = ("schema_version", "blurgen_version", "created", "command", "config", "seed",
                   "n_planned", "n_written")
 #: What h5py raises on damaged files: besides OSError, a damaged heap or B-tree surfaces as
@@ -221,9 +223,12 @@ def _required_params(version: int, attrs: Any) -> tuple[str, ...]:
     if version == CAMERA_SCHEMA_VERSION:
         return REQUIRED_CAMERA_PARAMS
     try:
-        banked = bool(json.loads(attr_value(attrs["config"])).get("kernel_bank"))
+        config = json.loads(attr_value(attrs["config"]))
+        banked, plugin = bool(config.get("kernel_bank")), "motion" in config
     except (TypeError, ValueError, AttributeError):
-        banked = False
+        banked = plugin = False
+    if plugin:  # a schema-1 file that names its motion model: one of the plug-in models
+        return REQUIRED_COMMON_PARAMS
     return REQUIRED_BANK_PARAMS if banked else REQUIRED_PARAMS
 
 

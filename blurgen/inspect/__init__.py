@@ -1,0 +1,1 @@
+"""Reading a dataset back for people: checks, reports, preview sheets."""

@@ -1,0 +1,1 @@
+"""Blurred/sharp pairs, block by block: motion + sharp crops + the camera stages."""

@@ -1,0 +1,1 @@
+"""Running a dataset: the run folder, executors that make blocks, sinks that store them."""

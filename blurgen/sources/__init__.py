@@ -1,0 +1,1 @@
+"""Sharp images: procedural dead leaves, image folders, GoPro."""
