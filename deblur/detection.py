@@ -43,6 +43,13 @@ from blurgen.common import BlurgenError
 #: COCO's 101 recall levels (the same expression pycocotools uses, so the floats agree).
 RECALL_LEVELS = np.linspace(0.0, 1.00, int(np.round((1.00 - 0.0) / 0.01)) + 1, endpoint=True)
 MAX_DETS = 100
+#: ``--detector`` names of torchvision's detection models (``torchvision.models.detection``; built
+#: by ``blurgen.deblur.detectors``, listed here so the CLI can check a name without torch).
+TORCHVISION_DETECTORS = (
+    "fasterrcnn_resnet50_fpn", "fasterrcnn_resnet50_fpn_v2", "fasterrcnn_mobilenet_v3_large_fpn",
+    "fasterrcnn_mobilenet_v3_large_320_fpn", "retinanet_resnet50_fpn", "retinanet_resnet50_fpn_v2",
+    "fcos_resnet50_fpn", "ssd300_vgg16", "ssdlite320_mobilenet_v3_large",
+)
 
 
 class DetectionError(BlurgenError):

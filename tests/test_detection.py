@@ -6,8 +6,14 @@ import io
 import numpy as np
 import pytest
 
-from blurgen.deblur.detection import (CountAccumulator, DetectionAccumulator, DetectionError, Detections,
-                                      box_iou, check_detections)
+from blurgen.deblur.detection import (
+    CountAccumulator,
+    DetectionAccumulator,
+    DetectionError,
+    Detections,
+    box_iou,
+    check_detections,
+)
 
 COCO = pytest.importorskip("pycocotools.coco")
 COCOeval = pytest.importorskip("pycocotools.cocoeval").COCOeval
