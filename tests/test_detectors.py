@@ -17,7 +17,12 @@ from test_cli_eval import save_checkpoint  # noqa: E402
 
 from blurgen.cli import main  # noqa: E402
 from blurgen.deblur.detection import DetectionError  # noqa: E402
-from blurgen.deblur.detectors import TorchvisionDetector, read_weights  # noqa: E402
+from blurgen.deblur.detectors import (  # noqa: E402
+    TORCHVISION_DETECTORS,
+    TorchvisionDetector,
+    _num_classes,
+    read_weights,
+)
 
 SSDLITE = "ssdlite320_mobilenet_v3_large"  # the smallest torchvision detector: 0.2 s to build here
 
@@ -142,3 +147,14 @@ def test_missing_weights_path_is_a_usage_error(tmp_path, pairs_and_ckpt):
     result = run("eval", "--checkpoint", ckpt, "--data", pairs, "--detector", SSDLITE, "--detector-weights",
                  tmp_path / "nope.pt")
     assert result.exit_code == 2 and "--detector-weights" in result.output
+
+
+@pytest.mark.parametrize("name", TORCHVISION_DETECTORS)
+@pytest.mark.parametrize("num_classes", [3, 91])
+def test_the_class_count_is_read_from_the_weights_of_every_torchvision_detector(name, num_classes):
+    from torchvision.models import detection
+
+    builder = getattr(detection, name)
+    with torch.device("meta"):  # shapes only: no memory, no time
+        state = builder(weights=None, weights_backbone=None, num_classes=num_classes).state_dict()
+    assert _num_classes(builder, state) == num_classes
