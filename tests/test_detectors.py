@@ -108,6 +108,7 @@ class _CreatesMarker:
         return (os.system, (f"touch {self.marker}",))
 
 
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol")  # torch notes the foreign pickle first
 @pytest.mark.parametrize("how", ["pickle", "torch.save"])
 def test_a_malicious_weights_file_never_runs(tmp_path, pairs_and_ckpt, how):
     pairs, ckpt = pairs_and_ckpt
