@@ -81,6 +81,7 @@ class PluginDetector:
         self.name, self.function, self.class_names = spec, function, {}
 
     def __call__(self, images: list[np.ndarray]) -> list[Detections]:
+        images = [np.array(image) for image in images]  # copies: a plug-in that draws on them changes no score
         try:
             results = self.function(images)
         except Exception as exc:  # noqa: BLE001 - the user's detector may raise anything

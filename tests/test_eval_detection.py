@@ -177,6 +177,16 @@ def test_blurred_photos_without_sharp_twins_get_detection_counts(tmp_path, annot
     assert result.exit_code == 2 and "only --detector can score it" in result.output
 
 
+def test_a_detector_that_draws_on_its_inputs_changes_no_score(made_pairs, checkpoints):
+    plain = json.loads(run("eval", "--checkpoint", checkpoints["random"], "--data", made_pairs, "--json").stdout)
+    drawn = json.loads(run("eval", "--checkpoint", checkpoints["random"], "--data", made_pairs, "--json",
+                           "--detector", "shape_detector:vandal").stdout)
+    row, plain_row = drawn["sources"][0], plain["sources"][0]
+    assert (row["model"], row["blurred"]) == (plain_row["model"], plain_row["blurred"])
+    det = row["detection"]["blurred"]  # vandal zeroes each image before looking: it finds nothing
+    assert det["references"] == det["detections"] == 0
+
+
 def test_images_folder_without_detector_reports_psnr_ssim(annotated_dir, checkpoints):
     result = run("eval", "--checkpoint", checkpoints["identity"], "--data", f"images:{annotated_dir}", "--json")
     assert result.exit_code == 0, result.output
