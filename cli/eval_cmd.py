@@ -156,8 +156,8 @@ def eval_command(ctx, checkpoint, data, gopro_roots, split, gopro_blur, limit, t
       blurgen eval --checkpoint runs/base/last.pt --data val.h5
       blurgen eval --checkpoint runs/base/last.pt --gopro ~/GOPRO_Large --json
       blurgen eval --checkpoint last.pt --data val.h5 --data gopro:/data/GOPRO_Large --limit 100
-      blurgen eval --checkpoint last.pt --data gopro:/data/GOPRO_Large --detector fasterrcnn_resnet50_fpn \\
-          --detector-weights fasterrcnn_resnet50_fpn_coco-258fb6c6.pth --classes person,car
+      blurgen eval --checkpoint last.pt --gopro /data/GOPRO_Large --detector fasterrcnn_resnet50_fpn
+          --detector-weights coco.pth --classes person,car
       blurgen eval --checkpoint last.pt --data images:photos/ --detector mydet.py:detect
     """
     check_tile(tile)
