@@ -96,6 +96,10 @@ def test_detector_on_made_pairs_reports_blur_hurting_recall_against_the_sharp_re
     (row,) = json.loads(result.stdout)["sources"]
     det = row["detection"]
     assert det["reference"] == "sharp" and det["detector"] == DETECTOR and "sharp" not in det
+    # the keys README documents
+    assert set(det) == {"detector", "reference", "score", "iou", "classes", "class_names", "blurred", "model"}
+    keys = {"references", "detections", "tp", "fp", "fn", "recall", "precision", "f1", "ap50", "mean_score"}
+    assert set(det["blurred"]) == keys | {"images", "per_class"} and set(det["blurred"]["per_class"]["1"]) == keys
     assert (det["score"], det["iou"], det["classes"]) == (0.5, 0.5, None)
     # the same numbers computed here, image by image, from the pairs file
     expected = DetectionAccumulator(0.5, 0.5)
