@@ -1,6 +1,7 @@
 """`blurgen eval` and `blurgen deblur` end to end with tiny models and data made here."""
 
 import json
+import re
 import subprocess
 import sys
 
@@ -52,7 +53,7 @@ def test_eval_reports_model_and_blurred_scores_as_json(tmp_path, pairs_h5):
     ckpt = save_checkpoint(tmp_path / "g.pt")
     result = run("eval", "--checkpoint", ckpt, "--data", pairs_h5, "--json", "--device", "cpu")
     assert result.exit_code == 0, result.output
-    report = json.loads(result.output)
+    report = json.loads(result.stdout)  # progress lines go to stderr
     (row,) = report["sources"]
     assert row["source"] == pairs_h5 and row["n"] == 4
     with PairsFile(pairs_h5) as f:
@@ -65,7 +66,7 @@ def test_eval_reports_model_and_blurred_scores_as_json(tmp_path, pairs_h5):
 
 def test_eval_of_an_identity_model_scores_exactly_the_blurred_inputs(tmp_path, pairs_h5):
     ckpt = save_checkpoint(tmp_path / "id.pt", identity=True)
-    report = json.loads(run("eval", "--checkpoint", ckpt, "--data", pairs_h5, "--json").output)
+    report = json.loads(run("eval", "--checkpoint", ckpt, "--data", pairs_h5, "--json").stdout)
     row = report["sources"][0]
     assert row["model"] == row["blurred"]
 
@@ -74,7 +75,7 @@ def test_eval_table_lists_each_source_with_gopro_test_split_by_default(tmp_path,
     ckpt = save_checkpoint(tmp_path / "g.pt")
     result = run("eval", "--checkpoint", ckpt, "--data", pairs_h5, "--data", f"gopro:{gopro_root}", "--limit", 3)
     assert result.exit_code == 0, result.output
-    lines = result.output.strip().splitlines()
+    lines = result.stdout.strip().splitlines()
     assert "PSNR model" in lines[1] and "SSIM blur" in lines[1]
     assert lines[2].startswith(pairs_h5) and lines[2].split()[1] == "3"
     assert "gopro:" in lines[3] and "(test, blur)" in lines[3] and lines[3].split()[-5] == "3"
@@ -84,23 +85,26 @@ def test_eval_gopro_split_and_blur_folder_options(tmp_path, gopro_root):
     ckpt = save_checkpoint(tmp_path / "g.pt", identity=True)
     result = run("eval", "--checkpoint", ckpt, "--data", f"gopro:{gopro_root}", "--split", "train",
                  "--gopro-blur", "blur_gamma", "--json")
-    row = json.loads(result.output)["sources"][0]
+    row = json.loads(result.stdout)["sources"][0]
     assert row["n"] == 4 and "(train, blur_gamma)" in row["source"]
     assert row["model"] == row["blurred"]
 
 
 def test_eval_tiled_matches_whole_for_small_images(tmp_path, pairs_h5):
     ckpt = save_checkpoint(tmp_path / "g.pt")
-    whole = json.loads(run("eval", "--checkpoint", ckpt, "--data", pairs_h5, "--json").output)
-    tiled = json.loads(run("eval", "--checkpoint", ckpt, "--data", pairs_h5, "--json", "--tile", 32).output)
+    whole = json.loads(run("eval", "--checkpoint", ckpt, "--data", pairs_h5, "--json").stdout)
+    tiled = json.loads(run("eval", "--checkpoint", ckpt, "--data", pairs_h5, "--json", "--tile", 32).stdout)
     # 40x40 images in 32-pixel tiles with whole-image norm statistics: nearly identical scores.
     assert tiled["sources"][0]["model"]["psnr"] == pytest.approx(whole["sources"][0]["model"]["psnr"], abs=0.5)
+
+
+PROGRESS_LINE = re.compile(r"^eval .*: \d+/\d+ img ")
 
 
 def _assert_one_line_failure(result, *fragments):
     assert result.exit_code == 1, result.output
     assert "Traceback" not in result.output
-    lines = result.output.strip().splitlines()
+    lines = [line for line in result.output.strip().splitlines() if not PROGRESS_LINE.match(line)]
     assert len(lines) == 1 and lines[0].startswith("Error:"), result.output
     for fragment in fragments:
         assert fragment in lines[0]
