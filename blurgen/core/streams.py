@@ -23,6 +23,7 @@ _INV_2_53 = 1.0 / 9007199254740992.0
 #: Stream tags (any distinct values): the transform's own draws and a kernel bank's choices.
 TAG_SHAKE = 0x5348414B45  # "SHAKE"
 TAG_BANK = 0x42414E4B  # "BANK"
+TAG_EPOCH = 0x45504F4348  # "EPOCH"
 
 
 def _mix64(z: np.ndarray) -> np.ndarray:

@@ -64,12 +64,12 @@ from blurgen.blur.curves import GAMMAS
 from blurgen.blur.torch_stages import METHODS
 from blurgen.core.config import MAX_SEED, check_index, check_number, check_pair
 from blurgen.core.kernel_shape import crop_to_support
-from blurgen.core.streams import TAG_SHAKE, check_indices, sample_bits, to_uniform
+from blurgen.core.streams import TAG_EPOCH, TAG_SHAKE, check_indices, sample_bits, to_uniform
 from blurgen.motion import registry
 from blurgen.motion.bank import KernelBank, pad_to
 from blurgen.transforms import _torch_ops as ops
 
-DTYPES = (torch.float32, torch.float16, torch.bfloat16, torch.float64)
+DTYPES = (torch.float32, torch.float16, torch.bfloat16, torch.float64, torch.uint8)
 
 
 def _check_options(gamma: Any, method: Any) -> None:
@@ -111,6 +111,7 @@ def camera_shake(input: torch.Tensor, kernels: np.ndarray | torch.Tensor, gamma:
     """
     x, _ = _as_batch(input)
     _check_options(gamma, method)
+    _check_range(x, gamma)
     k = kernels.detach().cpu().numpy() if isinstance(kernels, torch.Tensor) else np.asarray(kernels)
     square_odd = k.ndim == 3 and k.shape[1] == k.shape[2] and k.shape[1] % 2 == 1
     if input.ndim != 4 or not square_odd or k.shape[0] != input.shape[0]:
@@ -122,9 +123,25 @@ def camera_shake(input: torch.Tensor, kernels: np.ndarray | torch.Tensor, gamma:
 def _blur(x: torch.Tensor, kernels: np.ndarray, gamma: str | None, method: str,
           noise: tuple[np.ndarray, np.ndarray, np.ndarray] | None) -> torch.Tensor:
     """The blur on ``(n, C, H, W)`` images with ``(n, K, K)`` kernels, computed in float32
-    (float64 kept), returned in the input's dtype."""
+    (float64 kept; uint8 as value / 255), returned in the input's dtype (uint8 rounded)."""
+    if x.dtype == torch.uint8:
+        out = ops.blur(x.float() / 255.0, kernels, gamma, method, noise)
+        return (out * 255.0).round_().clamp_(0, 255).to(torch.uint8)
     work = x if x.dtype == torch.float64 else x.float()
     return ops.blur(work, kernels, gamma, method, noise).to(x.dtype)
+
+
+def _check_range(x: torch.Tensor, gamma: str | None) -> None:
+    """With a transfer curve the values are encoded light levels in [0, 1]: anything else (a
+    normalised batch, NaN) is refused rather than silently clipped. Without one, any finite value
+    passes."""
+    if x.dtype == torch.uint8 or not x.numel():
+        return
+    if not bool(torch.isfinite(x).all()):
+        raise ValueError("input holds NaN or infinite values")
+    if gamma is not None and (float(x.min()) < 0.0 or float(x.max()) > 1.0):
+        raise ValueError(f"with gamma={gamma!r} the input must be in [0, 1] (encoded light levels), got values in "
+                         f"[{float(x.min()):.3g}, {float(x.max()):.3g}]; use gamma=None for normalised tensors")
 
 
 def _worker_slot() -> tuple[int, int]:
@@ -138,7 +155,7 @@ def _as_batch(input: Any) -> tuple[torch.Tensor, bool]:
     if not isinstance(input, torch.Tensor):
         raise TypeError(f"input must be a torch.Tensor, got {type(input).__name__}")
     if input.dtype not in DTYPES:
-        raise TypeError(f"input must be float32, float16, bfloat16 or float64, got {input.dtype}")
+        raise TypeError(f"input must be float32, float16, bfloat16, float64 or uint8, got {input.dtype}")
     if input.ndim not in (3, 4) or min(input.shape[-2:], default=0) < 1:
         raise ValueError(f"input must be (B, C, H, W) or (C, H, W) with H, W >= 1, got {tuple(input.shape)}")
     return (input[None], True) if input.ndim == 3 else (input, False)
@@ -156,7 +173,9 @@ class RandomCameraShake(nn.Module):
             class several models share; default: the model of ``config``.
         p: probability in [0, 1] that an image is blurred (the others are returned unchanged).
         gamma: ``"srgb"`` (default) or ``"2.2"``: blur in linear light, as a camera integrates
-            light; ``None``: blur the values as they are.
+            light (the input must then be encoded levels in [0, 1]: anything else raises
+            ``ValueError`` instead of being clipped); ``None``: blur the values as they are, any
+            finite values (a batch after ``Normalize``), nothing clipped.
         noise: add sensor noise after the blur, variance ``a * x + b`` in linear light (the
             Poisson-Gaussian approximation), ``a`` and ``b`` drawn uniformly per image from
             ``noise_a`` (in [0, 0.1]) and ``noise_b`` (in [0, 0.01]).
@@ -166,8 +185,11 @@ class RandomCameraShake(nn.Module):
 
     Shape:
         - Input: :math:`(B, C, H, W)` or :math:`(C, H, W)`, float32/float16/bfloat16/float64 in
-          [0, 1], any device.
-        - Output: the same shape, dtype and device, in [0, 1]; differentiable in the input.
+          [0, 1] (any finite values with ``gamma=None``), or uint8 (levels / 255), any device.
+        - Output: the same shape, dtype and device; differentiable in a float input.
+
+    Epochs: ``set_epoch(epoch)`` keys every draw on the epoch too (see its docstring), so a
+    DataLoader whose workers restart each epoch does not repeat the same blur.
 
     ``forward(input, indices=None, return_params=False)``: ``indices`` (B ints) fix the sample
     index of each image (the counter is then left alone); ``return_params=True`` also returns a
@@ -213,19 +235,39 @@ class RandomCameraShake(nn.Module):
         self.noise_b = check_pair("noise_b", noise_b, 0.0, 0.01)
         self.seed = secrets.randbits(62) if seed is None else check_index("seed", seed, 0)
         self.counter = 0
+        self.epoch = 0
 
     def extra_repr(self) -> str:
         source = repr(self.config)
         return (f"p={self.p}, gamma={self.gamma!r}, noise={self.noise}, seed={self.seed}, "
-                f"counter={self.counter}, kernels={source}")
+                f"counter={self.counter}, epoch={self.epoch}, kernels={source}")
 
     def get_extra_state(self) -> dict[str, int]:
-        """``seed`` and ``counter`` go into ``state_dict()``, so a checkpoint resumes the stream."""
-        return {"seed": self.seed, "counter": self.counter}
+        """``seed``, ``counter`` and ``epoch`` go into ``state_dict()``, so a checkpoint resumes
+        the stream."""
+        return {"seed": self.seed, "counter": self.counter, "epoch": self.epoch}
 
     def set_extra_state(self, state: dict[str, int]) -> None:
         self.seed = check_index("seed", state["seed"], 0)
         self.counter = check_index("counter", state["counter"], 0)
+        self.epoch = check_index("epoch", state.get("epoch", 0), 0)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Draw epoch ``epoch``'s blur: image index i of epoch e > 0 uses the stream seed
+        ``stream_seed`` derived from (seed, e) (epoch 0 is ``seed`` itself), so epochs differ and
+        each is reproducible. With DataLoader workers that are not persistent, call it on the
+        transform in the main process before iterating each epoch: every epoch's workers get a
+        fresh copy of it (with the counter at 0, which without an epoch would repeat the last
+        epoch's blur exactly)."""
+        self.epoch = check_index("epoch", epoch, 0)
+
+    @property
+    def stream_seed(self) -> int:
+        """The seed this epoch's draws use: ``seed`` at epoch 0, else one derived from
+        (seed, epoch)."""
+        if self.epoch == 0:
+            return self.seed
+        return int(sample_bits(self.seed, [self.epoch], TAG_EPOCH, 1)[0, 0] >> np.uint64(2))
 
     def next_indices(self, n: int) -> np.ndarray:
         """Sample indices of the next ``n`` images from the counter (which advances by n)."""
@@ -239,7 +281,7 @@ class RandomCameraShake(nn.Module):
     def draw(self, indices) -> dict[str, np.ndarray]:
         """The per-image draws of samples ``indices``: ``applied`` (bool), ``noise_a``,
         ``noise_b`` (float32; 0 where off), ``noise_key`` (uint64 (n, 2), 32-bit halves)."""
-        bits = sample_bits(self.seed, indices, TAG_SHAKE, 4)
+        bits = sample_bits(self.stream_seed, indices, TAG_SHAKE, 4)
         u = to_uniform(bits[:, :3])
         on = self.noise
         (a_lo, a_hi), (b_lo, b_hi) = self.noise_a, self.noise_b
@@ -252,10 +294,11 @@ class RandomCameraShake(nn.Module):
 
     def kernels_for(self, indices) -> tuple[list[np.ndarray], dict[str, np.ndarray]]:
         """The kernels (float32, odd sides) and model/bank parameters of samples ``indices``."""
-        return self.model.kernels_at(self.config, self.seed, check_indices(indices))
+        return self.model.kernels_at(self.config, self.stream_seed, check_indices(indices))
 
     def forward(self, input: torch.Tensor, indices=None, return_params: bool = False):
         x, single = _as_batch(input)
+        _check_range(x, self.gamma)
         if indices is None:
             idx = self.next_indices(x.shape[0])
         else:

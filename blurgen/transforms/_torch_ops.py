@@ -175,12 +175,14 @@ def sample_normals(keys: np.ndarray, count: int, device: torch.device) -> torch.
         return torch.from_numpy(jit.normals(keys, count, parallel))
 
 
-def add_noise(x: torch.Tensor, a: np.ndarray, b: np.ndarray, keys: np.ndarray) -> torch.Tensor:
-    """``clip(x + sqrt(a x + b) z)``, x ``(S, C, H, W)`` in [0, 1], a, b, keys per sample."""
+def add_noise(x: torch.Tensor, a: np.ndarray, b: np.ndarray, keys: np.ndarray, clip: bool = True) -> torch.Tensor:
+    """``x + sqrt(a x + b) z`` (clipped to [0, 1] if ``clip``), x ``(S, C, H, W)``; a, b, keys per
+    sample."""
     z = sample_normals(keys, x[0].numel(), x.device).reshape(x.shape).to(x.dtype)
     a_t = torch.as_tensor(a, dtype=x.dtype).reshape(-1, 1, 1, 1).to(x.device)
     b_t = torch.as_tensor(b, dtype=x.dtype).reshape(-1, 1, 1, 1).to(x.device)
-    return noise_stage(x, a_t, b_t, z).clamp(0.0, 1.0)
+    out = noise_stage(x, a_t, b_t, z)
+    return out.clamp(0.0, 1.0) if clip else out
 
 
 # --------------------------------------------------------------------------------------------
@@ -190,13 +192,16 @@ def add_noise(x: torch.Tensor, a: np.ndarray, b: np.ndarray, keys: np.ndarray) -
 def blur_torch(x: torch.Tensor, kernels: np.ndarray, gamma: str | None, method: str,
                noise: tuple[np.ndarray, np.ndarray, np.ndarray] | None) -> torch.Tensor:
     """Decode, reflect-pad, convolve, clip, noise (``(a, b, keys)`` per image), clip, encode, on
-    float32/float64 ``(S, C, H, W)`` with float32 ``(S, K, K)`` kernels; torch ops (autograd)."""
-    x = x.clamp(0.0, 1.0)
-    lin = decode_curve(x, gamma) if gamma else x
+    float32/float64 ``(S, C, H, W)`` with float32 ``(S, K, K)`` kernels; torch ops (autograd).
+    Without ``gamma`` nothing is clipped: the values are blurred as they are (a normalised batch)."""
+    if not gamma:
+        out = convolve_valid(reflect_pad(x, kernels.shape[-1] // 2), kernels, method)
+        return add_noise(out, *noise, clip=False) if noise is not None else out
+    lin = decode_curve(x.clamp(0.0, 1.0), gamma)
     out = convolve_valid(reflect_pad(lin, kernels.shape[-1] // 2), kernels, method).clamp(0.0, 1.0)
     if noise is not None:
         out = add_noise(out, *noise)
-    return encode_curve(out, gamma) if gamma else out
+    return encode_curve(out, gamma)
 
 
 def fused_ok(x: torch.Tensor, kernels: np.ndarray, method: str) -> bool:
@@ -247,7 +252,8 @@ class _FusedBlur(torch.autograd.Function):
 
 def blur(x: torch.Tensor, kernels: np.ndarray, gamma: str | None, method: str = "auto",
          noise: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None) -> torch.Tensor:
-    """``blur_torch``, by the fused Numba loop where ``fused_ok`` (float32 CPU, thin kernels)."""
-    if fused_ok(x, kernels, method):
+    """``blur_torch``, by the fused Numba loop where ``fused_ok`` (float32 CPU, thin kernels, in
+    linear light: the fused loop clips, which only a transfer curve asks for)."""
+    if gamma and fused_ok(x, kernels, method):
         return _FusedBlur.apply(x, kernels, gamma, noise)
     return blur_torch(x, kernels, gamma, method, noise)
