@@ -296,23 +296,31 @@ class RandomCameraShake(nn.Module):
         """The kernels (float32, odd sides) and model/bank parameters of samples ``indices``."""
         return self.model.kernels_at(self.config, self.stream_seed, check_indices(indices))
 
-    def forward(self, input: torch.Tensor, indices=None, return_params: bool = False):
-        x, single = _as_batch(input)
-        _check_range(x, self.gamma)
+    def plan(self, n: int, indices=None) -> tuple[np.ndarray, dict, np.ndarray, np.ndarray, dict, tuple | None]:
+        """What a call on ``n`` images does: ``(indices, draws, chosen, kernels, model params,
+        noise)``; ``chosen`` are the positions blurred, ``kernels`` theirs (common size)."""
         if indices is None:
-            idx = self.next_indices(x.shape[0])
+            idx = self.next_indices(n)
         else:
             idx = check_indices(indices)
-            if idx.size != x.shape[0]:
-                raise ValueError(f"indices must give one index per image ({x.shape[0]}), got {idx.size}")
+            if idx.size != n:
+                raise ValueError(f"indices must give one index per image ({n}), got {idx.size}")
         draws = self.draw(idx)
         chosen = np.flatnonzero(draws["applied"])
-        out, kernels, model_params = x, np.ones((0, 1, 1), np.float32), {}
+        kernels, model_params, noise = np.ones((0, 1, 1), np.float32), {}, None
         if chosen.size:
             raw, model_params = self.kernels_for(idx[chosen])
             kernels = _common_size(raw)
-            noise = (draws["noise_a"][chosen], draws["noise_b"][chosen], draws["noise_key"][chosen]) \
-                if self.noise else None
+            if self.noise:
+                noise = (draws["noise_a"][chosen], draws["noise_b"][chosen], draws["noise_key"][chosen])
+        return idx, draws, chosen, kernels, model_params, noise
+
+    def forward(self, input: torch.Tensor, indices=None, return_params: bool = False):
+        x, single = _as_batch(input)
+        _check_range(x, self.gamma)
+        idx, draws, chosen, kernels, model_params, noise = self.plan(x.shape[0], indices)
+        out = x
+        if chosen.size:
             blurred = _blur(x[chosen] if chosen.size < len(idx) else x, kernels, self.gamma, self.method, noise)
             out = blurred if chosen.size == len(idx) else x.index_copy(
                 0, torch.as_tensor(chosen, device=x.device), blurred)
@@ -339,6 +347,22 @@ def _params(idx: np.ndarray, draws: dict, chosen: np.ndarray, kernels: np.ndarra
             "kernels": torch.from_numpy(full), "kernel_size": torch.from_numpy(sides),
             "noise_a": torch.from_numpy(draws["noise_a"] * draws["applied"]),
             "noise_b": torch.from_numpy(draws["noise_b"] * draws["applied"]), "kernel_params": extra}
+
+
+def _dataset_stages(img: np.ndarray, kernel: np.ndarray, gamma: str) -> np.ndarray:
+    """One uint8 HWC image through the dataset's own camera stages (``blurgen.blur``): decode by
+    table, reflect padding (``numpy.pad`` "reflect", any width), valid convolution by the
+    dataset's rule, clip and encode; the fastest path for single NumPy images."""
+    import cv2
+
+    from blurgen.blur.convolve import convolve_valid
+    from blurgen.blur.curves import linear_to_srgb, srgb_to_linear
+
+    kernel = crop_to_support(kernel)
+    r = kernel.shape[0] // 2
+    lin = srgb_to_linear(img, gamma)
+    padded = cv2.copyMakeBorder(lin, r, r, r, r, cv2.BORDER_REFLECT_101) if r else lin
+    return linear_to_srgb(convolve_valid(padded.reshape(*padded.shape[:2], -1), kernel).reshape(img.shape), gamma)
 
 
 class NumpyCameraShake:
@@ -373,11 +397,23 @@ class NumpyCameraShake:
         img = np.asarray(image)
         if img.dtype not in (np.uint8, np.float32) or img.ndim not in (2, 3):
             raise ValueError(f"image must be (H, W) or (H, W, C) uint8 or float32, got {img.shape} {img.dtype}")
-        chw = torch.from_numpy(np.ascontiguousarray(img.reshape(*img.shape[:2], -1).transpose(2, 0, 1)))
-        x = chw.float() / 255.0 if img.dtype == np.uint8 else chw
-        with torch.no_grad():
-            y = self.transform(x, indices=None if index is None else [index])
-        out = y.permute(1, 2, 0).reshape(img.shape)
+        t = self.transform
+        if img.dtype == np.float32:
+            _check_range(torch.from_numpy(img), t.gamma)
+        _, _, chosen, kernels, _, noise = t.plan(1, None if index is None else [index])
+        if not chosen.size:
+            return img.copy()
+        if img.dtype == np.uint8 and t.gamma and noise is None:
+            return _dataset_stages(img, kernels[0], t.gamma)
+        planes = np.ascontiguousarray(np.moveaxis(img.reshape(*img.shape[:2], -1), -1, 0), dtype=np.float32)
         if img.dtype == np.uint8:
-            out = (out * 255.0).round_().clamp_(0, 255).to(torch.uint8)
-        return out.numpy()
+            planes *= np.float32(1 / 255)
+        if t.gamma and ops.fused_ok(torch.empty(0), kernels, t.method):  # no torch on this path
+            out = ops.blur_planes(planes, kernels, t.gamma, noise, torch.get_num_threads())
+        else:
+            with torch.no_grad():
+                out = _blur(torch.from_numpy(planes)[None], kernels, t.gamma, t.method, noise)[0].numpy()
+        out = np.moveaxis(out, 0, -1).reshape(img.shape)
+        if img.dtype == np.uint8:
+            return np.clip(np.rint(out * np.float32(255)), 0, 255).astype(np.uint8)
+        return out

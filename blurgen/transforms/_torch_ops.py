@@ -210,24 +210,41 @@ def fused_ok(x: torch.Tensor, kernels: np.ndarray, method: str) -> bool:
     return direct_ok and pick_method(kernels, method, direct_ok) == "direct"
 
 
-def _blur_fused(x: torch.Tensor, kernels: np.ndarray, gamma: str | None,
-                noise: tuple[np.ndarray, np.ndarray, np.ndarray] | None) -> torch.Tensor:
-    n, c, h, w = x.shape
+def _reflect_rows(n: int, pad: int) -> np.ndarray:
+    """``reflect_index`` in NumPy (int64)."""
+    i = np.arange(-pad, n + pad, dtype=np.int64)
+    if n == 1:
+        return np.zeros_like(i)
+    m = np.remainder(i, 2 * (n - 1))
+    return np.where(m < n, m, 2 * (n - 1) - m)
+
+
+def blur_planes(src: np.ndarray, kernels: np.ndarray, gamma: str | None,
+                noise: tuple[np.ndarray, np.ndarray, np.ndarray] | None, threads: int = 1) -> np.ndarray:
+    """The fused Numba blur on float32 planes ``src`` ``(S * C, H, W)`` (C-contiguous) with one
+    kernel per sample ``(S, K, K)``: decode, reflect-pad, sparse-tap convolution, clip, noise, clip,
+    encode. Returns float32 ``(S * C, H, W)``."""
+    n = len(kernels)
+    _, h, w = src.shape
     radius = kernels.shape[-1] // 2
-    rows = reflect_index(h, radius, torch.device("cpu")).numpy()
-    cols = reflect_index(w, radius, torch.device("cpu")).numpy()
     offsets, weights, ntaps = jit.taps(kernels, w + 2 * radius)
     empty = np.empty(0, np.float32)
     decode, encode = (jit.decode_table(gamma), jit.encode_table(gamma)) if gamma else (empty, empty)
     a, b, keys = noise if noise is not None else (np.zeros(n, np.float32),) * 2 + (np.zeros((n, 2), np.uint64),)
     table = jit.normal_table() if noise is not None else empty
-    out = np.empty((n * c, h, w), np.float32)
-    src = x.detach().contiguous().reshape(n * c, h, w).numpy()
-    with _numba_threads(torch.get_num_threads()) as parallel:
-        jit.SHAKE.run(parallel, src, rows, cols, decode, encode, offsets, weights, ntaps,
-                      np.asarray(a, np.float32), np.asarray(b, np.float32),
+    out = np.empty(src.shape, np.float32)
+    with _numba_threads(threads) as parallel:
+        jit.SHAKE.run(parallel, src, _reflect_rows(h, radius), _reflect_rows(w, radius), decode, encode, offsets,
+                      weights, ntaps, np.asarray(a, np.float32), np.asarray(b, np.float32),
                       np.ascontiguousarray(keys, np.uint64), table, out)
-    return torch.from_numpy(out).reshape(n, c, h, w)
+    return out
+
+
+def _blur_fused(x: torch.Tensor, kernels: np.ndarray, gamma: str | None,
+                noise: tuple[np.ndarray, np.ndarray, np.ndarray] | None) -> torch.Tensor:
+    n, c, h, w = x.shape
+    src = x.detach().contiguous().reshape(n * c, h, w).numpy()
+    return torch.from_numpy(blur_planes(src, kernels, gamma, noise, torch.get_num_threads())).reshape(n, c, h, w)
 
 
 class _FusedBlur(torch.autograd.Function):
