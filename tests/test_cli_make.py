@@ -346,3 +346,13 @@ def test_the_rate_counts_only_pairs_made_by_this_run():
     resumed = MakeResult("o.h5", 600, 100, 500, 10.0, make_seconds=1.0)
     assert _rate_note(resumed).startswith("100.0 pairs/s")
     assert _rate_note(MakeResult("o.h5", 60, 60, 0, 3.0, make_seconds=2.0)) == "30.0 pairs/s"
+
+
+def test_resume_of_a_complete_file_with_other_settings_names_the_field(tmp_path):
+    out = str(tmp_path / "a.h5")
+    runner = CliRunner()
+    assert runner.invoke(main, ["make", "--n", "2", "--out", out, "--size", "32", "--workers", "1"]).exit_code == 0
+    result = runner.invoke(main, ["make", "--n", "2", "--out", out, "--size", "32", "--workers", "1", "--resume",
+                                  "--length-px", "30"])
+    assert result.exit_code == 1
+    assert "config.kernel.length_px: 30.0 (now) != 60.0 (file)" in result.output

@@ -205,6 +205,19 @@ def delete_in_background(folder: str) -> None:
         shutil.rmtree(folder, ignore_errors=True)
 
 
+def _named_differences(key: str, mine: dict, theirs: dict) -> list[str]:
+    """``key: now != file`` for a setting, field by field inside a config (JSON or dict)."""
+    def flat(value):
+        if isinstance(value, str) and value.startswith("{"):
+            with contextlib.suppress(ValueError):
+                value = json.loads(value)
+        return _flatten(value, key + ".") if isinstance(value, dict) else {key: value}
+
+    now, then = flat(mine[key]), flat(theirs[key])
+    names = sorted(name for name in set(now) | set(then) if now.get(name) != then.get(name))
+    return [f"{name}: {now.get(name)!r} (now) != {then.get(name)!r} (file)" for name in names] or [key]
+
+
 class RunFolder:
     """``OUT.parts/``: one run's manifest, lock, finished blocks, assembly file and space needs.
 
@@ -357,10 +370,11 @@ class RunFolder:
         except PairsFileError as exc:
             raise DatasetError(f"--resume: {exc}") from None
         mine = self.manifest.settings()
-        differing = [key for key in mine if mine[key] != theirs[key]]
+        differing = [item for key in mine if mine[key] != theirs[key] for item in _named_differences(key, mine, theirs)]
         if differing:
-            raise DatasetError(f"--resume: {self.out} was made with different settings ({', '.join(differing)} "
-                               "differ); use --overwrite to replace it")
+            shown = "; ".join(differing[:3]) + (f"; and {len(differing) - 3} more" if len(differing) > 3 else "")
+            raise DatasetError(f"--resume: {self.out} was made with different settings ({shown}); "
+                               "use --overwrite to replace it")
         return complete
 
     def rename_aside(self) -> str:
