@@ -93,11 +93,12 @@ def _model_config(ctx, options: dict):
 
 def _write_sheet(out: str, n: int, seed: int, start: int, config, scale: int, model) -> None:
     from blurgen.core.imageio import write_png
-    from blurgen.inspect.preview import grid
+    from blurgen.inspect.preview import caption, grid
 
     tiles, columns = model.sheet(config, n, seed, start, scale)
+    sheet = grid(tiles, columns=columns, gap=6 if len(tiles[0]) > 3 * config.size else 2)
     with atomic_path(out, ".png") as tmp:
-        write_png(tmp, grid(tiles, columns=columns, gap=6 if len(tiles[0]) > 3 * config.size else 2))
+        write_png(tmp, caption(sheet, f"{model.sheet_title(config)}; seed {seed}, {config.size}x{config.size}"))
 
 
 def write_npy_in_batches(path: str, n: int, seed: int, start: int, config, motion=None) -> None:

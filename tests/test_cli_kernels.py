@@ -34,8 +34,28 @@ def test_png_output_is_a_picture_with_one_tile_per_kernel(tmp_path, exposures):
     image = cv2.imread(str(out))
     columns = len(exposures.split(",")) if "," in exposures else 2
     rows = 4 if "," in exposures else 2
-    assert image.shape == (rows * 23 + 2, columns * 23 + 2, 3)
+    caption = 14  # each tile and the sheet carry a caption band
+    assert image.shape == (caption + rows * (23 + caption) + 2, columns * 23 + 2, 3)
     assert image.max() == 255
+
+
+def test_sheets_and_previews_carry_labels_but_data_outputs_do_not(tmp_path):
+    from blurgen.inspect.preview import CAPTION_PX
+
+    png = tmp_path / "k.png"
+    assert run("kernels", "--n", "2", "--out", str(png), "--kernel-size", "21", "--scale", "2").exit_code == 0
+    image = cv2.imread(str(png))
+    band, first_tile = image[:CAPTION_PX], image[CAPTION_PX + 2:2 * CAPTION_PX + 2, 2:44]
+    assert (band > 128).sum() > 20 and (first_tile > 128).sum() > 5  # the title and "#0" are written
+    unlabelled = np.zeros((21, 21), np.float32)
+    unlabelled[10, 10] = 1
+    from blurgen.inspect.preview import caption, kernel_tile
+
+    tile = kernel_tile(unlabelled, 2)
+    assert caption(tile, "").shape == (tile.shape[0] + CAPTION_PX, *tile.shape[1:])
+    npy = tmp_path / "k.npy"  # data: exactly the kernels, nothing drawn on them
+    assert run("kernels", "--n", "2", "--out", str(npy), "--kernel-size", "21").exit_code == 0
+    assert np.load(npy).shape == (2, 21, 21)
 
 
 @pytest.mark.parametrize("args, fragment", [

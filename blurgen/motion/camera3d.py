@@ -82,15 +82,20 @@ class Camera3D(MotionModel):
 
     def sheet(self, config: Any, n: int, seed: int, start: int, scale: int) -> tuple[list[np.ndarray], int]:
         """Per sample, a 3x3 block of its local kernels at the corners, edge centres and centre."""
-        from blurgen.inspect.preview import grid, kernel_tile
+        from blurgen.inspect.preview import caption, grid, kernel_tile
 
         motion, _ = random_camera_motion(n, config, seed=seed, start=start)
         width, height = config.frame_size
         positions = np.array([(fx * (width - 1), fy * (height - 1)) for fy in GRID_FRACTIONS for fx in GRID_FRACTIONS])
         blocks = local_kernels(motion, positions, config.size)  # (n, 9, k, k)
         side = len(GRID_FRACTIONS)
-        pictures = [grid([kernel_tile(k, scale) for k in block], columns=side, gap=1, background=24) for block in blocks]
+        pictures = [caption(grid([kernel_tile(k, scale) for k in block], columns=side, gap=1, background=24),
+                            f"#{start + i}") for i, block in enumerate(blocks)]
         return pictures, int(np.ceil(np.sqrt(n)))
+
+    def sheet_title(self, config: Any) -> str:
+        w, h = config.frame_size
+        return f"camera3d: local kernels at the corners, edge midpoints and centre of the {w}x{h} frame"
 
 
 MODEL = Camera3D()

@@ -118,11 +118,16 @@ class MotionModel:
         return self.config_type(size=size, **{name: options[name] for name in self.cli_options if name in options})
 
     def sheet(self, config: Any, n: int, seed: int, start: int, scale: int) -> tuple[list[np.ndarray], int]:
-        """Pictures for ``blurgen kernels --out sheet.png``: RGB tiles and the number of columns."""
-        from blurgen.inspect.preview import kernel_tile
+        """Pictures for ``blurgen kernels --out sheet.png``: RGB tiles (each labelled with its sample
+        index) and the number of columns."""
+        from blurgen.inspect.preview import caption, kernel_tile
 
         kernels, _ = self.kernels(config, n, seed, start)
-        return [kernel_tile(k, scale) for k in kernels], int(np.ceil(np.sqrt(n)))
+        return [caption(kernel_tile(k, scale), f"#{start + i}") for i, k in enumerate(kernels)], int(np.ceil(np.sqrt(n)))
+
+    def sheet_title(self, config: Any) -> str:
+        """What a kernels sheet of this model shows (its title line)."""
+        return f"{self.name}: one kernel per sample"
 
     def sheet_tiles(self, config: Any, n: int) -> int:
         """How many pictures ``sheet`` draws for ``n`` samples."""

@@ -71,7 +71,7 @@ class Shake2D(MotionModel):
     def sheet(self, config: Any, n: int, seed: int, start: int, scale: int) -> tuple[list[np.ndarray], int]:
         """One strip per sample when there are several exposures (shortest first: prefixes of
         the same path), else a square grid."""
-        from blurgen.inspect.preview import kernel_tile
+        from blurgen.inspect.preview import caption, kernel_tile
 
         fractions = sorted(set(config.exposures))
         if len(fractions) == 1:
@@ -79,7 +79,13 @@ class Shake2D(MotionModel):
         # Fit test at the longest exposure; shorter ones are prefixes of the same path.
         xy, _ = random_trajectories(n, config.replace(exposures=(fractions[-1],)), seed=seed, start=start)
         strips = [rasterize(xy, config.size, f) for f in fractions]
-        return [kernel_tile(strips[j][i], scale) for i in range(n) for j in range(len(fractions))], len(fractions)
+        return [caption(kernel_tile(strips[j][i], scale), f"#{start + i} exposure {fractions[j]:g}")
+                for i in range(n) for j in range(len(fractions))], len(fractions)
+
+    def sheet_title(self, config: Any) -> str:
+        if len(set(config.exposures)) > 1:
+            return "shake2d: one path per row, exposure fractions shortest first"
+        return f"shake2d: {config.length_px:g} px paths, exposure {config.exposures[0]:g}"
 
 
 MODEL = Shake2D()
