@@ -431,3 +431,21 @@ def test_the_first_run_says_it_compiles_and_later_runs_do_not(tmp_path):
                             timeout=600)
     assert first.returncode == second.returncode == 0, first.stderr + second.stderr
     assert "compiling the kernels" in first.stderr and "compiling" not in second.stderr
+
+
+def test_the_eta_does_not_count_the_start_up_of_the_first_block():
+    """A first run compiles for ~30 s before its first block: the ETA then read an hour."""
+    import io
+
+    from blurgen.core.progress import Progress
+
+    now = [0.0]
+    out = io.StringIO()
+    progress = Progress("make", "pairs", stream=out, tty=False, every=10.0, clock=lambda: now[0])
+    progress(0, 1000)
+    now[0] = 30.0  # the first block of 10 is done after 30 s of compilation
+    progress(10, 1000)
+    now[0] = 40.0  # then 100 more in 10 s: 10 pairs/s, 890 left: ~89 s
+    progress(110, 1000)
+    last = out.getvalue().strip().splitlines()[-1]
+    assert "10.0 pairs/s" in last and "ETA 1m29s" in last, out.getvalue()

@@ -61,3 +61,21 @@ def test_a_changed_bank_is_refused_on_resume_and_bad_banks_are_one_line(tmp_path
     assert small.exit_code == 2 and "smaller than the bank's kernels" in small.output
     walk = make(tmp_path / "s.h5", bank, "--length-px", "20")
     assert walk.exit_code == 2 and "does not apply with --kernels" in walk.output
+
+
+def test_a_bank_run_says_bank_and_the_bank_is_read_once_per_process(tmp_path, monkeypatch):
+    import blurgen
+
+    reads = []
+    original = KernelBank.from_file.__func__
+
+    def counting(cls, *args, **kwargs):
+        reads.append(args[0])
+        return original(cls, *args, **kwargs)
+
+    monkeypatch.setattr(KernelBank, "from_file", classmethod(counting))
+    bank = bank_file(tmp_path / "bank.npy")
+    result = make(tmp_path / "one.h5", bank, "--workers", "1")
+    assert result.exit_code == 0 and "(40x40, bank, kernel 9)" in result.output, result.output
+    assert len(reads) == 1  # the command line's size check and the run share one read
+    assert blurgen.CameraMotion.__name__ == "CameraMotion"  # README's from_arrays is reachable
