@@ -42,7 +42,7 @@ def parse_source(value: str) -> tuple[str, str]:
     """'pairs.h5' -> ('hdf5', path); 'gopro:ROOT' -> ('gopro', ROOT); 'images:DIR' -> ('images',
     DIR). A missing path is a usage error (exit 2), like click.Path(exists=True); a folder given
     as pairs.h5 gets a hint (gopro: or images:)."""
-    from blurgen.sources.base import gopro
+    from blurgen.sources import gopro
 
     root = gopro.split_spec(value)
     if root is not None:

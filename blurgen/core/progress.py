@@ -61,9 +61,9 @@ class Progress:
 
     def _rate(self, now: float, done: int) -> float:
         """Items per second since the first new work (since the start if that is all there is)."""
-        for since, base in (self._warm, self._start):
-            if since is not None and now > since and done > base:
-                return (done - base) / (now - since)
+        for mark in (self._warm, self._start):
+            if mark is not None and now > mark[0] and done > mark[1]:
+                return (done - mark[1]) / (now - mark[0])
         return math.nan
 
     def _bar(self, done: int, total: int) -> None:
