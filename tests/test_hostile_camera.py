@@ -64,3 +64,13 @@ def test_f1_hostile_motions_are_refused_under_bounds_checks(tmp_path):
     assert sum(line.startswith("refused") for line in lines) == 7, done.stdout
     radius = [line for line in lines if line.startswith("radius")]
     assert radius and all(line.endswith("True False 0.0") for line in radius), done.stdout
+
+
+def test_f5_a_camera_that_fits_no_small_kernel_is_refused_quickly_with_a_size_that_works(tmp_path):
+    """Was 80 s of silence: the fit check now bisects sizes and probes one sample first."""
+    done = subprocess.run(["blurgen", "make", "--n", "2", "--out", str(tmp_path / "o.h5"), "--motion", "camera3d",
+                           "--camera-steps", "5000", "--exposure-s", "10"], capture_output=True, text=True, timeout=45)
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr and "use size >=" in done.stderr, done.stderr
+    size = int(done.stderr.split("use size >=")[1].split()[0])
+    assert 65 < size <= 1025
