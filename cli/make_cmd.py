@@ -131,6 +131,7 @@ def make(ctx, n, out, size, source, split, seed, workers, resume, overwrite, sha
     from blurgen.store.parts import compression_for
 
     announce_first_compile("blurgen.motion._walk_jit", "blurgen.sources.deadleaves", "blurgen.blur._noise_jit")
+    _say_while_checking()
     config, shard_pair = _config_from_options(ctx, n, size, source, split, resume, overwrite, shard, model_options)
     try:
         filters = compression_for(compression)
@@ -175,6 +176,7 @@ def _motion_configs(ctx, options: dict, width: int, height: int):
 
     motion, size = options["motion"], options["kernel_size"]
     check_motion_options(ctx, motion)
+    _refuse_bank_options_without_bank(ctx, options)
     if options["kernels"]:
         return _bank_kernel_config(ctx, options), CameraConfig()
     model = registry.get(motion)
@@ -186,6 +188,21 @@ def _motion_configs(ctx, options: dict, width: int, height: int):
     configs = {"kernel": KernelConfig(size=size) if model.config_field != "kernel" else settings,
                "camera": CameraConfig() if model.config_field != "camera" else settings}
     return configs["kernel"], configs["camera"]
+
+
+def _say_while_checking() -> None:
+    """A long check of the motion settings (``blurgen.motion.fit``) says what it is doing."""
+    from blurgen.motion import fit
+
+    fit.notify = lambda note: click.echo(f"blurgen: {note}", err=True)
+
+
+def _refuse_bank_options_without_bank(ctx, options: dict) -> None:
+    source = click.core.ParameterSource.COMMANDLINE
+    for name in ("kernel_augment", "kernel_scale"):
+        if not options["kernels"] and ctx.get_parameter_source(name) == source:
+            raise click.BadParameter("applies only with --kernels (a kernel bank)",
+                                     param_hint="--" + name.replace("_", "-"))
 
 
 def _bank_kernel_config(ctx, options: dict):
@@ -208,7 +225,10 @@ def _bank_kernel_config(ctx, options: dict):
     if size < bank.size:
         raise click.BadParameter(f"{size} is smaller than the bank's kernels ({bank.size}x{bank.size})",
                                  param_hint="--kernel-size")
-    return KernelConfig(size=size)
+    try:
+        return KernelConfig(size=size)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--kernel-size") from None
 
 
 def _config_from_options(ctx, n, size, source, split, resume, overwrite, shard, options):

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from blurgen.core.common import BlurgenError, atomic_file, one_line
+from blurgen.core.common import BlurgenError, atomic_file
 
 FORMAT = "blurgen-deblurgan"
 VERSION = 1
@@ -59,8 +59,10 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
         raise CheckpointError(f"{path}: no such checkpoint")
     try:
         payload = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as exc:  # truncated zip, pickle of foreign objects, ...: many types
-        raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({one_line(exc)})") from None
+    except Exception:  # truncated zip, pickle of foreign objects, ...: many types, and torch's
+        # messages are codes ("(101)") or advice to load unsafely: neither is relayed
+        raise CheckpointError(f"{path}: not a readable PyTorch checkpoint (truncated, damaged, another kind of "
+                              "file, or holding objects other than tensors); give a checkpoint blurgen train wrote") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise CheckpointError(f"{path}: not a blurgen DeblurGAN checkpoint (no format={FORMAT!r})")
     version = payload.get("version")
@@ -75,6 +77,11 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     for key in MODEL_KEYS:
         if key in payload and not isinstance(payload[key], dict):
             raise CheckpointError(f"{path}: checkpoint has no {key!r} dict")
+    bad = [name for name, t in payload.get("generator", {}).items()
+           if torch.is_tensor(t) and t.is_floating_point() and not bool(torch.isfinite(t).all())]
+    if bad:
+        raise CheckpointError(f"{path}: generator weight {bad[0]} holds NaN or infinite values ({len(bad)} tensor(s)); "
+                              "the training diverged: use an earlier checkpoint")
     return payload
 
 

@@ -233,7 +233,10 @@ def build_generator(name: str = "resnet", **kwargs: Any) -> nn.Module:
         cls = GENERATORS[name]
     except KeyError:
         raise ValueError(f"generator name={name!r} is not one of {sorted(GENERATORS)}") from None
-    return cls(**kwargs)
+    try:
+        return cls(**kwargs)
+    except (TypeError, ValueError, RuntimeError) as exc:  # e.g. n_blocks=2.5 from an edited checkpoint
+        raise ValueError(f"generator settings {kwargs} do not build a {name} generator ({exc})") from None
 
 
 def generator_config(generator: nn.Module) -> dict[str, Any]:

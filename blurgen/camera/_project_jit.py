@@ -26,6 +26,11 @@ from blurgen.core._jit import njit
 
 #: Longest step, in pixels, between the points splatted along one straight piece of a path.
 SUB_PX = 0.25
+#: Largest |offset| (px) a path may have; beyond it (or NaN/inf) ``path_radius`` answers
+#: ``NO_FIT``, so no caller splats it (an int of 1e20 or NaN is undefined in compiled code).
+MAX_OFFSET_PX = 1e6
+#: The radius ``path_radius`` gives a path it cannot measure: larger than any kernel.
+NO_FIT = 2**40
 
 
 @njit(cache=True)
@@ -63,11 +68,15 @@ def source_offsets(mats, trans, inv_depth, focal, cx, cy, x, y, out):
 @njit(cache=True)
 def path_radius(offs):
     """Smallest kernel half-size r whose (2r+1)^2 kernel holds the splat of centred path ``offs``:
-    a point at offset d touches pixels floor(d) and floor(d) + 1 about the centre."""
+    a point at offset d touches pixels floor(d) and floor(d) + 1 about the centre. A path with a
+    NaN, infinite or larger than ``MAX_OFFSET_PX`` offset gets ``NO_FIT``."""
     r = 0
     for k in range(offs.shape[0]):
         for c in range(2):
-            lo = math.floor(offs[k, c])
+            d = offs[k, c]
+            if not abs(d) <= MAX_OFFSET_PX:  # NaN compares false too
+                return NO_FIT
+            lo = math.floor(d)
             r = max(r, int(-lo), int(lo) + 1)
     return r
 
@@ -92,10 +101,13 @@ def splat_path(offs, acc, out):
     the midpoints of equal sub-pieces, so every piece carries 1/(S-1) of the weight and the
     centroid is the path's time mean (zero, so the centre). ``acc`` is float64 scratch of
     ``out``'s shape, all zero on entry and left all zero; the caller checked that the path fits
-    (``path_radius(offs) <= (k - 1) / 2``).
+    (``path_radius(offs) <= (k - 1) / 2``), and a path that does not is refused here too
+    (``out`` left unchanged, returns False) rather than written out of bounds.
     """
     steps = offs.shape[0]
     size = out.shape[0]
+    if path_radius(offs) > (size - 1) // 2:
+        return False
     centre = (size - 1) / 2.0
     piece = 1.0 / (steps - 1)
     for k in range(steps - 1):
@@ -112,6 +124,7 @@ def splat_path(offs, acc, out):
         for c in range(size):
             out[r, c] = acc[r, c]
             acc[r, c] = 0.0
+    return True
 
 
 @njit(cache=True)

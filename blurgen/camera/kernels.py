@@ -17,7 +17,10 @@ from blurgen.camera.motion import (
     resolve_config,
 )
 from blurgen.core._rng import wrapping_uint64
-from blurgen.core.config import check_kernel_size, check_samples
+from blurgen.core.config import MAX_SIDE, check_kernel_size, check_samples
+
+#: Largest |coordinate| of a position kernels are computed at (a window may reach past the frame).
+MAX_POSITION_PX = 2 * MAX_SIDE
 
 
 def _positions(motion: CameraMotion, positions: np.ndarray) -> np.ndarray:
@@ -30,6 +33,9 @@ def _positions(motion: CameraMotion, positions: np.ndarray) -> np.ndarray:
         pos = np.broadcast_to(pos, (n, *pos.shape))
     if pos.ndim != 3 or pos.shape[0] != n or pos.shape[2] != 2 or pos.shape[1] < 1 or not np.isfinite(pos).all():
         raise ValueError(f"positions must be finite (P, 2) or ({n}, P, 2), got shape {np.shape(positions)}")
+    if np.abs(pos).max() > MAX_POSITION_PX:
+        raise ValueError(f"positions must lie within {MAX_POSITION_PX} px of the frame's corner, got "
+                         f"{np.abs(pos).max():.6g}")
     return np.ascontiguousarray(pos)
 
 

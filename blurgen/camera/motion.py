@@ -24,6 +24,10 @@ _FLOAT_PARAMS = {"exposure_s": jit.P_EXPOSURE, "focal_35mm": jit.P_FOCAL35, "foc
                  "shake_direction_rad": jit.P_DIRECTION, "shake_anisotropy": jit.P_ANISOTROPY,
                  "depth_m": jit.P_DEPTH, "max_angle_rad": jit.P_MAX_ANGLE}
 _INT_PARAMS = {"frame_kernel_radius_px": jit.P_RADIUS, "redraws": jit.P_REDRAWS}
+#: Bounds a motion's arrays must keep (far beyond any camera, within what the renderer measures):
+#: a focal length up to 1e7 px (2000 mm on a 16384 px frame is 9.1e5), translations up to 1e4 m,
+#: exposures up to 1e3 s.
+MAX_FOCAL_PX, MAX_TRANSLATION_M, MAX_EXPOSURE_S = 1e7, 1e4, 1e3
 _PARAM_COLUMNS = {**{name: (col, np.float32) for name, col in _FLOAT_PARAMS.items()},
                   **{name: (col, np.int32) for name, col in _INT_PARAMS.items()}}
 
@@ -53,18 +57,19 @@ class CameraMotion:
     frame_size: tuple[int, int]
 
     def __post_init__(self) -> None:
-        rot = np.ascontiguousarray(self.rotation, dtype=np.float32)
+        rot = _array("rotation", self.rotation, None)
         if rot.ndim != 3 or rot.shape[2] != 3 or rot.shape[0] < 1 or rot.shape[1] < 2:
             raise ValueError(f"rotation must have shape (n, steps >= 2, 3), got {np.shape(self.rotation)}")
         n = rot.shape[0]
         if not np.isfinite(rot).all() or np.linalg.norm(rot, axis=2).max() >= 3.0:
             raise ValueError("rotation must be finite rotation vectors with angles below 3 rad")
         object.__setattr__(self, "rotation", rot)
-        object.__setattr__(self, "translation", _array("translation", self.translation, rot.shape))
-        object.__setattr__(self, "focal_px", _array("focal_px", self.focal_px, (n,), lo=1e-3))
+        object.__setattr__(self, "translation", _array("translation", self.translation, rot.shape,
+                                                       lo=-MAX_TRANSLATION_M, hi=MAX_TRANSLATION_M))
+        object.__setattr__(self, "focal_px", _array("focal_px", self.focal_px, (n,), lo=1e-3, hi=MAX_FOCAL_PX))
         object.__setattr__(self, "depth_m", _array("depth_m", self.depth_m, (n,), lo=1e-6, inf=True))
         object.__setattr__(self, "anchor", _array("anchor", self.anchor, (n, 2), lo=0.0, hi=1.0))
-        object.__setattr__(self, "exposure_s", _array("exposure_s", self.exposure_s, (n,), lo=0.0))
+        object.__setattr__(self, "exposure_s", _array("exposure_s", self.exposure_s, (n,), lo=0.0, hi=MAX_EXPOSURE_S))
         try:
             width, height = self.frame_size
         except (TypeError, ValueError):
@@ -106,15 +111,18 @@ class CameraMotion:
         return cls(**values, frame_size=frame_size)
 
 
-def _array(name: str, value: Any, shape: tuple, lo: float = -np.inf, hi: float = np.inf,
+def _array(name: str, value: Any, shape: tuple | None, lo: float = -np.inf, hi: float = np.inf,
            inf: bool = False) -> np.ndarray:
-    arr = np.ascontiguousarray(value, dtype=np.float32)
-    if arr.shape != shape:
+    try:
+        arr = np.ascontiguousarray(value, dtype=np.float32)
+    except (TypeError, ValueError, OverflowError):
+        raise ValueError(f"{name} must be a real float array of shape {shape}, got {type(value).__name__}") from None
+    if shape is not None and arr.shape != shape:
         raise ValueError(f"{name} must have shape {shape}, got {arr.shape}")
     ok = (np.isfinite(arr) | (inf & np.isposinf(arr))) & (arr >= lo) & (arr <= hi)
     if not ok.all():
         raise ValueError(f"{name} must be finite and in [{lo}, {hi}]{' (or inf)' if inf else ''}, "
-                         f"got {arr[~ok].flat[0]!r}")
+                         f"got {float(arr[~ok].flat[0])!r}")
     return arr
 
 

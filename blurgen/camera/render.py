@@ -29,12 +29,14 @@ import numpy as np
 from blurgen.camera import _project_jit as pj
 from blurgen.camera import _render_jit as rj
 from blurgen.camera.motion import CameraMotion
-from blurgen.core.config import MAX_SIDE, check_index, check_number
+from blurgen.core.config import MAX_KERNEL_SIZE, MAX_SIDE, check_index, check_number
 
 #: Default largest deviation (px) of an interpolated kernel's path from the exact one.
 TOLERANCE_PX = 0.25
 #: Probe grid (per side) measuring how fast the kernels change across a window.
 SLOPE_PROBES = 5
+#: Largest blur margin (kernel half-size) a plan accepts: the largest kernel blurgen makes.
+MAX_MARGIN = MAX_KERNEL_SIZE // 2
 #: Most grid nodes per side (beyond, a window is blurred too unevenly for this method).
 MAX_NODES = 512
 
@@ -122,6 +124,9 @@ def _node_positions(length: int, slope: float, tolerance_px: float) -> np.ndarra
     """Node coordinates along an axis of ``length`` pixels whose paths change by ``slope`` px/px:
     spaced so neighbours differ by <= 2 * tolerance (mid-way mixes are then within tolerance),
     or one node at the centre when the whole axis differs by <= 2 * tolerance."""
+    if not math.isfinite(slope):
+        raise ValueError("the motion's blur cannot be measured across the window (its paths are not finite); "
+                         "check the motion's focal_px, translation and depth_m")
     gaps = int(math.ceil((length - 1) * slope / (2.0 * tolerance_px) - 1e-12))
     if gaps <= 1:
         return np.array([(length - 1) / 2.0])
@@ -166,6 +171,9 @@ def plan_camera_blur(motion: CameraMotion, width: int, height: int, index: int =
     grid = np.stack(np.meshgrid(node_x + ox, node_y + oy), axis=-1).reshape(1, -1, 2)
     need = pj.kernels_at_positions(rot, trans, focal, inv_depth, cx, cy, grid, np.zeros((1, grid.shape[1], 1, 1), np.float32))
     margin = int(need.max())
+    if margin > MAX_MARGIN:
+        raise ValueError(f"the motion blurs the window by more than {MAX_MARGIN} px (its kernels would be wider "
+                         f"than {2 * MAX_MARGIN + 1} px); check the motion's focal_px, translation and depth_m")
     kernels = np.zeros((1, grid.shape[1], 2 * margin + 1, 2 * margin + 1), np.float32)
     pj.kernels_at_positions(rot, trans, focal, inv_depth, cx, cy, grid, kernels)
     kernels = kernels.reshape(len(node_y), len(node_x), 2 * margin + 1, 2 * margin + 1)

@@ -59,7 +59,13 @@ def one_line(exc: BaseException) -> str:
         last = [line for line in text.splitlines() if line.strip()][-1].strip()
         name, sep, rest = last.partition(": ")
         text = rest if sep and " " not in name else last
+    if any(word in text for word in _UNSAFE_ADVICE):  # numpy's and torch's advice to unpickle
+        return "the file holds pickled Python objects, which blurgen never loads (they can run code)"
     return " ".join(text.split()) or type(exc).__name__
+
+
+#: Words of library messages that advise loading a file unsafely: never relayed to the user.
+_UNSAFE_ADVICE = ("allow_pickle", "weights_only", "pickle.load", "unsafely")
 
 
 def is_disk_full(exc: BaseException) -> bool:

@@ -156,6 +156,13 @@ def _header_lines(path: str, h5: Any, n_written: int) -> list[str]:
     return lines
 
 
+def _motion_problems(path: str) -> list[str]:
+    from blurgen.store.motion_check import motion_problem
+
+    found = motion_problem(path)
+    return [found] if found else []
+
+
 def describe_file(path: str, verify: bool = True) -> tuple[list[str], list[str]]:
     """Report on a pairs file: ``(lines, problems)``. With ``verify``, every stored chunk is read
     so its checksum is checked (files written since checksums were added). Raises PairsFileError
@@ -172,6 +179,7 @@ def describe_file(path: str, verify: bool = True) -> tuple[list[str], list[str]]
             problems += _kernel_problems(h5, n_written) + param_problems + _order_problems(h5, n_written)
             if verify:
                 problems += _checksum_problems(path, h5, n_written)
+        problems += _motion_problems(path)
         if n_written < n_planned:
             problems.insert(0, f"incomplete: only {n_written} of {n_planned} samples were written")
     return lines, problems

@@ -36,25 +36,21 @@ from __future__ import annotations
 import hashlib
 import math
 import os
-import zipfile
-from typing import Any, Iterator, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
-from blurgen.core.common import BlurgenError, one_line
+from blurgen.core.common import one_line
 from blurgen.core.config import MAX_KERNEL_SIZE, MAX_SEED, check_index, check_kernel_size, check_pair
 from blurgen.core.kernel_shape import crop_to_support
+from blurgen.core.safe_files import UnsafeFileError
 from blurgen.core.streams import TAG_BANK, check_indices, sample_bits, to_uniform
+from blurgen.motion.bank_files import READ_ERRORS, KernelBankError, _split, mat_read_error, read_kernel_arrays
 
 #: Largest and smallest size factor a bank may draw.
 SCALE_LIMITS = (0.1, 10.0)
 #: Most kernels one bank may hold (a guard against a file that declares absurd sizes).
 MAX_KERNELS = 10**7
-_FILE_TYPES = ".npy, .npz, .mat, .png or a folder of .png files"
-
-
-class KernelBankError(BlurgenError, ValueError):
-    """A kernel file that cannot be used; the message names the file and the reason."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -153,119 +149,6 @@ def pad_to(kernel: np.ndarray, size: int) -> np.ndarray:
     return np.pad(kernel, margin)
 
 
-# --------------------------------------------------------------------------------------------
-# Reading files: each reader yields (label, array) with array (k, k) or a stack of kernels
-
-
-def _split(label: str, arr: np.ndarray, matlab: bool) -> Iterator[tuple[str, np.ndarray]]:
-    """2-D kernels of one array: (k, k) as is; a 3-D stack as (N, k, k), or in a .mat file as
-    MATLAB's (k, k, N) (kernels along the last axis) unless only (N, k, k) has square slices."""
-    if arr.ndim == 2:
-        yield label, arr
-        return
-    if arr.ndim != 3:
-        where = f"{label}: " if label else ""
-        raise KernelBankError(f"{where}an array of {arr.ndim} dimension(s), expected (k, k) or a stack of kernels")
-    last_axis = matlab and not (arr.shape[0] != arr.shape[1] and arr.shape[1] == arr.shape[2])
-    stack = np.moveaxis(arr, 2, 0) if last_axis else arr
-    for i in range(stack.shape[0]):
-        yield f"{label} kernel {i}".strip(), stack[i]
-
-
-def _read_npy(path: str) -> Iterator[tuple[str, np.ndarray]]:
-    yield "", np.load(path, allow_pickle=False)
-
-
-def _read_npz(path: str) -> Iterator[tuple[str, np.ndarray]]:
-    with np.load(path, allow_pickle=False) as archive:
-        for name in archive.files:
-            yield f"array {name!r}", archive[name]
-
-
-def _mat_v5_items(label: str, value: Any) -> Iterator[tuple[str, np.ndarray]]:
-    """Numeric arrays in a scipy.io.loadmat value, cell arrays walked in MATLAB (column) order;
-    text and structs are skipped."""
-    arr = np.asarray(value)
-    if arr.dtype == object:
-        for i, item in enumerate(arr.ravel(order="F")):
-            yield from _mat_v5_items(f"{label}{{{i + 1}}}", item)
-    elif arr.dtype.fields is None and arr.dtype.kind in "biuf c":
-        yield label, arr
-
-
-def _read_mat_v5(path: str) -> Iterator[tuple[str, np.ndarray]]:
-    from scipy.io import loadmat
-
-    for name, value in loadmat(path).items():
-        if not name.startswith("__"):
-            yield from _mat_v5_items(f"variable {name!r}", value)
-
-
-def _mat_v73_items(f, label: str, node) -> Iterator[tuple[str, np.ndarray]]:
-    """Numeric datasets of a v7.3 (HDF5) MAT file; cell arrays hold object references. h5py
-    sees MATLAB's column-major arrays transposed, so they are transposed back."""
-    import h5py
-
-    if not isinstance(node, h5py.Dataset):
-        return  # a struct (group)
-    kind = node.attrs.get("MATLAB_class", b"double")
-    kind = kind.decode() if isinstance(kind, bytes) else str(kind)
-    if node.attrs.get("MATLAB_empty", 0) or kind == "char":
-        return
-    if kind == "cell":
-        refs = np.asarray(node[()]).T
-        for i, ref in enumerate(refs.ravel(order="F")):
-            yield from _mat_v73_items(f, f"{label}{{{i + 1}}}", f[ref])
-    else:
-        yield label, np.asarray(node[()]).T
-
-
-def _read_mat_v73(path: str) -> Iterator[tuple[str, np.ndarray]]:
-    import h5py
-
-    with h5py.File(path, "r") as f:
-        for name in f:
-            if not name.startswith("#"):
-                yield from _mat_v73_items(f, f"variable {name!r}", f[name])
-
-
-def _read_png(path: str, label: str = "") -> np.ndarray:
-    from blurgen.core.imageio import decode_file  # not cv2.imread: it segfaults on a non-UTF-8 path
-
-    img = decode_file(path)
-    if img is None:
-        raise KernelBankError(f"{label + ': ' if label else ''}not a readable PNG image")
-    if img.ndim == 3:
-        if img.shape[2] not in (3, 4) or not (img[:, :, :3] == img[:, :, :1]).all():
-            raise KernelBankError(f"{label + ': ' if label else ''}not grayscale ({img.shape[2]} channels that differ)")
-        img = img[:, :, 0]
-    return img
-
-
-def _read_png_folder(path: str) -> Iterator[tuple[str, np.ndarray]]:
-    names = sorted(n for n in os.listdir(path) if n.lower().endswith(".png") and not n.startswith("."))
-    if not names:
-        raise KernelBankError("no .png files in the folder")
-    for name in names:
-        yield repr(name), _read_png(os.path.join(path, name), repr(name))
-
-
-def _reader(path: str):
-    """The reader for ``path`` and the name of its format (for messages)."""
-    if os.path.isdir(path):
-        return _read_png_folder, "a folder of PNG kernels"
-    ext = os.path.splitext(path)[1].lower()
-    if ext == ".mat":
-        import h5py
-
-        return (_read_mat_v73, "a MATLAB v7.3 file") if h5py.is_hdf5(path) else (_read_mat_v5, "a MATLAB file")
-    readers = {".npy": (_read_npy, "a .npy file"), ".npz": (_read_npz, "a .npz file"),
-               ".png": (lambda p: iter([("", _read_png(p))]), "a PNG image")}
-    if ext not in readers:
-        raise KernelBankError(f"unknown kernel file type {ext or '(none)'!r}; expected {_FILE_TYPES}")
-    return readers[ext]
-
-
 def _checked(label: str, kernel: np.ndarray) -> np.ndarray:
     """One kernel, validated, negatives clipped to 0, centred and normalised (float32)."""
     where = f"{label}: " if label else ""
@@ -280,6 +163,9 @@ def _checked(label: str, kernel: np.ndarray) -> np.ndarray:
     k = kernel.astype(np.float64)
     if not np.isfinite(k).all():
         raise KernelBankError(f"{where}holds NaN or infinite values")
+    peak = float(np.abs(k).max())
+    if peak > 0:
+        k /= peak  # the sum of values near 1e308 would overflow; the kernel is normalised anyway
     total = float(k.sum())
     if not total > 0:
         raise KernelBankError(f"{where}sums to {total:.6g}; a kernel needs a positive sum")
@@ -295,16 +181,16 @@ def load_kernels(path: str | os.PathLike) -> list[np.ndarray]:
         raise KernelBankError(f"kernel file {path}: no such file or folder")
     kind, kernels = "a kernel file", []
     try:
-        reader, kind = _reader(path)
-        for label, arr in reader(path):
-            for sub, kernel in _split(label, np.asarray(arr), reader in (_read_mat_v5, _read_mat_v73)):
-                kernels.append(_checked(sub, kernel))
-                if len(kernels) > MAX_KERNELS:
-                    raise KernelBankError(f"more than {MAX_KERNELS} kernels")
-    except KernelBankError as exc:
+        arrays, kind = read_kernel_arrays(path)
+        for sub, kernel in arrays:
+            kernels.append(_checked(sub, kernel))
+            if len(kernels) > MAX_KERNELS:
+                raise KernelBankError(f"more than {MAX_KERNELS} kernels")
+    except (KernelBankError, UnsafeFileError) as exc:
         raise KernelBankError(f"kernel file {path}: {exc}") from None
-    except (OSError, ValueError, EOFError, KeyError, TypeError, NotImplementedError, MemoryError,
-            UnicodeError, zipfile.BadZipFile, RuntimeError) as exc:
+    except RecursionError:
+        raise KernelBankError(f"kernel file {path}: cell arrays nested too deep") from None
+    except (*READ_ERRORS, mat_read_error()) as exc:
         raise KernelBankError(f"kernel file {path}: cannot read it as {kind} ({one_line(exc)})") from None
     if not kernels:
         raise KernelBankError(f"kernel file {path}: holds no kernels (no numeric arrays)")
@@ -342,6 +228,12 @@ class KernelBank:
         self._sides = np.array([k.shape[0] for k in prepared], np.int64)
         self._offsets = np.concatenate([[0], np.cumsum(self._sides**2)])
         self._flat = np.concatenate([k.ravel() for k in prepared]).astype(np.float32)
+        if self.size > MAX_KERNEL_SIZE:  # scaling would make kernels no run can hold (and GBs of scratch)
+            side = int(self._sides.max())
+            high = math.floor(MAX_KERNEL_SIZE // 2 / (side / 2) * 100) / 100
+            raise KernelBankError(f"{self.source}: scale_range high end {self.scale_range[1]:g} makes the largest "
+                                  f"kernel ({side}x{side}) {self.size} px wide, over the largest kernel size "
+                                  f"{MAX_KERNEL_SIZE}; use a high end of at most {high:g}")
 
     @classmethod
     def from_file(cls, path: str | os.PathLike, *, augment: bool = False,
@@ -393,7 +285,7 @@ class KernelBank:
     def size(self) -> int:
         """The odd side every sampled kernel is padded to: the largest kernel at the largest scale."""
         high = self.scale_range[1]
-        side = int(self._sides.max())
+        side = max(3, int(self._sides.max()))  # a bank of 1x1 (sharp) kernels still gives 3x3
         return side if high == 1.0 else max(side, 2 * _scaled_radius(side, high) + 1)
 
     def draw(self, seed: int, indices) -> dict[str, np.ndarray]:

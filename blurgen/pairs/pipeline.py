@@ -229,8 +229,8 @@ class PipelineMaker:
     def _check_model(self, config: Any, fresh: bool) -> None:
         fingerprint = config.model.check(config, fresh=fresh)
         if self._expected_model is not None and fingerprint != self._expected_model:
-            raise DatasetError(f"the kernel bank {config.kernel_bank} changed while the run was starting; "
-                               "rerun with --resume")
+            raise DatasetError(f"the kernel bank {config.kernel_bank} holds other kernels than when the run "
+                               "started (it changed during the run); restore it, or start again with --overwrite")
         self._model_print = fingerprint
         config.model.pin(config)  # this run keeps its inputs (a kernel bank), whatever the file does
 

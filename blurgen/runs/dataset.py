@@ -69,7 +69,9 @@ def _final_attrs(config: Any, manifest: Manifest, command: str) -> dict[str, Any
     return {"blurgen_version": __version__, "created": now_iso(), "command": text_attr(command),
             "config": config.to_json(), "seed": manifest.seed, "n_total": manifest.n_total,
             "sample_start": manifest.sample_start, "sample_stop": manifest.sample_stop,
-            "shard_index": manifest.shard_index, "shard_count": manifest.shard_count}
+            "shard_index": manifest.shard_index, "shard_count": manifest.shard_count,
+            # the inputs the run pinned (a kernel bank's fingerprint): merge refuses shards of others
+            **({"inputs_fingerprint": manifest.source_files_digest} if manifest.source_files_digest else {})}
 
 
 def make_dataset(out: str, config: Any, n: int, seed: int = 0, *, workers: int | None = None,

@@ -25,7 +25,18 @@ from blurgen.store.schema import (
 def _shard_key(h5: Any) -> dict[str, Any]:
     """What every shard of one dataset shares (raises h5py's errors if an attribute is damaged)."""
     return {"config": json.loads(attr(h5, "config")), "seed": attr(h5, "seed"),
-            "n_total": sample_range(h5)[2], "blurgen_version": attr(h5, "blurgen_version")}
+            "n_total": sample_range(h5)[2], "blurgen_version": attr(h5, "blurgen_version"),
+            "inputs_fingerprint": attr(h5, "inputs_fingerprint", "")}
+
+
+def _difference(name: str, value: Any, first: Any) -> str:
+    """What differs, briefly: for configs the keys that differ, not two whole configs."""
+    if isinstance(value, dict) and isinstance(first, dict):
+        keys = sorted(k for k in {*value, *first} if value.get(k) != first.get(k))
+        return f"{name} differs in {', '.join(keys[:5])}{' ...' if len(keys) > 5 else ''}"
+    if name == "inputs_fingerprint":
+        return "made from other inputs (a different kernel bank or source files)"
+    return f"{name} differs ({str(value)[:80]!s} != {str(first)[:80]!s})"
 
 
 def _check_shards_compatible(files: list[tuple[str, Any]]) -> None:
@@ -39,8 +50,8 @@ def _check_shards_compatible(files: list[tuple[str, Any]]) -> None:
         key = _shard_key(h5)
         for name, value in key.items():
             if value != first_key[name]:
-                raise PairsFileError(f"{path}: {name} differs from {first_path} "
-                                     f"({value!r} != {first_key[name]!r}); not shards of one dataset")
+                raise PairsFileError(f"{path}: {_difference(name, value, first_key[name])} from {first_path}; "
+                                     "not shards of one dataset, so make the missing shards with its settings")
     expected = 0
     for path, h5 in sorted(files, key=lambda item: sample_range(item[1])[0]):
         start, stop, _ = sample_range(h5)
@@ -52,6 +63,15 @@ def _check_shards_compatible(files: list[tuple[str, Any]]) -> None:
         expected = stop
     if expected != first_key["n_total"]:
         raise PairsFileError(f"samples {expected}..{first_key['n_total']} are missing (no shard covers them)")
+
+
+def _refuse_bad_motion(paths: list[str]) -> None:
+    from blurgen.store.motion_check import motion_problem
+
+    for path in paths:
+        problem = motion_problem(path)
+        if problem:
+            raise PairsFileError(f"{path}: {problem}; this shard cannot be merged, make it again")
 
 
 def _copy_shards(assembler: Assembler, files: list[tuple[str, Any]]) -> None:
@@ -68,7 +88,8 @@ def _merged_attrs(first: Any, command: str, n_total: int) -> dict[str, Any]:
     return {"blurgen_version": attr(first, "blurgen_version"), "created": now_iso(),
             "command": command, "config": attr(first, "config"), "seed": attr(first, "seed"),
             "n_total": n_total, "sample_start": 0, "sample_stop": n_total,
-            "shard_index": 0, "shard_count": 1}
+            "shard_index": 0, "shard_count": 1,
+            **({"inputs_fingerprint": attr(first, "inputs_fingerprint")} if "inputs_fingerprint" in first.attrs else {})}
 
 
 def merge_files(paths: list[str], tmp_path: str, final_path: str, command: str,
@@ -86,6 +107,7 @@ def merge_files(paths: list[str], tmp_path: str, final_path: str, command: str,
             with reading(path, "unreadable root attributes"):
                 _shard_key(files[-1][1])  # fail here, naming the file, not mid-comparison
         _check_shards_compatible(files)
+        _refuse_bad_motion(paths)
         first = files[0][1]
         n_total = sample_range(first)[2]
         compression = compression or {name: (first[name].compression, first[name].compression_opts)

@@ -37,6 +37,7 @@ import numpy as np
 
 from blurgen.core.common import BlurgenError, one_line
 from blurgen.core.config import MAX_KERNEL_SIZE, MAX_SIDE
+from blurgen.core.safe_files import hdf5_outside_reference
 
 SCHEMA_VERSION = 1
 CAMERA_SCHEMA_VERSION = 2
@@ -168,6 +169,8 @@ def per_sample_datasets(h5: Any) -> list[str]:
 
 
 def _check_motion(h5: Any, path: str, n: int) -> None:
+    import h5py
+
     motion = h5.get(MOTION)
     if motion is None:
         raise PairsFileError(f"{path}: schema 2 needs the group /{MOTION}")
@@ -180,6 +183,9 @@ def _check_motion(h5: Any, path: str, n: int) -> None:
     for name, ds in motion.items():
         if ds is None or ds.shape[:1] != (n,):
             raise PairsFileError(f"{path}: /{MOTION}/{name} must hold one entry per sample ({n})")
+        if not isinstance(ds, h5py.Dataset) or ds.dtype.kind != "f" or ds.shape != rotation.shape:
+            raise PairsFileError(f"{path}: /{MOTION}/{name} must be a float array shaped like /{MOTION}/rotation "
+                                 f"{rotation.shape}")
 
 
 def _check_params(h5: Any, path: str, n: int, required: tuple[str, ...]) -> None:
@@ -249,6 +255,10 @@ def open_validated(path: str) -> tuple[Any, int]:
         h5 = h5py.File(path, "r")
     try:
         with reading(path, "damaged HDF5 structure"):
+            outside = hdf5_outside_reference(h5)  # before any dataset is read: links are not followed
+            if outside:
+                raise PairsFileError(f"{path}: {outside}; blurgen reads no file through another, so keep all "
+                                     "data inside the pairs file")
             return h5, validate_layout(h5, path)
     except BaseException:
         h5.close()
