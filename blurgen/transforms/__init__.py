@@ -127,6 +127,18 @@ def _blur(x: torch.Tensor, kernels: np.ndarray, gamma: str | None, method: str,
     return ops.blur(work, kernels, gamma, method, noise).to(x.dtype)
 
 
+def _check_pipeline(pipeline: Any, isp: Any, gamma: Any) -> tuple[str, Any]:
+    from blurgen.blur.isp import IspConfig, check_pipeline
+
+    check_pipeline(pipeline)
+    isp = IspConfig() if isp is None else isp
+    if not isinstance(isp, IspConfig):
+        raise ValueError(f"isp must be a blurgen.blur.isp.IspConfig, got {type(isp).__name__}")
+    if pipeline == "camera" and gamma is None:
+        raise ValueError("pipeline='camera' needs gamma 'srgb' or '2.2', got None")
+    return pipeline, isp
+
+
 def _worker_slot() -> tuple[int, int]:
     """(worker id, worker count) inside a torch DataLoader worker, else (0, 1)."""
     info = torch.utils.data.get_worker_info()
@@ -163,6 +175,14 @@ class RandomCameraShake(nn.Module):
         seed: non-negative int; ``None`` draws one (stored in ``self.seed``).
         method: convolution, ``"auto"`` (direct sparse taps on CPU for thin kernels, FFT otherwise),
             ``"direct"`` (``"taps"`` is accepted for it) or ``"fft"``.
+        pipeline: ``"srgb"`` (default: blur and noise in linear sRGB, as above) or ``"camera"``:
+            the dataset's camera pipeline (``blurgen.blur.raw``: unprocess into a camera's RAW with
+            a drawn colour matrix and gains, light sources above the clip, blur, Bayer mosaic,
+            RAW noise with calibrated shot/read levels (``noise=True``; ``noise_a``/``noise_b``
+            do not apply), quantisation, bilinear demosaicing, back to sRGB with the tone curve).
+            Needs 3 channels and a ``gamma``; Numba on float32 CPU tensors without gradient, its
+            torch twin otherwise (the same values).
+        isp: the camera pipeline's settings (``blurgen.blur.isp.IspConfig``; default ``IspConfig()``).
 
     Shape:
         - Input: :math:`(B, C, H, W)` or :math:`(C, H, W)`, float32/float16/bfloat16/float64 in
@@ -190,7 +210,7 @@ class RandomCameraShake(nn.Module):
     def __init__(self, config: Any = None, *, bank: KernelBank | None = None, motion: Any = None, p: float = 0.5,
                  gamma: str | None = "srgb", noise: bool = False,
                  noise_a: tuple[float, float] = (1e-4, 1e-3), noise_b: tuple[float, float] = (1e-7, 1e-6),
-                 seed: int | None = None, method: str = "auto") -> None:
+                 seed: int | None = None, method: str = "auto", pipeline: str = "srgb", isp: Any = None) -> None:
         super().__init__()
         if bank is not None and config is not None:
             raise ValueError("give config or bank, not both")
@@ -213,10 +233,11 @@ class RandomCameraShake(nn.Module):
         self.noise_b = check_pair("noise_b", noise_b, 0.0, 0.01)
         self.seed = secrets.randbits(62) if seed is None else check_index("seed", seed, 0)
         self.counter = 0
+        self.pipeline, self.isp = _check_pipeline(pipeline, isp, gamma)
 
     def extra_repr(self) -> str:
         source = repr(self.config)
-        return (f"p={self.p}, gamma={self.gamma!r}, noise={self.noise}, seed={self.seed}, "
+        return (f"p={self.p}, gamma={self.gamma!r}, noise={self.noise}, pipeline={self.pipeline!r}, seed={self.seed}, "
                 f"counter={self.counter}, kernels={source}")
 
     def get_extra_state(self) -> dict[str, int]:
@@ -250,6 +271,18 @@ class RandomCameraShake(nn.Module):
             "noise_key": np.stack([bits[:, 3] & np.uint64(0xFFFFFFFF), bits[:, 3] >> np.uint64(32)], axis=1),
         }
 
+    def _camera(self, x: torch.Tensor, kernels: np.ndarray, indices: np.ndarray, draws: dict,
+                chosen: np.ndarray) -> torch.Tensor:
+        """The camera pipeline on the chosen images; their noise levels go into ``draws``."""
+        from blurgen.transforms import _camera
+
+        if x.shape[1] != 3:
+            raise ValueError(f"pipeline='camera' needs 3 channels (RGB), got {x.shape[1]}")
+        p = _camera.draw(self.seed, indices, self.gamma, self.noise, self.isp)
+        draws["noise_a"], draws["noise_b"] = draws["noise_a"].copy(), draws["noise_b"].copy()
+        draws["noise_a"][chosen], draws["noise_b"][chosen] = p["noise_a"], p["noise_b"]
+        return _camera.camera(x, kernels, p, self.gamma, self.noise, self.isp, self.method)
+
     def kernels_for(self, indices) -> tuple[list[np.ndarray], dict[str, np.ndarray]]:
         """The kernels (float32, odd sides) and model/bank parameters of samples ``indices``."""
         return self.model.kernels_at(self.config, self.seed, check_indices(indices))
@@ -270,7 +303,11 @@ class RandomCameraShake(nn.Module):
             kernels = _common_size(raw)
             noise = (draws["noise_a"][chosen], draws["noise_b"][chosen], draws["noise_key"][chosen]) \
                 if self.noise else None
-            blurred = _blur(x[chosen] if chosen.size < len(idx) else x, kernels, self.gamma, self.method, noise)
+            subset = x[chosen] if chosen.size < len(idx) else x
+            if self.pipeline == "camera":
+                blurred = self._camera(subset, kernels, idx[chosen], draws, chosen)
+            else:
+                blurred = _blur(subset, kernels, self.gamma, self.method, noise)
             out = blurred if chosen.size == len(idx) else x.index_copy(
                 0, torch.as_tensor(chosen, device=x.device), blurred)
         out = out[0] if single else out
