@@ -205,11 +205,31 @@ def test_make_pipeline_camera_writes_the_camera_values(tmp_path):
 
     out = tmp_path / "cam.h5"
     result = CliRunner().invoke(main, ["make", "--n", "3", "--out", str(out), "--size", "32", "--workers", "1",
-                                       "--pipeline", "camera", "--noise", "off", "--jpeg-quality", "90"])
+                                       "--pipeline", "camera", "--noise", "off", "--jpeg-quality", "90",
+                                       "--preview", str(tmp_path / "cam.png")])
     assert result.exit_code == 0, result.output
+    report = CliRunner().invoke(main, ["inspect", str(out)])
+    assert report.exit_code == 0 and "camera pipeline: streaked highlights" in report.output
+    assert "of 3 samples" in report.output and (tmp_path / "cam.png").stat().st_size > 0
     with read_pairs(str(out)) as pairs:
         assert pairs.params["noise_a"].tolist() == [0, 0, 0]
         assert (pairs.params["jpeg_quality"] == 90).all() and "clipped_share" in pairs.params
         block = make_block(PairsConfig(width=32, height=32, pipeline="camera", blur=BlurConfig(
             noise="off", jpeg_quality_range=(90, 90))), seed=0, start=1, count=1)
         assert np.array_equal(pairs[1][0], block["blurred"][0])
+
+
+def test_the_stage_laws_hold_without_jit():
+    """The laws again with NUMBA_DISABLE_JIT=1: the kernels' Python source is what runs."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    env = {**os.environ, "NUMBA_DISABLE_JIT": "1"}
+    here = Path(__file__).parent
+    result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(here / "test_isp.py"),
+                             "-k", "round_trip or returns_the_image or exact_on_flat or opencv or streak"],
+                            env=env, capture_output=True, text=True, timeout=600, cwd=here)
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+    assert " passed" in result.stdout

@@ -75,10 +75,31 @@ def pairs_sheet(samples: list[tuple[np.ndarray, np.ndarray, np.ndarray]], max_he
     return sheet
 
 
+def caption(image: np.ndarray, text: str) -> np.ndarray:
+    """A copy of uint8 RGB ``image`` with ``text`` written in its top-left corner (white on black)."""
+    import cv2
+
+    out = np.ascontiguousarray(image).copy()
+    scale = max(0.3, min(0.5, out.shape[1] / 800))
+    (w, h), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
+    out[:h + base + 4, :min(out.shape[1], w + 4)] = 0
+    cv2.putText(out, text, (2, h + 2), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), 1, cv2.LINE_AA)
+    return out
+
+
+def _camera_caption(params, i: int) -> str:
+    """The camera pipeline's noise and saturation values of sample i, short."""
+    return (f"shot {params['noise_a'][i]:.1e} read {params['noise_b'][i]:.1e} "
+            f"lights {params['light_share'][i]:.1%} clip {params['clipped_share'][i]:.1%}")
+
+
 def sample_rows(h5, count: int, n_available: int) -> list[tuple[np.ndarray, ...]]:
-    """Up to ``count`` samples spread evenly over the first ``n_available`` of an open file."""
+    """Up to ``count`` samples spread evenly over the first ``n_available`` of an open file; a
+    camera-pipeline file's blurred images carry their noise and saturation values."""
     picks = np.unique(np.linspace(0, n_available - 1, num=min(count, n_available)).round().astype(int))
-    return [(h5["blurred"][i], h5["sharp"][i], h5["kernel"][i]) for i in picks]
+    params = h5["params"] if "params" in h5 and "clipped_share" in h5["params"] else None
+    return [(h5["blurred"][i] if params is None else caption(h5["blurred"][i], _camera_caption(params, i)),
+             h5["sharp"][i], h5["kernel"][i]) for i in picks]
 
 
 def sheet_from_file(path: str, count: int = 8) -> np.ndarray:
