@@ -316,3 +316,64 @@ class RegularFile(click.Path):
         if not os.path.isfile(path):
             self.fail(f"{path!r} is not a regular file", param, ctx)
         return path
+
+
+#: The camera pipeline's options of `make` (their parameter names), and what each sRGB-only
+#: option is replaced by under ``--pipeline camera``.
+CAMERA_OPTIONS = ("bayer", "bit_depth", "shot_noise", "light_threshold", "light_boost")
+REPLACED_IN_CAMERA = {"gain_prob": "--light-threshold/--light-boost", "gain_max": "--light-threshold/--light-boost",
+                      "noise_a": "--shot-noise", "noise_b": "--shot-noise (read noise follows from it)"}
+
+
+def camera_pipeline_options(func):
+    """``--pipeline`` and the camera pipeline's options of `make`."""
+    from blurgen.blur.isp import PIPELINES, IspConfig
+
+    d = IspConfig()
+    pair = "{:g},{:g}".format
+    options = [
+        click.option("--pipeline", type=click.Choice(PIPELINES), default="srgb", show_default=True,
+                     help="Image formation: srgb (blur and noise in linear sRGB) or camera (a camera's RAW "
+                          "pipeline: colour matrix, white balance, light sources, Bayer mosaic, RAW noise, "
+                          "demosaicing)."),
+        click.option("--bayer", default=",".join(d.bayer_patterns), show_default=True,
+                     help="camera: Bayer patterns drawn from (RGGB, BGGR, GRBG, GBRG)."),
+        click.option("--bit-depth", type=int, default=d.bit_depth, show_default=True,
+                     help="camera: RAW bit depth, 8-16."),
+        click.option("--shot-noise", default=pair(*d.shot_noise_range), show_default=True,
+                     help="camera: shot-noise range low,high (RAW units, log-uniform); read noise follows."),
+        click.option("--light-threshold", default=pair(*d.light_threshold_range), show_default=True,
+                     help="camera: sRGB value range low,high in [0.5, 1] from which pixels are light sources."),
+        click.option("--light-boost", default=pair(*d.light_boost_range), show_default=True,
+                     help="camera: light sources' brightness over the clip, range low,high in [1, 1000]."),
+    ]
+    return apply_options(func, options)
+
+
+def isp_config_from_options(ctx: click.Context, options: dict):
+    """The IspConfig of the command line; usage errors (exit 2) for a camera option with
+    ``--pipeline srgb``, an sRGB-only option with ``--pipeline camera``, or a bad value."""
+    from blurgen.blur.isp import IspConfig
+
+    given = {name for name in (*CAMERA_OPTIONS, *REPLACED_IN_CAMERA)
+             if ctx.get_parameter_source(name) == click.core.ParameterSource.COMMANDLINE}
+    if options["pipeline"] != "camera":
+        for name in CAMERA_OPTIONS:
+            if name in given:
+                raise click.BadParameter("applies to --pipeline camera only", param_hint=_flag(name))
+        return IspConfig()
+    for name, replacement in REPLACED_IN_CAMERA.items():
+        if name in given:
+            raise click.BadParameter(f"does not apply to --pipeline camera; use {replacement}", param_hint=_flag(name))
+    values = {"bayer_patterns": tuple(p.strip().upper() for p in options["bayer"].split(",") if p.strip()),
+              "bit_depth": options["bit_depth"],
+              "shot_noise_range": parse_range(options["shot_noise"], "--shot-noise"),
+              "light_threshold_range": parse_range(options["light_threshold"], "--light-threshold"),
+              "light_boost_range": parse_range(options["light_boost"], "--light-boost")}
+    flags = {"bayer_patterns": "--bayer", "bit_depth": "--bit-depth", "shot_noise_range": "--shot-noise",
+             "light_threshold_range": "--light-threshold", "light_boost_range": "--light-boost"}
+    try:
+        return IspConfig(**values)
+    except ValueError as exc:
+        hint = next((flag for field, flag in flags.items() if str(exc).startswith(field)), None)
+        raise click.BadParameter(str(exc), param_hint=hint) from None

@@ -14,10 +14,12 @@ from blurgen.cli.common import (
     announce_first_compile,
     blur_config_from_options,
     blur_model_options,
+    camera_pipeline_options,
     check_motion_options,
     check_not_same_file,
     check_output,
     is_png,
+    isp_config_from_options,
     kernel_model_options,
     motion_config_from_options,
     motion_options,
@@ -98,6 +100,7 @@ def command_line(ctx: click.Context) -> str:
               help="--kernels: size factor range low,high in [0.1, 10], drawn log-uniformly per sample.")
 @motion_options
 @blur_model_options
+@camera_pipeline_options
 @click.option("--resume", is_flag=True, help="Continue an interrupted run (same settings).")
 @click.option("--overwrite", is_flag=True, help="Replace an existing --out (or interrupted run).")
 @click.option("--shard", default=None, help="Make only part i of N (e.g. 0/2); join with blurgen merge.")
@@ -127,6 +130,7 @@ def make(ctx, n, out, size, source, split, seed, workers, resume, overwrite, sha
       blurgen make --n 10000 --out shard1.h5 --shard 1/2 --workers 2
       blurgen make --n 5000 --out cam.h5 --motion camera3d --focal-35mm 24,35 --preview cam.png
       blurgen make --n 5000 --out mine.h5 --kernels my_psfs.mat --kernel-augment
+      blurgen make --n 5000 --out raw.h5 --pipeline camera --shot-noise 1e-4,1e-3 --preview raw.png
     """
     from blurgen.store.parts import compression_for
 
@@ -244,11 +248,12 @@ def _config_from_options(ctx, n, size, source, split, resume, overwrite, shard, 
     source = check_source(source)
     kernel, camera = _motion_configs(ctx, options, width, height)
     blur = blur_config_from_options(**{k: options[k] for k in BLUR_OPTIONS})
+    pipeline = {"pipeline": options["pipeline"], "isp": isp_config_from_options(ctx, options)}
     bank = {"kernel_bank": os.path.abspath(options["kernels"]), "bank_augment": options["kernel_augment"],
             "bank_scale": options["kernel_scale"]} if options["kernels"] else {}
     try:
         config = PairsConfig(width=width, height=height, kernel=kernel, blur=blur, source=source,
-                             split=split, motion=options["motion"], camera=camera, **bank)
+                             split=split, motion=options["motion"], camera=camera, **bank, **pipeline)
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from None
     return config, shard_pair

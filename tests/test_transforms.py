@@ -33,20 +33,22 @@ def delta_bank(side: int = 5) -> KernelBank:
 
 def reference(x: torch.Tensor, params: dict, gamma, shake: RandomCameraShake | None = None) -> np.ndarray:
     """Float64 NumPy/scipy model of the transform for the images of ``params``: decode, numpy
-    reflect pad, scipy.signal.convolve (valid), clip, noise with the same normals, clip, encode."""
-    xd = np.clip(x.detach().cpu().double().numpy(), 0, 1)
+    reflect pad, scipy.signal.convolve (valid), clip, noise with the same normals, clip, encode;
+    without a transfer curve nothing is clipped (the values are blurred as they are)."""
+    clip = (lambda v: np.clip(v, 0, 1)) if gamma else (lambda v: v)
+    xd = clip(x.detach().cpu().double().numpy())
     kernels = params["kernels"].double().numpy()
     radius = kernels.shape[-1] // 2
     lin = decode_curve(xd, gamma) if gamma else xd
     out = np.stack([[scipy.signal.convolve(np.pad(plane, radius, mode="reflect"), k, mode="valid")
                      for plane in image] for image, k in zip(lin, kernels)])
-    out = np.clip(out, 0, 1)
+    out = clip(out)
     if shake is not None and shake.noise:
         keys = shake.draw(params["index"].numpy())["noise_key"]
         z = jit.normals(keys, out[0].size).reshape(out.shape).astype(np.float64)
         a = params["noise_a"].double().numpy()[:, None, None, None]
         b = params["noise_b"].double().numpy()[:, None, None, None]
-        out = np.clip(out + np.sqrt(a * out + b) * z, 0, 1)
+        out = clip(out + np.sqrt(np.maximum(a * out + b, 0)) * z)
     return encode_curve(out, gamma) if gamma else out
 
 

@@ -108,7 +108,8 @@ def sample_rows(h5, count: int, n_available: int) -> list[tuple[np.ndarray, ...]
 #: What a row caption says about a sample, from the /params it has: (name, format).
 CAPTION_PARAMS = (("exposure_fraction", "exposure {:.2f}"), ("path_length_px", "blur {:.0f} px"),
                   ("exposure_s", "{:.4g} s"), ("focal_35mm", "{:.0f} mm"), ("bank_index", "bank kernel {}"),
-                  ("gain", "gain {:.2f}"), ("noise_a", "noise {:.0e}"), ("noise_b", "{:.0e}"))
+                  ("gain", "gain {:.2f}"), ("noise_a", "noise {:.0e}"), ("noise_b", "{:.0e}"),
+                  ("light_share", "lights {:.1%}"), ("clipped_share", "clipped {:.1%}"))
 
 
 def row_captions(h5, count: int, n_available: int) -> list[str]:

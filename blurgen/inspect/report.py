@@ -13,6 +13,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
+from blurgen.inspect.camera import camera_lines
 from blurgen.runs.folder import MANIFEST_NAME, RunFolder, parts_dir_for
 from blurgen.store.parts import PartsError, part_files, verify_stored_data
 from blurgen.store.schema import (
@@ -175,7 +176,7 @@ def describe_file(path: str, verify: bool = True) -> tuple[list[str], list[str]]
             lines.append("params: not scanned (the file lacks data it declares written)")
         else:
             param_lines, param_problems = _param_lines(h5, n_written)
-            lines += [f"params (over {n_written} samples):", *param_lines]
+            lines += [f"params (over {n_written} samples):", *param_lines, *camera_lines(h5["params"], n_written)]
             problems += _kernel_problems(h5, n_written) + param_problems + _order_problems(h5, n_written)
             if verify:
                 problems += _checksum_problems(path, h5, n_written)

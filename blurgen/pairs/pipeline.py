@@ -16,6 +16,8 @@ from typing import Any
 import numpy as np
 
 from blurgen.blur import BlurConfig, render_sample
+from blurgen.blur.isp import IspConfig, check_pipeline
+from blurgen.blur.raw import render_camera_sample
 from blurgen.camera.config import CameraConfig
 from blurgen.core.common import DatasetError
 from blurgen.core.config import MAX_SIDE, MIN_SIDE, ConfigMixin, KernelConfig, check_index, check_pair
@@ -47,6 +49,23 @@ PARAM_DTYPES = {
     "noise_a": np.float32,
     "noise_b": np.float32,
     "jpeg_quality": np.int32,
+    # the camera pipeline's (blurgen.blur.raw.render_camera_sample)
+    **{f"ccm_{k}": np.float32 for k in range(9)},
+    "wb_red": np.float32,
+    "wb_blue": np.float32,
+    "digital_gain": np.float32,
+    "bayer_pattern": np.int32,
+    "light_threshold": np.float32,
+    "light_boost": np.float32,
+    "light_share": np.float32,
+    "clipped_share": np.float32,
+}
+#: The per-sample values of the sensor stages, by pipeline (the others come from the motion model).
+SENSOR_PARAMS = {
+    "srgb": ("gain", "noise_a", "noise_b", "jpeg_quality"),
+    "camera": (*(f"ccm_{k}" for k in range(9)), "wb_red", "wb_blue", "digital_gain", "bayer_pattern", "gain",
+               "noise_a", "noise_b", "light_threshold", "light_boost", "light_share", "clipped_share",
+               "jpeg_quality"),
 }
 
 
@@ -64,12 +83,17 @@ class PairsConfig(ConfigMixin):
             ``kernel`` per sample, the same blur everywhere), ``"camera3d"`` (a rotating hand-held
             ``camera``; the blur varies across the image) or a registered or ``module:attribute`` one.
         camera: the camera model of ``camera3d``; the output is a window of its frame.
+        pipeline: the image formation around the blur: ``"srgb"`` (``blur``'s model in linear
+            sRGB, the default) or ``"camera"`` (a camera's RAW pipeline, ``blurgen.blur.raw``:
+            ``isp`` settings, plus ``blur``'s gamma, saturation, noise model and JPEG range).
+        isp: the camera pipeline's settings (``blurgen.blur.isp.IspConfig``).
         kernel_bank: a kernel file or folder (``blurgen.KernelBank``) whose kernels replace the
             random walk of ``shake2d`` ("" for none); ``bank_augment`` draws one of the 8
             flips/rotations per sample, ``bank_scale`` a size factor (low, high) in [0.1, 10].
 
     A ``shake2d`` config's dict (manifests, the file's ``config`` attribute) has no ``motion``,
-    ``camera`` or kernel-bank entries unless it uses them: it is the dict it was before they existed.
+    ``camera``, kernel-bank, ``pipeline`` or ``isp`` entries unless it uses them: it is the dict it
+    was before they existed.
     """
 
     width: int = 256
@@ -83,6 +107,8 @@ class PairsConfig(ConfigMixin):
     kernel_bank: str = ""
     bank_augment: bool = False
     bank_scale: tuple[float, float] = (1.0, 1.0)
+    pipeline: str = "srgb"
+    isp: IspConfig = field(default_factory=IspConfig)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "width", check_index("width", self.width, MIN_SIDE, MAX_SIDE))
@@ -107,6 +133,9 @@ class PairsConfig(ConfigMixin):
             raise ValueError(f"bank_augment must be True or False, got {self.bank_augment!r}")
         object.__setattr__(self, "bank_augment", bool(self.bank_augment))
         object.__setattr__(self, "bank_scale", check_pair("bank_scale", self.bank_scale, 0.1, 10.0))
+        check_pipeline(self.pipeline)
+        if not isinstance(self.isp, IspConfig):
+            raise ValueError(f"isp must be an IspConfig, got {type(self.isp).__name__}")
 
     def to_dict(self) -> dict[str, Any]:
         data = super().to_dict()
@@ -116,6 +145,8 @@ class PairsConfig(ConfigMixin):
             del data["camera"]
         if not self.kernel_bank:
             del data["kernel_bank"], data["bank_augment"], data["bank_scale"]
+        if self.pipeline == "srgb":  # the dict of a config from before the camera pipeline existed
+            del data["pipeline"], data["isp"]
         return data
 
     @property
@@ -180,8 +211,7 @@ def make_block(config: PairsConfig, seed: int, start: int, count: int,
     blurred = np.empty((count, config.height, config.width, 3), np.uint8)
     sharp = np.empty((count, config.height, config.width, 3), np.uint8)
     extra = {name: np.empty(count, PARAM_DTYPES[name])
-             for name in ("source_index", "source_file", "crop_y", "crop_x", "gain", "noise_a", "noise_b",
-                          "jpeg_quality")}
+             for name in ("source_index", "source_file", "crop_y", "crop_x", *SENSOR_PARAMS[config.pipeline])}
     for m in range(count):
         index = start + m
         margin, step = samples.sample(m)
@@ -190,7 +220,10 @@ def make_block(config: PairsConfig, seed: int, start: int, count: int,
             seed, index, crop_h, crop_w, inset=half - margin)
         extra["source_file"][m] = extra["source_index"][m]  # index into the file's /source_files
         rng = np.random.default_rng([seed, index, BLUR_STREAM])
-        blurred[m], sharp[m], camera = render_sample(crop, margin, step, rng, config.blur)
+        if config.pipeline == "camera":
+            blurred[m], sharp[m], camera = render_camera_sample(crop, margin, step, rng, config.blur, config.isp)
+        else:
+            blurred[m], sharp[m], camera = render_sample(crop, margin, step, rng, config.blur)
         for name, value in camera.items():
             extra[name][m] = value
     params = {**samples.params, **extra}

@@ -144,6 +144,18 @@ def _check_range(x: torch.Tensor, gamma: str | None) -> None:
                          f"[{float(x.min()):.3g}, {float(x.max()):.3g}]; use gamma=None for normalised tensors")
 
 
+def _check_pipeline(pipeline: Any, isp: Any, gamma: Any) -> tuple[str, Any]:
+    from blurgen.blur.isp import IspConfig, check_pipeline
+
+    check_pipeline(pipeline)
+    isp = IspConfig() if isp is None else isp
+    if not isinstance(isp, IspConfig):
+        raise ValueError(f"isp must be a blurgen.blur.isp.IspConfig, got {type(isp).__name__}")
+    if pipeline == "camera" and gamma is None:
+        raise ValueError("pipeline='camera' needs gamma 'srgb' or '2.2', got None")
+    return pipeline, isp
+
+
 def _worker_slot() -> tuple[int, int]:
     """(worker id, worker count) inside a torch DataLoader worker, else (0, 1)."""
     info = torch.utils.data.get_worker_info()
@@ -182,6 +194,14 @@ class RandomCameraShake(nn.Module):
         seed: non-negative int; ``None`` draws one (stored in ``self.seed``).
         method: convolution, ``"auto"`` (direct sparse taps on CPU for thin kernels, FFT otherwise),
             ``"direct"`` (``"taps"`` is accepted for it) or ``"fft"``.
+        pipeline: ``"srgb"`` (default: blur and noise in linear sRGB, as above) or ``"camera"``:
+            the dataset's camera pipeline (``blurgen.blur.raw``: unprocess into a camera's RAW with
+            a drawn colour matrix and gains, light sources above the clip, blur, Bayer mosaic,
+            RAW noise with calibrated shot/read levels (``noise=True``; ``noise_a``/``noise_b``
+            do not apply), quantisation, bilinear demosaicing, back to sRGB with the tone curve).
+            Needs 3 channels and a ``gamma``; Numba on float32 CPU tensors without gradient, its
+            torch twin otherwise (the same values).
+        isp: the camera pipeline's settings (``blurgen.blur.isp.IspConfig``; default ``IspConfig()``).
 
     Shape:
         - Input: :math:`(B, C, H, W)` or :math:`(C, H, W)`, float32/float16/bfloat16/float64 in
@@ -212,7 +232,7 @@ class RandomCameraShake(nn.Module):
     def __init__(self, config: Any = None, *, bank: KernelBank | None = None, motion: Any = None, p: float = 0.5,
                  gamma: str | None = "srgb", noise: bool = False,
                  noise_a: tuple[float, float] = (1e-4, 1e-3), noise_b: tuple[float, float] = (1e-7, 1e-6),
-                 seed: int | None = None, method: str = "auto") -> None:
+                 seed: int | None = None, method: str = "auto", pipeline: str = "srgb", isp: Any = None) -> None:
         super().__init__()
         if bank is not None and config is not None:
             raise ValueError("give config or bank, not both")
@@ -236,10 +256,11 @@ class RandomCameraShake(nn.Module):
         self.seed = secrets.randbits(62) if seed is None else check_index("seed", seed, 0)
         self.counter = 0
         self.epoch = 0
+        self.pipeline, self.isp = _check_pipeline(pipeline, isp, gamma)
 
     def extra_repr(self) -> str:
         source = repr(self.config)
-        return (f"p={self.p}, gamma={self.gamma!r}, noise={self.noise}, seed={self.seed}, "
+        return (f"p={self.p}, gamma={self.gamma!r}, noise={self.noise}, pipeline={self.pipeline!r}, seed={self.seed}, "
                 f"counter={self.counter}, epoch={self.epoch}, kernels={source}")
 
     def get_extra_state(self) -> dict[str, int]:
@@ -292,6 +313,18 @@ class RandomCameraShake(nn.Module):
             "noise_key": np.stack([bits[:, 3] & np.uint64(0xFFFFFFFF), bits[:, 3] >> np.uint64(32)], axis=1),
         }
 
+    def _camera(self, x: torch.Tensor, kernels: np.ndarray, indices: np.ndarray, draws: dict,
+                chosen: np.ndarray) -> torch.Tensor:
+        """The camera pipeline on the chosen images; their noise levels go into ``draws``."""
+        from blurgen.transforms import _camera
+
+        if x.shape[1] != 3:
+            raise ValueError(f"pipeline='camera' needs 3 channels (RGB), got {x.shape[1]}")
+        p = _camera.draw(self.stream_seed, indices, self.gamma, self.noise, self.isp)
+        draws["noise_a"], draws["noise_b"] = draws["noise_a"].copy(), draws["noise_b"].copy()
+        draws["noise_a"][chosen], draws["noise_b"][chosen] = p["noise_a"], p["noise_b"]
+        return _camera.camera(x, kernels, p, self.gamma, self.noise, self.isp, self.method)
+
     def kernels_for(self, indices) -> tuple[list[np.ndarray], dict[str, np.ndarray]]:
         """The kernels (float32, odd sides) and model/bank parameters of samples ``indices``."""
         return self.model.kernels_at(self.config, self.stream_seed, check_indices(indices))
@@ -321,7 +354,11 @@ class RandomCameraShake(nn.Module):
         idx, draws, chosen, kernels, model_params, noise = self.plan(x.shape[0], indices)
         out = x
         if chosen.size:
-            blurred = _blur(x[chosen] if chosen.size < len(idx) else x, kernels, self.gamma, self.method, noise)
+            subset = x[chosen] if chosen.size < len(idx) else x
+            if self.pipeline == "camera":
+                blurred = self._camera(subset, kernels, idx[chosen], draws, chosen)
+            else:
+                blurred = _blur(subset, kernels, self.gamma, self.method, noise)
             out = blurred if chosen.size == len(idx) else x.index_copy(
                 0, torch.as_tensor(chosen, device=x.device), blurred)
         out = out[0] if single else out
@@ -398,6 +435,8 @@ class NumpyCameraShake:
         if img.dtype not in (np.uint8, np.float32) or img.ndim not in (2, 3):
             raise ValueError(f"image must be (H, W) or (H, W, C) uint8 or float32, got {img.shape} {img.dtype}")
         t = self.transform
+        if t.pipeline == "camera":
+            return self._through_the_module(img, index)
         if img.dtype == np.float32:
             _check_range(torch.from_numpy(img), t.gamma)
         _, _, chosen, kernels, _, noise = t.plan(1, None if index is None else [index])
@@ -417,3 +456,10 @@ class NumpyCameraShake:
         if img.dtype == np.uint8:
             return np.clip(np.rint(out * np.float32(255)), 0, 255).astype(np.uint8)
         return out
+
+    def _through_the_module(self, img: np.ndarray, index: int | None) -> np.ndarray:
+        """The image through ``RandomCameraShake.forward`` as a (C, H, W) tensor."""
+        chw = torch.from_numpy(np.ascontiguousarray(img.reshape(*img.shape[:2], -1).transpose(2, 0, 1)))
+        with torch.no_grad():
+            y = self.transform(chw, indices=None if index is None else [index])
+        return y.permute(1, 2, 0).reshape(img.shape).contiguous().numpy()
