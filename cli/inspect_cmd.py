@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import sys
+
 import click
 
 from blurgen.cli.common import check_not_same_file, check_output
@@ -29,6 +32,22 @@ def inspect(path, png, rows, overwrite, quick):
       blurgen inspect pairs.h5 --png sheet.png
       blurgen inspect pairs.h5 --quick
     """
+    try:
+        _inspect(path, png, rows, overwrite, quick)
+    except BrokenPipeError:
+        _quiet_broken_pipe()
+
+
+def _quiet_broken_pipe() -> None:
+    """The reader of stdout went away (``blurgen inspect f.h5 | head -1``): stop quietly with
+    exit 0, as CLI tools do; stdout goes to /dev/null so the interpreter's final flush does not
+    complain either."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    sys.exit(0)
+
+
+def _inspect(path, png, rows, overwrite, quick) -> None:
     from blurgen.inspect.preview import sheet_from_file, sheet_from_parts
     from blurgen.inspect.report import describe_file, describe_parts, resolve_inspect_target
 

@@ -17,11 +17,6 @@ from blurgen.cli.common import RegularFile, apply_options, require_torch
 from blurgen.core.common import one_line
 
 RATIO_HELP = "synthetic:GoPro mix, e.g. 2:1 (the paper's; default with both sources)."
-#: Options that are TrainConfig fields under the same name.
-CONFIG_OPTIONS = ("gopro_blur", "epochs", "max_steps", "crop", "batch_size", "width", "blocks", "dropout",
-                  "critic_width", "critic_layers", "lr", "critic_steps", "gp_weight", "content_weight",
-                  "vgg_weights", "seed", "workers", "val_every", "val_count", "ckpt_every", "keep_every",
-                  "log_every", "device", "tensorboard", "val_images", "random_vgg", "inject_nan_step")
 
 
 def _default(name: str):
@@ -32,70 +27,43 @@ def _default(name: str):
     return TrainConfig.default(name)
 
 
-def parse_ratio(value: str | None, data: str | None, gopro: str | None) -> tuple[int, int]:
-    """'2:1' -> (2, 1), checked against the sources given; usage errors (exit 2) otherwise."""
-    if value is None:
-        return (2 if data else 0, 1 if gopro else 0)
+class DataSource(RegularFile):
+    """``--data``: a pairs file, or ``gopro:ROOT`` (the same as ``--gopro ROOT``, as `eval` spells it)."""
+
+    name = "pairs.h5|gopro:ROOT"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, str) and value.startswith("gopro:"):
+            root = click.Path(exists=True, file_okay=False).convert(value[len("gopro:"):], param, ctx)
+            return "gopro:" + root
+        return super().convert(value, param, ctx)
+
+
+def split_sources(data: str | None, gopro: str | None) -> tuple[str | None, str | None]:
+    """``--data gopro:ROOT`` -> the GoPro source; given with ``--gopro`` too: a usage error."""
+    if data and data.startswith("gopro:"):
+        if gopro:
+            raise click.BadParameter("gopro:ROOT and --gopro both name a GoPro source; give one",
+                                     param_hint="--data")
+        return None, data[len("gopro:"):]
+    return data, gopro
+
+
+def build_config(ctx: click.Context, out: str, mode: str, sources: dict, options: dict, say=click.echo):
+    """The run's TrainConfig (``blurgen.deblur.resume.effective_config``: on a resume or restart
+    the settings the run recorded with those given on this command line over them)."""
+    from blurgen.deblur.resume import RatioError, effective_config
+
+    given_names = {k for k in {**sources, **options} if ctx.get_parameter_source(k) == ParameterSource.COMMANDLINE}
+    if str(ctx.params.get("data") or "").startswith("gopro:"):
+        given_names = (given_names - {"data"}) | {"gopro"}  # --data gopro:ROOT is --gopro ROOT
+    values = {**options, **sources}
+    given = {k: v for k, v in values.items() if k in given_names}
+    defaults = {k: v for k, v in values.items() if k not in given_names}
     try:
-        shares = tuple(int(v) for v in value.split(":"))
-    except ValueError:
-        shares = ()
-    if len(shares) != 2 or min(shares) < 0 or max(shares) > 1000:
-        raise click.BadParameter(f"expected two integers in [0, 1000] like 2:1, got {value[:40]!r}",
-                                 param_hint="--ratio")
-    if sum(shares) == 0:
-        raise click.BadParameter("0:0 gives no share to any source", param_hint="--ratio")
-    if shares[0] and not data:
-        raise click.BadParameter(f"{value} gives synthetic pairs a share but --data was not given", param_hint="--ratio")
-    if shares[1] and not gopro:
-        raise click.BadParameter(f"{value} gives GoPro a share but --gopro was not given", param_hint="--ratio")
-    return shares
-
-
-def _stored_settings(folder, mode: str) -> dict:
-    """The settings a resumed or restarted run recorded (config.json, else last.pt's)."""
-    from blurgen.deblur.train_config import TrainConfig
-
-    record = folder.earlier_config()
-    if record is None and mode == "resume":
-        from blurgen.deblur.checkpoint import load_checkpoint
-
-        record = load_checkpoint(folder.file("last.pt"), required=("step",)).get("train_config")
-    fields = {f for f in TrainConfig.__dataclass_fields__ if f not in ("out", "inject_nan_step")}
-    return {k: (tuple(v) if isinstance(v, list) else v) for k, v in (record or {}).items() if k in fields}
-
-
-def _init_architecture(path: str) -> dict:
-    """width/blocks/dropout of the generator in checkpoint ``path`` (for ``--init-from``)."""
-    from blurgen.deblur.checkpoint import load_checkpoint
-
-    config = load_checkpoint(path)["generator_config"]
-    names = {"width": "width", "n_blocks": "blocks", "dropout": "dropout"}
-    return {ours: config[theirs] for theirs, ours in names.items() if theirs in config}
-
-
-def build_config(ctx: click.Context, out: str, mode: str, folder, sources: dict, options: dict):
-    """The run's TrainConfig: on a resume or restart, the settings the run recorded, with the
-    options given on this command line over them; otherwise the options (and, with --init-from,
-    the checkpoint's generator shape unless given)."""
-    from blurgen.deblur.train_config import TrainConfig
-
-    given = {k: v for k, v in {**sources, **options}.items()
-             if ctx.get_parameter_source(k) == ParameterSource.COMMANDLINE}
-    settings = {**options, **sources}
-    if mode in ("resume", "restart") and (stored := _stored_settings(folder, mode)):
-        settings = {**settings, **stored, **given}
-    elif sources["init_from"] and mode == "fresh":
-        settings.update({k: v for k, v in _init_architecture(sources["init_from"]).items() if k not in given})
-    if not settings.get("data") and not settings.get("gopro"):
-        raise click.UsageError("give at least one source: --data pairs.h5 and/or --gopro ROOT")
-    raw_ratio = settings.pop("ratio")
-    if isinstance(raw_ratio, tuple):
-        shares = raw_ratio
-    else:
-        shares = parse_ratio(raw_ratio, settings.get("data"), settings.get("gopro"))
-    try:
-        return TrainConfig(out=out, ratio=shares, **settings)
+        return effective_config(out, mode, given, defaults, report=say)
+    except RatioError as exc:
+        raise click.BadParameter(str(exc), param_hint="--ratio") from None
     except (TypeError, ValueError) as exc:
         raise click.UsageError(str(exc)) from None
 
@@ -146,6 +114,8 @@ def _options(func):
                      help="Also keep step_N.pt every N steps (0: never)."),
         click.option("--log-every", type=positive, default=d("log_every"), show_default=True, help="Log every N steps."),
         click.option("--device", default=d("device"), show_default=True, help="auto, cpu, cuda or cuda:N."),
+        click.option("--threads", type=click.IntRange(1, 1024), default=d("threads"),
+                     help="torch threads of the training process [default: torch's]; loader workers use one each."),
         click.option("--tensorboard", is_flag=True, default=d("tensorboard"),
                      help="Also write TensorBoard logs to OUT/tensorboard (needs the tensorboard package)."),
         click.option("--val-images/--no-val-images", default=d("val_images"), show_default=True,
@@ -156,30 +126,7 @@ def _options(func):
     return apply_options(func, options)
 
 
-def _start(trainer, mode: str, folder, init_from: str | None, say) -> None:
-    """Resume, restart or initialise the new trainer as ``mode`` says."""
-    if mode == "restart":
-        earlier = folder.earlier_config()
-        if earlier is not None:  # none when the run stopped before writing it
-            trainer.check_same_settings(earlier, folder.file("config.json"))
-        say(f"{folder.path} stopped before its first checkpoint: starting from step 0")
-    elif mode == "resume":
-        stored = folder.earlier_config() or {}
-        say(f"resuming {folder.path} from step {trainer.resume()}")
-        if stored.get("total_steps") and stored["total_steps"] < trainer.total_steps:
-            say(f"extending the run from {stored['total_steps']} to {trainer.total_steps} steps (learning rate: "
-                f"constant to step {trainer.total_steps // 2}, then linear decay to 0)")
-    if init_from and mode != "resume":
-        trainer.init_from(init_from)
-        say(f"starting from the weights of {init_from}")
-
-
-def _run(trainer, config, ctx, say) -> None:
-    shares = config.ratio
-    say(f"training {trainer.total_steps} steps ({trainer.steps_per_epoch} per epoch) on "
-        f"{', '.join(f'{n} {k}' for k, n in zip(('synthetic', 'GoPro'), trainer.sizes) if n)} samples, "
-        f"ratio {shares[0]}:{shares[1]}, {ctx.world_size} process(es) on {ctx.device}, "
-        f"content loss {trainer.content_loss.mode}")
+def _run(trainer, config, say) -> None:
     trainer.run()
     say(f"done: step {trainer.step}, checkpoint {os.path.join(config.out, 'last.pt')}")
 
@@ -190,7 +137,8 @@ def _stopped(trainer) -> str:
 
 
 @click.command()
-@click.option("--data", type=existing_file, help="blurgen pairs file (.h5), the synthetic source.")
+@click.option("--data", type=DataSource(),
+              help="blurgen pairs file (.h5), the synthetic source; or gopro:ROOT, the same as --gopro ROOT.")
 @click.option("--gopro", type=click.Path(exists=True, file_okay=False),
               help="GOPRO_Large root (its train/ split is used).")
 @click.option("--ratio", default=None, help=RATIO_HELP)
@@ -210,11 +158,15 @@ def train(ctx, data, gopro, ratio, out, resume, init_from, **options):
     Defaults are the paper's: 256x256 crops, batch 1, Adam 1e-4 (0.5, 0.999), 5 critic steps,
     150 + 150 epochs. Under `torchrun --nproc-per-node K` it trains with DistributedDataParallel
     (gloo on CPU, nccl on GPU), --batch-size per process. Progress: a bar on a terminal, plain
-    lines with rate and ETA otherwise (logs), log.csv and val.csv in OUT.
+    lines with rate and ETA otherwise (logs: one before the first step, one after it, then at
+    least every 10 s), log.csv and val.csv in OUT. SIGTERM (a scheduler's preemption) or Ctrl-C
+    writes a checkpoint at the end of the step in flight and exits 143 / 130; --resume continues
+    exactly there.
 
     \b
     Examples:
       blurgen train --data pairs.h5 --gopro GOPRO_Large --ratio 2:1 --out runs/paper
+      blurgen train --data gopro:GOPRO_Large --out runs/gopro --threads 8
       blurgen train --data pairs.h5 --out runs/cpu --max-steps 500 --crop 64 --width 16 --blocks 3
       blurgen train --out runs/cpu --resume --max-steps 1000
       blurgen train --data mine.h5 --out runs/tuned --init-from runs/paper/last.pt --epochs 20
@@ -229,14 +181,17 @@ def train(ctx, data, gopro, ratio, out, resume, init_from, **options):
         raise click.UsageError("--init-from starts a new run; the run in --out is resumed from its last.pt")
     if mode == "fresh" and not (data or gopro):
         raise click.UsageError("give at least one source: --data pairs.h5 and/or --gopro ROOT")
+    data, gopro = split_sources(data, gopro)
     require_torch(torchvision=True)
-    config = build_config(ctx, out, mode, folder, {"data": data, "gopro": gopro, "ratio": ratio,
-                                                   "init_from": init_from}, options)
-    _train(config, mode, folder, init_from)
+    config = build_config(ctx, out, mode, {"data": data, "gopro": gopro, "ratio": ratio, "init_from": init_from},
+                          options, say=click.echo if rank0 else (lambda line: None))
+    _train(config, mode, init_from)
 
 
-def _train(config, mode: str, folder, init_from: str | None) -> None:
+def _train(config, mode: str, init_from: str | None) -> None:
     from blurgen.deblur import distributed
+    from blurgen.deblur.resume import prepare_trainer
+    from blurgen.deblur.stopping import StopRequested
     from blurgen.deblur.train import Trainer
 
     try:
@@ -248,8 +203,12 @@ def _train(config, mode: str, folder, init_from: str | None) -> None:
         distributed.barrier(ctx)  # every rank checked before rank 0 creates the folder
         say = click.echo if ctx.is_main else (lambda line: None)
         trainer = Trainer(config, ctx=ctx, report=say)
-        _start(trainer, mode, folder, init_from, say)
-        _run(trainer, config, ctx, say)
+        prepare_trainer(trainer, mode, init_from, say)
+        _run(trainer, config, say)
+    except StopRequested as exc:  # SIGTERM/SIGINT: a checkpoint was written at the stop step
+        if ctx.is_main:
+            click.echo(f"blurgen train: {exc}; checkpoint written, continue with --resume", err=True)
+        sys.exit(exc.exit_code)
     except ImportError as exc:  # --tensorboard without the package
         raise click.ClickException(one_line(exc)) from None
     except RuntimeError as exc:  # NonFiniteLossError, torch's out-of-memory, a killed loader worker

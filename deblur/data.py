@@ -70,6 +70,28 @@ def to_uint8(tensor: torch.Tensor) -> np.ndarray:
     return array.to(torch.uint8).permute(1, 2, 0).numpy()
 
 
+def to_unit_tensor(image: np.ndarray) -> torch.Tensor:
+    """uint8 ``(H, W, 3)`` RGB -> float32 ``(3, H, W)`` in ``[0, 1]`` (``u8 / 255``; NAFNet/BasicSR)."""
+    return to_chw_uint8(image).float().div_(255.0)
+
+
+def _converter(as_uint8: bool, value_range: tuple[float, float]):
+    """The item conversion of a dataset: uint8, ``[-1, 1]`` or ``[0, 1]`` float32."""
+    value_range = tuple(float(v) for v in value_range)
+    if value_range not in ((-1.0, 1.0), (0.0, 1.0)):
+        raise ValueError(f"value_range={value_range} must be (-1, 1) or (0, 1)")
+    if as_uint8:
+        if value_range != (-1.0, 1.0):
+            raise ValueError("as_uint8=True returns [0, 255] uint8; leave value_range at its default with it")
+        return to_chw_uint8
+    return to_tensor if value_range == (-1.0, 1.0) else to_unit_tensor
+
+
+def _check_crop(crop) -> None:
+    if crop is not None and (isinstance(crop, bool) or int(crop) != crop or crop < 1):
+        raise ValueError(f"crop={crop!r} must be a side >= 1 px, or None for whole images")
+
+
 def augment_rng(seed: int, position: int) -> np.random.Generator:
     """The random stream of the sample at global ``position`` of a run seeded ``seed``."""
     return np.random.default_rng([int(seed), int(position), 0xB1A5])
@@ -130,25 +152,29 @@ class PairsDataset(Dataset):
         as_uint8: return uint8 ``(3, crop, crop)`` in ``[0, 255]`` instead (scale later with
             ``normalize``, e.g. on the GPU).
         random_crop: random crop offsets (else the centre crop).
+        value_range: ``(-1, 1)`` (default, DeblurGAN's) or ``(0, 1)`` (``u8 / 255``, what NAFNet and
+            BasicSR models expect) for the float tensors.
 
     ``ds[i]`` (int, as a ``DataLoader(dataset, shuffle=True)`` asks) is sample ``indices[i]``
     with a random crop and flips drawn from torch's random stream (``random_crop=False,
     flip=False``: the deterministic centre crop); ``ds[(i, position)]`` the crop/flips of the
     sample at training position ``position``, a pure function of ``(seed, position)`` (what the
     trainer uses, so a resumed run sees the same crops). Both return ``(blurred, sharp)``:
-    float32 ``(3, crop, crop)`` in ``[-1, 1]``.
+    float32 ``(3, crop, crop)`` in ``value_range``.
 
     Raises:
+        ValueError: ``crop`` below 1, an unknown ``value_range``.
         PairsFileError: missing, foreign or damaged file (one-line message).
         DataError: no samples, or images smaller than ``crop``.
     """
 
     def __init__(self, path: str | os.PathLike, crop: int | None = 256, flip: bool = True,
                  indices: Sequence[int] | None = None, seed: int = 0, as_uint8: bool = False,
-                 random_crop: bool = True) -> None:
+                 random_crop: bool = True, value_range: tuple[float, float] = (-1.0, 1.0)) -> None:
+        _check_crop(crop)
         self.path = os.fspath(path)
         self.crop, self.flip, self.seed, self.random_crop = crop, flip, int(seed), bool(random_crop)
-        self._convert = to_chw_uint8 if as_uint8 else to_tensor
+        self._convert = _converter(as_uint8, value_range)
         # Validate in a handle that is closed again at once, so no open HDF5 file is ever
         # inherited by a forked worker; each process opens its own in _reader().
         with PairsFile(self.path) as probe:
@@ -216,7 +242,7 @@ class GoProPairs(Dataset):
         root: folder holding ``train/`` and ``test/``.
         split: ``"train"`` or ``"test"``.
         blur_folder: ``"blur"`` (averaged in sRGB) or ``"blur_gamma"`` (averaged in linear light).
-        crop, flip, indices, seed, as_uint8, random_crop: as for ``PairsDataset``.
+        crop, flip, indices, seed, as_uint8, random_crop, value_range: as for ``PairsDataset``.
 
     Items as ``PairsDataset``: float32 ``(3, crop, crop)`` in ``[-1, 1]``. The tree is scanned and
     checked when constructed (``DataError``); frames are decoded on access.
@@ -231,7 +257,8 @@ class GoProPairs(Dataset):
     def __init__(self, root: str | os.PathLike, split: str = "train", blur_folder: str = "blur",
                  crop: int | None = 256, flip: bool = True, indices: Sequence[int] | None = None,
                  seed: int = 0, as_uint8: bool = False, min_side: int | None = None,
-                 random_crop: bool = True) -> None:
+                 random_crop: bool = True, value_range: tuple[float, float] = (-1.0, 1.0)) -> None:
+        _check_crop(crop)
         self.root = os.fspath(root)
         self.pairs = scan_gopro(root, split, blur_folder)
         self.skipped: collections.Counter = collections.Counter()
@@ -239,7 +266,7 @@ class GoProPairs(Dataset):
         if min_side is not None:
             self.pairs = self._usable(self.pairs, int(min_side))
         self.crop, self.flip, self.seed, self.random_crop = crop, flip, int(seed), bool(random_crop)
-        self._convert = to_chw_uint8 if as_uint8 else to_tensor
+        self._convert = _converter(as_uint8, value_range)
         n = len(self.pairs)
         self.indices = np.arange(n) if indices is None else np.asarray(indices, dtype=np.int64)
         if self.indices.size and (self.indices.min() < 0 or self.indices.max() >= n):
@@ -428,9 +455,30 @@ def make_loader(dataset: Dataset, batch_sampler: MixingSampler, workers: int = 2
                       generator=torch.Generator().manual_seed(seed))
 
 
+#: Seconds a DataLoader worker lives on after a SIGTERM (``worker_init``).
+TERM_GRACE_S = 60
+
+
+def _terminate_later(signum, frame) -> None:
+    import signal
+
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a second SIGTERM ends it at once
+    signal.signal(signal.SIGALRM, signal.SIG_DFL)
+    signal.alarm(TERM_GRACE_S)
+
+
 def worker_init(worker_id: int) -> None:
     """DataLoader ``worker_init_fn``: one thread each for torch and OpenCV, so ``workers``
-    processes do not oversubscribe the cores."""
+    processes do not oversubscribe the cores (``--threads`` sets the training process's own).
+    A Ctrl-C (SIGINT, sent to the whole process group) is ignored here: the trainer stops at a
+    step boundary and shuts its workers down itself. A SIGTERM (a scheduler's, also sent to every
+    process) ends the worker ``TERM_GRACE_S`` seconds later instead of at once, so the trainer can
+    finish its step and write its checkpoint first; torch's own SIGTERM of a stuck worker still
+    ends it then."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, _terminate_later)
     torch.set_num_threads(1)
     try:
         import cv2

@@ -79,7 +79,7 @@ class DeblurGAN:
         self.generator = build_generator("resnet", width=config.width, n_blocks=config.blocks, dropout=config.dropout)
         self.critic = PatchCritic(ndf=config.critic_width, n_layers=config.critic_layers)
         self.content_loss = PerceptualLoss(config.vgg_weights, weight=config.content_weight,
-                                           allow_random=config.random_vgg)
+                                           allow_random=config.random_vgg, warn=ctx.is_main)
         for module in (self.generator, self.critic, self.content_loss):
             module.to(ctx.device)
         dist_utils.broadcast_module(self.critic, ctx)

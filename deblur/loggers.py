@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import time
 from typing import Any, Callable
 
 import numpy as np
@@ -32,25 +33,44 @@ def tensorboard_writer(folder: str):
 
 
 class Loggers:
-    """Everything one run reports, on rank 0 only (``enabled``)."""
+    """Everything one run reports, on rank 0 only (``enabled``).
+
+    Without a terminal (piped to a log) a progress line comes after the first step of each
+    ``run`` and then at least every ``every`` seconds (at step boundaries), besides the
+    ``log_every`` steps, so a log never stays silent for minutes; only ``log_every`` steps go
+    to ``log.csv``."""
 
     def __init__(self, folder: TrainRunFolder, config: TrainConfig, report: Callable[[str], None],
-                 enabled: bool = True) -> None:
+                 enabled: bool = True, every: float = 10.0, clock: Callable[[], float] = time.monotonic) -> None:
         self.folder, self.config, self.report, self.enabled = folder, config, report, enabled
+        self.every, self.clock = every, clock
         self._bar = None
         self._board = None
+        self._last_line: float | None = None
         self.total = 0
 
-    def start(self, step: int, total: int, stop: int) -> None:
+    def start(self, step: int, total: int, stop: int, summary: str | None = None) -> None:
+        """A run starts at ``step`` (of ``total``) and goes to ``stop``; ``summary`` is reported
+        first (before the first step, whatever the terminal)."""
         self.total = total
+        self._last_line = None
         if not self.enabled:
             return
+        if summary:
+            self.report(summary)
         if step < stop and sys.stderr.isatty():
             from tqdm import tqdm
 
             self._bar = tqdm(total=total, initial=step, unit="step", dynamic_ncols=True)
         if self.config.tensorboard:
             self._board = tensorboard_writer(self.folder.file(TENSORBOARD))
+
+    def line_due(self) -> bool:
+        """Whether the step just made should print a line although it is not a ``log_every``
+        step: piped output, and the run's first step or ``every`` seconds since the last line."""
+        if not self.enabled or self._bar is not None:
+            return False
+        return self._last_line is None or self.clock() - self._last_line >= self.every
 
     def _emit(self, line: str) -> None:
         if self._bar is not None:
@@ -63,11 +83,14 @@ class Loggers:
         if self._bar is not None:
             self._bar.update(step - self._bar.n)
 
-    def step(self, step: int, values: dict[str, Any]) -> None:
-        """A logged step: ``values`` holds the losses, ``lr``, ``it_per_s``, ``elapsed_s``, ``eta_s``."""
+    def step(self, step: int, values: dict[str, Any], record: bool = True) -> None:
+        """A logged step: ``values`` holds the losses, ``lr``, ``it_per_s``, ``elapsed_s``, ``eta_s``;
+        ``record`` False: a progress line only (not a ``log_every`` step: no CSV row, no TensorBoard)."""
         self.tick(step)
-        self.folder.append_csv(LOG, LOG_FIELDS, [{"step": step, **values}])
-        if self._board is not None:
+        self._last_line = self.clock()
+        if record:
+            self.folder.append_csv(LOG, LOG_FIELDS, [{"step": step, **values}])
+        if record and self._board is not None:
             for name in ("loss_d", "wasserstein", "gp", "loss_g", "loss_adv", "loss_content", "lr", "it_per_s"):
                 self._board.add_scalar(f"train/{name}", values[name], step)
         if self._bar is not None:

@@ -106,6 +106,20 @@ def vgg19_conv3_3() -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
+#: torchvision's ImageNet VGG19 weights (``VGG19_Weights.IMAGENET1K_V1``), the file the torch hub
+#: cache holds once torchvision has downloaded them.
+VGG19_FILE = "vgg19-dcbb9e9d.pth"
+VGG19_URL = f"https://download.pytorch.org/models/{VGG19_FILE}"
+
+
+def missing_vgg19_message() -> str:
+    """What to do without VGG19 weights, naming the file and where it goes (one line)."""
+    folder = os.path.join(torch.hub.get_dir(), "checkpoints")
+    return (f"no VGG19 weights: the content loss falls back to pixel MSE. For the paper's VGG19 loss, put "
+            f"{VGG19_FILE} ({VGG19_URL}) in {folder}{os.sep}, or pass --vgg-weights PATH to a torchvision "
+            "vgg19 state dict")
+
+
 def find_cached_vgg19() -> Optional[str]:
     """Path of a VGG19 (not VGG19-BN) checkpoint in the local torch hub cache, or None.
     Looks only; never downloads."""
@@ -152,7 +166,8 @@ class PerceptualLoss(nn.Module):
     Weights, in order: ``weights_path`` (a torchvision vgg19 state dict; unreadable -> ValueError);
     else ``torch.hub.get_dir()/checkpoints/vgg19-*.pth`` if present; else, with
     ``allow_random=True``, random VGG weights (tests only: the loss works but is meaningless);
-    otherwise a logged warning and the **fallback**: pixel MSE, ``weight * MSE(fake, sharp)`` on
+    otherwise a logged warning (``missing_vgg19_message``: the file and the folder; ``warn=False``
+    keeps it quiet, as DDP ranks other than 0 do) and the **fallback**: pixel MSE, ``weight * MSE(fake, sharp)`` on
     the ``[-1, 1]`` images (φ = identity). Nothing is ever downloaded. ``self.mode`` says which
     one is in use: ``"vgg19"``, ``"random-vgg19"`` or ``"pixel-mse"``; ``self.weights_source``
     names the file.
@@ -164,7 +179,7 @@ class PerceptualLoss(nn.Module):
     """
 
     def __init__(self, weights_path: Optional[str] = None, weight: float = 100.0,
-                 allow_random: bool = False) -> None:
+                 allow_random: bool = False, warn: bool = True) -> None:
         super().__init__()
         self.weight = float(weight)
         self.weights_source: Optional[str] = None
@@ -175,9 +190,8 @@ class PerceptualLoss(nn.Module):
         elif allow_random:
             self.features, self.mode = vgg19_conv3_3(), "random-vgg19"
         else:
-            log.warning("no VGG19 weights (pass a vgg19 state dict path, or put vgg19-*.pth in %s); "
-                        "falling back to a pixel MSE content loss",
-                        os.path.join(torch.hub.get_dir(), "checkpoints"))
+            if warn:
+                log.warning("%s", missing_vgg19_message())
             self.features, self.mode = None, "pixel-mse"
         if self.features is not None:
             for p in self.features.parameters():

@@ -36,6 +36,7 @@ from blurgen.deblur.distributed import DistContext
 from blurgen.deblur.gan import DeblurGAN, LinearDecaySchedule, NonFiniteLossError  # noqa: F401 (re-exported)
 from blurgen.deblur.loggers import Loggers
 from blurgen.deblur.run_folder import LAST, TrainRunFolder, step_checkpoint
+from blurgen.deblur.stopping import StopRequested, StopSignals  # noqa: F401 (StopRequested re-exported)
 from blurgen.deblur.train_config import EXTENDABLE_KEYS, RESUME_KEYS, TrainConfig  # noqa: F401 (re-exported)
 from blurgen.deblur.train_data import build_data
 
@@ -57,6 +58,8 @@ class Trainer:
     def __init__(self, config: TrainConfig, ctx: DistContext | None = None,
                  report: Callable[[str], None] | None = None) -> None:
         self.config = config
+        if config.threads:
+            torch.set_num_threads(config.threads)  # DataLoader workers keep one each (worker_init)
         self.ctx = ctx or DistContext(device=dist_utils.resolve_device(config.device))
         self.folder = TrainRunFolder(config.out)
         self.data = build_data(config, self.ctx.world_size)
@@ -87,6 +90,15 @@ class Trainer:
     def _loader(self):
         return self.data.loader(self.config, self.ctx.rank, self.ctx.world_size, self.step,
                                 pin_memory=self.ctx.device.type == "cuda")
+
+    def summary(self) -> str:
+        """One line: how long, on what, where (reported when ``run`` starts)."""
+        names = [f"{n} {k}" for k, n, r in zip(("synthetic", "GoPro"), self.sizes, self.config.ratio) if n and r]
+        shares = self.config.ratio
+        mix = f"ratio {shares[0]}:{shares[1]}" if all(shares) else f"{'synthetic' if shares[0] else 'GoPro'} only"
+        return (f"training {self.total_steps} steps ({self.steps_per_epoch} per epoch) on {', '.join(names)} "
+                f"samples, {mix}, {self.ctx.world_size} process(es) on {self.ctx.device}, "
+                f"content loss {self.content_loss.mode}")
 
     # ---------------------------------------------------------------------------- settings
     def config_record(self) -> dict[str, Any]:
@@ -186,15 +198,19 @@ class Trainer:
     # ---------------------------------------------------------------------------- the loop
     def run(self, until_step: int | None = None) -> dict[str, Any]:
         """Train from ``self.step`` to the end (or to ``until_step``, then checkpoint and return,
-        as an interruption would). Returns ``{"step", "last_validation"}``."""
+        as an interruption would). Returns ``{"step", "last_validation"}``.
+
+        SIGTERM or SIGINT during the loop (main thread): the step in flight finishes, a checkpoint
+        is written at it and ``StopRequested`` is raised (``resume`` then continues exactly)."""
         stop = min(self.total_steps, until_step or self.total_steps)
         self.last_validation = {}
         with self.folder.locked() if self.ctx.is_main else _nothing():  # a second trainer is refused
             if self.ctx.is_main:
                 self._prepare_folder()
             try:
-                self.loggers.start(self.step, self.total_steps, stop)
-                self._loop(stop)
+                self.loggers.start(self.step, self.total_steps, stop, self.summary())
+                with StopSignals() as signals:
+                    self._loop(stop, signals)
             finally:
                 self.loggers.close()
         return {"step": self.step, "last_validation": self.last_validation}
@@ -211,11 +227,12 @@ class Trainer:
 
     def _after_step(self, step: int, stop: int, values: dict[str, float], clock: "_Clock") -> None:
         c = self.config
-        if self.ctx.is_main and (step % c.log_every == 0 or step == stop):
+        logged = step % c.log_every == 0 or step == stop
+        if self.ctx.is_main and (logged or self.loggers.line_due()):  # piped: step 1, then every ~10 s
             rate, elapsed = clock.lap(step)
             eta = (self.total_steps - step) / rate if rate > 0 else float("inf")
             self.loggers.step(step, {"epoch": step // self.steps_per_epoch, **values, "it_per_s": rate,
-                                     "elapsed_s": elapsed, "eta_s": eta})
+                                     "elapsed_s": elapsed, "eta_s": eta}, record=logged)
         else:
             self.loggers.tick(step)
         if step % c.val_every == 0 or step == self.total_steps:
@@ -225,7 +242,7 @@ class Trainer:
         if c.keep_every and step % c.keep_every == 0:
             self.save(step_checkpoint(step))
 
-    def _loop(self, stop: int) -> None:
+    def _loop(self, stop: int, signals: StopSignals) -> None:
         clock = _Clock(self.step)
         if self.step < stop:
             for blurred, sharp in self._loader():
@@ -233,6 +250,11 @@ class Trainer:
                 self._after_step(self.step, stop, values, clock)
                 if self.step >= stop:
                     break
+                signum = signals.agreed(self.ctx)  # every rank stops at the same step
+                if signum is not None:
+                    if self.last_saved_step != self.step:
+                        self.save(LAST)
+                    raise StopRequested(signum, self.step)
         if self.last_saved_step != self.step:
             self.save(LAST)
 

@@ -28,7 +28,8 @@ class TrainConfig:
     ``init_from`` starts from another run's weights (fine-tuning); ``tensorboard`` also writes
     TensorBoard event files; ``val_images`` writes a blurred | output | sharp PNG per source at
     each validation. ``random_vgg`` (tests) allows a randomly initialised VGG19;
-    ``inject_nan_step`` (tests) poisons the critic loss at that 1-based step.
+    ``threads`` sets torch's intra-op threads of the training process (``None``: torch's
+    default; DataLoader workers use one each); ``inject_nan_step`` (tests) poisons the critic loss at that 1-based step.
     """
 
     out: str
@@ -65,6 +66,7 @@ class TrainConfig:
     keep_every: int = 10000
     log_every: int = 50
     device: str = "auto"
+    threads: int | None = None
     inject_nan_step: int | None = None
 
     @classmethod
@@ -91,8 +93,9 @@ class TrainConfig:
         for name in ("blocks", "workers", "val_count", "keep_every", "seed"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name}={getattr(self, name)} must be >= 0")
-        if self.max_steps is not None and self.max_steps < 1:
-            raise ValueError(f"max_steps={self.max_steps} must be >= 1")
+        for name in ("max_steps", "threads"):
+            if getattr(self, name) is not None and getattr(self, name) < 1:
+                raise ValueError(f"{name}={getattr(self, name)} must be >= 1")
         if self.crop < 16:
             raise ValueError(f"crop={self.crop} must be >= 16 (the critic's InstanceNorm needs it)")
         if not (math.isfinite(self.lr) and self.lr > 0) or not 0 <= self.dropout < 1:

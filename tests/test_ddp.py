@@ -168,3 +168,28 @@ def test_blurgen_train_under_torchrun_matches_a_single_process(tmp_path, pairs):
         assert float((diffs <= 1e-6).float().mean()) >= 0.99, part
         assert float(diffs.max()) <= 2 * lr * adam_steps + 1e-6, part
     assert len(a["rng"]["per_rank"]) == WORLD
+
+
+def _stop_worker(rank: int, store: str, result: str) -> None:
+    import signal
+
+    from blurgen.deblur.stopping import StopSignals
+
+    dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=WORLD)
+    ctx = DistContext(rank=rank, world_size=WORLD)
+    signals = StopSignals()
+    before = signals.agreed(ctx)
+    if rank == 1:  # the signal reached one rank only
+        signals.received = int(signal.SIGTERM)
+    after = signals.agreed(ctx)
+    torch.save({"before": before, "after": after}, f"{result}.{rank}")
+    dist.destroy_process_group()
+
+
+def test_ranks_agree_on_a_stop_signal_only_one_of_them_received(tmp_path):
+    import signal
+
+    result = str(tmp_path / "stop")
+    mp.spawn(_stop_worker, args=(str(tmp_path / "store"), result), nprocs=WORLD)
+    for rank in range(WORLD):
+        assert torch.load(f"{result}.{rank}") == {"before": None, "after": int(signal.SIGTERM)}

@@ -59,9 +59,14 @@ def one_line(exc: BaseException) -> str:
         last = [line for line in text.splitlines() if line.strip()][-1].strip()
         name, sep, rest = last.partition(": ")
         text = rest if sep and " " not in name else last
-    if any(word in text for word in _UNSAFE_ADVICE):  # numpy's and torch's advice to unpickle
-        return "the file holds pickled Python objects, which blurgen never loads (they can run code)"
-    return " ".join(text.split()) or type(exc).__name__
+    text = " ".join(text.split())
+    first = min((text.find(word) for word in _UNSAFE_ADVICE if word in text), default=-1)
+    if first >= 0:  # numpy's and torch's advice to unpickle: keep what comes before it (the file)
+        cut = max(text.rfind(". ", 0, first), text.rfind(": ", 0, first))
+        kept = text[:cut].rstrip(" .:") if cut > 0 else ""
+        advice = "the file holds pickled Python objects, which blurgen never loads (they can run code)"
+        return f"{kept}: {advice}" if kept else advice
+    return text or type(exc).__name__
 
 
 #: Words of library messages that advise loading a file unsafely: never relayed to the user.
