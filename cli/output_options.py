@@ -22,7 +22,7 @@ def format_options(func):
                           "the --out suffix: .h5 hdf5, .lmdb lmdb, .tar webdataset; else hdf5]."),
         click.option("--png-level", type=click.IntRange(0, 9), default=1, show_default=True,
                      help="PNG compression level of folders/lmdb/webdataset images (0 fastest, largest)."),
-        click.option("--tar-mb", type=click.FloatRange(1, 100000), default=512, show_default=True,
+        click.option("--tar-mb", type=click.FloatRange(0.001, 100000), default=512, show_default=True,
                      help="webdataset: size of each tar (samples per tar fixed from the image size)."),
     ]
     return apply_options(func, options)
