@@ -162,7 +162,7 @@ def make(ctx, n, out, size, source, split, seed, workers, resume, overwrite, sha
             raise click.BadParameter("needs --format hdf5 (blurgen export makes the other formats from it)",
                                      param_hint="--preview")
     sink = make_sink(output_format, png_level, tar_mb, config, filters)
-    executor = parse_executor(executor)
+    executor = parse_executor(executor, workers)
     if preview:
         check_not_same_file(preview, out, "--preview")
         # Like the dataset: replaced with --overwrite, or by --resume when it is a PNG (an earlier

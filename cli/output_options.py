@@ -71,7 +71,7 @@ def make_sink(output_format: str, png_level: int, tar_mb: float, config, compres
     return {"folders": format_sinks.FoldersSink, "lmdb": format_sinks.LmdbSink}[output_format](png_level)
 
 
-def parse_executor(value: str):
+def parse_executor(value: str, workers: int | None = None):
     """``local`` -> None (the local pool); ``dask`` or ``dask:ADDRESS`` -> a ``DaskExecutor``."""
     name, _, address = value.partition(":")
     if name == "local" and not address:
@@ -80,6 +80,6 @@ def parse_executor(value: str):
         raise click.BadParameter(f"expected local, dask or dask:ADDRESS, got {value!r}", param_hint="--executor")
     try:
         from blurgen.runs.dask_executor import DaskExecutor
-        return DaskExecutor(address or None)
+        return DaskExecutor(address or None, workers=workers)
     except ImportError:
         raise click.ClickException("--executor dask needs dask.distributed: pip install blurgen[dask]") from None

@@ -206,3 +206,15 @@ def test_basicsr_paired_image_dataset_reads_the_lmdb_and_the_folders(tmp_path, f
             np.testing.assert_array_equal(lq, want["blurred"][i])
             np.testing.assert_array_equal(gt, want["sharp"][i])
         assert seen == set(range(23))
+
+
+@pytest.mark.parametrize("fmt", sorted(SINKS))
+def test_export_writes_any_pairs_file_as_each_format(tmp_path, fake_reference, fmt):
+    out = str(tmp_path / "exported")
+    result = _cli("export", fake_reference, "--format", fmt, "--out", out, "--workers", "1", "--tar-mb", "0.01")
+    assert result.exit_code == 0, result.output
+    assert_same_as_hdf5(fake_reference, READERS[fmt](out))
+    again = _cli("export", fake_reference, "--format", fmt, "--out", out)
+    assert again.exit_code == 1 and "exists" in again.output
+    refused = _cli("export", fake_reference, "--format", "hdf5", "--out", str(tmp_path / "x.h5"))
+    assert refused.exit_code == 2
