@@ -18,6 +18,7 @@ COMMANDS = {
     "make": "blurgen.cli.make_cmd:make",
     "inspect": "blurgen.cli.inspect_cmd:inspect",
     "merge": "blurgen.cli.merge_cmd:merge",
+    "export": "blurgen.cli.export_cmd:export",
     "train": "blurgen.cli.train_cmd:train",
     "eval": "blurgen.cli.eval_cmd:eval_command",
     "deblur": "blurgen.cli.deblur_cmd:deblur",

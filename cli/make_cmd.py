@@ -1,4 +1,5 @@
-"""`blurgen make`: write a blurred/sharp pairs dataset (HDF5), crash-safe and resumable."""
+"""`blurgen make`: write a blurred/sharp pairs dataset (HDF5, folders, LMDB or WebDataset),
+crash-safe and resumable."""
 
 from __future__ import annotations
 
@@ -9,6 +10,13 @@ import sys
 
 import click
 
+from blurgen.cli.output_options import (
+    check_output_place,
+    format_options,
+    make_sink,
+    parse_executor,
+    resolve_format,
+)
 from blurgen.cli.common import (
     BLUR_OPTIONS,
     announce_first_compile,
@@ -81,7 +89,9 @@ def command_line(ctx: click.Context) -> str:
 @click.command()
 @click.option("--n", "n", type=click.IntRange(1, MAX_PAIRS), default=10000, show_default=True,
               help="Pairs in the dataset (all shards together).")
-@click.option("--out", required=True, type=click.Path(dir_okay=False), help="Pairs file to write (.h5).")
+@click.option("--out", required=True, type=click.Path(),
+              help="Pairs file to write (.h5), or the folder (folders, lmdb) or tar prefix (webdataset).")
+@format_options
 @click.option("--size", default="256", show_default=True, help="Image size: N (square) or WxH, >= 32.")
 @click.option("--source", default="deadleaves", show_default=True,
               help="Sharp images: deadleaves (procedural, offline), a folder DIR, or gopro:ROOT.")
@@ -112,11 +122,15 @@ def command_line(ctx: click.Context) -> str:
                    "default 256x256 pairs: lzf makes the file ~13% smaller, gzip:1 ~22% (the noisy "
                    "blurred images barely compress), at 5-12x the write cost.")
 @click.option("--block-size", type=click.IntRange(1, 4096), default=None,
-              help="Samples per crash-safe block [default: 64, fewer for big images].")
+              help="Samples per crash-safe block [default: 64, fewer for big images; webdataset: one tar].")
+@click.option("--executor", default="local", show_default=True,
+              help="Where blocks run: local (--workers processes) or dask[:SCHEDULER_ADDRESS] "
+                   "(dask.distributed; no address: a LocalCluster here). Same arrays either way.")
 @click.pass_context
 def make(ctx, n, out, size, source, split, seed, workers, resume, overwrite, shard, preview, compression,
-         block_size, **model_options):
-    """Make N blurred/sharp pairs into one HDF5 file (see `blurgen inspect`).
+         block_size, output_format, png_level, tar_mb, executor, **model_options):
+    """Make N blurred/sharp pairs into one HDF5 file, paired PNG folders, a BasicSR LMDB or
+    WebDataset tars (see `blurgen inspect`).
 
     Finished blocks are kept in OUT.parts/ while the run goes on, so a killed or interrupted run
     continues with --resume to exactly the arrays an uninterrupted run makes; OUT appears only
@@ -131,6 +145,9 @@ def make(ctx, n, out, size, source, split, seed, workers, resume, overwrite, sha
       blurgen make --n 5000 --out cam.h5 --motion camera3d --focal-35mm 24,35 --preview cam.png
       blurgen make --n 5000 --out mine.h5 --kernels my_psfs.mat --kernel-augment
       blurgen make --n 5000 --out raw.h5 --pipeline camera --shot-noise 1e-4,1e-3 --preview raw.png
+      blurgen make --n 10000 --out train_lmdb --format lmdb
+      blurgen make --n 100000 --out shards/train.tar --tar-mb 512 --shard 3/8
+      blurgen make --n 10000 --out pairs.h5 --executor dask:tcp://scheduler:8786
     """
     from blurgen.store.parts import compression_for
 
@@ -141,13 +158,22 @@ def make(ctx, n, out, size, source, split, seed, workers, resume, overwrite, sha
         filters = compression_for(compression)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--compression") from None
-    check_output(out)  # its folder; an existing out is the run folder's to judge (--resume)
+    output_format, out = resolve_format(output_format, out)
+    if output_format == "hdf5":
+        check_output(out)  # its folder; an existing out is the run folder's to judge (--resume)
+    else:
+        check_output_place(out)
+        if preview:
+            raise click.BadParameter("needs --format hdf5 (blurgen export makes the other formats from it)",
+                                     param_hint="--preview")
+    sink = make_sink(output_format, png_level, tar_mb, config, filters)
+    executor = parse_executor(executor, workers)
     if preview:
         check_not_same_file(preview, out, "--preview")
         # Like the dataset: replaced with --overwrite, or by --resume when it is a PNG (an earlier
         # preview of this run), never silently.
         check_output(preview, overwrite, replaceable=resume and is_png(preview))
-    result = _run(ctx, out, config, n, seed, workers, shard_pair, block_size, filters, resume, overwrite)
+    result = _run(ctx, out, config, n, seed, workers, shard_pair, block_size, resume, overwrite, sink, executor)
     if result.already_complete:
         click.echo(f"{out} is already complete ({result.n_planned} pairs); nothing to do")
     else:
@@ -259,7 +285,7 @@ def _config_from_options(ctx, n, size, source, split, resume, overwrite, shard, 
     return config, shard_pair
 
 
-def _run(ctx, out, config, n, seed, workers, shard, block_size, filters, resume, overwrite):
+def _run(ctx, out, config, n, seed, workers, shard, block_size, resume, overwrite, sink, executor):
     from blurgen.core.progress import Progress
     from blurgen.inspect.report import describe_parts
     from blurgen.runs.dataset import make_dataset
@@ -268,14 +294,14 @@ def _run(ctx, out, config, n, seed, workers, shard, block_size, filters, resume,
     progress = Progress("make", "pairs")
     try:
         return make_dataset(out, config, n, seed, workers=workers, shard=shard,
-                            block_size=block_size, compression=filters, resume=resume,
-                            overwrite=overwrite,
-                            command=command_line(ctx), progress=progress)
+                            block_size=block_size, resume=resume, overwrite=overwrite,
+                            command=command_line(ctx), progress=progress, sink=sink, executor=executor)
     except KeyboardInterrupt:
         progress.close()
         try:
-            _, n_written, n_planned = describe_parts(parts_dir_for(out))
-            kept = f"{n_written}/{n_planned} pairs are kept in {parts_dir_for(out)}"
+            run_out = sink.output(out, shard).label if hasattr(sink, "output") else out
+            _, n_written, n_planned = describe_parts(parts_dir_for(run_out))
+            kept = f"{n_written}/{n_planned} pairs are kept in {parts_dir_for(run_out)}"
         except (BlurgenError, OSError):
             kept = "finished blocks are kept"
         click.echo(f"blurgen: interrupted; {kept}; continue with the same command plus --resume",

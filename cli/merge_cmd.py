@@ -1,4 +1,5 @@
-"""`blurgen merge`: join the shards of one dataset (`make --shard i/N`) into one pairs file."""
+"""`blurgen merge`: join the shards of one dataset (`make --shard i/N`) into one pairs file (virtual
+by default, or a standalone copy)."""
 
 from __future__ import annotations
 
@@ -15,18 +16,24 @@ from blurgen.cli.common import RegularFile, check_output
 @click.argument("shards", nargs=-1, required=True, type=RegularFile())
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="Merged pairs file.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing --out.")
-def merge(shards, out, overwrite):
+@click.option("--copy", "copy", is_flag=True,
+              help="Copy every sample into a standalone file (default: a virtual file that reads the shards).")
+def merge(shards, out, overwrite, copy):
     """Merge SHARDS made with `blurgen make --shard i/N` into one pairs file.
 
     The shards must come from one dataset (same settings and seed) and together cover every
     sample exactly once, in any order on the command line; the result equals one unsharded run
-    array for array. Compressed chunks are copied as they are.
+    array for array. By default OUT is an HDF5 virtual dataset file that references the shards
+    (paths relative to OUT, written in O(metadata): keep the shards beside it; opening OUT with a
+    shard missing is an error); --copy copies the compressed chunks as they are into a
+    standalone file.
 
     \b
     Examples:
       blurgen make --n 10000 --out shard0.h5 --shard 0/2
       blurgen make --n 10000 --out shard1.h5 --shard 1/2
       blurgen merge shard*.h5 --out pairs.h5
+      blurgen merge shard*.h5 --out standalone.h5 --copy
     """
     from blurgen.store.merge import merge_files
 
@@ -35,8 +42,9 @@ def merge(shards, out, overwrite):
     check_output(out, overwrite)
     command = "blurgen merge " + " ".join(shards) + f" --out {out}"
     # merge_files writes the temporary and renames it onto out; it deletes it on failure.
-    n = merge_files(list(shards), _merge_tmp(out), out, command)
-    click.echo(f"merged {len(shards)} shard(s), {n} pairs, into {out}")
+    n = merge_files(list(shards), _merge_tmp(out), out, command + (" --copy" if copy else ""), virtual=not copy)
+    how = "copied" if copy else "virtual, reading the shards in place"
+    click.echo(f"merged {len(shards)} shard(s), {n} pairs, into {out} ({how})")
 
 
 def _merge_tmp(out: str) -> str:

@@ -128,10 +128,12 @@ def _inflated_bytes(f: Any, nbytes: int, room: int) -> int:
     return total
 
 
-def hdf5_outside_reference(h5: Any) -> str | None:
+def hdf5_outside_reference(h5: Any, virtual_sources: set[str] | frozenset = frozenset()) -> str | None:
     """What in an open h5py file reaches outside it: an external link, external raw storage or
     a virtual dataset (their sources are other files), described; None if nothing does. Links
-    are read without being followed."""
+    are read without being followed. A virtual dataset whose every source file is one of
+    ``virtual_sources`` (paths as the file stores them, normalised) is allowed: the caller has
+    declared and checked those files (blurgen's own virtual merges)."""
     import h5py
 
     seen, stack, count = set(), [("", h5["/"])], 0
@@ -153,8 +155,12 @@ def hdf5_outside_reference(h5: Any) -> str | None:
             seen.add(obj.id)
             if isinstance(obj, h5py.Group):
                 stack.append((name, obj))
-            elif isinstance(obj, h5py.Dataset) and (obj.external or obj.is_virtual):
+            elif isinstance(obj, h5py.Dataset) and obj.external:
                 return f"{name} keeps its data in another file"
+            elif isinstance(obj, h5py.Dataset) and obj.is_virtual:
+                sources = {os.path.normpath(m.file_name) for m in obj.virtual_sources()}
+                if not sources <= virtual_sources:
+                    return f"{name} keeps its data in another file ({sorted(sources - virtual_sources)[0]})"
     return None
 
 

@@ -32,7 +32,8 @@ from blurgen.runs.folder import (
 )
 from blurgen.runs.sinks import HDF5Sink
 from blurgen.runs.workers import BlockMaker, BlockWork, DeferredInterrupt, LocalExecutor
-from blurgen.store.parts import DEFAULT_COMPRESSION, Compression, PartsError, check_part_bytes
+from blurgen.runs.outputs import aligned_shard_range
+from blurgen.store.parts import DEFAULT_COMPRESSION, Compression, PartsError
 from blurgen.store.schema import now_iso, text_attr
 
 log = logging.getLogger(__name__)
@@ -55,14 +56,19 @@ class MakeResult:
 
 
 def build_manifest(config: Any, n_total: int, seed: int, shard: tuple[int, int], block_size: int | None,
-                   compression: Compression = DEFAULT_COMPRESSION, source_files_digest: str = "") -> Manifest:
-    start, stop = shard_range(n_total, *shard)
+                   compression: Compression = DEFAULT_COMPRESSION, source_files_digest: str = "",
+                   output_format: str = "hdf5", whole_blocks: bool = False) -> Manifest:
+    """The run's settings; ``whole_blocks`` cuts the shards on block edges (WebDataset: a tar is a
+    block, and each tar must come from one shard)."""
     block_size = block_size or auto_block_size(config.width, config.height)
+    start, stop = (aligned_shard_range(n_total, *shard, block_size) if whole_blocks
+                   else shard_range(n_total, *shard))
     return Manifest(config=config.to_dict(), seed=int(seed), n_total=int(n_total),
                     sample_start=start, sample_stop=stop, shard_index=shard[0],
                     shard_count=shard[1], block_size=int(block_size),
                     compression={k: tuple(v) for k, v in compression.items()},
-                    blurgen_version=__version__, source_files_digest=source_files_digest)
+                    blurgen_version=__version__, source_files_digest=source_files_digest,
+                    output_format=output_format)
 
 
 def _final_attrs(config: Any, manifest: Manifest, command: str) -> dict[str, Any]:
@@ -105,8 +111,9 @@ def make_dataset(out: str, config: Any, n: int, seed: int = 0, *, workers: int |
             full disk (one line naming the file and the space to free). ValueError: bad arguments.
     """
     maker = _prepared_maker(config, maker, n, resume, overwrite)
-    manifest = build_manifest(config, n, seed, shard, block_size, compression, maker.source_files_digest())
-    run = RunFolder(out, manifest)
+    sink = sink or HDF5Sink(compression)
+    run = _run_folder(out, config, n, seed, shard, block_size, maker, sink)
+    manifest = run.manifest
     began = time.perf_counter()
     run.clear_leftovers()
     try:
@@ -116,7 +123,6 @@ def make_dataset(out: str, config: Any, n: int, seed: int = 0, *, workers: int |
             run.remove_temporaries()  # a killed run's assembly file too: its space counts as free
             run.check_space(resume)  # before the manifest: a refusal writes nothing
             run.check_or_write_manifest()
-            sink = sink or HDF5Sink(manifest.compression)
             work = BlockWork(maker, config, manifest.seed, run.path, sink, durable, manifest.stamp)
             made, reused, make_seconds = _run_blocks(run, work, executor or LocalExecutor(workers), progress,
                                                      _final_attrs(config, manifest, command), gate,
@@ -130,6 +136,21 @@ def make_dataset(out: str, config: Any, n: int, seed: int = 0, *, workers: int |
         raise _as_dataset_error(exc, run) from None
     return MakeResult(out, manifest.n_planned, made, reused, time.perf_counter() - began,
                       make_seconds=make_seconds)
+
+
+def _run_folder(out: str, config: Any, n: int, seed: int, shard: tuple[int, int], block_size: int | None,
+                maker: BlockMaker, sink: Any) -> RunFolder:
+    """The run folder, its manifest and its output as ``sink`` lays it out (a sink with
+    ``samples_per_shard`` makes one block per WebDataset shard)."""
+    shard_size = getattr(sink, "samples_per_shard", None)
+    manifest = build_manifest(config, n, seed, shard, shard_size or block_size, sink.compression,
+                              maker.source_files_digest(), getattr(sink, "output_format", "hdf5"),
+                              whole_blocks=shard_size is not None)
+    output = sink.output(out, shard) if hasattr(sink, "output") else None
+    run = RunFolder(output.label if output is not None else out, manifest)
+    if output is not None:
+        run.output = output
+    return run
 
 
 def _prepared_maker(config: Any, maker: BlockMaker | None, n: Any, resume: bool, overwrite: bool) -> BlockMaker:
@@ -167,7 +188,7 @@ def _adopt_kept_parts(run: RunFolder, sink: Any, gate: DeferredInterrupt) -> int
     for start, path in sorted(sink.complete_blocks(run).items()):
         gate.check()
         try:
-            check_part_bytes(path)
+            sink.check_block(path, start, sizes[start], run.manifest.stamp)
             sink.add(path, start - run.manifest.sample_start, sizes[start], (start, run.manifest.stamp))
         except PartsError as exc:
             log.warning("remaking block at %d: %s", start, exc)

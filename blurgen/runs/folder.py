@@ -48,6 +48,9 @@ PARTS_VERSION = 1
 MANIFEST_NAME = "manifest.json"
 LOCK_NAME = ".lock"
 ASSEMBLY_NAME = "assembly.h5.tmp"
+#: Folders a sink builds its output in (``blurgen.runs.format_sinks``), and where it moves an
+#: output it replaces; both deleted with the temporaries.
+STAGING_DIRS = (".output", ".replaced")
 TRASH_SUFFIX = ".done-"
 _TRASH_TAIL_RE = re.compile(r"^\d+-[0-9a-f]{8}$")
 MAX_BLOCK_SAMPLES = 64
@@ -140,6 +143,8 @@ class Manifest:
     blurgen_version: str
     #: ``Source.fingerprint()``: the image files a folder or GoPro source reads ("" if none).
     source_files_digest: str = ""
+    #: The sink's format (``hdf5``, ``folders``, ``lmdb``, ``webdataset``): a resume keeps it.
+    output_format: str = "hdf5"
 
     @property
     def n_planned(self) -> int:
@@ -193,6 +198,24 @@ class Manifest:
         return 2 * 3 * int(self.config.get("width", 256)) * int(self.config.get("height", 256)) + 4 * k * k + 128
 
 
+class HDF5Output:
+    """A pairs file ``out`` (the default output of a run)."""
+
+    def __init__(self, out: str) -> None:
+        self.label = out
+
+    def exists(self) -> bool:
+        return os.path.lexists(self.label)
+
+    def settings(self) -> tuple[dict[str, Any], bool]:
+        """``(settings, complete)`` of the existing file (``PairsFileError`` if not a pairs file)."""
+        with open_checked(self.label) as h5, reading(self.label, "unreadable root attributes"):
+            return file_settings(h5), is_complete(h5)
+
+    def finished_with(self, settings: dict[str, Any]) -> bool:
+        return finished_with(self.label, settings)
+
+
 def delete_in_background(folder: str) -> None:
     """Delete a renamed-aside parts folder without waiting: freeing gigabytes of parts took
     ~2.5 s at the end of a 10,000-pair run (ext4 mounted with discard). ``rm`` runs detached
@@ -230,6 +253,9 @@ class RunFolder:
     def __init__(self, out: str, manifest: Manifest | None = None) -> None:
         self.out = os.fspath(out)
         self.path = parts_dir_for(self.out)
+        #: What the output is on disk (exists, settings of a finished one): a pairs file unless
+        #: the sink says otherwise (``blurgen.runs.outputs``).
+        self.output = HDF5Output(self.out)
         if manifest is not None:
             self.manifest = manifest
 
@@ -331,9 +357,13 @@ class RunFolder:
         ``.tmp-<host>-<pid>-<id>-block-...``, the assembly file, the manifest's temporaries."""
         removed = remove_temporaries(self.path)
         for name in os.listdir(self.path):
-            if name.startswith(".tmp-") or name == ASSEMBLY_NAME:
+            path = os.path.join(self.path, name)
+            if name in STAGING_DIRS and os.path.isdir(path) and not os.path.islink(path):
+                shutil.rmtree(path, ignore_errors=True)  # a folders/LMDB output being built
+                removed += 1
+            elif name.startswith(".tmp-") or name == ASSEMBLY_NAME:
                 with contextlib.suppress(FileNotFoundError):
-                    os.unlink(os.path.join(self.path, name))
+                    os.unlink(path)
                     removed += 1
         return removed
 
@@ -349,12 +379,12 @@ class RunFolder:
             if has_parts:
                 raise DatasetError(f"{self.path} holds an interrupted run; continue it with --resume "
                                    "or start again with --overwrite")
-            if os.path.lexists(self.out):
+            if self.output.exists():
                 raise DatasetError(f"{self.out} exists; use --overwrite to replace it")
-        if has_parts and (overwrite or (resume and finished_with(self.out, self.manifest.settings()))):
+        if has_parts and (overwrite or (resume and self.output.finished_with(self.manifest.settings()))):
             self.discard()
             has_parts = False
-        if resume and not has_parts and os.path.exists(self.out):
+        if resume and not has_parts and self.output.exists():
             return self._existing_output_matches()
         try:
             os.makedirs(self.path, exist_ok=resume)
@@ -365,8 +395,7 @@ class RunFolder:
     def _existing_output_matches(self) -> bool:
         """Whether complete file ``out`` is what the manifest would make (for ``--resume``)."""
         try:
-            with open_checked(self.out) as h5, reading(self.out, "unreadable root attributes"):
-                theirs, complete = file_settings(h5), is_complete(h5)
+            theirs, complete = self.output.settings()
         except PairsFileError as exc:
             raise DatasetError(f"--resume: {exc}") from None
         mine = self.manifest.settings()

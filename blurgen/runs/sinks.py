@@ -10,8 +10,10 @@ The contract every sink keeps (what lets any executor run blocks, twice if need 
 * ``open``, ``add`` and ``finalize`` run once per run, in the driver, which receives only
   metadata (start, count, path) from the workers.
 
-``HDF5Sink`` (part files, then one assembled HDF5 file) is the first sink; a new output format is
-a new class here, chosen by ``make_dataset(sink=...)``.
+``HDF5Sink`` (part files, then one assembled HDF5 file) is the first sink; the folders, LMDB and
+WebDataset sinks are in ``blurgen.runs.format_sinks``. A sink may also define ``make_and_stage(work,
+start, count)`` (make and stage a large block a piece at a time), ``output(out, shard)`` (its
+output's paths, ``blurgen.runs.outputs``) and ``samples_per_shard`` (one block per output file).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 from blurgen.store.assembly import Assembler
-from blurgen.store.parts import Compression, commit_part, write_part_tmp
+from blurgen.store.parts import Compression, check_part_bytes, commit_part, write_part_tmp
 
 
 class Sink(Protocol):
@@ -30,6 +32,8 @@ class Sink(Protocol):
     def commit(self, tmp: str, final: str, durable: bool) -> str: ...
 
     def complete_blocks(self, run: Any) -> dict[int, str]: ...
+
+    def check_block(self, path: str, start: int, count: int, stamp: dict[str, Any]) -> None: ...
 
     def open(self, run: Any, attrs: dict[str, Any], source_files: list[str]) -> None: ...
 
@@ -62,6 +66,10 @@ class HDF5Sink:
 
     def complete_blocks(self, run: Any) -> dict[int, str]:
         return run.complete_parts()
+
+    def check_block(self, path: str, start: int, count: int, stamp: dict[str, Any]) -> None:
+        """PartsError unless a kept part holds the bytes it was written with (its CRC-32)."""
+        check_part_bytes(path)
 
     def open(self, run: Any, attrs: dict[str, Any], source_files: list[str]) -> None:
         manifest = run.manifest

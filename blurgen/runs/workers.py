@@ -89,6 +89,14 @@ def _die_with_parent() -> None:
         libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
+def _made_and_staged(work: BlockWork, start: int, count: int) -> tuple[str, str]:
+    """Make one block and stage it in the sink: ``(temporary, final path)``."""
+    make_and_stage = getattr(work.sink, "make_and_stage", None)
+    if make_and_stage is not None:
+        return make_and_stage(work, start, count)
+    return work.sink.stage(work.folder, work.maker(work.config, work.seed, start, count), start, work.stamp)
+
+
 def committed_parts(work: BlockWork, jobs: Iterator[Job],
                     gate: "DeferredInterrupt | None" = None) -> Iterator[tuple[int, int, str]]:
     """Make and write ``jobs`` in this process; yield ``(start, count, part path)`` as each part
@@ -104,14 +112,12 @@ def committed_parts(work: BlockWork, jobs: Iterator[Job],
             if gate is not None:
                 gate.check()
             try:
-                block = work.maker(work.config, work.seed, start, count)
-                tmp, final = work.sink.stage(work.folder, block, start, work.stamp)
+                tmp, final = _made_and_staged(work, start, count)
             except DiskFullError:
                 raise
             except Exception as exc:
                 raise DatasetError(f"making samples {start}..{start + count - 1}: "
                                   f"{type(exc).__name__}: {exc}") from exc
-            del block  # the next block's arrays may reuse this memory
             pending.append((start, count, committer.submit(work.sink.commit, tmp, final, work.durable)))
             while pending and pending[0][2].done():
                 first, n, future = pending.popleft()

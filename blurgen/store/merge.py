@@ -93,12 +93,14 @@ def _merged_attrs(first: Any, command: str, n_total: int) -> dict[str, Any]:
 
 
 def merge_files(paths: list[str], tmp_path: str, final_path: str, command: str,
-                compression: dict[str, tuple[str | None, int | None]] | None = None) -> int:
+                compression: dict[str, tuple[str | None, int | None]] | None = None,
+                virtual: bool = False) -> int:
     """Merge complete shards into one pairs file; returns its length.
 
     Checks that the shards come from one dataset (same config, seed, size, version) and cover
     ``[0, n_total)`` without gaps or overlaps; raises PairsFileError naming the file otherwise.
-    The result equals an unsharded run array for array.
+    The result equals an unsharded run array for array. ``virtual``: write an HDF5 virtual
+    dataset file referencing the shards (``blurgen.store.virtual``) instead of copying them.
     """
     files: list[tuple[str, Any]] = []
     try:
@@ -110,6 +112,14 @@ def merge_files(paths: list[str], tmp_path: str, final_path: str, command: str,
         _refuse_bad_motion(paths)
         first = files[0][1]
         n_total = sample_range(first)[2]
+        if virtual:
+            from blurgen.store.virtual import shard_count_fits, write_virtual
+
+            shard_count_fits(len(files))
+            attrs = {**_merged_attrs(first, command, n_total), "n_planned": n_total, "n_written": n_total}
+            write_virtual(files, [sample_range(h5)[:2] for _, h5 in files], tmp_path, final_path, attrs,
+                          source_file_names(first))
+            return n_total
         compression = compression or {name: (first[name].compression, first[name].compression_opts)
                                       for name in per_sample_datasets(first)}
         assembler = Assembler(tmp_path, n_total, _merged_attrs(first, command, n_total), compression,

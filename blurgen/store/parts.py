@@ -46,7 +46,9 @@ PART_SPACE_MARGIN_BYTES = 4 * 2**20
 PART_OVERHEAD_BYTES = 64 * 1024
 #: What a part reserves for that metadata while HDF5 writes it (an upper bound; trimmed after).
 PART_METADATA_BOUND = 2**20
-_PART_RE = re.compile(r"^block-(\d{10})-(\d+)\.h5$")
+#: Block files: HDF5 parts, or the tars of the folders, LMDB and WebDataset sinks
+#: (``blurgen.runs.samples``); a run folder holds only its own format's (its manifest says which).
+_PART_RE = re.compile(r"^block-(\d{10})-(\d+)\.(?:h5|tar)$")
 #: A part's last bytes: this marker, then the CRC-32 (big-endian) of every byte before the marker
 #: (HDF5 ignores bytes past its end of data). CRC-32 finds every single-bit flip and every burst
 #: up to 32 bits, at ~3 GB/s here (BLAKE2b: ~0.9 GB/s, ~6 ms more CPU per 1280x720 pair).

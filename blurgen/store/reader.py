@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from blurgen.store.virtual import check_virtual_sources
 from blurgen.store.schema import MOTION, attr_value, is_complete, open_validated, reading, source_file_names
 
 Sample = tuple[np.ndarray, np.ndarray, np.ndarray]
@@ -36,7 +37,13 @@ class PairsFile:
 
     def _open(self):
         if self._h5 is None:
-            self._h5, self._n = open_validated(self.path)
+            h5, n = open_validated(self.path)
+            try:
+                check_virtual_sources(h5, self.path)  # HDF5 would read a missing shard as zeros
+            except BaseException:
+                h5.close()
+                raise
+            self._h5, self._n = h5, n
         return self._h5
 
     def open(self) -> "PairsFile":

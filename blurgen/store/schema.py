@@ -255,7 +255,9 @@ def open_validated(path: str) -> tuple[Any, int]:
         h5 = h5py.File(path, "r")
     try:
         with reading(path, "damaged HDF5 structure"):
-            outside = hdf5_outside_reference(h5)  # before any dataset is read: links are not followed
+            # Before any dataset is read (links are not followed); a virtual merge's declared shards
+            # (checked as regular files when the reader opens it) are its only allowed sources.
+            outside = hdf5_outside_reference(h5, _declared_shards(h5, path))
             if outside:
                 raise PairsFileError(f"{path}: {outside}; blurgen reads no file through another, so keep all "
                                      "data inside the pairs file")
@@ -263,6 +265,20 @@ def open_validated(path: str) -> tuple[Any, int]:
     except BaseException:
         h5.close()
         raise
+
+
+def _declared_shards(h5: Any, path: str) -> frozenset:
+    """The shards a virtual merge declares (root attribute ``virtual_sources``), as its virtual
+    datasets name them; empty for any other file, or for shards that are not regular files."""
+    try:
+        declared = json.loads(attr_value(h5.attrs["virtual_sources"])) if "virtual_sources" in h5.attrs else []
+    except (TypeError, ValueError):
+        return frozenset()
+    folder = os.path.dirname(os.path.abspath(path))
+    if not isinstance(declared, list) or not all(isinstance(d, str) for d in declared):
+        return frozenset()
+    return frozenset(os.path.normpath(d) for d in declared
+                     if not os.path.exists(os.path.join(folder, d)) or os.path.isfile(os.path.join(folder, d)))
 
 
 def open_checked(path: str) -> Any:

@@ -1,0 +1,276 @@
+"""Sinks for the formats trainers read: paired image folders, BasicSR's LMDB, WebDataset tars.
+
+All three stage a block in the worker as one tar of encoded samples (``blurgen.runs.samples``:
+the PNG encoding runs in the workers, in parallel) and commit it by an atomic rename into the run
+folder, so crash safety, ``--resume`` and determinism work exactly as for HDF5. The driver then
+builds the output from the finished blocks:
+
+* ``FoldersSink``: ``OUT/blur/NNNNNNNN.png``, ``OUT/sharp/NNNNNNNN.png``, ``OUT/kernel/NNNNNNNN.npy``
+  (``OUT/motion/`` with camera motion), ``OUT/params.csv`` and ``OUT/blurgen.json``;
+* ``LmdbSink``: BasicSR's layout, ``OUT/blur.lmdb`` and ``OUT/sharp.lmdb`` (keys ``NNNNNNNN``,
+  values PNG bytes, ``meta_info.txt`` lines ``NNNNNNNN.png (H,W,C) LEVEL``), plus the side files
+  of the folders layout; one writer, in the driver;
+* ``WebDatasetSink``: a block is a shard ``PREFIX-%06d.tar`` (shard k holds samples
+  ``[k*m, (k+1)*m)``), renamed into place at the end, with ``PREFIX.json`` written last.
+
+Folders and LMDB are built in ``OUT.parts/.output`` and renamed onto ``OUT`` when complete.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import struct
+
+from blurgen.core.common import DiskFullError, atomic_file
+from blurgen.runs.outputs import META_NAME, DirectoryOutput, ShardsOutput, output_meta, write_params_csv
+from blurgen.runs.samples import DEFAULT_PNG_LEVEL, BlockTarWriter, add_block, check_block_tar, read_block_tar
+from blurgen.store.parts import PartsError, commit_part
+
+#: Samples a worker makes at once inside one block (bounds its memory for large WebDataset shards).
+SUB_BLOCK = 32
+STAGING_NAME = ".output"
+#: Side folders of each member kind (images too for the folders layout).
+SIDE_FOLDERS = {"kernel.npy": ("kernel", ".npy"), "motion.npy": ("motion", ".npy")}
+IMAGE_FOLDERS = {"blur.png": ("blur", ".png"), "sharp.png": ("sharp", ".png")}
+
+
+class TarBlockSink:
+    """What the three sinks share: blocks staged as tars (see the module docstring)."""
+
+    output_format = "tar"
+
+    def __init__(self, png_level: int = DEFAULT_PNG_LEVEL) -> None:
+        if not 0 <= int(png_level) <= 9:
+            raise ValueError(f"png_level must be in [0, 9], got {png_level}")
+        self.png_level = int(png_level)
+
+    def __getstate__(self) -> dict:
+        return {"png_level": self.png_level}  # workers never see the driver's output state
+
+    def __setstate__(self, state: dict) -> None:
+        TarBlockSink.__init__(self, state["png_level"])
+
+    @property
+    def compression(self) -> dict:
+        """What the manifest records (a resume with another level is refused)."""
+        return {"blurred": ("png", self.png_level), "sharp": ("png", self.png_level), "kernel": ("npy", None)}
+
+    def stage(self, folder: str, block: dict, start: int, stamp: dict) -> tuple[str, str]:
+        writer = BlockTarWriter(folder, start, int(block["blurred"].shape[0]), stamp)
+        add_block(writer, block, start, self.png_level)
+        return writer.close()
+
+    def make_and_stage(self, work, start: int, count: int) -> tuple[str, str]:
+        """Make samples ``[start, start + count)`` ``SUB_BLOCK`` at a time into one block tar."""
+        writer = BlockTarWriter(work.folder, start, count, work.stamp)
+        for first in range(start, start + count, SUB_BLOCK):
+            with writer.guard():
+                block = work.maker(work.config, work.seed, first, min(SUB_BLOCK, start + count - first))
+            add_block(writer, block, first, self.png_level)
+        return writer.close()
+
+    def commit(self, tmp: str, final: str, durable: bool) -> str:
+        return commit_part(tmp, final, durable)
+
+    def complete_blocks(self, run) -> dict[int, str]:
+        return run.complete_parts()
+
+    def check_block(self, path: str, start: int, count: int, stamp: dict) -> None:
+        """Checked while it is added (``add`` reads every member with its CRC-32)."""
+
+    def close(self) -> None:
+        pass
+
+
+class FoldersSink(TarBlockSink):
+    """Paired image folders (BasicSR ``PairedImageDataset`` with ``io_backend: disk``, KAIR,
+    Restormer), built from the finished blocks in the driver."""
+
+    output_format = "folders"
+    image_folders = IMAGE_FOLDERS
+
+    def output(self, out: str, shard: tuple[int, int]) -> DirectoryOutput:
+        return DirectoryOutput(out)
+
+    def open(self, run, attrs: dict, source_files: list[str]) -> None:
+        self.run, self.attrs, self.source_files = run, attrs, source_files
+        self.staging = os.path.join(run.path, STAGING_NAME)
+        shutil.rmtree(self.staging, ignore_errors=True)
+        os.makedirs(self.staging)
+        self.params: dict[int, dict] = {}
+        self.dtypes: dict[str, str] = {}
+        self.made_folders: set[str] = set()
+
+    def add(self, path: str, offset: int, count: int, part_of: tuple) -> None:
+        start, stamp = part_of
+        for name, data, dtypes in read_block_tar(path, start, count, stamp):
+            key, kind = name.split(".", 1)
+            if kind == "json":
+                self.params[int(key)] = json.loads(data)
+                self.dtypes = dtypes or self.dtypes
+            else:
+                self.put(kind, key, data)
+
+    def put(self, kind: str, key: str, data: bytes) -> None:
+        """Store one member: a file in its folder."""
+        folder, ext = {**SIDE_FOLDERS, **self.image_folders}[kind]
+        target = os.path.join(self.staging, folder)
+        if folder not in self.made_folders:
+            os.makedirs(target, exist_ok=True)
+            self.made_folders.add(folder)
+        with open(os.path.join(target, key + ext), "wb") as handle:
+            handle.write(data)
+
+    def write_side_files(self) -> None:
+        """params.csv (every per-sample parameter) and blurgen.json (config and provenance)."""
+        manifest = self.run.manifest
+        missing = manifest.n_planned - len(self.params)
+        if missing:
+            raise PartsError(f"{self.staging}: {missing} samples missing at finalize")
+        write_params_csv(os.path.join(self.staging, "params.csv"), self.params, self.dtypes)
+        meta = output_meta(self.attrs, self.output_format, manifest, self.png_level, self.dtypes, self.source_files)
+        with atomic_file(os.path.join(self.staging, META_NAME), "w", durable=False, encoding="utf-8") as handle:
+            json.dump(meta, handle, indent=1, sort_keys=True)
+
+    def finalize(self, out: str, durable: bool) -> None:
+        self.write_side_files()
+        if durable:
+            os.sync()  # thousands of small files: one sync instead of an fsync each
+        if os.path.lexists(out):  # --overwrite of an earlier output
+            trash = f"{self.run.path}/.replaced"
+            os.replace(out, trash)
+            shutil.rmtree(trash, ignore_errors=True)
+        os.replace(self.staging, out)
+
+    def close(self) -> None:
+        staging = getattr(self, "staging", None)
+        if staging and os.path.isdir(staging):
+            shutil.rmtree(staging, ignore_errors=True)  # unfinished: the blocks are what is kept
+
+
+def png_size(data: bytes) -> tuple[int, int]:
+    """``(width, height)`` from a PNG's IHDR chunk."""
+    return struct.unpack(">II", data[16:24])
+
+
+class LmdbSink(FoldersSink):
+    """BasicSR's LMDB layout (``io_backend: lmdb``), written by one writer in the driver."""
+
+    output_format = "lmdb"
+    image_folders = {}
+
+    def open(self, run, attrs: dict, source_files: list[str]) -> None:
+        import lmdb
+
+        super().open(run, attrs, source_files)
+        config = run.manifest.config
+        map_size = run.manifest.n_planned * (int(config["width"]) * int(config["height"]) * 3 * 11 // 10 + 4096)
+        self.envs, self.meta = {}, {"blur.png": {}, "sharp.png": {}}
+        for kind in self.meta:
+            self.envs[kind] = lmdb.open(os.path.join(self.staging, kind.replace(".png", ".lmdb")),
+                                        map_size=map_size + 2**24, subdir=True, lock=False, readahead=False)
+
+    def add(self, path: str, offset: int, count: int, part_of: tuple) -> None:
+        import lmdb
+
+        self.txns = {kind: env.begin(write=True) for kind, env in self.envs.items()}
+        try:
+            super().add(path, offset, count, part_of)
+            for txn in self.txns.values():
+                txn.commit()
+        except lmdb.Error as exc:
+            for txn in self.txns.values():
+                with contextlib.suppress(lmdb.Error):
+                    txn.abort()
+            if "No space" in str(exc) or "MDB_MAP_FULL" in str(exc):
+                raise DiskFullError(self.staging) from None
+            raise
+
+    def put(self, kind: str, key: str, data: bytes) -> None:
+        if kind in self.meta:
+            self.txns[kind].put(key.encode("ascii"), data)
+            self.meta[kind][key] = png_size(data)
+        else:
+            super().put(kind, key, data)
+
+    def finalize(self, out: str, durable: bool) -> None:
+        for kind, env in self.envs.items():
+            lines = [f"{key}.png ({h},{w},3) {self.png_level}\n" for key, (w, h) in sorted(self.meta[kind].items())]
+            with open(os.path.join(env.path(), "meta_info.txt"), "w", encoding="ascii") as handle:
+                handle.writelines(lines)
+            env.sync(True)
+            env.close()
+        self.envs = {}
+        super().finalize(out, durable)
+
+    def close(self) -> None:
+        for env in getattr(self, "envs", {}).values():
+            env.close()
+        self.envs = {}
+        super().close()
+
+
+class WebDatasetSink(TarBlockSink):
+    """WebDataset shards: each block is shard ``PREFIX-%06d.tar`` (``samples_per_shard`` each)."""
+
+    output_format = "webdataset"
+
+    def __init__(self, png_level: int = DEFAULT_PNG_LEVEL, samples_per_shard: int = 1000) -> None:
+        super().__init__(png_level)
+        self.samples_per_shard = int(samples_per_shard)
+
+    def __getstate__(self) -> dict:
+        return {"png_level": self.png_level, "samples_per_shard": self.samples_per_shard}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__init__(**state)
+
+    def output(self, out: str, shard: tuple[int, int]) -> ShardsOutput:
+        return ShardsOutput(out, shard, self.samples_per_shard)
+
+    def complete_blocks(self, run) -> dict[int, str]:
+        """Blocks in the run folder, and shards already renamed into place by a run killed while
+        finishing (each is checked, with its run stamp, before it is used)."""
+        found = run.complete_parts()
+        for start, count in run.manifest.blocks:
+            final = run.output.tar_path(start)
+            if start not in found and os.path.isfile(final):
+                found[start] = final
+        return found
+
+    def check_block(self, path: str, start: int, count: int, stamp: dict) -> None:
+        check_block_tar(path, start, count, stamp)
+
+    def open(self, run, attrs: dict, source_files: list[str]) -> None:
+        self.run, self.attrs, self.source_files = run, attrs, source_files
+        self.blocks: dict[int, str] = {}
+        self.dtypes: dict[str, str] = {}
+
+    def add(self, path: str, offset: int, count: int, part_of: tuple) -> None:
+        self.blocks[part_of[0]] = path
+
+    def finalize(self, out: str, durable: bool) -> None:
+        output, manifest = self.run.output, self.run.manifest
+        first = min(self.blocks)
+        for _, _, dtypes in read_block_tar(self.blocks[first], first, dict(manifest.blocks)[first], manifest.stamp):
+            self.dtypes = dtypes or self.dtypes
+            if dtypes:
+                break
+        for start, path in sorted(self.blocks.items()):
+            os.replace(path, output.tar_path(start))
+        if durable:
+            for start in self.blocks:
+                with open(output.tar_path(start), "rb") as handle:
+                    os.fsync(handle.fileno())
+        meta = output_meta(self.attrs, self.output_format, manifest, self.png_level, self.dtypes, self.source_files)
+        meta["shards"] = [{"url": os.path.basename(output.tar_path(start)), "start": start, "count": count}
+                          for start, count in manifest.blocks]
+        meta["samples_per_shard"] = self.samples_per_shard
+        with atomic_file(output.index_path, "w", durable=durable, encoding="utf-8") as handle:
+            json.dump(meta, handle, indent=1, sort_keys=True)
+
+
+FORMATS = ("hdf5", "folders", "lmdb", "webdataset")

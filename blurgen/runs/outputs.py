@@ -1,0 +1,144 @@
+"""What a run's output is on disk, per format: where it goes, whether it exists, which settings a
+finished one was made with (for ``--resume``), and its provenance files.
+
+``RunFolder`` asks its ``output`` these questions; ``HDF5Output`` (``blurgen.runs.folder``) answers
+for pairs files, ``DirectoryOutput`` for the folders and LMDB layouts (``OUT/blurgen.json``),
+``ShardsOutput`` for WebDataset shards (``PREFIX.json``).
+"""
+
+from __future__ import annotations
+
+import csv
+import glob
+import json
+import os
+from typing import Any
+
+import numpy as np
+
+from blurgen.store.schema import PairsFileError
+
+#: Provenance and config of a folders or LMDB output, inside it.
+META_NAME = "blurgen.json"
+SETTINGS = ("config", "seed", "n_total", "sample_start", "sample_stop")
+
+
+def output_meta(attrs: dict, output_format: str, manifest: Any, png_level: int, dtypes: dict[str, str],
+                source_files: list[str]) -> dict[str, Any]:
+    """The JSON written beside a finished output: format, config, seed, sample range, provenance."""
+    meta = {key: attrs[key] for key in ("blurgen_version", "created", "command", "seed", "n_total",
+                                        "sample_start", "sample_stop", "shard_index", "shard_count")}
+    meta.update(format=output_format, config=json.loads(attrs["config"]), n=manifest.n_planned,
+                png_compression_level=png_level, param_dtypes=dtypes, source_files=source_files,
+                complete=True)
+    return meta
+
+
+def read_meta(path: str) -> dict[str, Any]:
+    """A ``blurgen.json`` / ``PREFIX.json``; ``PairsFileError`` if unreadable or not blurgen's."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            meta = json.load(handle)
+    except (OSError, ValueError) as exc:
+        raise PairsFileError(f"{path}: unreadable ({exc})") from None
+    if not isinstance(meta, dict) or not all(key in meta for key in (*SETTINGS, "format", "n")):
+        raise PairsFileError(f"{path}: not a blurgen output description")
+    return meta
+
+
+def write_params_csv(path: str, params: dict[int, dict], dtypes: dict[str, str]) -> None:
+    """``params.csv``: a header ``index,<name>...`` and one row per sample, in index order; float
+    values are written as the shortest text that reads back to the same float32/float64."""
+    names = sorted(dtypes)
+    with open(path, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["index", *names])
+        for index in sorted(params):
+            row = params[index]
+            writer.writerow([index, *(repr(row[name]) if isinstance(row[name], float) else row[name]
+                                      for name in names)])
+
+
+def read_params_csv(path: str, dtypes: dict[str, str]) -> dict[str, np.ndarray]:
+    """Name -> 1-D array of ``params.csv`` (``dtypes`` from ``blurgen.json``'s ``param_dtypes``);
+    also ``index``.
+
+    >>> import tempfile
+    >>> folder = tempfile.mkdtemp()
+    >>> write_params_csv(folder + "/p.csv", {0: {"gain": 1.5}, 1: {"gain": 0.25}}, {"gain": "<f4"})
+    >>> read_params_csv(folder + "/p.csv", {"gain": "<f4"})["gain"].tolist()
+    [1.5, 0.25]
+    """
+    with open(path, newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    out = {"index": np.array([int(row["index"]) for row in rows], dtype=np.int64)}
+    for name, dtype in dtypes.items():
+        kind = np.dtype(dtype)
+        parse = float if kind.kind == "f" else int
+        out[name] = np.array([parse(row[name]) for row in rows], dtype=kind)
+    return out
+
+
+class DirectoryOutput:
+    """A folders or LMDB output: the folder ``out``, complete when ``out/blurgen.json`` exists."""
+
+    def __init__(self, out: str) -> None:
+        self.label = os.fspath(out)
+
+    def exists(self) -> bool:
+        return os.path.lexists(self.label)
+
+    @property
+    def meta_path(self) -> str:
+        return os.path.join(self.label, META_NAME)
+
+    def settings(self) -> tuple[dict[str, Any], bool]:
+        """``(settings, complete)`` of the existing output (``PairsFileError`` if not blurgen's)."""
+        meta = read_meta(self.meta_path)
+        return {key: meta[key] for key in SETTINGS}, bool(meta.get("complete"))
+
+    def finished_with(self, settings: dict[str, Any]) -> bool:
+        try:
+            theirs, complete = self.settings()
+        except PairsFileError:
+            return False
+        return complete and theirs == settings
+
+
+class ShardsOutput(DirectoryOutput):
+    """WebDataset shards ``PREFIX-%06d.tar`` (shard k holds samples ``[k*m, (k+1)*m)``) and the
+    index ``PREFIX.json`` (``PREFIX.shard-i-of-N.json`` for ``--shard i/N``, whose run folder is
+    ``PREFIX.shard-i-of-N.parts``: shards of one dataset share the prefix, not a run folder)."""
+
+    def __init__(self, prefix: str, shard: tuple[int, int], samples_per_shard: int) -> None:
+        self.prefix = os.fspath(prefix)
+        self.shard = shard
+        self.samples_per_shard = samples_per_shard
+        self.label = self.prefix if shard[1] == 1 else f"{self.prefix}.shard-{shard[0]}-of-{shard[1]}"
+
+    @property
+    def meta_path(self) -> str:
+        return self.label + ".json"
+
+    index_path = meta_path
+
+    def tar_path(self, start: int) -> str:
+        return f"{self.prefix}-{start // self.samples_per_shard:06d}.tar"
+
+    def exists(self) -> bool:
+        if os.path.lexists(self.meta_path):
+            return True
+        return self.shard[1] == 1 and bool(glob.glob(glob.escape(self.prefix) + "-[0-9][0-9][0-9][0-9][0-9][0-9].tar"))
+
+
+def aligned_shard_range(n_total: int, shard_index: int, shard_count: int, unit: int) -> tuple[int, int]:
+    """Samples ``[start, stop)`` of shard ``shard_index`` of ``shard_count`` cut on multiples of
+    ``unit`` (whole WebDataset tars), so every tar is made by exactly one shard.
+
+    >>> [aligned_shard_range(10, i, 2, 4) for i in range(2)]
+    [(0, 4), (4, 10)]
+    """
+    units = -(-n_total // unit)
+    start = units * shard_index // shard_count * unit
+    stop = min(n_total, units * (shard_index + 1) // shard_count * unit)
+    return start, stop

@@ -1,0 +1,85 @@
+"""Options shared by `make` and `export`: the output format (from --format or the --out suffix),
+its PNG level and WebDataset shard size, and the executor."""
+
+from __future__ import annotations
+
+import os
+
+import click
+
+from blurgen.cli.common import apply_options
+
+FORMATS = ("hdf5", "folders", "lmdb", "webdataset")
+#: --out suffix -> format (no suffix, or another one: hdf5, the default, unless --format says).
+SUFFIX_FORMATS = {".h5": "hdf5", ".hdf5": "hdf5", ".lmdb": "lmdb", ".tar": "webdataset"}
+
+
+def format_options(func):
+    options = [
+        click.option("--format", "output_format", type=click.Choice(FORMATS), default=None,
+                     help="Output: hdf5 (one file), folders (OUT/blur, OUT/sharp PNGs), lmdb (BasicSR's "
+                          "OUT/blur.lmdb, OUT/sharp.lmdb) or webdataset (OUT-000000.tar ...) [default: from "
+                          "the --out suffix: .h5 hdf5, .lmdb lmdb, .tar webdataset; else hdf5]."),
+        click.option("--png-level", type=click.IntRange(0, 9), default=1, show_default=True,
+                     help="PNG compression level of folders/lmdb/webdataset images (0 fastest, largest)."),
+        click.option("--tar-mb", type=click.FloatRange(0.001, 100000), default=512, show_default=True,
+                     help="webdataset: size of each tar (samples per tar fixed from the image size)."),
+    ]
+    return apply_options(func, options)
+
+
+def resolve_format(output_format: str | None, out: str) -> tuple[str, str]:
+    """``(format, out)``: the format given or implied by the suffix, and the output path (a
+    WebDataset prefix loses its ``.tar``). A --format that contradicts the suffix is a usage error."""
+    suffix = os.path.splitext(out)[1].lower()
+    implied = SUFFIX_FORMATS.get(suffix)
+    if output_format and implied and implied != output_format:
+        raise click.BadParameter(f"--out {out!r} ends in {suffix} ({implied}) but --format is {output_format}",
+                                 param_hint="--format")
+    chosen = output_format or implied or "hdf5"
+    if chosen == "webdataset" and suffix == ".tar":
+        out = out[:-len(suffix)]
+    return chosen, out
+
+
+def samples_per_tar(tar_mb: float, width: int, height: int, kernel_size: int) -> int:
+    """Samples per WebDataset tar for ``tar_mb`` MB: from the raw sample size (PNG of noisy images
+    is about raw; a function of the settings only, so a resume cuts the same tars)."""
+    per_sample = 2 * 3 * width * height + 4 * kernel_size ** 2 + 1024
+    return max(1, int(tar_mb * 1e6 // per_sample))
+
+
+def check_output_place(out: str) -> None:
+    """Exit 1 unless the folder that will hold ``out`` (a folder or a tar prefix) exists and is writable."""
+    directory = os.path.dirname(os.path.abspath(out))
+    if not os.path.isdir(directory):
+        raise click.ClickException(f"cannot write {out}: folder {directory} does not exist")
+    if not os.access(directory, os.W_OK):
+        raise click.ClickException(f"cannot write {out}: folder {directory} is not writable")
+
+
+def make_sink(output_format: str, png_level: int, tar_mb: float, config, compression):
+    """The sink of ``output_format`` (``blurgen.runs.sinks`` / ``format_sinks``)."""
+    from blurgen.runs import format_sinks
+    from blurgen.runs.sinks import HDF5Sink
+
+    if output_format == "hdf5":
+        return HDF5Sink(compression)
+    if output_format == "webdataset":
+        return format_sinks.WebDatasetSink(png_level, samples_per_tar(tar_mb, config.width, config.height,
+                                                                      config.kernel_size))
+    return {"folders": format_sinks.FoldersSink, "lmdb": format_sinks.LmdbSink}[output_format](png_level)
+
+
+def parse_executor(value: str, workers: int | None = None):
+    """``local`` -> None (the local pool); ``dask`` or ``dask:ADDRESS`` -> a ``DaskExecutor``."""
+    name, _, address = value.partition(":")
+    if name == "local" and not address:
+        return None
+    if name != "dask":
+        raise click.BadParameter(f"expected local, dask or dask:ADDRESS, got {value!r}", param_hint="--executor")
+    try:
+        from blurgen.runs.dask_executor import DaskExecutor
+        return DaskExecutor(address or None, workers=workers)
+    except ImportError:
+        raise click.ClickException("--executor dask needs dask.distributed: pip install blurgen[dask]") from None

@@ -1,0 +1,220 @@
+"""The folders, LMDB and WebDataset sinks: the arrays of the HDF5 of the same seed read back by
+each format's own client, resume after a crash (in-process and SIGKILL of real processes), full
+disk and existing or impossible outputs as one line, BasicSR's PairedImageDataset on the LMDB and
+the folders."""
+
+from __future__ import annotations
+
+import errno
+import glob
+import json
+import os
+import random
+import signal
+import subprocess
+import time
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from fake_pairs import FakeConfig, FakeMaker
+from format_clients import READERS, assert_same_as_hdf5, read_webdataset
+
+from blurgen.cli import main
+from blurgen.core.common import DatasetError
+from blurgen.runs.dataset import make_dataset
+from blurgen.runs.format_sinks import FoldersSink, LmdbSink, WebDatasetSink
+from blurgen.runs.folder import RunFolder, parts_dir_for
+
+CONFIG = FakeConfig()
+SINKS = {"folders": FoldersSink, "lmdb": LmdbSink, "webdataset": lambda: WebDatasetSink(samples_per_shard=5)}
+SMALL = ["--size", "32", "--kernel-size", "15", "--length-px", "10", "--seed", "5"]
+
+
+def make(out, sink, n=23, **kwargs):
+    kwargs.setdefault("workers", 1)
+    kwargs.setdefault("maker", FakeMaker())
+    return make_dataset(str(out), CONFIG, n, seed=3, block_size=5, durable=False, sink=sink, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def fake_reference(tmp_path_factory):
+    out = tmp_path_factory.mktemp("ref") / "ref.h5"
+    make_dataset(str(out), CONFIG, 23, seed=3, workers=1, block_size=7, maker=FakeMaker(), durable=False)
+    return str(out)
+
+
+@pytest.mark.parametrize("fmt", sorted(SINKS))
+def test_each_format_read_by_its_client_holds_the_hdf5_arrays_of_the_same_seed(tmp_path, fake_reference, fmt):
+    out = tmp_path / "out"
+    result = make(out, SINKS[fmt](), workers=2 if fmt == "lmdb" else 1)
+    assert result.n_made == 23 and not os.path.exists(parts_dir_for(str(out)))
+    assert_same_as_hdf5(fake_reference, READERS[fmt](str(out)))
+
+
+@pytest.mark.parametrize("fmt", sorted(SINKS))
+def test_a_run_that_fails_midway_resumes_to_the_same_arrays(tmp_path, fake_reference, fmt):
+    out = tmp_path / "out"
+    with pytest.raises(DatasetError, match="fake failure"):
+        make(out, SINKS[fmt](), maker=FakeMaker(fail_at=12))
+    assert not os.path.exists(out) and not os.path.exists(str(out) + ".json")
+    kept = RunFolder.at(parts_dir_for(str(out))).complete_parts()
+    assert sorted(kept) == [0, 5]
+    with pytest.raises(DatasetError, match="interrupted run"):
+        make(out, SINKS[fmt]())
+    result = make(out, SINKS[fmt](), resume=True)
+    assert (result.n_reused, result.n_made) == (10, 13)
+    assert_same_as_hdf5(fake_reference, READERS[fmt](str(out)))
+    again = make(out, SINKS[fmt](), resume=True)
+    assert again.already_complete
+    with pytest.raises(DatasetError, match="exists; use --overwrite"):
+        make(out, SINKS[fmt]())
+
+
+def test_a_damaged_kept_block_is_made_again(tmp_path, fake_reference):
+    out = tmp_path / "out"
+    with pytest.raises(DatasetError):
+        make(out, FoldersSink(), maker=FakeMaker(fail_at=12))
+    block = RunFolder.at(parts_dir_for(str(out))).complete_parts()[5]
+    data = bytearray(open(block, "rb").read())
+    data[len(data) // 2] ^= 0x40
+    open(block, "wb").write(bytes(data))
+    result = make(out, FoldersSink(), resume=True)
+    assert result.n_reused == 5
+    assert_same_as_hdf5(fake_reference, READERS["folders"](str(out)))
+
+
+@pytest.mark.parametrize("where", ["worker", "driver"])
+def test_a_full_disk_is_one_line_and_keeps_the_finished_blocks(tmp_path, fake_reference, monkeypatch, where):
+    from blurgen.runs import samples
+
+    calls = {"n": 0}
+    target = (samples.BlockTarWriter, "add") if where == "worker" else (LmdbSink, "put")
+    original = getattr(*target)
+
+    def failing(self, *args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] > 40:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(*target, failing)
+    out = tmp_path / "out"
+    with pytest.raises(DatasetError, match="disk full") as info:
+        make(out, LmdbSink())
+    assert "\n" not in str(info.value) and "--resume" in str(info.value)
+    kept = RunFolder.at(parts_dir_for(str(out))).complete_parts()
+    assert kept and not os.path.exists(out)
+    assert not glob.glob(parts_dir_for(str(out)) + "/.tmp-*")
+    monkeypatch.setattr(*target, original)
+    result = make(out, LmdbSink(), resume=True)
+    assert result.n_reused == sum(min(5, 23 - start) for start in kept)
+    assert_same_as_hdf5(fake_reference, READERS["lmdb"](str(out)))
+
+
+def test_webdataset_shard_k_holds_samples_k_m_and_sharding_splits_whole_tars(tmp_path, fake_reference):
+    prefix = str(tmp_path / "train")
+    for i in range(3):  # three --shard runs write one set of tars under one prefix
+        make(prefix, WebDatasetSink(samples_per_shard=5), shard=(i, 3))
+    tars = sorted(os.path.basename(p) for p in glob.glob(prefix + "-*.tar"))
+    assert tars == [f"train-{k:06d}.tar" for k in range(5)]
+    assert sorted(os.path.basename(p) for p in glob.glob(prefix + "*.json")) == [
+        f"train.shard-{i}-of-3.json" for i in range(3)]
+    import webdataset as wds
+
+    keys = [s["__key__"] for s in wds.WebDataset(prefix + "-000003.tar", shardshuffle=False, empty_check=False)]
+    assert keys == [f"{i:08d}" for i in range(15, 20)]
+    single = str(tmp_path / "one")
+    make(single, WebDatasetSink(samples_per_shard=5))
+    meta = json.load(open(single + ".json"))
+    assert [s["start"] for s in meta["shards"]] == [0, 5, 10, 15, 20]
+    assert meta["png_compression_level"] == 1 and meta["n"] == 23
+
+
+def _cli(*args):
+    return CliRunner().invoke(main, list(args))
+
+
+@pytest.mark.parametrize("fmt", sorted(SINKS))
+def test_existing_or_impossible_outputs_fail_with_one_line(tmp_path, fmt):
+    out = tmp_path / "taken"
+    out.mkdir()
+    (out / "mine.txt").write_text("precious")
+    taken = str(out) if fmt != "webdataset" else str(tmp_path / "taken")
+    if fmt == "webdataset":
+        (tmp_path / "taken-000000.tar").write_bytes(b"precious")
+    result = _cli("make", "--n", "4", "--out", taken, "--format", fmt, "--workers", "1", *SMALL)
+    assert result.exit_code == 1 and "exists; use --overwrite" in result.output, result.output
+    assert (out / "mine.txt").read_text() == "precious"
+    missing = tmp_path / "no" / "such" / "out"
+    result = _cli("make", "--n", "4", "--out", str(missing), "--format", fmt, *SMALL)
+    assert result.exit_code == 1 and "does not exist" in result.output and "Traceback" not in result.output
+    result = _cli("make", "--n", "4", "--out", str(tmp_path / "x.h5"), "--format", fmt, *SMALL)
+    assert result.exit_code == 2 and "--format" in result.output
+
+
+def _kill_and_resume(tmp_path, fmt: str, reference: str, kills: int, rng: random.Random) -> None:
+    out = str(tmp_path / fmt)
+    command = ["blurgen", "make", "--n", "60", "--out", out, "--format", fmt, "--block-size", "6",
+               "--tar-mb", "0.05", *SMALL]
+    flag = []
+    for _ in range(kills):
+        proc = subprocess.Popen([*command, "--workers", rng.choice(["1", "2"]), *flag],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        try:
+            proc.wait(timeout=rng.uniform(0.5, 3.5))
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        flag = ["--resume"]
+        time.sleep(0.1)
+    done = subprocess.run([*command, "--workers", "2", "--resume"], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert_same_as_hdf5(reference, READERS[fmt](out))
+
+
+def test_sigkill_at_random_moments_then_resume_gives_the_hdf5_arrays_for_every_format(tmp_path):
+    reference = str(tmp_path / "ref.h5")
+    subprocess.run(["blurgen", "make", "--n", "60", "--out", reference, "--workers", "2", *SMALL],
+                   check=True, capture_output=True, timeout=300)
+    rng = random.Random(21)
+    for fmt in ("folders", "lmdb", "webdataset"):
+        _kill_and_resume(tmp_path, fmt, reference, kills=2, rng=rng)
+
+
+def test_basicsr_paired_image_dataset_reads_the_lmdb_and_the_folders(tmp_path, fake_reference):
+    """BasicSR itself (installed as basicsr-fixed without its dependencies: .ci/run)."""
+    from basicsr.data.paired_image_dataset import PairedImageDataset
+    from pairs_compare import arrays
+
+    want = arrays(fake_reference)
+    for fmt, backend in (("lmdb", {"type": "lmdb"}), ("folders", {"type": "disk"})):
+        out = tmp_path / fmt
+        make(out, SINKS[fmt]())
+        roots = ("blur.lmdb", "sharp.lmdb") if fmt == "lmdb" else ("blur", "sharp")
+        dataset = PairedImageDataset({"dataroot_lq": str(out / roots[0]), "dataroot_gt": str(out / roots[1]),
+                                      "io_backend": backend, "phase": "val", "scale": 1, "filename_tmpl": "{}"})
+        assert len(dataset) == 23
+        seen = set()
+        for position in range(len(dataset)):  # BasicSR lists the LMDB keys in its own order
+            item = dataset[position]
+            i = int(os.path.basename(item["lq_path"]).split(".")[0])
+            assert os.path.basename(item["gt_path"]).split(".")[0] == f"{i:08d}"
+            seen.add(i)
+            lq = np.round(item["lq"].numpy().transpose(1, 2, 0) * 255).astype(np.uint8)  # RGB, CHW in [0, 1]
+            gt = np.round(item["gt"].numpy().transpose(1, 2, 0) * 255).astype(np.uint8)
+            np.testing.assert_array_equal(lq, want["blurred"][i])
+            np.testing.assert_array_equal(gt, want["sharp"][i])
+        assert seen == set(range(23))
+
+
+@pytest.mark.parametrize("fmt", sorted(SINKS))
+def test_export_writes_any_pairs_file_as_each_format(tmp_path, fake_reference, fmt):
+    out = str(tmp_path / "exported")
+    result = _cli("export", fake_reference, "--format", fmt, "--out", out, "--workers", "1", "--tar-mb", "0.01")
+    assert result.exit_code == 0, result.output
+    assert_same_as_hdf5(fake_reference, READERS[fmt](out))
+    again = _cli("export", fake_reference, "--format", fmt, "--out", out)
+    assert again.exit_code == 1 and "exists" in again.output
+    refused = _cli("export", fake_reference, "--format", "hdf5", "--out", str(tmp_path / "x.h5"))
+    assert refused.exit_code == 2
