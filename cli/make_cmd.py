@@ -24,6 +24,7 @@ from blurgen.cli.common import (
     parse_range,
     parse_size,
 )
+from blurgen.cli.clip_options import clip_options, clips_config, run_clips, take_clip_options
 from blurgen.core.common import BlurgenError, atomic_path
 from blurgen.core.config import MAX_PAIRS, MAX_SEED
 
@@ -98,6 +99,7 @@ def command_line(ctx: click.Context) -> str:
               help="--kernels: size factor range low,high in [0.1, 10], drawn log-uniformly per sample.")
 @motion_options
 @blur_model_options
+@clip_options
 @click.option("--resume", is_flag=True, help="Continue an interrupted run (same settings).")
 @click.option("--overwrite", is_flag=True, help="Replace an existing --out (or interrupted run).")
 @click.option("--shard", default=None, help="Make only part i of N (e.g. 0/2); join with blurgen merge.")
@@ -127,11 +129,15 @@ def make(ctx, n, out, size, source, split, seed, workers, resume, overwrite, sha
       blurgen make --n 10000 --out shard1.h5 --shard 1/2 --workers 2
       blurgen make --n 5000 --out cam.h5 --motion camera3d --focal-35mm 24,35 --preview cam.png
       blurgen make --n 5000 --out mine.h5 --kernels my_psfs.mat --kernel-augment
+      blurgen make --n 500 --out clips.h5 --clips 8 --fps 30 --shutter-angle 180 --motion camera3d
     """
     from blurgen.store.parts import compression_for
 
     announce_first_compile("blurgen.motion._walk_jit", "blurgen.sources.deadleaves", "blurgen.blur._noise_jit")
+    clip_fields = take_clip_options(ctx, model_options)
     config, shard_pair = _config_from_options(ctx, n, size, source, split, resume, overwrite, shard, model_options)
+    if clip_fields is not None:
+        config = clips_config(config, clip_fields)
     try:
         filters = compression_for(compression)
     except ValueError as exc:
@@ -142,14 +148,24 @@ def make(ctx, n, out, size, source, split, seed, workers, resume, overwrite, sha
         # Like the dataset: replaced with --overwrite, or by --resume when it is a PNG (an earlier
         # preview of this run), never silently.
         check_output(preview, overwrite, replaceable=resume and is_png(preview))
-    result = _run(ctx, out, config, n, seed, workers, shard_pair, block_size, filters, resume, overwrite)
+    if clip_fields is not None:
+        result = run_clips(out, config, n, seed, workers, shard_pair, block_size, filters, resume, overwrite,
+                           command_line(ctx))
+        click.echo(f"{out}: {result.n_planned} clips of {config.frames} frames ({config.width}x{config.height}) "
+                   f"in {result.seconds:.1f} s" + (" (already complete)" if result.already_complete else ""))
+    else:
+        result = _run(ctx, out, config, n, seed, workers, shard_pair, block_size, filters, resume, overwrite)
+        _report(out, config, result)
+    if preview:
+        _write_preview(out, preview)
+
+
+def _report(out, config, result) -> None:
     if result.already_complete:
         click.echo(f"{out} is already complete ({result.n_planned} pairs); nothing to do")
     else:
         click.echo(f"wrote {result.n_planned} pairs ({config.width}x{config.height}, {config.model.name}, kernel "
                    f"{config.kernel_size}) to {out} in {result.seconds:.1f} s ({_rate_note(result)})")
-    if preview:
-        _write_preview(out, preview)
 
 
 def _rate_note(result) -> str:
