@@ -130,3 +130,30 @@ def test_bad_clip_settings_are_one_line_value_errors(kwargs, word):
     assert "\n" not in str(info.value)
     with pytest.raises(ValueError, match="camera motion model"):
         ClipsConfig(PairsConfig())
+
+
+_CLIP_BYTES = """
+import sys, numpy as np
+from blurgen.camera.clip import random_camera_clip
+from blurgen.camera import _clip_jit as jit
+clip, params = random_camera_clip(1, 2, 60.0, 270.0, seed=5, readout_s=0.002)
+still = np.random.default_rng(0).integers(0, 256, (30, 34, 3), dtype=np.uint8)
+out = np.empty((12, 14, 3), np.uint8)
+mat = np.array([[1.0, -0.01, 0.002], [0.01, 1.0, 0.001], [-0.002, -0.001, 1.0]])
+jit.warp_u8(still, 0.0, 0.0, mat, np.zeros(3), 0.0, 300.0, 16.5, 14.5, 9.0, 8.0, out)
+rot, tr, ref, mt = np.empty((256, 3)), np.empty((256, 3)), np.empty((3, 3)), np.empty(3)
+jit.shifted_exposure(clip.rotation[0, 1].astype(float), clip.translation[0, 1].astype(float), 256, 3.25, rot, tr, ref, mt)
+parts = [clip.rotation, clip.frame_rotation, params["frame_kernel_radius_px"], out, rot]
+sys.stdout.buffer.write(b"".join(np.ascontiguousarray(p).tobytes() for p in parts))
+"""
+
+
+def test_clip_kernels_give_the_same_bytes_as_plain_python():
+    import os
+    import subprocess
+    import sys
+
+    runs = [subprocess.run([sys.executable, "-c", _CLIP_BYTES], capture_output=True, timeout=600,
+                           env={**os.environ, "NUMBA_DISABLE_JIT": flag}) for flag in ("0", "1")]
+    assert all(r.returncode == 0 for r in runs), runs[1].stderr[-2000:]
+    assert len(runs[0].stdout) > 10000 and runs[0].stdout == runs[1].stdout
