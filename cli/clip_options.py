@@ -59,7 +59,7 @@ def clips_config(pairs, fields: dict):
         raise click.BadParameter(str(exc)) from None
 
 
-def run_clips(out, config, n, seed, workers, shard, block_size, filters, resume, overwrite, command):
+def run_clips(out, config, n, seed, workers, shard, block_size, filters, resume, overwrite, command, preview=None):
     """``make_dataset`` with the clip maker; blocks sized for T frames per sample."""
     from blurgen.core.progress import Progress
     from blurgen.pairs.clips import ClipMaker
@@ -69,8 +69,17 @@ def run_clips(out, config, n, seed, workers, shard, block_size, filters, resume,
     block_size = block_size or auto_block_size(config.width, config.height * config.frames)
     progress = Progress("make", "clips")
     try:
-        return make_dataset(out, config, n, seed, workers=workers, shard=shard, block_size=block_size,
-                            compression=filters, resume=resume, overwrite=overwrite, command=command,
-                            progress=progress, maker=ClipMaker())
+        result = make_dataset(out, config, n, seed, workers=workers, shard=shard, block_size=block_size,
+                              compression=filters, resume=resume, overwrite=overwrite, command=command,
+                              progress=progress, maker=ClipMaker())
     finally:
         progress.close()
+    if preview:
+        from blurgen.core.common import atomic_path
+        from blurgen.core.imageio import write_png
+        from blurgen.inspect.clip_strip import strip_from_file
+
+        with atomic_path(preview, ".png") as tmp:
+            write_png(tmp, strip_from_file(out))
+        click.echo(f"wrote frame strip {preview} (per clip: blurred frames over sharp frames)")
+    return result

@@ -150,13 +150,13 @@ def make(ctx, n, out, size, source, split, seed, workers, resume, overwrite, sha
         check_output(preview, overwrite, replaceable=resume and is_png(preview))
     if clip_fields is not None:
         result = run_clips(out, config, n, seed, workers, shard_pair, block_size, filters, resume, overwrite,
-                           command_line(ctx))
+                           command_line(ctx), preview)
         click.echo(f"{out}: {result.n_planned} clips of {config.frames} frames ({config.width}x{config.height}) "
                    f"in {result.seconds:.1f} s" + (" (already complete)" if result.already_complete else ""))
     else:
         result = _run(ctx, out, config, n, seed, workers, shard_pair, block_size, filters, resume, overwrite)
         _report(out, config, result)
-    if preview:
+    if preview and clip_fields is None:
         _write_preview(out, preview)
 
 

@@ -3,6 +3,7 @@ returns whole clips; the image-pair trainer and the command line refuse what the
 
 from __future__ import annotations
 
+import cv2
 import h5py
 import numpy as np
 import pytest
@@ -90,8 +91,13 @@ def test_make_clips_on_the_command_line(tmp_path):
     out = tmp_path / "c.h5"
     result = CliRunner().invoke(main, ["make", "--n", "2", "--out", str(out), "--clips", "2", "--size", "32",
                                        "--motion", "camera3d", "--fps", "24", "--shutter-angle", "90",
-                                       "--readout-s", "0.01", "--workers", "1"])
+                                       "--readout-s", "0.01", "--workers", "1", "--preview", str(tmp_path / "s.png")])
     assert result.exit_code == 0, result.output
+    strip = cv2.imread(str(tmp_path / "s.png"))[:, :, ::-1]
+    assert strip.shape == (4 * 32 + 4 * 4, 2 * 32 + 4, 3)  # 2 clips x (blurred row, sharp row) of 2 frames
+    with read_pairs(out) as f:
+        np.testing.assert_array_equal(strip[:32, :32], f[0][0][0])
+        np.testing.assert_array_equal(strip[36:68, 36:68], f[0][1][1])
     with read_pairs(out) as f:
         assert len(f) == 2 and f[0][0].shape == (2, 32, 32, 3)
         assert f.attrs["config_dict"]["clips"] == {"frames": 2, "fps": 24.0, "shutter_angle": 90.0,
