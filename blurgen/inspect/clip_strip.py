@@ -3,7 +3,7 @@
 Example:
     >>> blurred = np.zeros((2, 3, 8, 10, 3), np.uint8); sharp = np.full_like(blurred, 255)
     >>> clip_strip(blurred, sharp, gap=2).shape
-    (42, 34, 3)
+    (40, 34, 3)
 """
 
 from __future__ import annotations
