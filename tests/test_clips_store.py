@@ -102,3 +102,25 @@ def test_make_clips_on_the_command_line(tmp_path):
         assert len(f) == 2 and f[0][0].shape == (2, 32, 32, 3)
         assert f.attrs["config_dict"]["clips"] == {"frames": 2, "fps": 24.0, "shutter_angle": 90.0,
                                                    "readout_s": 0.01, "margin_px": 224}
+
+
+def test_clips_dataset_gives_aligned_temporal_and_spatial_crops(tmp_path):
+    pytest.importorskip("torch")
+    from blurgen.deblur.clips_data import ClipsDataset
+    from blurgen.deblur.data import DataError
+
+    make(tmp_path / "c.h5", n=2)
+    ds = ClipsDataset(tmp_path / "c.h5", frames=2, crop=16, seed=1)
+    blurred, sharp = ds[1]
+    assert blurred.shape == sharp.shape == (2, 3, 16, 16) and -1.0 <= float(blurred.min()) <= float(blurred.max()) <= 1.0
+    first, top, left = ds._window(1)
+    with read_pairs(tmp_path / "c.h5") as f:
+        stored = f[1][1][first:first + 2, top:top + 16, left:left + 16].transpose(0, 3, 1, 2)
+    np.testing.assert_allclose(sharp.numpy(), stored / 127.5 - 1.0, atol=1e-6)
+    windows = set()
+    for epoch in range(6):
+        ds.set_epoch(epoch)
+        windows.add(ds._window(1))
+    assert len(windows) > 1  # epochs differ; each is a pure function of (seed, epoch, index)
+    with pytest.raises(DataError, match="fewer than frames=4"):
+        ClipsDataset(tmp_path / "c.h5", frames=4)
