@@ -98,6 +98,9 @@ def test_make_clips_on_the_command_line(tmp_path):
     with read_pairs(out) as f:
         np.testing.assert_array_equal(strip[:32, :32], f[0][0][0])
         np.testing.assert_array_equal(strip[36:68, 36:68], f[0][1][1])
+    shown = CliRunner().invoke(main, ["inspect", str(out), "--png", str(tmp_path / "i.png")])
+    assert shown.exit_code == 0 and "problems: none found" in shown.output, shown.output
+    assert cv2.imread(str(tmp_path / "i.png")).shape == strip.shape
     with read_pairs(out) as f:
         assert len(f) == 2 and f[0][0].shape == (2, 32, 32, 3)
         assert f.attrs["config_dict"]["clips"] == {"frames": 2, "fps": 24.0, "shutter_angle": 90.0,
