@@ -75,6 +75,11 @@ def test_a_clip_file_is_refused_by_the_pair_trainer_in_one_line(tmp_path):
     result = CliRunner().invoke(main, ["train", "--data", str(tmp_path / "c.h5"), "--out", str(tmp_path / "run"),
                                        "--max-steps", "1", "--crop", "16", "--width", "4"])
     assert result.exit_code == 1 and "clips file" in result.output and "Traceback" not in result.output
+    from blurgen.deblur.evaluate import hdf5_pairs
+    from blurgen.store.schema import PairsFileError
+
+    with pytest.raises(PairsFileError, match="clips file"):
+        hdf5_pairs(str(tmp_path / "c.h5"))
 
 
 @pytest.mark.parametrize("args, flag", [(["--clips", "0"], "--clips"), (["--clips", "2", "--fps", "0"], "--fps"),
