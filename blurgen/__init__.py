@@ -23,6 +23,7 @@ _LAZY = {
     "blurgen.blur": "blur_linear srgb_to_linear linear_to_srgb BlurConfig",
     "blurgen.camera.config": "CameraConfig",
     "blurgen.camera.motion": "random_camera_motion CameraMotion",
+    "blurgen.camera.clip": "random_camera_clip CameraClip",
     "blurgen.camera.kernels": "local_kernels",
     "blurgen.camera.render": "blur_camera",
     "blurgen.store.reader": "read_pairs PairsFile",

@@ -48,7 +48,7 @@ def _quiet_broken_pipe() -> None:
 
 
 def _inspect(path, png, rows, overwrite, quick) -> None:
-    from blurgen.inspect.preview import sheet_from_file, sheet_from_parts
+    from blurgen.inspect.preview import sheet_from_parts
     from blurgen.inspect.report import describe_file, describe_parts, resolve_inspect_target
 
     pairs_path, parts_dir = resolve_inspect_target(path)  # e.g. some other folder: exit 1, one line
@@ -71,7 +71,7 @@ def _inspect(path, png, rows, overwrite, quick) -> None:
             for problem in problems:
                 click.echo(f"  - {problem}")
         if png:
-            sheet = sheet_from_file(pairs_path, rows) if pairs_path else sheet_from_parts(parts_dir, rows)
+            sheet = _sheet_or_strip(pairs_path, rows) if pairs_path else sheet_from_parts(parts_dir, rows)
             _write_sheet(png, sheet)
     except ValueError as exc:  # e.g. nothing complete to draw yet
         raise click.ClickException(str(exc)) from None
@@ -88,6 +88,17 @@ def _check_virtual(path: str) -> None:
             check_virtual_sources(h5, path)
     except OSError:
         return  # not HDF5: describe_file says what it is
+
+
+def _sheet_or_strip(path: str, rows: int):
+    """The contact sheet of a pairs file, the frame strip of a clips file (schema 3)."""
+    from blurgen.inspect.clip_strip import strip_from_file
+    from blurgen.inspect.preview import sheet_from_file
+    from blurgen.store.reader import PairsFile
+
+    with PairsFile(path) as f:
+        clips = f.frames is not None
+    return strip_from_file(path, clips=rows) if clips else sheet_from_file(path, rows)
 
 
 def _write_sheet(png: str, sheet) -> None:

@@ -34,6 +34,7 @@ from blurgen.cli.common import (
     parse_range,
     parse_size,
 )
+from blurgen.cli.clip_options import clip_options, clips_config, run_clips, take_clip_options
 from blurgen.core.common import BlurgenError, atomic_path
 from blurgen.core.config import MAX_PAIRS, MAX_SEED
 
@@ -111,6 +112,7 @@ def command_line(ctx: click.Context) -> str:
 @motion_options
 @blur_model_options
 @camera_pipeline_options
+@clip_options
 @click.option("--resume", is_flag=True, help="Continue an interrupted run (same settings).")
 @click.option("--overwrite", is_flag=True, help="Replace an existing --out (or interrupted run).")
 @click.option("--shard", default=None, help="Make only part i of N (e.g. 0/2); join with blurgen merge.")
@@ -148,24 +150,22 @@ def make(ctx, n, out, size, source, split, seed, workers, resume, overwrite, sha
       blurgen make --n 10000 --out train_lmdb --format lmdb
       blurgen make --n 100000 --out shards/train.tar --tar-mb 512 --shard 3/8
       blurgen make --n 10000 --out pairs.h5 --executor dask:tcp://scheduler:8786
+      blurgen make --n 500 --out clips.h5 --clips 8 --fps 30 --shutter-angle 180 --motion camera3d
     """
     from blurgen.store.parts import compression_for
 
     announce_first_compile("blurgen.motion._walk_jit", "blurgen.sources.deadleaves", "blurgen.blur._noise_jit")
     _say_while_checking()
+    clip_fields = take_clip_options(ctx, model_options)
     config, shard_pair = _config_from_options(ctx, n, size, source, split, resume, overwrite, shard, model_options)
+    if clip_fields is not None:
+        config = clips_config(config, clip_fields)
     try:
         filters = compression_for(compression)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--compression") from None
-    output_format, out = resolve_format(output_format, out)
-    if output_format == "hdf5":
-        check_output(out)  # its folder; an existing out is the run folder's to judge (--resume)
-    else:
-        check_output_place(out)
-        if preview:
-            raise click.BadParameter("needs --format hdf5 (blurgen export makes the other formats from it)",
-                                     param_hint="--preview")
+    output_format, out = _checked_output(output_format, out, preview, None if clip_fields is None else (
+        executor != "local" or config.pairs.pipeline != "srgb"))
     sink = make_sink(output_format, png_level, tar_mb, config, filters)
     executor = parse_executor(executor, workers)
     if preview:
@@ -173,14 +173,41 @@ def make(ctx, n, out, size, source, split, seed, workers, resume, overwrite, sha
         # Like the dataset: replaced with --overwrite, or by --resume when it is a PNG (an earlier
         # preview of this run), never silently.
         check_output(preview, overwrite, replaceable=resume and is_png(preview))
-    result = _run(ctx, out, config, n, seed, workers, shard_pair, block_size, resume, overwrite, sink, executor)
+    if clip_fields is not None:
+        result = run_clips(out, config, n, seed, workers, shard_pair, block_size, filters, resume, overwrite,
+                           command_line(ctx), preview)
+        click.echo(f"{out}: {result.n_planned} clips of {config.frames} frames ({config.width}x{config.height}) "
+                   f"in {result.seconds:.1f} s" + (" (already complete)" if result.already_complete else ""))
+    else:
+        result = _run(ctx, out, config, n, seed, workers, shard_pair, block_size, resume, overwrite, sink, executor)
+        _report(out, config, result)
+    if preview and clip_fields is None:
+        _write_preview(out, preview)
+
+
+def _checked_output(output_format: str, out: str, preview: str | None, clips_elsewhere: bool | None):
+    """The output format and path, checked before work (``clips_elsewhere``: clips asked for with
+    something they do not support yet; None: not clips)."""
+    output_format, out = resolve_format(output_format, out)
+    if clips_elsewhere or (clips_elsewhere is not None and output_format != "hdf5"):
+        raise click.BadParameter("clips are made with --pipeline srgb and written as HDF5 (schema 3) by the local "
+                                 "executor for now", param_hint="--clips")
+    if output_format == "hdf5":
+        check_output(out)  # its folder; an existing out is the run folder's to judge (--resume)
+    else:
+        check_output_place(out)
+        if preview:
+            raise click.BadParameter("needs --format hdf5 (blurgen export makes the other formats from it)",
+                                     param_hint="--preview")
+    return output_format, out
+
+
+def _report(out, config, result) -> None:
     if result.already_complete:
         click.echo(f"{out} is already complete ({result.n_planned} pairs); nothing to do")
     else:
         click.echo(f"wrote {result.n_planned} pairs ({config.width}x{config.height}, {config.model.name}, kernel "
                    f"{config.kernel_size}) to {out} in {result.seconds:.1f} s ({_rate_note(result)})")
-    if preview:
-        _write_preview(out, preview)
 
 
 def _rate_note(result) -> str:

@@ -178,6 +178,9 @@ class PairsDataset(Dataset):
         # Validate in a handle that is closed again at once, so no open HDF5 file is ever
         # inherited by a forked worker; each process opens its own in _reader().
         with PairsFile(self.path) as probe:
+            if probe.frames is not None:
+                raise DataError(f"{self.path}: a clips file (schema 3, {probe.frames} frames per clip); this "
+                                "trainer reads image pairs (use blurgen.deblur.clips_data.ClipsDataset for video)")
             n, (h, w, _) = len(probe), probe.image_shape
         if n == 0:
             raise DataError(f"{self.path}: no complete samples (n_written = 0)")

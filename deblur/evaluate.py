@@ -25,8 +25,13 @@ def hdf5_pairs(path: str, limit: Optional[int] = None) -> tuple[int, Iterator[Pa
     """``(count, iterator)`` over the complete samples of a blurgen pairs file; raises
     ``PairsFileError`` (one line) for a missing, foreign or damaged file before iterating."""
     from blurgen.store.reader import PairsFile
+    from blurgen.store.schema import PairsFileError
 
     reader = PairsFile(path).open()
+    frames = reader.frames
+    if frames is not None:
+        reader.close()
+        raise PairsFileError(f"{path}: a clips file (schema 3, {frames} frames per clip); eval scores image pairs")
     n = len(reader) if limit is None else min(limit, len(reader))
 
     def items() -> Iterator[Pair]:

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 from fake_pairs import FakeConfig, FakeMaker
-from format_clients import READERS, assert_same_as_hdf5, read_webdataset
+from format_clients import READERS, assert_same_as_hdf5
 
 from blurgen.cli import main
 from blurgen.core.common import DatasetError

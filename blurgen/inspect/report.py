@@ -77,14 +77,15 @@ def _kernel_problems(h5: Any, n_written: int) -> list[str]:
     bad_sum, first_bad, negative, non_finite = 0, None, 0, 0  # counts: millions of bad ones fit
     for first, stop in scan_pieces(kernel, n_written):
         block = kernel[first:stop].astype(np.float64)
-        finite = np.isfinite(block).all(axis=(1, 2))
+        inner = tuple(range(1, block.ndim))  # (k, k), or (T, k, k) per clip (schema 3)
+        finite = np.isfinite(block).all(axis=inner)
         non_finite += int((~finite).sum())
-        sums = block.reshape(block.shape[0], -1).sum(axis=1)
-        bad = np.flatnonzero(~(np.abs(sums - 1) <= KERNEL_SUM_TOLERANCE))
+        sums = block.sum(axis=(-2, -1)).reshape(block.shape[0], -1)  # per kernel (each frame's)
+        bad = np.flatnonzero(~(np.abs(sums - 1) <= KERNEL_SUM_TOLERANCE).all(axis=1))
         bad_sum += bad.size
         if first_bad is None and bad.size:
             first_bad = first + int(bad[0])
-        negative += int((block < 0).any(axis=(1, 2)).sum())
+        negative += int((block < 0).any(axis=inner).sum())
     problems = []
     if non_finite:
         problems.append(f"{non_finite} kernel(s) hold NaN or infinite weights")

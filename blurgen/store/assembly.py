@@ -14,6 +14,7 @@ reservation's unused tail is cut off when the file is finished.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
 import os
 from typing import Any, Iterator
@@ -24,6 +25,7 @@ from blurgen.core.common import DiskFullError, disk_full_reason, fsync_path, is_
 from blurgen.store.parts import Compression, PartsError, check_part, create_chunked, create_param, reserve, trim
 from blurgen.store.schema import (
     CAMERA_SCHEMA_VERSION,
+    CLIP_SCHEMA_VERSION,
     H5_ERRORS,
     MOTION,
     SCHEMA_VERSION,
@@ -58,12 +60,14 @@ def copy_samples(src: Any, dst: Any, offset: int) -> int:
     if not same_layout:
         dst[offset:offset + n] = src[...]
         return src.size * src.dtype.itemsize
-    zeros = (0,) * (src.ndim - 1)
+    # Every chunk of a sample: one, or one per frame for clips (chunks (1, 1, H, W, 3)).
+    inner = list(itertools.product(*(range(0, size, chunk) for size, chunk in zip(src.shape[1:], src.chunks[1:]))))
     written = 0
     for i in range(n):
-        filter_mask, data = src.id.read_direct_chunk((i, *zeros))
-        dst.id.write_direct_chunk((offset + i, *zeros), data, filter_mask)
-        written += len(data)
+        for rest in inner:
+            filter_mask, data = src.id.read_direct_chunk((i, *rest))
+            dst.id.write_direct_chunk((offset + i, *rest), data, filter_mask)
+            written += len(data)
     return written
 
 
@@ -156,7 +160,8 @@ class Assembler:
         # time (py-spy), and the main process shares the cores with the workers.
         self._images = {name: self._h5[name] for name in images}
         if any(name.startswith(f"{MOTION}/") for name in images):
-            self._h5.attrs["schema_version"] = CAMERA_SCHEMA_VERSION
+            clips = images["blurred"].ndim == 5
+            self._h5.attrs["schema_version"] = CLIP_SCHEMA_VERSION if clips else CAMERA_SCHEMA_VERSION
         self._params = {name: group[name] for name in params}
         self._layout = {name: (dset.shape[1:], dset.dtype) for name, dset in self._images.items()}
         self._param_dtypes = {name: dset.dtype for name, dset in self._params.items()}

@@ -31,9 +31,26 @@ def motion_problem(path: str) -> str | None:
             n = int(pairs.attrs["n_written"])
             for start in range(0, n, _BATCH):
                 try:
-                    CameraMotion.from_arrays(pairs.motion_arrays(slice(start, min(n, start + _BATCH))), frame)
+                    CameraMotion.from_arrays(_per_frame(pairs.motion_arrays(slice(start, min(n, start + _BATCH)))),
+                                             frame)
                 except ValueError as exc:
                     return f"/motion of samples {start}..{min(n, start + _BATCH) - 1}: {exc}"
     except (PairsFileError, KeyError, IndexError, AttributeError):
         return None
     return None
+
+
+def _per_frame(arrays: dict) -> dict:
+    """A clips file's motion (schema 3: poses ``(n, T, S, 3)``) as ``n * T`` exposures, each with
+    its clip's numbers; a pairs file's as it is."""
+    import numpy as np
+
+    rotation = arrays["rotation"]
+    if rotation.ndim != 4:
+        return arrays
+    frames = rotation.shape[1]
+    out = {name: arrays[name].reshape(-1, *arrays[name].shape[2:]) for name in ("rotation", "translation")}
+    for name, value in arrays.items():
+        if name not in out:
+            out[name] = np.repeat(np.asarray(value), frames, axis=0)
+    return out

@@ -33,7 +33,7 @@ from blurgen.core.common import (
     preallocate,
     space_for,
 )
-from blurgen.store.schema import CHUNKED, H5_ERRORS, MOTION, attr_value, per_sample_datasets
+from blurgen.store.schema import CHUNKED, H5_ERRORS, IMAGE_DATASETS, MOTION, attr_value, per_sample_datasets
 
 #: HDF5 filter per chunked dataset: name -> (h5py compression, compression_opts).
 Compression = dict[str, tuple[str | None, int | None]]
@@ -89,7 +89,9 @@ def create_chunked(h5: Any, name: str, shape: tuple, dtype: Any, compression: Co
     """Create ``/name`` as the store lays it out: one sample per chunk, ``compression[name]``
     (``MOTION_FILTER`` for the motion arrays), fletcher32 checksums."""
     method, opts = compression.get(name, MOTION_FILTER)
-    return h5.create_dataset(name, shape=shape, dtype=dtype, data=data, chunks=(1, *shape[1:]),
+    # Clips (schema 3, (N, T, H, W, 3)): one frame per chunk.
+    chunks = (1, 1, *shape[2:]) if name in IMAGE_DATASETS and len(shape) == 5 else (1, *shape[1:])
+    return h5.create_dataset(name, shape=shape, dtype=dtype, data=data, chunks=chunks,
                              compression=method, compression_opts=opts, fletcher32=True)
 
 

@@ -20,7 +20,7 @@ class PairsFile:
     Opening lazily means a ``PairsFile`` pickles unopened to DataLoader workers, each of which then
     opens its own handle. ``len(f)`` is the number of complete samples (``n_written``);
     ``f[i]`` returns ``(blurred, sharp, kernel)``: uint8 (H, W, 3) RGB, uint8 (H, W, 3) RGB,
-    float32 (k, k); a slice ``f[i:j]`` (or ``f[i:j:step]``) returns the same three arrays stacked,
+    float32 (k, k) (a clips file, schema 3: ``(T, H, W, 3)``, ``(T, H, W, 3)``, ``(T, k, k)``); a slice ``f[i:j]`` (or ``f[i:j:step]``) returns the same three arrays stacked,
     ``(n, H, W, 3)``, ``(n, H, W, 3)``, ``(n, k, k)``.
 
     Example:
@@ -105,6 +105,13 @@ class PairsFile:
     def image_shape(self) -> tuple[int, int, int]:
         """(H, W, 3) of every image."""
         return tuple(self._open()["blurred"].shape[1:])
+
+    @property
+    def frames(self) -> int | None:
+        """Frames per clip of a clips file (schema 3: ``f[i]`` is ``(T, H, W, 3)`` x 2 and
+        ``(T, k, k)``); None for a pairs file."""
+        blurred = self._open()["blurred"]
+        return int(blurred.shape[1]) if blurred.ndim == 5 else None
 
     @property
     def kernel_size(self) -> int:

@@ -38,10 +38,12 @@ import numpy as np
 from blurgen.core.common import BlurgenError, one_line
 from blurgen.core.config import MAX_KERNEL_SIZE, MAX_SIDE
 from blurgen.core.safe_files import hdf5_outside_reference
+from blurgen.store import clip_schema
 
 SCHEMA_VERSION = 1
 CAMERA_SCHEMA_VERSION = 2
-READABLE_VERSIONS = (SCHEMA_VERSION, CAMERA_SCHEMA_VERSION)
+CLIP_SCHEMA_VERSION = clip_schema.CLIP_SCHEMA_VERSION
+READABLE_VERSIONS = (SCHEMA_VERSION, CAMERA_SCHEMA_VERSION, CLIP_SCHEMA_VERSION)
 MOTION = "motion"
 IMAGE_DATASETS = ("blurred", "sharp")
 SOURCE_FILES = "source_files"
@@ -215,7 +217,7 @@ def validate_layout(h5: Any, path: str) -> int:
     missing = [a for a in REQUIRED_ATTRS if a not in attrs]
     if missing:
         raise PairsFileError(f"{path}: missing root attribute(s) {', '.join(missing)}")
-    n = _check_images(h5, path)
+    n = _check_clip_layout(h5, path) if version == CLIP_SCHEMA_VERSION else _check_images(h5, path)
     n_written = int(attr_value(attrs["n_written"]))
     if not 0 <= n_written <= n:
         raise PairsFileError(f"{path}: n_written={n_written} outside 0..{n}")
@@ -225,7 +227,23 @@ def validate_layout(h5: Any, path: str) -> int:
     return n_written
 
 
+def _check_clip_layout(h5: Any, path: str) -> int:
+    """Schema 3 (clips, ``blurgen.store.clip_schema``): images, kernels and motion; returns N."""
+    for name in CHUNKED:
+        if name not in h5:
+            raise PairsFileError(f"{path}: missing dataset /{name}")
+    blurred, sharp, kernel = h5["blurred"], h5["sharp"], h5["kernel"]
+    problem = (clip_schema.images_problem(blurred.shape, sharp.shape, kernel.shape, blurred.dtype, kernel.dtype,
+                                          MAX_SIDE, MAX_KERNEL_SIZE)
+               or clip_schema.motion_problem(h5.get(MOTION), blurred.shape[0], blurred.shape[1]))
+    if problem:
+        raise PairsFileError(f"{path}: {problem}")
+    return blurred.shape[0]
+
+
 def _required_params(version: int, attrs: Any) -> tuple[str, ...]:
+    if version == CLIP_SCHEMA_VERSION:
+        return clip_schema.REQUIRED_CLIP_PARAMS
     if version == CAMERA_SCHEMA_VERSION:
         return REQUIRED_CAMERA_PARAMS
     try:

@@ -1,0 +1,207 @@
+"""Blurred/sharp **clips**: hand-held video of a static scene, block by block (HDF5 schema 3).
+
+``make_clip_block(config, seed, start, count)`` makes clips ``start .. start + count - 1``. Clip i
+depends only on ``(seed, i)``: its camera motion is ``random_camera_clip(..., seed=seed,
+start=i)`` (redrawn whole, as draw 1, 2, ... of the same clip, when a frame's blur outgrows the
+kernel size or the content moves further than ``margin_px``: counted in ``redraws``), its still
+comes from the source's stream ``[seed, i, SOURCE_STREAM]`` and its sensor values (gain, noise
+levels, once per clip: one camera) and noise (frame after frame) from ``[seed, i, BLUR_STREAM]``.
+
+Example:
+    >>> from blurgen.pairs.pipeline import PairsConfig
+    >>> pairs = PairsConfig(width=32, height=32, motion="camera3d")
+    >>> block = make_clip_block(ClipsConfig(pairs, frames=2), seed=0, start=3, count=1)
+    >>> block["blurred"].shape, block["kernel"].shape, int(block["params"]["seed_index"][0])
+    ((1, 2, 32, 32, 3), (1, 2, 65, 65), 3)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from blurgen.blur.curves import decode_lut, linear_to_srgb, srgb_to_linear
+from blurgen.blur.model import draw_blur_params, sensor_output
+from blurgen.camera.clip import CameraClip, check_clip_settings, random_camera_clip
+from blurgen.camera.clip_render import ClipLayout, plan_clip, render_clip
+from blurgen.camera.config import CameraConfig
+from blurgen.core.config import MAX_SIDE, ConfigMixin, check_index
+from blurgen.pairs.pipeline import BLUR_STREAM, PairsConfig, PipelineMaker
+from blurgen.sources.base import Source, open_source
+
+#: Draws of one clip before its settings are declared infeasible.
+MAX_CLIP_DRAWS = 200
+
+
+@dataclass(frozen=True)
+class ClipsConfig(ConfigMixin):
+    """Everything that fixes a clips dataset's arrays besides the seed.
+
+    Attributes:
+        pairs: the per-frame settings (size, camera, sensor, source); its motion model must be a
+            camera (``camera3d``): its ``CameraConfig`` drives the shake.
+        frames: frames per clip, in [1, 10000].
+        fps: frames per second, in (0, 10000].
+        shutter_angle: degrees, in (0, 360]: each frame is exposed ``shutter_angle / 360 / fps`` s.
+        readout_s: rolling-shutter readout of the frame height, s (0: global shutter).
+        margin_px: still pixels around the window on every side, for the content's movement
+            across the clip plus the blur; a clip that moves further is redrawn.
+    """
+
+    pairs: PairsConfig = field(default_factory=lambda: PairsConfig(motion=_camera_model_name()))
+    frames: int = 8
+    fps: float = 30.0
+    shutter_angle: float = 180.0
+    readout_s: float = 0.0
+    margin_px: int = 224
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.pairs, PairsConfig):
+            raise ValueError(f"pairs must be a PairsConfig, got {type(self.pairs).__name__}")
+        if self.pairs.model.config_type is not CameraConfig:
+            raise ValueError(f"clips need a camera motion model (camera3d), got {self.pairs.model.name}")
+        frames, fps, angle, readout = check_clip_settings(self.frames, self.fps, self.shutter_angle, self.readout_s)
+        for name, value in (("frames", frames), ("fps", fps), ("shutter_angle", angle), ("readout_s", readout)):
+            object.__setattr__(self, name, value)
+        object.__setattr__(self, "margin_px", check_index("margin_px", self.margin_px, 0, MAX_SIDE))
+
+    @property
+    def width(self) -> int:
+        return self.pairs.width
+
+    @property
+    def height(self) -> int:
+        return self.pairs.height
+
+    @property
+    def camera(self) -> CameraConfig:
+        return self.pairs.camera
+
+    @property
+    def crop_size(self) -> tuple[int, int]:
+        """(height, width) of each clip's still."""
+        return self.height + 2 * self.margin_px, self.width + 2 * self.margin_px
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"clips": {name: getattr(self, name) for name in
+                          ("frames", "fps", "shutter_angle", "readout_s", "margin_px")}, **self.pairs.to_dict()}
+
+
+def _camera_model_name() -> str:
+    from blurgen.motion import registry
+
+    return next(name for name in registry.names() if registry.get(name).config_type is CameraConfig)
+
+
+def open_clip_source(config: ClipsConfig, warn: bool = True) -> Source:
+    return open_source(config.pairs.source, config.pairs.split, min_size=config.crop_size, warn=warn)
+
+
+def fitted_clip(config: ClipsConfig, seed: int, index: int) -> tuple[CameraClip, dict, ClipLayout]:
+    """Clip ``index``'s motion, parameters and layout: the first draw that fits."""
+    for draw in range(MAX_CLIP_DRAWS):
+        clip, params = random_camera_clip(1, config.frames, config.fps, config.shutter_angle, config.camera,
+                                          seed=seed, start=index, readout_s=config.readout_s,
+                                          draws=np.array([draw]))
+        layout = plan_clip(clip, 0, config.width, config.height, config.camera.size, config.margin_px)
+        if layout is not None:
+            return clip, params, layout
+    raise ValueError(f"clip {index}: no draw in {MAX_CLIP_DRAWS} kept its blur within the kernel size "
+                     f"{config.camera.size} and its movement within margin_px={config.margin_px}; use a larger "
+                     "margin, a smaller shake_scale or shorter clips")
+
+
+def _sharp_codes(sharp: np.ndarray, gain: float, gamma: str) -> np.ndarray:
+    """The sharp frame after the sensor gain and clipping (as single pairs: a table)."""
+    if gain == 1.0:
+        return sharp
+    return linear_to_srgb(decode_lut(gamma)[sharp] * np.float32(gain), gamma)
+
+
+def _clip_arrays(config: ClipsConfig, count: int) -> dict[str, Any]:
+    t, h, w, k = config.frames, config.height, config.width, config.camera.size
+    return {"blurred": np.empty((count, t, h, w, 3), np.uint8), "sharp": np.empty((count, t, h, w, 3), np.uint8),
+            "kernel": np.empty((count, t, k, k), np.float32), "params": {}, "motion": {}}
+
+
+def _put(store: dict, m: int, count: int, name: str, value: Any) -> None:
+    value = np.asarray(value)
+    if name not in store:
+        store[name] = np.empty((count, *value.shape), value.dtype)
+    store[name][m] = value
+
+
+def make_clip_block(config: ClipsConfig, seed: int, start: int, count: int,
+                    source: Source | None = None) -> dict[str, Any]:
+    """Make clips ``start .. start + count - 1`` of the dataset ``(config, seed)``.
+
+    Returns:
+        ``blurred``, ``sharp``: uint8 ``(count, T, H, W, 3)``; ``kernel``: float32
+        ``(count, T, k, k)`` (each frame's local kernel at the window centre); ``params``: name ->
+        ``(count,)``; ``motion``: name -> ``(count, T, ...)`` (the ``CameraClip`` arrays and the
+        per-frame values ``frame_kernel_radius_px``, ``window_margin_px``, ``max_angle_rad``,
+        ``drift_rad``).
+    """
+    seed, start, count = check_index("seed", seed, 0), check_index("start", start, 0), check_index("count", count, 1)
+    source = source or open_clip_source(config)
+    block = _clip_arrays(config, count)
+    decode = lambda u8: srgb_to_linear(u8, config.pairs.blur.gamma)  # noqa: E731
+    for m in range(count):
+        index = start + m
+        clip, params, layout = fitted_clip(config, seed, index)
+        crop_h, crop_w = config.crop_size
+        still, source_index, crop_y, crop_x = source.crop_with_origin(seed, index, crop_h, crop_w)
+        rng = np.random.default_rng([seed, index, BLUR_STREAM])
+        sensor = draw_blur_params(rng, config.pairs.blur)
+        for j, (blurred, sharp) in enumerate(render_clip(still, layout, decode)):
+            block["blurred"][m, j] = sensor_output(blurred, sensor, rng, config.pairs.blur)
+            block["sharp"][m, j] = _sharp_codes(sharp, sensor["gain"], config.pairs.blur.gamma)
+        block["kernel"][m] = layout.kernels
+        per_clip = {name: v[0] for name, v in params.items() if v.ndim == 1}
+        per_clip.update(sensor, source_index=source_index, source_file=source_index, crop_y=crop_y, crop_x=crop_x,
+                        window_x=layout.origin[0], window_y=layout.origin[1],
+                        still_x=layout.crop_origin[0], still_y=layout.crop_origin[1])
+        for name, value in per_clip.items():
+            _put(block["params"], m, count, name, value)
+        per_frame = {**clip.arrays(), "window_margin_px": layout.margins}
+        per_frame.update({name: v for name, v in params.items() if v.ndim == 2})
+        for name, value in per_frame.items():
+            _put(block["motion"], m, count, name, value[0] if value.ndim > 1 and value.shape[0] == 1 else value)
+    block["params"] = {name: _param_dtype(name, v) for name, v in sorted(block["params"].items())}
+    return block
+
+
+def _param_dtype(name: str, values: np.ndarray) -> np.ndarray:
+    ints = {"source_index", "source_file", "crop_y", "crop_x", "window_x", "window_y", "still_x", "still_y",
+            "jpeg_quality", "redraws"}
+    if name in ints:
+        return values.astype(np.int32)
+    return values.astype(np.float32) if values.dtype.kind == "f" else values
+
+
+class ClipMaker(PipelineMaker):
+    """The block maker of a clips run (``make_dataset(maker=ClipMaker())``): ``make_clip_block``
+    with the source opened once per process and checked as the pairs maker checks it."""
+
+    def prepare(self, config: Any) -> None:
+        self._check_model(config.pairs, fresh=True)
+        self._open_source(config)
+
+    def _open_source(self, config: Any) -> None:
+        if config.pairs.source == "deadleaves":
+            return
+        self._source = open_clip_source(config, warn=self._expected is None)
+        digest = self._source.fingerprint()
+        if self._expected is not None and digest != self._expected:
+            from blurgen.core.common import DatasetError
+
+            raise DatasetError(f"the files of source {config.pairs.source} changed while the run was starting; "
+                               "rerun with --resume")
+        self._digest = digest
+
+    def __call__(self, config: Any, seed: int, start: int, count: int) -> dict:
+        if self._source is None:
+            self._open_source(config)
+        return make_clip_block(config, seed, start, count, source=self._source)
