@@ -38,6 +38,7 @@ from blurgen.pairs.pipeline import PairsConfig, make_block
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.dirname(__file__))
 from report import append_results, markdown_table  # noqa: E402
+
 from tools.gyro_data import load_recording  # noqa: E402
 
 FPS, SHUTTER, STEPS = 30.0, 180.0, 64

@@ -150,9 +150,9 @@ def _deblur_all(generator, jobs, out: str, tile, overlap, global_norm: bool, bud
     returns the number of unreadable inputs."""
     import time
 
-    from blurgen.deblur.inference import choose_tile, deblur_image
     from blurgen.core.imageio import read_rgb
     from blurgen.core.progress import format_duration
+    from blurgen.deblur.inference import choose_tile, deblur_image
 
     failed = done = 0
     started = time.perf_counter()

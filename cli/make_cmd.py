@@ -10,13 +10,7 @@ import sys
 
 import click
 
-from blurgen.cli.output_options import (
-    check_output_place,
-    format_options,
-    make_sink,
-    parse_executor,
-    resolve_format,
-)
+from blurgen.cli.clip_options import clip_options, clips_config, run_clips, take_clip_options
 from blurgen.cli.common import (
     BLUR_OPTIONS,
     announce_first_compile,
@@ -34,7 +28,13 @@ from blurgen.cli.common import (
     parse_range,
     parse_size,
 )
-from blurgen.cli.clip_options import clip_options, clips_config, run_clips, take_clip_options
+from blurgen.cli.output_options import (
+    check_output_place,
+    format_options,
+    make_sink,
+    parse_executor,
+    resolve_format,
+)
 from blurgen.core.common import BlurgenError, atomic_path
 from blurgen.core.config import MAX_PAIRS, MAX_SEED
 

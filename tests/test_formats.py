@@ -23,8 +23,8 @@ from format_clients import READERS, assert_same_as_hdf5
 from blurgen.cli import main
 from blurgen.core.common import DatasetError
 from blurgen.runs.dataset import make_dataset
-from blurgen.runs.format_sinks import FoldersSink, LmdbSink, WebDatasetSink
 from blurgen.runs.folder import RunFolder, parts_dir_for
+from blurgen.runs.format_sinks import FoldersSink, LmdbSink, WebDatasetSink
 
 CONFIG = FakeConfig()
 SINKS = {"folders": FoldersSink, "lmdb": LmdbSink, "webdataset": lambda: WebDatasetSink(samples_per_shard=5)}

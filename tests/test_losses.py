@@ -178,7 +178,7 @@ def test_perceptual_loss_without_weights_warns_and_falls_back_to_pixel_mse(tmp_p
     with caplog.at_level(logging.WARNING, logger=losses.__name__):
         loss = PerceptualLoss(weight=100.0)
     assert loss.mode == "pixel-mse"
-    assert "falling back" in caplog.text
+    assert "falls back to pixel MSE" in caplog.text
     a, b = torch.zeros(1, 3, 8, 8), torch.full((1, 3, 8, 8), 0.1)
     assert loss(a, b).item() == pytest.approx(100.0 * 0.01, rel=1e-5)
 

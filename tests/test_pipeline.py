@@ -11,7 +11,7 @@ import pytest
 from blurgen.blur import BlurConfig, blur_sample
 from blurgen.core.config import KernelConfig
 from blurgen.motion.api import random_kernels
-from blurgen.pairs.pipeline import BLUR_STREAM, PARAM_DTYPES, PairsConfig, make_block, open_config_source
+from blurgen.pairs.pipeline import BLUR_STREAM, PARAM_DTYPES, SENSOR_PARAMS, PairsConfig, make_block, open_config_source
 from blurgen.store.schema import REQUIRED_PARAMS
 
 # Small and quick: 48x40 outputs, 31-px kernels.
@@ -63,7 +63,8 @@ def test_shapes_dtypes_and_complete_params():
     assert block["kernel"].shape == (5, 31, 31) and block["kernel"].dtype == np.float32
     params = block["params"]
     assert set(REQUIRED_PARAMS) <= set(params)
-    assert set(params) == set(PARAM_DTYPES)
+    camera_only = set(SENSOR_PARAMS["camera"]) - set(SENSOR_PARAMS["srgb"])
+    assert set(params) == set(PARAM_DTYPES) - camera_only  # the camera pipeline's columns only with it
     for name, values in params.items():
         assert values.shape == (5,) and values.dtype == PARAM_DTYPES[name], name
     assert params["seed_index"].tolist() == [100, 101, 102, 103, 104]

@@ -30,11 +30,11 @@ from typing import Callable, Iterator
 import numpy as np
 
 from blurgen.camera import _clip_jit as jit
+from blurgen.camera._so3_jit import exp_so3
 from blurgen.camera.clip import CameraClip
 from blurgen.camera.kernels import local_kernels
 from blurgen.camera.motion import CameraMotion
 from blurgen.camera.render import CameraBlurPlan, plan_camera_blur, window_origin
-from blurgen.camera._so3_jit import exp_so3
 
 #: Rolling shutter: most movement (px) of a band's pose between its top and bottom rows.
 BAND_TOLERANCE_PX = 0.5

@@ -70,7 +70,8 @@ def one_line(exc: BaseException) -> str:
 
 
 #: Words of library messages that advise loading a file unsafely: never relayed to the user.
-_UNSAFE_ADVICE = ("allow_pickle", "weights_only", "pickle.load", "unsafely")
+_UNSAFE_ADVICE = ("allow_pickle", "weights_only=False", "`weights_only` set to `False`", "pickle.load", "unsafely",
+                  "can still be loaded")
 
 
 def is_disk_full(exc: BaseException) -> bool:

@@ -30,9 +30,9 @@ from blurgen.runs.folder import (
     delete_in_background,
     shard_range,
 )
+from blurgen.runs.outputs import aligned_shard_range
 from blurgen.runs.sinks import HDF5Sink
 from blurgen.runs.workers import BlockMaker, BlockWork, DeferredInterrupt, LocalExecutor
-from blurgen.runs.outputs import aligned_shard_range
 from blurgen.store.parts import DEFAULT_COMPRESSION, Compression, PartsError
 from blurgen.store.schema import now_iso, text_attr
 

@@ -8,8 +8,8 @@ from typing import Any
 
 import numpy as np
 
-from blurgen.store.virtual import check_virtual_sources
 from blurgen.store.schema import MOTION, attr_value, is_complete, open_validated, reading, source_file_names
+from blurgen.store.virtual import check_virtual_sources
 
 Sample = tuple[np.ndarray, np.ndarray, np.ndarray]
 
