@@ -60,15 +60,12 @@ def test_frames_of_a_clip_are_consecutive_exposures_of_one_motion():
     short = shake(_clips(1, 3), indices=[7], return_params=True)[1]
     long = shake(_clips(1, 6), indices=[7], return_params=True)[1]
     # a longer clip extends the shorter one: the same trajectory, frame for frame
-    if int(short["redraws"][0]) == int(long["redraws"][0]):
-        np.testing.assert_array_equal(short["kernels"][0].numpy(), long["kernels"][0, :3].numpy())
+    assert int(short["redraws"][0]) == int(long["redraws"][0]) == 0  # this index needs no redraw
+    np.testing.assert_array_equal(short["kernels"][0].numpy(), long["kernels"][0, :3].numpy())
     k = long["kernels"][0].numpy()
     assert all(not np.array_equal(k[j], k[j + 1]) for j in range(5))  # each frame its own window
     drift = np.linalg.norm(long["frame_rotation"][0].numpy(), axis=1)
     assert drift[0] == 0.0 and (drift[1:] > 0).all()
-    # at 360 degrees the exposures tile the clip: frame j ends where frame j + 1 starts
-    _, clip = _expected_kernels(2, 7, 6, 30, 360, int(long["redraws"][0]))
-    assert clip.rotation.shape[2] == CAMERA.steps
     other = shake(_clips(1, 6), indices=[8], return_params=True)[1]
     assert not np.array_equal(other["kernels"][0].numpy(), k)
 
