@@ -7,7 +7,7 @@ import click
 from blurgen.camera.clip import MAX_FPS, MAX_FRAMES, MAX_READOUT_S
 
 #: The options, as click passes them to ``make``.
-CLIP_OPTIONS = ("clips", "fps", "shutter_angle", "readout_s", "clip_margin")
+CLIP_OPTIONS = ("clips", "fps", "shutter_angle", "readout_s", "clip_margin", "source_fps")
 
 
 def clip_options(command):
@@ -24,6 +24,10 @@ def clip_options(command):
                      help="--clips: rolling-shutter readout of the frame height, s [default: 0, global shutter]."),
         click.option("--clip-margin", type=click.IntRange(0, 4096), default=None,
                      help="--clips: still pixels around the window for the shake's movement [default: 224, what a 720-line frame holds around 256 rows]."),
+        click.option("--source-fps", type=click.FloatRange(0.0, MAX_FPS, min_open=True), default=None,
+                     help="--clips: frame rate of a video source: frame j of a clip reads sharp frame "
+                          "round(j x source_fps / fps) of one sequence (gopro:ROOT, or DIR as a folder of frame "
+                          "sequences) [default: 240 for gopro:ROOT; stills otherwise]."),
     ]
     for option in reversed(options):
         command = option(command)
@@ -41,7 +45,7 @@ def take_clip_options(ctx: click.Context, options: dict) -> dict | None:
                                      param_hint="--" + given[0].replace("_", "-"))
         return None
     fields = {"frames": values["clips"], "fps": values["fps"], "shutter_angle": values["shutter_angle"],
-              "readout_s": values["readout_s"], "margin_px": values["clip_margin"]}
+              "readout_s": values["readout_s"], "margin_px": values["clip_margin"], "source_fps": values["source_fps"]}
     return {name: value for name, value in fields.items() if value is not None}
 
 

@@ -69,7 +69,7 @@ def test_a_v2_pipeline_blurs_the_image_and_passes_boxes_masks_and_labels_through
     assert isinstance(out["boxes"], tv_tensors.BoundingBoxes)
     blurred, label = pipe(torch.rand(3, 16, 16), 3)  # a label passed along is not taken as indices
     assert label == 3 and blurred.shape == (3, 16, 16)
-    with pytest.raises(ValueError, match="Video"):
+    with pytest.raises(ValueError, match="CameraConfig"):  # a clip needs one camera trajectory, not kernels
         pipe(tv_tensors.Video(torch.rand(2, 3, 16, 16)))
 
 

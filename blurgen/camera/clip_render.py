@@ -175,13 +175,18 @@ def render_clip(still_u8: np.ndarray, layout: ClipLayout, decode: Callable[[np.n
     (``decode`` turns uint8 codes into linear light) and uint8 ``(H, W, 3)``.
 
     Args:
-        still_u8: uint8 ``layout.crop_size + (3,)``: the static scene around the window.
+        still_u8: uint8 ``layout.crop_size + (3,)``: the static scene around the window; or a
+            list of one such still per frame (a filmed scene: frame j is seen in still j).
     """
-    still = np.ascontiguousarray(still_u8)
-    if still.shape != (*layout.crop_size, 3) or still.dtype != np.uint8:
-        raise ValueError(f"still must be uint8 {(*layout.crop_size, 3)}, got {still.dtype} {still.shape}")
+    stills = [np.ascontiguousarray(s) for s in (still_u8 if isinstance(still_u8, (list, tuple)) else [still_u8])]
+    if len(stills) not in (1, len(layout.frames)):
+        raise ValueError(f"give one still or one per frame ({len(layout.frames)}), got {len(stills)}")
+    for still in stills:
+        if still.shape != (*layout.crop_size, 3) or still.dtype != np.uint8:
+            raise ValueError(f"still must be uint8 {(*layout.crop_size, 3)}, got {still.dtype} {still.shape}")
     ox, oy = layout.origin
     for j, bands in enumerate(layout.frames):
+        still = stills[j % len(stills)]
         blurred = np.empty((layout.height, layout.width, 3), np.float32)
         sharp = None
         for band in bands:

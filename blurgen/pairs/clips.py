@@ -1,4 +1,5 @@
-"""Blurred/sharp **clips**: hand-held video of a static scene, block by block (HDF5 schema 3).
+"""Blurred/sharp **clips**: hand-held video of a static scene, or of a filmed one (a video source,
+``ClipsConfig.source_fps``: ``blurgen.sources.sequences``), block by block (HDF5 schema 3).
 
 ``make_clip_block(config, seed, start, count)`` makes clips ``start .. start + count - 1``. Clip i
 depends only on ``(seed, i)``: its camera motion is ``random_camera_clip(..., seed=seed,
@@ -24,12 +25,14 @@ import numpy as np
 
 from blurgen.blur.curves import decode_lut, linear_to_srgb, srgb_to_linear
 from blurgen.blur.model import draw_blur_params, sensor_output
-from blurgen.camera.clip import CameraClip, check_clip_settings, random_camera_clip
+from blurgen.camera.clip import MAX_FPS, CameraClip, check_clip_settings, random_camera_clip
 from blurgen.camera.clip_render import ClipLayout, plan_clip, render_clip
 from blurgen.camera.config import CameraConfig
-from blurgen.core.config import MAX_SIDE, ConfigMixin, check_index
+from blurgen.core.config import MAX_SIDE, ConfigMixin, check_index, check_number
 from blurgen.pairs.pipeline import BLUR_STREAM, PairsConfig, PipelineMaker
+from blurgen.sources import gopro
 from blurgen.sources.base import Source, open_source
+from blurgen.sources.sequences import GOPRO_FPS, SequenceSource, frame_offsets
 
 #: Draws of one clip before its settings are declared infeasible.
 MAX_CLIP_DRAWS = 200
@@ -48,6 +51,10 @@ class ClipsConfig(ConfigMixin):
         readout_s: rolling-shutter readout of the frame height, s (0: global shutter).
         margin_px: still pixels around the window on every side, for the content's movement
             across the clip plus the blur; a clip that moves further is redrawn.
+        source_fps: frame rate of a video source (``blurgen.sources.sequences``: frame j of a clip
+            reads sharp frame ``first + round(j * source_fps / fps)`` of one sequence); default
+            240 for ``gopro:ROOT``, None (stills) otherwise; a directory with it set is a folder
+            of frame sequences.
     """
 
     pairs: PairsConfig = field(default_factory=lambda: PairsConfig(motion=_camera_model_name()))
@@ -56,6 +63,7 @@ class ClipsConfig(ConfigMixin):
     shutter_angle: float = 180.0
     readout_s: float = 0.0
     margin_px: int = 224
+    source_fps: float | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.pairs, PairsConfig):
@@ -66,6 +74,13 @@ class ClipsConfig(ConfigMixin):
         for name, value in (("frames", frames), ("fps", fps), ("shutter_angle", angle), ("readout_s", readout)):
             object.__setattr__(self, name, value)
         object.__setattr__(self, "margin_px", check_index("margin_px", self.margin_px, 0, MAX_SIDE))
+        source_fps = GOPRO_FPS if self.source_fps is None and gopro.split_spec(self.pairs.source) else self.source_fps
+        if source_fps is not None:
+            if self.pairs.source == "deadleaves":
+                raise ValueError("source_fps applies to a video source (gopro:ROOT or a folder of frame sequences), "
+                                 "got deadleaves")
+            source_fps = check_number("source_fps", source_fps, 0.0, MAX_FPS, lo_open=True)
+        object.__setattr__(self, "source_fps", source_fps)
 
     @property
     def width(self) -> int:
@@ -84,9 +99,15 @@ class ClipsConfig(ConfigMixin):
         """(height, width) of each clip's still."""
         return self.height + 2 * self.margin_px, self.width + 2 * self.margin_px
 
+    @property
+    def offsets(self) -> np.ndarray | None:
+        """The sequence frame each clip frame reads, after the clip's first (None for stills)."""
+        return None if self.source_fps is None else frame_offsets(self.frames, self.fps, self.source_fps)
+
     def to_dict(self) -> dict[str, Any]:
-        return {"clips": {name: getattr(self, name) for name in
-                          ("frames", "fps", "shutter_angle", "readout_s", "margin_px")}, **self.pairs.to_dict()}
+        names = ("frames", "fps", "shutter_angle", "readout_s", "margin_px") + (
+            ("source_fps",) if self.source_fps is not None else ())  # stills: the settings of before
+        return {"clips": {name: getattr(self, name) for name in names}, **self.pairs.to_dict()}
 
 
 def _camera_model_name() -> str:
@@ -95,8 +116,23 @@ def _camera_model_name() -> str:
     return next(name for name in registry.names() if registry.get(name).config_type is CameraConfig)
 
 
-def open_clip_source(config: ClipsConfig, warn: bool = True) -> Source:
+def open_clip_source(config: ClipsConfig, warn: bool = True) -> Source | SequenceSource:
+    """The still source, or the frame sequences long enough for a clip (``source_fps`` set)."""
+    if config.offsets is not None:
+        return SequenceSource(config.pairs.source, config.pairs.split, config.crop_size,
+                              span=int(config.offsets[-1]) + 1, warn=warn)
     return open_source(config.pairs.source, config.pairs.split, min_size=config.crop_size, warn=warn)
+
+
+def _stills(config: ClipsConfig, source: Source | SequenceSource, seed: int, index: int) -> tuple[Any, dict]:
+    """Clip ``index``'s still (or one still per frame from a video source) and where it came from."""
+    crop_h, crop_w = config.crop_size
+    if isinstance(source, SequenceSource):
+        stills, sequence, first, crop_y, crop_x = source.clip_stills(seed, index, config.offsets, crop_h, crop_w)
+        return stills, {"source_index": sequence, "source_file": sequence, "source_frame": first,
+                        "crop_y": crop_y, "crop_x": crop_x}
+    still, source_index, crop_y, crop_x = source.crop_with_origin(seed, index, crop_h, crop_w)
+    return still, {"source_index": source_index, "source_file": source_index, "crop_y": crop_y, "crop_x": crop_x}
 
 
 def fitted_clip(config: ClipsConfig, seed: int, index: int) -> tuple[CameraClip, dict, ClipLayout]:
@@ -151,8 +187,7 @@ def make_clip_block(config: ClipsConfig, seed: int, start: int, count: int,
     for m in range(count):
         index = start + m
         clip, params, layout = fitted_clip(config, seed, index)
-        crop_h, crop_w = config.crop_size
-        still, source_index, crop_y, crop_x = source.crop_with_origin(seed, index, crop_h, crop_w)
+        still, origin = _stills(config, source, seed, index)
         rng = np.random.default_rng([seed, index, BLUR_STREAM])
         sensor = draw_blur_params(rng, config.pairs.blur)
         for j, (blurred, sharp) in enumerate(render_clip(still, layout, decode)):
@@ -160,8 +195,7 @@ def make_clip_block(config: ClipsConfig, seed: int, start: int, count: int,
             block["sharp"][m, j] = _sharp_codes(sharp, sensor["gain"], config.pairs.blur.gamma)
         block["kernel"][m] = layout.kernels
         per_clip = {name: v[0] for name, v in params.items() if v.ndim == 1}
-        per_clip.update(sensor, source_index=source_index, source_file=source_index, crop_y=crop_y, crop_x=crop_x,
-                        window_x=layout.origin[0], window_y=layout.origin[1],
+        per_clip.update(sensor, **origin, window_x=layout.origin[0], window_y=layout.origin[1],
                         still_x=layout.crop_origin[0], still_y=layout.crop_origin[1])
         for name, value in per_clip.items():
             _put(block["params"], m, count, name, value)
@@ -174,7 +208,7 @@ def make_clip_block(config: ClipsConfig, seed: int, start: int, count: int,
 
 
 def _param_dtype(name: str, values: np.ndarray) -> np.ndarray:
-    ints = {"source_index", "source_file", "crop_y", "crop_x", "window_x", "window_y", "still_x", "still_y",
+    ints = {"source_index", "source_file", "source_frame", "crop_y", "crop_x", "window_x", "window_y", "still_x", "still_y",
             "jpeg_quality", "redraws"}
     if name in ints:
         return values.astype(np.int32)

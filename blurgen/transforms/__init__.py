@@ -68,6 +68,7 @@ from blurgen.core.streams import TAG_EPOCH, TAG_SHAKE, check_indices, sample_bit
 from blurgen.motion import registry
 from blurgen.motion.bank import KernelBank, pad_to
 from blurgen.transforms import _torch_ops as ops
+from blurgen.transforms.clips import ClipSettings, shake_clips
 
 DTYPES = (torch.float32, torch.float16, torch.bfloat16, torch.float64, torch.uint8)
 
@@ -169,7 +170,8 @@ def _as_batch(input: Any) -> tuple[torch.Tensor, bool]:
     if input.dtype not in DTYPES:
         raise TypeError(f"input must be float32, float16, bfloat16, float64 or uint8, got {input.dtype}")
     if input.ndim not in (3, 4) or min(input.shape[-2:], default=0) < 1:
-        raise ValueError(f"input must be (B, C, H, W) or (C, H, W) with H, W >= 1, got {tuple(input.shape)}")
+        raise ValueError(f"input must be (B, C, H, W) or (C, H, W) with H, W >= 1 (or clips (B, T, C, H, W)), "
+                         f"got {tuple(input.shape)}")
     return (input[None], True) if input.ndim == 3 else (input, False)
 
 
@@ -202,10 +204,14 @@ class RandomCameraShake(nn.Module):
             Needs 3 channels and a ``gamma``; Numba on float32 CPU tensors without gradient, its
             torch twin otherwise (the same values).
         isp: the camera pipeline's settings (``blurgen.blur.isp.IspConfig``; default ``IspConfig()``).
+        fps, shutter_angle, clip_mode: clips only (``(B, T, C, H, W)`` input, a ``CameraConfig``):
+            frames per second, shutter angle in degrees, ``"blur"`` or ``"move"``
+            (``blurgen.transforms.clips``: one camera trajectory per clip).
 
     Shape:
         - Input: :math:`(B, C, H, W)` or :math:`(C, H, W)`, float32/float16/bfloat16/float64 in
-          [0, 1] (any finite values with ``gamma=None``), or uint8 (levels / 255), any device.
+          [0, 1] (any finite values with ``gamma=None``), or uint8 (levels / 255), any device;
+          or clips :math:`(B, T, C, H, W)` (``blurgen.transforms.clips``).
         - Output: the same shape, dtype and device; differentiable in a float input.
 
     Epochs: ``set_epoch(epoch)`` keys every draw on the epoch too (see its docstring), so a
@@ -232,7 +238,8 @@ class RandomCameraShake(nn.Module):
     def __init__(self, config: Any = None, *, bank: KernelBank | None = None, motion: Any = None, p: float = 0.5,
                  gamma: str | None = "srgb", noise: bool = False,
                  noise_a: tuple[float, float] = (1e-4, 1e-3), noise_b: tuple[float, float] = (1e-7, 1e-6),
-                 seed: int | None = None, method: str = "auto", pipeline: str = "srgb", isp: Any = None) -> None:
+                 seed: int | None = None, method: str = "auto", pipeline: str = "srgb", isp: Any = None,
+                 fps: float = 30.0, shutter_angle: float = 180.0, clip_mode: str = "blur") -> None:
         super().__init__()
         if bank is not None and config is not None:
             raise ValueError("give config or bank, not both")
@@ -257,6 +264,7 @@ class RandomCameraShake(nn.Module):
         self.counter = 0
         self.epoch = 0
         self.pipeline, self.isp = _check_pipeline(pipeline, isp, gamma)
+        self.clip = ClipSettings(fps, shutter_angle, clip_mode)
 
     def extra_repr(self) -> str:
         source = repr(self.config)
@@ -349,6 +357,9 @@ class RandomCameraShake(nn.Module):
         return idx, draws, chosen, kernels, model_params, noise
 
     def forward(self, input: torch.Tensor, indices=None, return_params: bool = False):
+        if isinstance(input, torch.Tensor) and input.ndim == 5:
+            _check_range(_as_batch(input.flatten(0, 1))[0], self.gamma)  # dtype, sides, values
+            return shake_clips(self, input, indices, return_params, _blur, _common_size)
         x, single = _as_batch(input)
         _check_range(x, self.gamma)
         idx, draws, chosen, kernels, model_params, noise = self.plan(x.shape[0], indices)

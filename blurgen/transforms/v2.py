@@ -4,7 +4,10 @@ sample and passes everything else through unchanged (bounding boxes, masks, labe
 The blur does not move anything (each kernel is centred on its centroid), so boxes and masks stay
 valid as they are. Images may be ``tv_tensors.Image``, plain tensors (the first one of a sample,
 torchvision's rule), PIL images or uint8 tensors; each keeps its type, dtype and device.
-``tv_tensors.Video`` is refused until clips get one coherent trajectory.
+A ``tv_tensors.Video`` ``(T, C, H, W)`` or ``(B, T, C, H, W)`` is a clip (a batch of clips) and gets
+one coherent hand-held trajectory per clip (``blurgen.transforms.clips``; needs a
+``CameraConfig``). With ``clip_mode="move"`` the content moves, so a sample that also holds
+bounding boxes, masks or keypoints is refused (they would no longer match the frames).
 
 Example:
     >>> import torch
@@ -24,12 +27,17 @@ from typing import Any
 
 import PIL.Image
 import torch
+from torch.utils._pytree import tree_flatten
 from torchvision import tv_tensors
 from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as F
 from torchvision.transforms.v2._utils import is_pure_tensor
 
 from blurgen import transforms as base
+
+
+#: What ``clip_mode="move"`` would leave behind the moving content.
+_SPATIAL = tuple(getattr(tv_tensors, name) for name in ("BoundingBoxes", "Mask", "KeyPoints") if hasattr(tv_tensors, name))
 
 
 class RandomCameraShake(v2.Transform):
@@ -47,10 +55,23 @@ class RandomCameraShake(v2.Transform):
         """See ``blurgen.transforms.RandomCameraShake.set_epoch``."""
         self.shake.set_epoch(epoch)
 
+    def forward(self, *inputs: Any) -> Any:
+        # Checked on the whole sample (``make_params`` sees only what this transform changes).
+        if self.shake.clip.mode == "move":
+            flat, _ = tree_flatten(inputs)
+            spatial = [type(i).__name__ for i in flat if isinstance(i, _SPATIAL)]
+            if spatial:
+                raise ValueError(f"clip_mode='move' moves the frames' content; the sample's {spatial[0]} would no "
+                                 "longer match (use clip_mode='blur')")
+        return super().forward(*inputs)
+
     def transform(self, inpt: Any, params: dict[str, Any]) -> Any:
         if isinstance(inpt, tv_tensors.Video):
-            raise ValueError("RandomCameraShake does not blur tv_tensors.Video yet (a clip needs one coherent "
-                             "trajectory, not a kernel per frame); pass the frames as images")
+            clips = inpt.as_subclass(torch.Tensor)
+            if clips.ndim not in (4, 5):
+                raise ValueError(f"a tv_tensors.Video must be (T, C, H, W) or (B, T, C, H, W), got {tuple(clips.shape)}")
+            out = self.shake(clips[None])[0] if clips.ndim == 4 else self.shake(clips)
+            return tv_tensors.wrap(out, like=inpt)
         if isinstance(inpt, PIL.Image.Image):
             return F.to_pil_image(self.shake(F.pil_to_tensor(inpt)), mode=inpt.mode)
         out = self.shake(inpt.as_subclass(torch.Tensor))
