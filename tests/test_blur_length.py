@@ -91,3 +91,15 @@ def test_make_records_targets_and_camera3d_refuses_the_option(tmp_path):
     bad = CliRunner().invoke(main, ["kernels", "--n", "2", "--out", str(tmp_path / "k.npy"), "--motion", "camera3d",
                                     "--blur-length-px", "4,8"])
     assert bad.exit_code == 2 and "shake2d" in bad.output
+
+
+def test_the_augmentation_passes_blur_length_through_to_its_config():
+    torch = pytest.importorskip("torch")
+    from blurgen.transforms import RandomCameraShake
+
+    shake = RandomCameraShake(SMALL, blur_length_px=(3, 6), p=1.0, seed=2)
+    assert shake.config == SMALL.replace(blur_length_px=(3.0, 6.0))
+    image = torch.rand(3, 48, 48)
+    assert not torch.equal(shake(image), RandomCameraShake(SMALL, p=1.0, seed=2)(image))
+    with pytest.raises(ValueError, match="blur_length_px"):
+        RandomCameraShake(blurgen.CameraConfig(size=33), blur_length_px=(3, 6))
