@@ -1,6 +1,6 @@
 """Downstream benchmark: train the same small restorer on each blur recipe, score it on real shake.
 
-    python benchmarks/bench_downstream.py --kohler DIR [--seeds 0,1,2] [--steps 1200] [--cache DIR]
+    python benchmarks/bench_downstream.py --kohler DIR [--seeds 0,1,2] [--steps 800] [--cache DIR]
     python benchmarks/bench_downstream.py --kohler DIR --steps 250 --pairs 96 --no-append   # reduced
 
 A recipe is a string of ``blurgen make`` options. For each (recipe, seed): ``blurgen make`` its
@@ -117,7 +117,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--recipes", default=",".join(RECIPES), help="comma-separated recipe names")
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--baseline", default="shake2d")
-    parser.add_argument("--steps", type=int, default=1200, help="training steps per run")
+    parser.add_argument("--steps", type=int, default=800, help="training steps per run")
     parser.add_argument("--pairs", type=int, default=256, help="training pairs per run")
     parser.add_argument("--side", type=int, default=96, help="side of the training pairs, px")
     parser.add_argument("--crop", type=int, default=64)
