@@ -43,6 +43,9 @@ def kernel_model_options(func):
                      show_default=True, help="Exposure fractions to draw from, e.g. 0.1,0.5,1."),
         click.option("--anxiety", default=",".join(f"{a:g}" for a in defaults.anxiety),
                      show_default=True, help="Shake strengths to draw from, each in [1e-6, 0.1]."),
+        click.option("--blur-length-px", default=None, metavar="LOW,HIGH",
+                     help="Blur length per sample, drawn log-uniformly in [LOW, HIGH] px (0.01-1e4); each "
+                          "path keeps its shape and is scaled to it [default: unset, every path --length-px]."),
     ]
     return apply_options(func, options)
 
@@ -77,6 +80,7 @@ OPTION_PARSERS = {
     "focal_35mm": lambda v: parse_range(v, "--focal-35mm"),
     "exposure_s": lambda v: parse_range(v, "--exposure-s"),
     "depth_m": lambda v: parse_range(v, "--depth-m"),
+    "blur_length_px": lambda v: None if v is None else parse_range(v, "--blur-length-px"),
 }
 
 
@@ -92,7 +96,7 @@ def _owners(name: str) -> list[str]:
 
 
 #: The options that belong to one motion model or another (the walk's, then the camera's).
-MODEL_OPTIONS = ("length_px", "steps", "exposures", "anxiety", "frame_size", "focal_35mm", "exposure_s",
+MODEL_OPTIONS = ("length_px", "steps", "exposures", "anxiety", "blur_length_px", "frame_size", "focal_35mm", "exposure_s",
                  "shake_scale", "roll_scale", "translation_mps", "depth_m", "camera_steps")
 
 

@@ -349,7 +349,7 @@ def test_kernel_config_is_frozen_with_the_contract_field_names_and_round_trips()
 
     names = [f.name for f in dataclasses.fields(KernelConfig)]
     assert names == ["steps", "length_px", "anxiety", "centripetal_max", "gaussian_shake_max",
-                     "big_shake_prob_max", "exposures", "size"]
+                     "big_shake_prob_max", "exposures", "size", "blur_length_px"]  # wave 3 adds the last
     config = KernelConfig(steps=np.int64(300), size=np.int32(41), length_px=np.float32(25.0),
                           anxiety=np.array([0.01, 0.005]), exposures=0.5)
     with pytest.raises(dataclasses.FrozenInstanceError):

@@ -15,6 +15,8 @@ DEFAULT_ANXIETY = (0.01, 0.009, 0.008, 0.007, 0.005, 0.003)
 #: gave all-zero kernels); these floors keep far away from that and far below any useful value.
 MIN_ANXIETY = 1e-6
 MIN_LENGTH_PX = 1e-6
+#: Range a drawn blur length (``blur_length_px``) may take, px.
+BLUR_LENGTH_RANGE_PX = (0.01, 1e4)
 MAX_KERNEL_SIZE = 1025
 MAX_STEPS = 1_000_000
 #: Paths tried per sample before a configuration is declared infeasible for its kernel size.
@@ -164,6 +166,12 @@ class KernelConfig(ConfigMixin):
         big_shake_prob_max: upper bound of the big-shake probability factor, in [0, 1].
         exposures: choices for the exposure fraction (the path from t = 0 to f), each in (0, 1].
         size: odd kernel side in pixels, >= 3.
+        blur_length_px: ``None`` (every path is ``length_px`` long over a full exposure, the
+            DeblurGAN recipe) or ``(low, high)`` in [0.01, 1e4]: per sample a target length is drawn
+            log-uniformly in it from the counter-based stream of ``(seed, i)`` and the sample's
+            exposed path is scaled to exactly that length (its shape is the walk's); a target
+            that cannot fit ``size`` once centred is cut to the longest that fits. The target is
+            recorded as ``params["blur_length_px"]``, the length made as ``path_length_px``.
     """
 
     steps: int = 2000
@@ -174,6 +182,7 @@ class KernelConfig(ConfigMixin):
     big_shake_prob_max: float = 0.2
     exposures: tuple[float, ...] = (1.0,)
     size: int = 65
+    blur_length_px: tuple[float, float] | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "steps", check_index("steps", self.steps, 2, MAX_STEPS))
@@ -186,3 +195,12 @@ class KernelConfig(ConfigMixin):
                            check_number("big_shake_prob_max", self.big_shake_prob_max, 0.0, 1.0))
         object.__setattr__(self, "exposures", _check_choices("exposures", self.exposures, 0.0, 1.0))
         object.__setattr__(self, "size", check_kernel_size(self.size))
+        if self.blur_length_px is not None:
+            object.__setattr__(self, "blur_length_px",
+                               check_pair("blur_length_px", self.blur_length_px, *BLUR_LENGTH_RANGE_PX))
+
+    def to_dict(self) -> dict[str, Any]:
+        data = super().to_dict()
+        if self.blur_length_px is None:  # unset: the dict (file attributes, manifests) it was before
+            del data["blur_length_px"]
+        return data

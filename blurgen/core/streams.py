@@ -20,10 +20,11 @@ _MIX2 = np.uint64(0x94D049BB133111EB)
 _INDEX_SALT = np.uint64(0x2545F4914F6CDD1D)
 _INV_2_53 = 1.0 / 9007199254740992.0
 
-#: Stream tags (any distinct values): the transform's own draws and a kernel bank's choices.
+#: Stream tags (any distinct values): the transform's own draws, a kernel bank's choices, blur lengths.
 TAG_SHAKE = 0x5348414B45  # "SHAKE"
 TAG_BANK = 0x42414E4B  # "BANK"
 TAG_EPOCH = 0x45504F4348  # "EPOCH"
+TAG_LENGTH = 0x4C454E47  # "LENG": the target blur length of ``blur_length_px``
 
 
 def _mix64(z: np.ndarray) -> np.ndarray:

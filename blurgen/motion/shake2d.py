@@ -21,7 +21,7 @@ from blurgen.motion.registry import MotionModel, Samples, Step
 from blurgen.motion.walk import random_trajectories, rasterize, walk_kernels
 
 #: The walk's own command-line options.
-WALK_OPTIONS = ("length_px", "steps", "exposures", "anxiety")
+WALK_OPTIONS = ("length_px", "steps", "exposures", "anxiety", "blur_length_px")
 
 
 class KernelSamples(Samples):

@@ -18,6 +18,7 @@ import numpy as np
 
 from blurgen.core._rng import wrapping_uint64
 from blurgen.core.config import MAX_DRAWS, KernelConfig, check_kernel_size, check_samples
+from blurgen.core.streams import TAG_LENGTH, sample_bits, to_uniform
 from blurgen.motion import _walk_jit as jit
 
 #: Columns of the samplers' parameter rows, by dtype (their order is the columns' order).
@@ -105,7 +106,45 @@ def random_trajectories(n: int, config: KernelConfig | None = None, seed: int = 
         ((2, 2000, 2), 'float32', ['anxiety', 'big_shake_prob'])
     """
     config = _resolve_config(config, None, overrides)
-    return _sample_batch(jit.trajectories_batch, (config.steps, 2), config, n, seed, start)
+    xy, params = _sample_batch(jit.trajectories_batch, (config.steps, 2), config, n, seed, start)
+    if config.blur_length_px is not None:
+        _scale_to_targets(xy, params, config, seed)
+    return xy, params
+
+
+def target_lengths(blur_length_px: tuple[float, float], seed: int, indices: np.ndarray) -> np.ndarray:
+    """Target blur lengths (px, float64), log-uniform in ``blur_length_px = (low, high)``, of the
+    samples ``indices`` of ``seed``: each from the counter-based stream of ``(seed, i)`` alone.
+
+    Example:
+        >>> t = target_lengths((2.0, 32.0), 0, np.arange(5))
+        >>> bool(((t >= 2) & (t <= 32)).all()), bool(t[3] == target_lengths((2.0, 32.0), 0, [3])[0])
+        (True, True)
+    """
+    low, high = blur_length_px
+    u = to_uniform(sample_bits(seed, indices, TAG_LENGTH, 1))[:, 0]
+    return low * (high / low) ** u
+
+
+def _scale_to_targets(xy: np.ndarray, params: dict, config: KernelConfig, seed: int) -> None:
+    """Scale each path (in place) so its exposed part is ``params["blur_length_px"]`` long, the
+    target drawn for it, or as long as still fits ``config.size`` once centred on its centroid;
+    ``path_length_px`` becomes the length made. A walk path is a polyline of equal steps, so its
+    exposed length is exactly ``(exposed_steps - 1) * step``, and scaling keeps its shape."""
+    used = params["exposed_steps"].astype(np.int64)
+    targets = target_lengths(config.blur_length_px, seed, params["seed_index"])
+    lengths = (used - 1) * (config.length_px / (config.steps - 1))
+    exposed = np.arange(xy.shape[1])[None, :] < used[:, None]
+    points = xy.astype(np.float64)
+    centroid = (points * exposed[..., None]).sum(axis=1) / used[:, None]
+    reach = np.where(exposed[..., None], np.abs(points - centroid[:, None, :]), 0.0).max(axis=(1, 2))
+    half = (config.size - 1) / 2.0
+    # 0.999: rasterize's test is strict on one side and sees float32-rounded points.
+    fit = np.where(reach > 0, 0.999 * half / np.maximum(reach, 1e-300), np.inf)
+    scale = np.where(lengths > 0, np.minimum(targets / np.maximum(lengths, 1e-300), fit), 1.0)
+    xy *= scale[:, None, None].astype(np.float32)
+    params["blur_length_px"] = targets.astype(np.float32)
+    params["path_length_px"] = (lengths * scale).astype(np.float32)
 
 
 def rasterize(xy: np.ndarray, size: int = 65, exposure: float | np.ndarray = 1.0) -> np.ndarray:
@@ -164,4 +203,10 @@ def walk_kernels(n: int, size: int | None = None, seed: int = 0, start: int = 0,
     """Random-walk kernels, samples ``start .. start + n - 1`` of ``seed``, and the parameters
     drawn for each (as ``random_trajectories``); ``blurgen.random_kernels`` for a ``KernelConfig``."""
     config = _resolve_config(config, size, overrides)
-    return _sample_batch(jit.kernels_batch, (config.size, config.size), config, n, seed, start)
+    if config.blur_length_px is None:
+        return _sample_batch(jit.kernels_batch, (config.size, config.size), config, n, seed, start)
+    xy, params = random_trajectories(n, config, seed, start)
+    psf = np.zeros((len(xy), config.size, config.size), np.float32)
+    fitted = jit.rasterize_batch(xy, params["exposed_steps"].astype(np.int64), psf)
+    _raise_unfitted(fitted, config, params["seed_index"][0])
+    return psf, params

@@ -207,6 +207,7 @@ class RandomCameraShake(nn.Module):
         fps, shutter_angle, clip_mode: clips only (``(B, T, C, H, W)`` input, a ``CameraConfig``):
             frames per second, shutter angle in degrees, ``"blur"`` or ``"move"``
             (``blurgen.transforms.clips``: one camera trajectory per clip).
+        blur_length_px: ``(low, high)`` set on the config (``KernelConfig.blur_length_px``).
 
     Shape:
         - Input: :math:`(B, C, H, W)` or :math:`(C, H, W)`, float32/float16/bfloat16/float64 in
@@ -239,7 +240,8 @@ class RandomCameraShake(nn.Module):
                  gamma: str | None = "srgb", noise: bool = False,
                  noise_a: tuple[float, float] = (1e-4, 1e-3), noise_b: tuple[float, float] = (1e-7, 1e-6),
                  seed: int | None = None, method: str = "auto", pipeline: str = "srgb", isp: Any = None,
-                 fps: float = 30.0, shutter_angle: float = 180.0, clip_mode: str = "blur") -> None:
+                 fps: float = 30.0, shutter_angle: float = 180.0, clip_mode: str = "blur",
+                 blur_length_px: tuple[float, float] | None = None) -> None:
         super().__init__()
         if bank is not None and config is not None:
             raise ValueError("give config or bank, not both")
@@ -252,6 +254,8 @@ class RandomCameraShake(nn.Module):
         if not isinstance(self.config, self.model.config_type):
             raise ValueError(f"config must be a {self.model.config_type.__name__} for motion {self.model.name}, "
                              f"got {type(self.config).__name__}")
+        if blur_length_px is not None:  # the config's own field (ValueError for a model without it)
+            self.config = self.config.replace(blur_length_px=blur_length_px)
         self.p = check_number("p", p, 0.0, 1.0)
         _check_options(gamma, method)
         self.gamma, self.method = gamma, method
