@@ -369,7 +369,9 @@ def _header_lines(view: OutputView, written: int) -> list[str]:
              f"created {meta['created']}",
              f"samples: {written}/{view.planned} written ({'complete' if complete else 'INCOMPLETE'}), "
              f"seed {meta['seed']}",
-             f"images: {view.size[0]}x{view.size[1]} RGB PNG, compression level {meta['png_compression_level']}"]
+             f"images: {view.size[0]}x{view.size[1]} RGB PNG, " + (
+                 "fpng encoder" if meta.get("png_encoder") == "fpng" else
+                 f"compression level {meta['png_compression_level']}")]
     count = int(meta["shard_count"])
     if isinstance(view, WebDatasetView):
         lines.append(f"tars: {len(view.shards)} of up to {meta['samples_per_shard']} samples each")
