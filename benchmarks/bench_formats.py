@@ -1,18 +1,31 @@
 """Output formats, export, the Dask executor and virtual merge, as ratios measured in one run.
 
-* encode-only: the same pairs' two PNGs (level --png-level) encoded by --workers processes, no
-  other work: the ceiling for every PNG format;
-* make --format F and export --format F (--workers processes): pairs/s and their share of it;
-* Dask: make (hdf5) on a LocalCluster of --workers single-threaded workers vs the local pool;
-* virtual merge of 2 shards x 5,000 pairs, small and 4x larger images (time independent of size).
+* encode-only: the same pairs' two PNGs encoded by --workers processes, no other work (the
+  encoding timed inside the workers, start-up excluded): the ceiling for every PNG format;
+* make --format hdf5: the pairs alone; "make + encode" = 1 / (1/hdf5 + 1/encode-only) is the
+  best a PNG format can reach when each pair is made then encoded (the HDF5 rate includes its own
+  compression, so this ceiling is slightly generous); make --format F is reported as its share;
+* export --format F (from the HDF5 file) vs encode-only;
+* all of them with OpenCV at --png-level and with the fpng encoder (when installed);
+* Dask: a LocalCluster of --workers single-threaded workers, start-up timed apart, a first run
+  (warming the workers' imports) and steady-state runs vs the local pool (which spawns its
+  workers in every run, so its rate includes that start-up);
+* virtual merge of 2 shards x 5,000 pairs of 16x16 and of 64x64 images (16x the data), timed
+  alternately after both exist.
 
-Usage: python benchmarks/bench_formats.py [--n 400] [--size 256] [--workers 2] [--png-level 1]
+Every case runs --rounds times, the cases interleaved; the table holds medians. Rates are whole
+runs (pool start-up, assembly and the final rename included), durable=False.
+
+Usage: python benchmarks/bench_formats.py [--n 200] [--size 256] [--workers 2] [--png-level 1] [--rounds 3]
 """
 
 from __future__ import annotations
 
 import argparse
+import glob
 import os
+import shutil
+import statistics
 import sys
 import tempfile
 import time
@@ -24,9 +37,11 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tests"))
 import report  # noqa: E402
 
+FORMATS = ("folders", "lmdb", "webdataset")
+
 
 def _encode(args):
-    path, lo, hi, level = args
+    path, lo, hi, level, encoder = args
     from blurgen.runs.samples import encode_png
     from blurgen.runs.workers import limit_threads_here
     from blurgen.store.reader import PairsFile
@@ -36,84 +51,188 @@ def _encode(args):
         blurred, sharp, _ = f[lo:hi]
     began = time.perf_counter()
     for i in range(hi - lo):
-        encode_png(blurred[i], level), encode_png(sharp[i], level)
+        encode_png(blurred[i], level, encoder), encode_png(sharp[i], level, encoder)
     return time.perf_counter() - began
 
 
-def encode_rate(path: str, n: int, workers: int, level: int) -> float:
+def encode_rate(path: str, n: int, workers: int, level: int, encoder: str) -> float:
     cuts = np.linspace(0, n, workers + 1).astype(int)
     with ProcessPoolExecutor(workers) as pool:
-        seconds = max(pool.map(_encode, [(path, cuts[i], cuts[i + 1], level) for i in range(workers)]))
+        seconds = max(pool.map(_encode, [(path, cuts[i], cuts[i + 1], level, encoder) for i in range(workers)]))
     return n / seconds
 
 
-def run_make(out, config, n, workers, sink=None, executor=None):
+def fresh(out: str) -> str:
+    """Remove an earlier run's ``out`` (a file, a folder or WebDataset tars): every timed run makes
+    everything (an --overwrite WebDataset run would reuse identical tars already in place)."""
+    for path in [out, out + ".json", *glob.glob(glob.escape(out) + "-*.tar")]:
+        if os.path.isdir(path):
+            shutil.rmtree(path)
+        elif os.path.lexists(path):
+            os.unlink(path)
+    return out
+
+
+def timed_make(out, config, n, workers, sink=None, executor=None) -> float:
     from blurgen.runs.dataset import make_dataset
 
-    result = make_dataset(out, config, n, seed=0, workers=workers, sink=sink, executor=executor, durable=False)
+    result = make_dataset(fresh(out), config, n, seed=0, workers=workers, sink=sink, executor=executor,
+                          durable=False)
+    assert result.n_made == n
     return n / result.seconds
 
 
-def virtual_merge_seconds(folder: str, width: int) -> float:
+def timed_export(src, out, n, workers, sink) -> float:
+    from blurgen.runs.export import export_file
+
+    result = export_file(src, fresh(out), sink, workers=workers)
+    assert result.n_made == n
+    return n / result.seconds
+
+
+def sink_for(name: str, level: int, encoder: str):
+    from blurgen.runs.format_sinks import FoldersSink, LmdbSink, WebDatasetSink
+
+    if name == "webdataset":
+        return WebDatasetSink(level, samples_per_shard=100, png_encoder=encoder)
+    return {"folders": FoldersSink, "lmdb": LmdbSink}[name](level, encoder)
+
+
+def format_rounds(args, config, tmp: str, encoders: list[str]) -> dict[str, list[float]]:
+    """Rates of every format case, ``args.rounds`` interleaved rounds."""
+    rates: dict[str, list[float]] = {}
+    h5 = os.path.join(tmp, "pairs.h5")
+    for _ in range(args.rounds):
+        rates.setdefault("hdf5", []).append(timed_make(h5, config, args.n, args.workers))
+        for encoder in encoders:
+            rates.setdefault(f"encode {encoder}", []).append(encode_rate(h5, args.n, args.workers, args.png_level,
+                                                                         encoder))
+            for name in FORMATS:
+                sink = sink_for(name, args.png_level, encoder)
+                out = os.path.join(tmp, f"make-{name}")
+                rates.setdefault(f"make {name} {encoder}", []).append(timed_make(out, config, args.n, args.workers,
+                                                                                 sink))
+                out = os.path.join(tmp, f"export-{name}")
+                rates.setdefault(f"export {name} {encoder}", []).append(
+                    timed_export(h5, out, args.n, args.workers, sink_for(name, args.png_level, encoder)))
+    return rates
+
+
+def format_rows(rates: dict[str, list[float]], encoders: list[str], level: int) -> list[list[str]]:
+    med = {key: statistics.median(values) for key, values in rates.items()}
+    rows = [["make --format hdf5 (the pairs alone)", f"{med['hdf5']:.1f}", "", ""]]
+    for encoder in encoders:
+        label = f"OpenCV level {level}" if encoder == "opencv" else "fpng"
+        encode = med[f"encode {encoder}"]
+        ceiling = 1 / (1 / med["hdf5"] + 1 / encode)
+        rows.append([f"encode only, both PNGs ({label})", f"{encode:.1f}", "1.00", ""])
+        rows.append([f"make + encode ceiling ({label})", f"{ceiling:.1f}", f"{ceiling / encode:.2f}", "1.00"])
+        for name in FORMATS:
+            rate = med[f"make {name} {encoder}"]
+            rows.append([f"make --format {name} ({label})", f"{rate:.1f}", f"{rate / encode:.2f}",
+                         f"{rate / ceiling:.2f}"])
+        for name in FORMATS:
+            rate = med[f"export {name} {encoder}"]
+            rows.append([f"export --format {name} ({label})", f"{rate:.1f}", f"{rate / encode:.2f}", ""])
+    return rows
+
+
+def dask_rows(args, config, tmp: str) -> list[list[str]]:
+    """Cluster start-up, a first (warming) run and steady-state runs vs the local pool, interleaved."""
+    import logging
+
+    from distributed import LocalCluster
+
+    from blurgen.runs.dask_executor import DaskExecutor
+
+    began = time.perf_counter()
+    cluster = LocalCluster(n_workers=args.workers, threads_per_worker=1, processes=True, dashboard_address=None,
+                           silence_logs=logging.ERROR)
+    startup = time.perf_counter() - began
+    out = os.path.join(tmp, "dask.h5")
+    try:
+        executor = DaskExecutor(cluster.scheduler_address)
+        first = timed_make(out, config, args.n, args.workers, executor=executor)
+        local, dask = [], []
+        for _ in range(args.rounds):
+            local.append(timed_make(out, config, args.n, args.workers))
+            dask.append(timed_make(out, config, args.n, args.workers, executor=executor))
+    finally:
+        cluster.close()
+    local_rate = statistics.median(local)
+    with_startup = args.n / (startup + args.n / first)
+    return [["make hdf5, local pool (spawns its workers each run)", f"{local_rate:.1f}", "1.00"],
+            [f"Dask LocalCluster {args.workers} workers: start-up alone", f"{startup:.1f} s", ""],
+            ["Dask: first run on the new cluster, start-up included", f"{with_startup:.1f}",
+             f"{with_startup / local_rate:.2f}"],
+            ["Dask: steady state (warm workers)", f"{statistics.median(dask):.1f}",
+             f"{statistics.median(dask) / local_rate:.2f}"]]
+
+
+def make_shards(folder: str, width: int) -> list[str]:
     from fake_pairs import FakeConfig, FakeMaker
 
     from blurgen.runs.dataset import make_dataset
-    from blurgen.store.merge import merge_files
 
     paths = [os.path.join(folder, f"v{width}-{i}.h5") for i in range(2)]
     for i, path in enumerate(paths):
         make_dataset(path, FakeConfig(width=width, height=width), 10000, seed=0, workers=1, shard=(i, 2),
                      maker=FakeMaker(), durable=False, block_size=1000)
-    began = time.perf_counter()
-    merge_files(paths, os.path.join(folder, f".m{width}.tmp"), os.path.join(folder, f"m{width}.h5"), "bench", virtual=True)
-    return time.perf_counter() - began
+    return paths
+
+
+def merge_rows(tmp: str, rounds: int) -> list[list[str]]:
+    """Virtual merges of 2 x 5,000 pairs, 16x16 and 64x64, timed alternately once both exist."""
+    from blurgen.store.merge import merge_files
+
+    shards = {width: make_shards(tmp, width) for width in (16, 64)}
+    os.sync()  # the shards' writeback must not land inside a timing
+    seconds: dict[int, list[float]] = {16: [], 64: []}
+    for _ in range(rounds + 1):
+        for width, paths in shards.items():
+            began = time.perf_counter()
+            merge_files(paths, os.path.join(tmp, f".m{width}.tmp"), os.path.join(tmp, f"m{width}.h5"), "bench",
+                        virtual=True)
+            seconds[width].append(time.perf_counter() - began)
+            os.unlink(os.path.join(tmp, f"m{width}.h5"))
+    small, large = (statistics.median(seconds[w][1:]) for w in (16, 64))  # the first round warms imports
+    sizes = [sum(os.path.getsize(p) for p in shards[w]) / 1e6 for w in (16, 64)]
+    return [[f"virtual merge 2 x 5,000 pairs, 16x16 ({sizes[0]:.0f} MB) / 64x64 ({sizes[1]:.0f} MB)",
+             f"{small:.3f} s / {large:.3f} s", f"{large / small:.2f}x for 16x the data"]]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--n", type=int, default=400)
+    parser.add_argument("--n", type=int, default=200)
     parser.add_argument("--size", type=int, default=256)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--png-level", type=int, default=1)
+    parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
     from blurgen.pairs.pipeline import PairsConfig
-    from blurgen.runs.dask_executor import DaskExecutor
-    from blurgen.runs.export import export_file
-    from blurgen.runs.format_sinks import FoldersSink, LmdbSink, WebDatasetSink
 
+    try:
+        import fpng  # noqa: F401
+        encoders = ["opencv", "fpng"]
+    except ImportError:
+        encoders = ["opencv"]
     config = PairsConfig(width=args.size, height=args.size)
     tmp = tempfile.mkdtemp(prefix="bench-formats-")
-    sinks = {"folders": lambda: FoldersSink(args.png_level), "lmdb": lambda: LmdbSink(args.png_level),
-             "webdataset": lambda: WebDatasetSink(args.png_level, samples_per_shard=100)}
-    h5 = os.path.join(tmp, "pairs.h5")
-    run_make(h5, config, 16, 1)  # compile outside the timings
-    os.unlink(h5)
-    rows = []
-    local = run_make(h5, config, args.n, args.workers)
-    encode = encode_rate(h5, args.n, args.workers, args.png_level)
-    rows.append(["encode only (both PNGs)", f"{encode:.1f}", "1.00"])
-    rows.append(["make --format hdf5", f"{local:.1f}", f"{local / encode:.2f}"])
-    for name, sink in sinks.items():
-        rate = run_make(os.path.join(tmp, f"make-{name}"), config, args.n, args.workers, sink())
-        rows.append([f"make --format {name}", f"{rate:.1f}", f"{rate / encode:.2f}"])
-    for name, sink in sinks.items():
-        result = export_file(h5, os.path.join(tmp, f"export-{name}"), sink(), workers=args.workers)
-        rate = args.n / result.seconds
-        rows.append([f"export --format {name}", f"{rate:.1f}", f"{rate / encode:.2f}"])
-    dask_rate = run_make(os.path.join(tmp, "dask.h5"), config, args.n, args.workers,
-                         executor=DaskExecutor(None, workers=args.workers))
-    rows.append([f"make hdf5, Dask LocalCluster {args.workers} workers (incl. start-up)", f"{dask_rate:.1f}",
-                 f"{dask_rate / local:.2f} of the local pool"])
-    small, large = virtual_merge_seconds(tmp, 16), virtual_merge_seconds(tmp, 64)
-    rows.append(["virtual merge 2 x 5,000 pairs 16x16 / 64x64 (s)", f"{small:.3f} / {large:.3f}",
-                 f"{large / small:.2f}x for 16x the data"])
-    table = report.markdown_table(["what", "pairs/s", "ratio"], rows)
-    print(table)
-    report.append_results(f"Output formats, export, Dask, virtual merge ({args.n} pairs {args.size}x{args.size}, "
-                          f"{args.workers} workers, PNG level {args.png_level})", table,
-                          ("numpy", "opencv-python-headless", "h5py", "lmdb", "webdataset", "distributed"),
-                          "Ratios: PNG formats vs encoding the same PNGs alone with the same workers; Dask vs "
-                          "the local pool (same machine, same run).")
+    timed_make(os.path.join(tmp, "pairs.h5"), config, 16, 1)  # compile outside the timings
+    began = time.perf_counter()
+    formats = report.markdown_table(["what", "pairs/s", "vs encode only", "vs make + encode"],
+                                    format_rows(format_rounds(args, config, tmp, encoders), encoders, args.png_level))
+    dask = report.markdown_table(["what", "pairs/s", "vs local pool"], dask_rows(args, config, tmp))
+    merge = report.markdown_table(["what", "seconds", "ratio"], merge_rows(tmp, args.rounds))
+    shutil.rmtree(tmp, ignore_errors=True)
+    print(formats, dask, merge, sep="\n\n")
+    report.append_results(
+        f"Output formats, export, Dask, virtual merge ({args.n} pairs {args.size}x{args.size}, {args.workers} workers, "
+        f"PNG level {args.png_level})", f"{formats}\n\n{dask}\n\n{merge}",
+        ("numpy", "opencv-python-headless", "fpng", "h5py", "lmdb", "webdataset", "distributed"),
+        f"Medians of {args.rounds} interleaved rounds, {time.perf_counter() - began:.0f} s in all; whole runs "
+        "(process start-up, assembly, rename), durable=False. The machine was shared with other jobs: compare "
+        "the ratios, which come from this run.")
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ from blurgen.cli.output_options import check_output_place, format_options, make_
 @click.option("--workers", type=click.IntRange(min=1), default=None, help="Worker processes [default: all cores].")
 @click.option("--resume", is_flag=True, help="Continue an interrupted export.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing --out (or interrupted export).")
-def export(src, out, output_format, png_level, tar_mb, workers, resume, overwrite):
+def export(src, out, output_format, png_level, png_encoder, tar_mb, workers, resume, overwrite):
     """Write the pairs of SRC (a blurgen HDF5 file) as paired PNG folders, a BasicSR LMDB or
     WebDataset tars, with the kernels, every parameter and the provenance. Crash-safe: an
     interrupted export continues with --resume.
@@ -40,7 +40,7 @@ def export(src, out, output_format, png_level, tar_mb, workers, resume, overwrit
     with PairsFile(src) as pairs:  # an unreadable or foreign file: one line, exit 1
         height, width, _ = pairs.image_shape
         shape = type("Shape", (), {"width": width, "height": height, "kernel_size": pairs.kernel_size})
-    sink = make_sink(output_format, png_level, tar_mb, shape, None)
+    sink = make_sink(output_format, png_level, tar_mb, shape, None, png_encoder)
     progress = Progress("export", "pairs")
     try:
         result = export_file(src, out, sink, workers=workers, resume=resume, overwrite=overwrite,

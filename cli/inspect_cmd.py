@@ -24,13 +24,17 @@ def inspect(path, png, rows, overwrite, quick):
 
     PATH is a pairs file, or one being made (its PATH.parts folder): then the report says how
     many samples are complete so far (n_written/n_planned) and exits 0. Every stored chunk is
-    read so its checksum is checked, unless --quick.
+    read so its checksum is checked, unless --quick. PATH may also be a finished folders or LMDB
+    output (OUT) or WebDataset tars (PREFIX, PREFIX.tar or PREFIX.json): every image is decoded
+    and the names, keys and meta_info.txt lines checked (--quick: image headers only).
 
     \b
     Examples:
       blurgen inspect pairs.h5
       blurgen inspect pairs.h5 --png sheet.png
       blurgen inspect pairs.h5 --quick
+      blurgen inspect train_lmdb --png sheet.png
+      blurgen inspect shards/train.tar
     """
     try:
         _inspect(path, png, rows, overwrite, quick)
@@ -49,8 +53,13 @@ def _quiet_broken_pipe() -> None:
 
 def _inspect(path, png, rows, overwrite, quick) -> None:
     from blurgen.inspect.preview import sheet_from_parts
+    from blurgen.inspect.outputs_report import find_output
     from blurgen.inspect.report import describe_file, describe_parts, resolve_inspect_target
 
+    view = find_output(path)  # a finished folders, LMDB or WebDataset output
+    if view is not None:
+        _inspect_output(view, png, rows, overwrite, quick)
+        return
     pairs_path, parts_dir = resolve_inspect_target(path)  # e.g. some other folder: exit 1, one line
     if pairs_path is None and parts_dir is None:
         raise click.BadParameter(f"{path!r} does not exist (nor {path}.parts)", param_hint="PATH")
@@ -75,6 +84,24 @@ def _inspect(path, png, rows, overwrite, quick) -> None:
             _write_sheet(png, sheet)
     except ValueError as exc:  # e.g. nothing complete to draw yet
         raise click.ClickException(str(exc)) from None
+
+
+def _inspect_output(view, png, rows, overwrite, quick) -> None:
+    from blurgen.inspect.outputs_report import describe_output, sheet_from_output
+
+    if png:
+        check_not_same_file(png, view.path, "--png")
+        check_output(png, overwrite)
+    lines, problems = describe_output(view, verify=not quick)
+    click.echo("\n".join(lines))
+    click.echo("problems: " + ("none found" if not problems else ""))
+    for problem in problems:
+        click.echo(f"  - {problem}")
+    if png:
+        try:
+            _write_sheet(png, sheet_from_output(view, rows))
+        except ValueError as exc:
+            raise click.ClickException(str(exc)) from None
 
 
 def _check_virtual(path: str) -> None:

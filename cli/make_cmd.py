@@ -130,7 +130,8 @@ def command_line(ctx: click.Context) -> str:
                    "(dask.distributed; no address: a LocalCluster here). Same arrays either way.")
 @click.pass_context
 def make(ctx, n, out, size, source, split, seed, workers, resume, overwrite, shard, preview, compression,
-         block_size, output_format, png_level, tar_mb, executor, **model_options):
+         block_size, output_format, png_level, png_encoder, tar_mb, executor,
+         **model_options):
     """Make N blurred/sharp pairs into one HDF5 file, paired PNG folders, a BasicSR LMDB or
     WebDataset tars (see `blurgen inspect`).
 
@@ -166,7 +167,7 @@ def make(ctx, n, out, size, source, split, seed, workers, resume, overwrite, sha
         raise click.BadParameter(str(exc), param_hint="--compression") from None
     output_format, out = _checked_output(output_format, out, preview, None if clip_fields is None else (
         executor != "local" or config.pairs.pipeline != "srgb"))
-    sink = make_sink(output_format, png_level, tar_mb, config, filters)
+    sink = make_sink(output_format, png_level, tar_mb, config, filters, png_encoder)
     executor = parse_executor(executor, workers)
     if preview:
         check_not_same_file(preview, out, "--preview")

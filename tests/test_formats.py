@@ -218,3 +218,16 @@ def test_export_writes_any_pairs_file_as_each_format(tmp_path, fake_reference, f
     assert again.exit_code == 1 and "exists" in again.output
     refused = _cli("export", fake_reference, "--format", "hdf5", "--out", str(tmp_path / "x.h5"))
     assert refused.exit_code == 2
+
+
+@pytest.mark.parametrize("fmt", ["lmdb", "webdataset"])
+def test_the_fpng_encoder_writes_the_same_arrays(tmp_path, fake_reference, fmt):
+    pytest.importorskip("fpng")
+    sink = LmdbSink(png_encoder="fpng") if fmt == "lmdb" else WebDatasetSink(samples_per_shard=5, png_encoder="fpng")
+    out = tmp_path / "out"
+    make(out, sink, workers=2)
+    assert_same_as_hdf5(fake_reference, READERS[fmt](str(out)))
+    meta = json.load(open(out / "blurgen.json" if fmt == "lmdb" else str(out) + ".json"))
+    assert meta["png_encoder"] == "fpng"
+    with pytest.raises(ValueError, match="png_encoder"):
+        LmdbSink(png_encoder="pillow")

@@ -26,7 +26,14 @@ import struct
 
 from blurgen.core.common import DiskFullError, atomic_file
 from blurgen.runs.outputs import META_NAME, DirectoryOutput, ShardsOutput, output_meta, write_params_csv
-from blurgen.runs.samples import DEFAULT_PNG_LEVEL, BlockTarWriter, add_block, check_block_tar, read_block_tar
+from blurgen.runs.samples import (
+    DEFAULT_PNG_LEVEL,
+    PNG_ENCODERS,
+    BlockTarWriter,
+    add_block,
+    check_block_tar,
+    read_block_tar,
+)
 from blurgen.store.parts import PartsError, commit_part
 
 #: Samples a worker makes at once inside one block (bounds its memory for large WebDataset shards).
@@ -42,25 +49,30 @@ class TarBlockSink:
 
     output_format = "tar"
 
-    def __init__(self, png_level: int = DEFAULT_PNG_LEVEL) -> None:
+    def __init__(self, png_level: int = DEFAULT_PNG_LEVEL, png_encoder: str = "opencv") -> None:
         if not 0 <= int(png_level) <= 9:
             raise ValueError(f"png_level must be in [0, 9], got {png_level}")
+        if png_encoder not in PNG_ENCODERS:
+            raise ValueError(f"png_encoder must be one of {', '.join(PNG_ENCODERS)}, got {png_encoder!r}")
         self.png_level = int(png_level)
+        self.png_encoder = png_encoder
 
     def __getstate__(self) -> dict:
-        return {"png_level": self.png_level}  # workers never see the driver's output state
+        # workers never see the driver's output state
+        return {"png_level": self.png_level, "png_encoder": self.png_encoder}
 
     def __setstate__(self, state: dict) -> None:
-        TarBlockSink.__init__(self, state["png_level"])
+        TarBlockSink.__init__(self, **state)
 
     @property
     def compression(self) -> dict:
-        """What the manifest records (a resume with another level is refused)."""
-        return {"blurred": ("png", self.png_level), "sharp": ("png", self.png_level), "kernel": ("npy", None)}
+        """What the manifest records (a resume with another level or encoder is refused)."""
+        image = ("png", self.png_level) if self.png_encoder == "opencv" else ("png-fpng", None)
+        return {"blurred": image, "sharp": image, "kernel": ("npy", None)}
 
     def stage(self, folder: str, block: dict, start: int, stamp: dict) -> tuple[str, str]:
         writer = BlockTarWriter(folder, start, int(block["blurred"].shape[0]), stamp)
-        add_block(writer, block, start, self.png_level)
+        add_block(writer, block, start, self.png_level, self.png_encoder)
         return writer.close()
 
     def make_and_stage(self, work, start: int, count: int) -> tuple[str, str]:
@@ -69,7 +81,7 @@ class TarBlockSink:
         for first in range(start, start + count, SUB_BLOCK):
             with writer.guard():
                 block = work.maker(work.config, work.seed, first, min(SUB_BLOCK, start + count - first))
-            add_block(writer, block, first, self.png_level)
+            add_block(writer, block, first, self.png_level, self.png_encoder)
         return writer.close()
 
     def commit(self, tmp: str, final: str, durable: bool) -> str:
@@ -131,7 +143,8 @@ class FoldersSink(TarBlockSink):
         if missing:
             raise PartsError(f"{self.staging}: {missing} samples missing at finalize")
         write_params_csv(os.path.join(self.staging, "params.csv"), self.params, self.dtypes)
-        meta = output_meta(self.attrs, self.output_format, manifest, self.png_level, self.dtypes, self.source_files)
+        meta = output_meta(self.attrs, self.output_format, manifest, self.png_level, self.dtypes, self.source_files,
+                           self.png_encoder)
         with atomic_file(os.path.join(self.staging, META_NAME), "w", durable=False, encoding="utf-8") as handle:
             json.dump(meta, handle, indent=1, sort_keys=True)
 
@@ -218,12 +231,13 @@ class WebDatasetSink(TarBlockSink):
 
     output_format = "webdataset"
 
-    def __init__(self, png_level: int = DEFAULT_PNG_LEVEL, samples_per_shard: int = 1000) -> None:
-        super().__init__(png_level)
+    def __init__(self, png_level: int = DEFAULT_PNG_LEVEL, samples_per_shard: int = 1000,
+                 png_encoder: str = "opencv") -> None:
+        super().__init__(png_level, png_encoder)
         self.samples_per_shard = int(samples_per_shard)
 
     def __getstate__(self) -> dict:
-        return {"png_level": self.png_level, "samples_per_shard": self.samples_per_shard}
+        return {**super().__getstate__(), "samples_per_shard": self.samples_per_shard}
 
     def __setstate__(self, state: dict) -> None:
         self.__init__(**state)
@@ -265,7 +279,8 @@ class WebDatasetSink(TarBlockSink):
             for start in self.blocks:
                 with open(output.tar_path(start), "rb") as handle:
                     os.fsync(handle.fileno())
-        meta = output_meta(self.attrs, self.output_format, manifest, self.png_level, self.dtypes, self.source_files)
+        meta = output_meta(self.attrs, self.output_format, manifest, self.png_level, self.dtypes, self.source_files,
+                           self.png_encoder)
         meta["shards"] = [{"url": os.path.basename(output.tar_path(start)), "start": start, "count": count}
                           for start, count in manifest.blocks]
         meta["samples_per_shard"] = self.samples_per_shard

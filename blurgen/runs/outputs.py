@@ -24,12 +24,12 @@ SETTINGS = ("config", "seed", "n_total", "sample_start", "sample_stop")
 
 
 def output_meta(attrs: dict, output_format: str, manifest: Any, png_level: int, dtypes: dict[str, str],
-                source_files: list[str]) -> dict[str, Any]:
+                source_files: list[str], png_encoder: str = "opencv") -> dict[str, Any]:
     """The JSON written beside a finished output: format, config, seed, sample range, provenance."""
     meta = {key: attrs[key] for key in ("blurgen_version", "created", "command", "seed", "n_total",
                                         "sample_start", "sample_stop", "shard_index", "shard_count")}
     meta.update(format=output_format, config=json.loads(attrs["config"]), n=manifest.n_planned,
-                png_compression_level=png_level, param_dtypes=dtypes, source_files=source_files,
+                png_compression_level=png_level, png_encoder=png_encoder, param_dtypes=dtypes, source_files=source_files,
                 complete=True)
     return meta
 

@@ -1,0 +1,415 @@
+"""Reports on finished folders, LMDB and WebDataset outputs (``blurgen inspect OUT``).
+
+``find_output`` recognises an output by its description (``OUT/blurgen.json`` for folders and
+LMDB, ``PREFIX.json`` or ``PREFIX.shard-i-of-N.json`` for WebDataset tars); ``describe_output``
+says what it holds (format, samples written/planned, image size, the settings) and checks it: each
+sample has both images, a kernel and its parameters, the names (files, LMDB keys, tar keys) are the
+planned ones and agree between the blurred and sharp sides, BasicSR's ``meta_info.txt`` lines
+match the keys and the image sizes, every kernel sums to 1. With ``verify`` each PNG is decoded
+(its CRCs and zlib stream checked), else only its header is read. An output too damaged to read
+at all is a ``PairsFileError`` (one line).
+"""
+
+from __future__ import annotations
+
+import glob
+import io
+import json
+import os
+import re
+import tarfile
+import zlib
+from typing import Any, Iterator
+
+import numpy as np
+
+from blurgen.inspect.report import KERNEL_SUM_TOLERANCE
+from blurgen.runs.outputs import META_NAME, read_meta, read_params_csv
+from blurgen.runs.samples import decode_png, load_npy, sample_name
+from blurgen.store.schema import PairsFileError
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+#: BasicSR's meta_info.txt line: ``NAME.png (H,W,C) COMPRESS_LEVEL``.
+META_INFO_LINE = re.compile(r"^(\S+?)\.png \((\d+),(\d+),(\d+)\) (\d+)$")
+IMAGE_KINDS = ("blur.png", "sharp.png")
+#: What each layout is, for the report's first line.
+LAYOUTS = {"folders": "blur/ and sharp/ PNG folders", "lmdb": "BasicSR LMDB blur.lmdb and sharp.lmdb",
+           "webdataset": "WebDataset tars"}
+
+
+class Checks:
+    """Problems found while scanning, counted per kind (millions of bad samples stay one line each)."""
+
+    def __init__(self) -> None:
+        self.counts: dict[str, list] = {}
+
+    def add(self, kind: str, where: str) -> None:
+        entry = self.counts.setdefault(kind, [0, where])
+        entry[0] += 1
+
+    def lines(self) -> list[str]:
+        return [f"{count} {kind} (first: {first})" for kind, (count, first) in self.counts.items()]
+
+
+def png_problem(data: bytes | None, size: tuple[int, int], verify: bool) -> str | None:
+    """What is wrong with PNG ``data`` that should hold an RGB image of ``size`` (W, H), or None."""
+    if data is None:
+        return "image(s) missing"
+    if data[:8] != PNG_SIGNATURE or len(data) < 26:
+        return "file(s) that are not PNG images"
+    width, height = int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+    if (width, height) != size or data[25] not in (2, 6):
+        return f"image(s) not {size[0]}x{size[1]} RGB"
+    if verify:
+        try:
+            decoded = decode_png(data)
+        except ValueError:
+            return "image(s) that do not decode (damaged)"
+        if decoded.shape != (size[1], size[0], 3):
+            return f"image(s) not {size[0]}x{size[1]} RGB"
+    return None
+
+
+def kernel_problem(kernel: np.ndarray, shape: tuple[int, ...] | None) -> str | None:
+    if shape is not None and kernel.shape != shape:
+        return f"kernel(s) not of shape {shape}"
+    k = kernel.astype(np.float64)
+    if not np.isfinite(k).all():
+        return "kernel(s) with NaN or infinite weights"
+    if (k < 0).any():
+        return "kernel(s) with negative weights"
+    if abs(k.sum() - 1) > KERNEL_SUM_TOLERANCE:
+        return "kernel(s) that do not sum to 1"
+    return None
+
+
+class OutputView:
+    """A finished output: its description (``meta``) and the samples it should hold."""
+
+    fmt = ""
+
+    def __init__(self, path: str, meta: dict[str, Any]) -> None:
+        self.path, self.meta = path, meta
+        config = meta["config"]
+        self.size = (int(config["width"]), int(config["height"]))
+        self.expected = [sample_name(i) for i in range(int(meta["sample_start"]), int(meta["sample_stop"]))]
+
+    @property
+    def planned(self) -> int:
+        return int(self.meta["n"])
+
+    def disk_bytes(self) -> int:
+        return sum(os.path.getsize(os.path.join(root, name)) for root, _, names in os.walk(self.path)
+                   for name in names)
+
+    def check_names(self, checks: Checks, where: str, found: list[str]) -> set[str]:
+        """Record names planned but absent, and names present but not planned; returns the present."""
+        present, planned = set(found), set(self.expected)
+        for name in sorted(planned - present)[:1]:
+            checks.counts[f"sample(s) missing in {where}"] = [len(planned - present), name]
+        for name in sorted(present - planned)[:1]:
+            checks.counts[f"unexpected name(s) in {where}"] = [len(present - planned), name]
+        return present & planned
+
+    def check_side_files(self, checks: Checks, verify: bool) -> dict[str, np.ndarray]:
+        """kernel/ (and motion/) .npy files and params.csv of the folders and LMDB layouts."""
+        shape = None
+        kernels = os.path.join(self.path, "kernel")
+        names = sorted(n[:-4] for n in os.listdir(kernels) if n.endswith(".npy")) if os.path.isdir(kernels) else []
+        present = self.check_names(checks, "kernel/", names)
+        for name in sorted(present) if verify else ():
+            try:
+                kernel = np.load(os.path.join(kernels, name + ".npy"), allow_pickle=False)
+            except (OSError, ValueError):
+                checks.add("kernel file(s) unreadable", f"kernel/{name}.npy")
+                continue
+            shape = shape or kernel.shape
+            problem = kernel_problem(kernel, shape)
+            if problem:
+                checks.add(problem, f"kernel/{name}.npy")
+        if os.path.isdir(os.path.join(self.path, "motion")):
+            self.check_names(checks, "motion/", [n[:-4] for n in os.listdir(os.path.join(self.path, "motion"))])
+        return self.read_params(checks)
+
+    def read_params(self, checks: Checks) -> dict[str, np.ndarray]:
+        path = os.path.join(self.path, "params.csv")
+        try:
+            params = read_params_csv(path, self.meta["param_dtypes"])
+        except (OSError, ValueError, KeyError) as exc:
+            checks.counts[f"params.csv unreadable ({type(exc).__name__}: {exc})"] = [1, path]
+            return {}
+        index = params.pop("index")
+        wanted = np.arange(int(self.meta["sample_start"]), int(self.meta["sample_stop"]))
+        if not np.array_equal(index, wanted):
+            checks.counts["params.csv rows not the planned samples in order"] = [1, f"{len(index)} rows"]
+        return params
+
+
+class FoldersView(OutputView):
+    fmt = "folders"
+
+    def scan(self, checks: Checks, verify: bool) -> tuple[int, dict[str, np.ndarray]]:
+        present = []
+        for folder in ("blur", "sharp"):
+            root = os.path.join(self.path, folder)
+            names = sorted(n[:-4] for n in os.listdir(root) if n.endswith(".png")) if os.path.isdir(root) else []
+            present.append(self.check_names(checks, f"{folder}/", names))
+            for name in sorted(present[-1]):
+                problem = png_problem(self._image(root, name, verify), self.size, verify)
+                if problem:
+                    checks.add(problem, f"{folder}/{name}.png")
+        return len(present[0] & present[1]), self.check_side_files(checks, verify)
+
+    @staticmethod
+    def _image(root: str, name: str, whole: bool) -> bytes:
+        with open(os.path.join(root, name + ".png"), "rb") as handle:
+            return handle.read() if whole else handle.read(26)
+
+    def rows(self, names: list[str]) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        for name in names:
+            blurred, sharp = (decode_png(self._image(os.path.join(self.path, f), name, True)) for f in ("blur", "sharp"))
+            yield blurred, sharp, np.load(os.path.join(self.path, "kernel", name + ".npy"))
+
+
+class LmdbView(OutputView):
+    fmt = "lmdb"
+
+    def envs(self) -> dict[str, Any]:
+        import lmdb
+
+        envs = {}
+        for kind in ("blur", "sharp"):
+            root = os.path.join(self.path, f"{kind}.lmdb")
+            try:
+                envs[kind] = lmdb.open(root, readonly=True, lock=False, readahead=False, create=False)
+            except lmdb.Error as exc:
+                for env in envs.values():
+                    env.close()
+                raise PairsFileError(f"{root}: not a readable LMDB ({exc})") from None
+        return envs
+
+    def meta_info(self, checks: Checks, kind: str) -> list[str]:
+        """Keys of ``KIND.lmdb/meta_info.txt``; lines that do not match BasicSR's form or the
+        image size are problems."""
+        path = os.path.join(self.path, f"{kind}.lmdb", "meta_info.txt")
+        try:
+            with open(path, encoding="ascii") as handle:
+                lines = handle.read().splitlines()
+        except (OSError, UnicodeDecodeError) as exc:
+            checks.counts[f"{kind}.lmdb/meta_info.txt unreadable ({exc})"] = [1, path]
+            return []
+        keys = []
+        for number, line in enumerate(lines, 1):
+            match = META_INFO_LINE.match(line)
+            if not match:
+                checks.add(f"{kind}.lmdb/meta_info.txt line(s) not 'NAME.png (H,W,C) LEVEL'", f"line {number}")
+                continue
+            keys.append(match.group(1))
+            if tuple(map(int, match.group(2, 3, 4))) != (self.size[1], self.size[0], 3):
+                checks.add(f"{kind}.lmdb/meta_info.txt size(s) not ({self.size[1]},{self.size[0]},3)", line)
+        return keys
+
+    def scan(self, checks: Checks, verify: bool) -> tuple[int, dict[str, np.ndarray]]:
+        envs = self.envs()
+        present = []
+        try:
+            for kind, env in envs.items():
+                with env.begin() as txn:
+                    stored = [key.decode("ascii", "replace") for key in txn.cursor().iternext(values=False)]
+                    present.append(self.check_names(checks, f"{kind}.lmdb", stored))
+                    if self.meta_info(checks, kind) != sorted(stored):
+                        checks.add(f"{kind}.lmdb/meta_info.txt key(s) not the stored keys in order", kind)
+                    for name in sorted(present[-1]):
+                        data = txn.get(name.encode("ascii"))
+                        problem = png_problem(bytes(data) if verify else bytes(data[:26]), self.size, verify)
+                        if problem:
+                            checks.add(problem, f"{kind}.lmdb key {name}")
+        finally:
+            for env in envs.values():
+                env.close()
+        return len(present[0] & present[1]), self.check_side_files(checks, verify)
+
+    def rows(self, names: list[str]) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        envs = self.envs()
+        try:
+            with envs["blur"].begin() as blur, envs["sharp"].begin() as sharp:
+                for name in names:
+                    key = name.encode("ascii")
+                    yield (decode_png(blur.get(key)), decode_png(sharp.get(key)),
+                           np.load(os.path.join(self.path, "kernel", name + ".npy")))
+        finally:
+            for env in envs.values():
+                env.close()
+
+
+class WebDatasetView(OutputView):
+    """The tars of one prefix, described by ``PREFIX.json`` or by the ``--shard`` runs' JSONs."""
+
+    fmt = "webdataset"
+
+    def __init__(self, prefix: str, metas: list[dict[str, Any]]) -> None:
+        first = metas[0]
+        meta = {**first, "sample_start": min(m["sample_start"] for m in metas),
+                "sample_stop": max(m["sample_stop"] for m in metas), "n": sum(int(m["n"]) for m in metas)}
+        super().__init__(prefix, meta)
+        self.expected = [sample_name(s["start"] + i) for m in metas for s in m["shards"] for i in range(s["count"])]
+        self.shards = sorted((s for m in metas for s in m["shards"]), key=lambda s: s["start"])
+        self.runs = sorted(int(m["shard_index"]) for m in metas)
+
+    @property
+    def planned(self) -> int:
+        return int(self.meta["n_total"]) if int(self.meta["shard_count"]) > 1 else int(self.meta["n"])
+
+    def disk_bytes(self) -> int:
+        tars = [os.path.join(os.path.dirname(self.path), s["url"]) for s in self.shards]
+        return sum(os.path.getsize(t) for t in tars if os.path.isfile(t))
+
+    def members(self, checks: Checks, verify: bool, shards: list | None = None) -> Iterator[tuple[str, str, Any]]:
+        """``(key, kind, data)`` of every member of every tar (data None without ``verify``)."""
+        for shard in self.shards if shards is None else shards:
+            path = os.path.join(os.path.dirname(self.path), shard["url"])
+            if not os.path.isfile(path):
+                checks.add("tar(s) missing", shard["url"])
+                continue
+            try:
+                with tarfile.open(path, "r") as tar:
+                    for info in tar:
+                        data = tar.extractfile(info).read() if verify else None
+                        crc = info.pax_headers.get("blurgen.crc32")
+                        if data is not None and crc is not None and str(zlib.crc32(data)) != crc:
+                            checks.add("tar member(s) damaged (CRC-32 mismatch)", f"{shard['url']}:{info.name}")
+                        key, _, kind = info.name.partition(".")
+                        yield key, kind, data
+            except (OSError, tarfile.TarError) as exc:
+                checks.add("tar(s) unreadable", f"{shard['url']} ({exc})")
+
+    def scan(self, checks: Checks, verify: bool) -> tuple[int, dict[str, np.ndarray]]:
+        kinds: dict[str, set[str]] = {}
+        params: dict[str, dict] = {}
+        shape = None
+        for key, kind, data in self.members(checks, verify):
+            kinds.setdefault(key, set()).add(kind)
+            if data is None:
+                continue
+            problem = None
+            if kind in IMAGE_KINDS:
+                problem = png_problem(data, self.size, verify)
+            elif kind == "kernel.npy":
+                kernel = load_npy(data)
+                shape = shape or kernel.shape
+                problem = kernel_problem(kernel, shape)
+            elif kind == "json":
+                params[key] = json.loads(data)
+            if problem:
+                checks.add(problem, f"{key}.{kind}")
+        present = self.check_names(checks, "the tars", list(kinds))
+        needed = {*IMAGE_KINDS, "kernel.npy", "json"} | ({"motion.npy"} if any("motion.npy" in k for k in kinds.values())
+                                                         else set())
+        for key in sorted(present):
+            for kind in sorted(needed - kinds[key]):
+                checks.add(f"sample(s) without {kind}", key)
+        return sum(1 for key in present if set(IMAGE_KINDS) <= kinds[key]), self.params_array(params)
+
+    def params_array(self, params: dict[str, dict]) -> dict[str, np.ndarray]:
+        keys = sorted(params)
+        return {name: np.array([params[k].get(name, np.nan) for k in keys], dtype=dtype)
+                for name, dtype in self.meta["param_dtypes"].items()} if keys else {}
+
+    def rows(self, names: list[str]) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        wanted, found = set(names), {}
+        indices = [int(name) for name in names]
+        shards = [s for s in self.shards if any(s["start"] <= i < s["start"] + s["count"] for i in indices)]
+        for key, kind, data in self.members(Checks(), True, shards):
+            if key in wanted and kind in (*IMAGE_KINDS, "kernel.npy"):
+                found.setdefault(key, {})[kind] = data
+        for name in names:
+            got = found[name]
+            yield decode_png(got["blur.png"]), decode_png(got["sharp.png"]), np.load(io.BytesIO(got["kernel.npy"]))
+
+
+def find_output(path: str) -> OutputView | None:
+    """The finished folders, LMDB or WebDataset output ``path`` names (``OUT``, ``PREFIX``,
+    ``PREFIX.tar`` or ``PREFIX.json``), or None if it names none. ``PairsFileError`` for a
+    description that is unreadable or of another format."""
+    path = os.fspath(path).rstrip(os.sep) or os.sep
+    if os.path.isdir(path):
+        meta_path = os.path.join(path, META_NAME)
+        if not os.path.isfile(meta_path):
+            return None
+        meta = read_meta(meta_path)
+        views = {"folders": FoldersView, "lmdb": LmdbView}
+        if meta["format"] not in views:
+            raise PairsFileError(f"{meta_path}: describes a {meta['format']!r} output, not a folders or LMDB one")
+        return views[meta["format"]](path, meta)
+    prefix = re.sub(r"(-\d{6})?\.(tar|json)$", "", path)
+    paths = ([prefix + ".json"] if os.path.isfile(prefix + ".json") else
+             sorted(glob.glob(glob.escape(prefix) + ".shard-*-of-*.json")))
+    if not paths:
+        return None
+    metas = [read_meta(p) for p in paths]
+    for meta_path, meta in zip(paths, metas):
+        if meta["format"] != "webdataset" or not isinstance(meta.get("shards"), list):
+            raise PairsFileError(f"{meta_path}: not a blurgen WebDataset index")
+    return WebDatasetView(prefix, metas)
+
+
+def _param_lines(params: dict[str, np.ndarray]) -> list[str]:
+    lines = [f"  {'name':<20} {'dtype':<8} {'min':>12} {'mean':>12} {'max':>12}"]
+    for name, values in sorted(params.items()):
+        finite = values[np.isfinite(values.astype(np.float64))].astype(np.float64)
+        stats = [f"{v:12.6g}" for v in (finite.min(), finite.mean(), finite.max())] if finite.size else ["-"] * 3
+        lines.append(f"  {name:<20} {str(values.dtype):<8} {stats[0]:>12} {stats[1]:>12} {stats[2]:>12}")
+    return lines
+
+
+def _header_lines(view: OutputView, written: int) -> list[str]:
+    meta = view.meta
+    complete = bool(meta.get("complete")) and written == view.planned
+    lines = [f"{view.path}: blurgen {view.fmt} output ({LAYOUTS[view.fmt]}), blurgen {meta['blurgen_version']}, "
+             f"created {meta['created']}",
+             f"samples: {written}/{view.planned} written ({'complete' if complete else 'INCOMPLETE'}), "
+             f"seed {meta['seed']}",
+             f"images: {view.size[0]}x{view.size[1]} RGB PNG, " + (
+                 "fpng encoder" if meta.get("png_encoder") == "fpng" else
+                 f"compression level {meta['png_compression_level']}")]
+    count = int(meta["shard_count"])
+    if isinstance(view, WebDatasetView):
+        lines.append(f"tars: {len(view.shards)} of up to {meta['samples_per_shard']} samples each")
+        if count > 1:
+            lines.append(f"shard runs: {len(view.runs)} of {count} finished ({', '.join(map(str, view.runs))})")
+    elif count > 1:
+        lines.append(f"shard: {meta['shard_index']}/{count}, samples {meta['sample_start']}..{meta['sample_stop']} "
+                     f"of {meta['n_total']}")
+    lines += [f"command: {meta['command']}", f"config: {json.dumps(meta['config'], sort_keys=True)}",
+              f"size on disk: {view.disk_bytes() / 1e6:.1f} MB"]
+    return lines
+
+
+def describe_output(view: OutputView, verify: bool = True) -> tuple[list[str], list[str]]:
+    """``(lines, problems)`` of a finished output (see the module docstring)."""
+    checks = Checks()
+    written, params = view.scan(checks, verify)
+    lines = _header_lines(view, written)
+    if params:
+        lines += [f"params (over {len(next(iter(params.values())))} samples):", *_param_lines(params)]
+    elif not verify and isinstance(view, WebDatasetView):
+        lines.append("params: not read (--quick reads only the tar headers)")
+    problems = checks.lines()
+    if written < view.planned:
+        problems.insert(0, f"incomplete: only {written} of {view.planned} samples have both images")
+    return lines, problems
+
+
+def sheet_from_output(view: OutputView, count: int = 8) -> np.ndarray:
+    """Contact sheet (blurred | sharp | kernel rows) of samples spread over the output."""
+    from blurgen.inspect.preview import _picks, pairs_sheet
+
+    if not view.expected:
+        raise ValueError(f"{view.path} has no samples to show")
+    names = [view.expected[i] for i in _picks(count, len(view.expected))]
+    try:
+        rows = list(view.rows(names))
+    except (OSError, KeyError, TypeError, ValueError) as exc:
+        raise PairsFileError(f"{view.path}: cannot draw its samples ({type(exc).__name__}: {exc})") from None
+    title = f"{os.path.basename(view.path)} ({view.fmt}): blurred | sharp | kernel"
+    return pairs_sheet(rows, captions=[f"#{int(name)}" for name in names], title=title)

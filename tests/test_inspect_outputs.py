@@ -1,0 +1,118 @@
+"""`blurgen inspect` on finished folders, LMDB and WebDataset outputs: what it reports, the damage
+it finds (missing or damaged images, names that disagree, meta_info.txt lines, missing tars) and
+one line for an output it cannot read."""
+
+from __future__ import annotations
+
+import os
+import tarfile
+
+import pytest
+from click.testing import CliRunner
+from fake_pairs import FakeConfig, FakeMaker
+
+from blurgen.cli import main
+from blurgen.runs.dataset import make_dataset
+from blurgen.runs.format_sinks import FoldersSink, LmdbSink, WebDatasetSink
+
+SINKS = {"folders": FoldersSink, "lmdb": LmdbSink, "webdataset": lambda: WebDatasetSink(samples_per_shard=5)}
+
+
+def make(out, fmt, n=23, **kwargs):
+    make_dataset(str(out), FakeConfig(), n, seed=3, workers=1, block_size=5, durable=False, sink=SINKS[fmt](),
+                 maker=FakeMaker(), **kwargs)
+    return str(out)
+
+
+def inspect(*args):
+    return CliRunner().invoke(main, ["inspect", *args])
+
+
+def flip_byte(path, where=0.6):
+    data = bytearray(open(path, "rb").read())
+    data[int(len(data) * where)] ^= 0x55
+    open(path, "wb").write(bytes(data))
+
+
+@pytest.mark.parametrize("fmt", sorted(SINKS))
+def test_a_finished_output_is_described_checked_and_drawn(tmp_path, fmt):
+    out = make(tmp_path / "out", fmt)
+    for target in ([out] if fmt != "webdataset" else [out, out + ".tar", out + ".json"]):
+        result = inspect(target, "--png", str(tmp_path / "sheet.png"), "--overwrite")
+        assert result.exit_code == 0, result.output
+        assert f"blurgen {fmt} output" in result.output
+        assert "samples: 23/23 written (complete), seed 3" in result.output
+        assert "images: 24x16 RGB PNG, compression level 1" in result.output
+        assert "problems: none found" in result.output
+        assert "gain" in result.output  # the parameter table
+        assert os.path.getsize(tmp_path / "sheet.png") > 1000
+    quick = inspect(out, "--quick")
+    assert quick.exit_code == 0 and "problems: none found" in quick.output
+
+
+def test_folders_missing_and_damaged_images_are_found(tmp_path):
+    out = make(tmp_path / "out", "folders")
+    os.unlink(os.path.join(out, "sharp", "00000007.png"))
+    flip_byte(os.path.join(out, "blur", "00000011.png"))
+    os.rename(os.path.join(out, "kernel", "00000002.npy"), os.path.join(out, "kernel", "x.npy"))
+    result = inspect(out)
+    assert result.exit_code == 0, result.output
+    assert "samples: 22/23 written (INCOMPLETE)" in result.output
+    assert "1 sample(s) missing in sharp/ (first: 00000007)" in result.output
+    assert "1 image(s) that do not decode (damaged) (first: blur/00000011.png)" in result.output
+    assert "1 sample(s) missing in kernel/ (first: 00000002)" in result.output
+    assert "unexpected name(s) in kernel/ (first: x)" in result.output
+    assert "do not decode" not in inspect(out, "--quick").output  # headers only
+
+
+def test_lmdb_keys_and_meta_info_lines_are_checked(tmp_path):
+    out = make(tmp_path / "out", "lmdb")
+    meta_info = os.path.join(out, "sharp.lmdb", "meta_info.txt")
+    lines = open(meta_info).read().splitlines()
+    lines[3] = lines[3].replace("(16,24,3)", "(16,25,3)")
+    lines[5] = "00000005 (16,24,3) 1"
+    open(meta_info, "w").write("\n".join(lines[:-1]) + "\n")
+    result = inspect(out)
+    assert result.exit_code == 0, result.output
+    assert "sharp.lmdb/meta_info.txt size(s) not (16,24,3) (first: 00000003.png (16,25,3) 1)" in result.output
+    assert "sharp.lmdb/meta_info.txt line(s) not 'NAME.png (H,W,C) LEVEL' (first: line 6)" in result.output
+    assert "sharp.lmdb/meta_info.txt key(s) not the stored keys in order" in result.output
+    assert "blur.lmdb" not in result.output.split("problems:")[1]
+
+
+def test_webdataset_missing_or_damaged_tars_and_unfinished_shard_runs(tmp_path):
+    out = make(tmp_path / "out", "webdataset")
+    os.unlink(out + "-000002.tar")
+    with tarfile.open(out + "-000003.tar") as tar:
+        member = tar.getmember("00000016.blur.png")
+    data = bytearray(open(out + "-000003.tar", "rb").read())
+    data[member.offset_data + member.size // 2] ^= 0x55  # inside the image data, not a tar header
+    open(out + "-000003.tar", "wb").write(bytes(data))
+    result = inspect(out)
+    assert result.exit_code == 0, result.output
+    assert "samples: 18/23 written (INCOMPLETE)" in result.output
+    assert "1 tar(s) missing (first: out-000002.tar)" in result.output
+    assert "5 sample(s) missing in the tars (first: 00000010)" in result.output
+    assert "1 tar member(s) damaged (CRC-32 mismatch) (first: out-000003.tar:00000016.blur.png)" in result.output
+    prefix = str(tmp_path / "sharded")
+    for i in (0, 2):
+        make_dataset(prefix, FakeConfig(), 23, seed=3, workers=1, durable=False, maker=FakeMaker(),
+                     sink=WebDatasetSink(samples_per_shard=5), shard=(i, 3))
+    result = inspect(prefix)
+    assert result.exit_code == 0, result.output
+    assert "shard runs: 2 of 3 finished (0, 2)" in result.output
+    assert "written (INCOMPLETE)" in result.output and "/23 written" in result.output
+
+
+@pytest.mark.parametrize("fmt", ["folders", "lmdb"])
+def test_an_unreadable_description_or_store_is_one_line(tmp_path, fmt):
+    out = make(tmp_path / "out", fmt)
+    if fmt == "folders":
+        open(os.path.join(out, "blurgen.json"), "w").write("{not json")
+    else:
+        flip_byte(os.path.join(out, "blur.lmdb", "data.mdb"), 0.01)
+        os.truncate(os.path.join(out, "blur.lmdb", "data.mdb"), 100)
+    result = inspect(out)
+    assert result.exit_code == 1, result.output
+    assert result.output.startswith("Error: ") and result.output.count("\n") == 1, result.output
+    assert "Traceback" not in result.output
