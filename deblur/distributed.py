@@ -7,7 +7,7 @@ critic also runs three forwards (real, fake, interpolate) per backward. So the c
 unwrapped and its gradients are averaged here by one all-reduce of a flattened buffer after the
 backward. The penalty is a per-sample mean, so the average of the ranks' local gradients is the
 gradient of the global-batch loss: exactly what one process computes on the same global batch
-(``tests/test_ddp.py`` checks this). The generator has an ordinary single backward and uses DDP.
+(``tests/deblur/test_ddp.py`` checks this). The generator has an ordinary single backward and uses DDP.
 """
 
 from __future__ import annotations

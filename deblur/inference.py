@@ -271,7 +271,7 @@ def deblur_image(generator: nn.Module, image: np.ndarray, tile: Optional[int] = 
             at several times the cost; off, each tile uses its own statistics.
 
     Agreement with whole-image output (PSNR of one against the other), measured on 1280x720
-    images with a random-weight generator (width 8, 2 blocks; tests/test_inference.py):
+    images with a random-weight generator (width 8, 2 blocks; tests/deblur/test_inference.py):
     with per-tile statistics 17-23 dB at tile 512 / overlap 128 (17-19 dB at tile 256-768 on
     another image), because a random network's output is dominated by its InstanceNorm
     statistics (the output is itself only 16-17 dB from its input); with ``global_norm=True``

@@ -162,6 +162,21 @@ def _code(v, lut, top):
     return lut[np.int64(np.float32(math.sqrt(v)) * top + np.float32(0.5))]
 
 
+@njit(cache=True, inline="always")
+def _gained(rgb, y, x, gains):
+    """Pixel (y, x) of ``rgb`` clipped to [0, 1], times the white-balance gains, clipped again."""
+    one = np.float32(1.0)
+    return (min(_unit(rgb[y, x, 0]) * gains[0], one), min(_unit(rgb[y, x, 1]) * gains[1], one),
+            min(_unit(rgb[y, x, 2]) * gains[2], one))
+
+
+@njit(cache=True, inline="always")
+def _demosaiced(pad, kinds, y, x):
+    """The three colours of pixel (y, x) demosaiced from the padded mosaic."""
+    return (_demosaic_pixel(pad, kinds, y, x, 0), _demosaic_pixel(pad, kinds, y, x, 1),
+            _demosaic_pixel(pad, kinds, y, x, 2))
+
+
 @njit(cache=True)
 def develop(rgb, gains, to_rgb, table, out):
     """out = encode(clip(to_rgb @ min(clip(rgb) * gains, 1))) per pixel; ``table`` empty: no
@@ -170,9 +185,7 @@ def develop(rgb, gains, to_rgb, table, out):
     encode = table.shape[0] > 0
     for y in range(rgb.shape[0]):
         for x in range(rgb.shape[1]):
-            r = min(_unit(rgb[y, x, 0]) * gains[0], np.float32(1.0))
-            g = min(_unit(rgb[y, x, 1]) * gains[1], np.float32(1.0))
-            b = min(_unit(rgb[y, x, 2]) * gains[2], np.float32(1.0))
+            r, g, b = _gained(rgb, y, x, gains)
             for c in range(3):
                 v = _unit(to_rgb[c, 0] * r + to_rgb[c, 1] * g + to_rgb[c, 2] * b)
                 out[y, x, c] = _encoded(v, table, steps, encode)
@@ -184,9 +197,7 @@ def develop_codes(rgb, gains, to_rgb, lut, out):
     top = np.float32(lut.shape[0] - 1)
     for y in range(rgb.shape[0]):
         for x in range(rgb.shape[1]):
-            r = min(_unit(rgb[y, x, 0]) * gains[0], np.float32(1.0))
-            g = min(_unit(rgb[y, x, 1]) * gains[1], np.float32(1.0))
-            b = min(_unit(rgb[y, x, 2]) * gains[2], np.float32(1.0))
+            r, g, b = _gained(rgb, y, x, gains)
             for c in range(3):
                 out[y, x, c] = _code(_unit(to_rgb[c, 0] * r + to_rgb[c, 1] * g + to_rgb[c, 2] * b), lut, top)
 
@@ -198,9 +209,7 @@ def develop_bayer(pad, kinds, to_rgb, table, out):
     encode = table.shape[0] > 0
     for y in range(out.shape[0]):
         for x in range(out.shape[1]):
-            r = _demosaic_pixel(pad, kinds, y, x, 0)
-            g = _demosaic_pixel(pad, kinds, y, x, 1)
-            b = _demosaic_pixel(pad, kinds, y, x, 2)
+            r, g, b = _demosaiced(pad, kinds, y, x)
             for c in range(3):
                 v = _unit(to_rgb[c, 0] * r + to_rgb[c, 1] * g + to_rgb[c, 2] * b)
                 out[y, x, c] = _encoded(v, table, steps, encode)
@@ -212,9 +221,7 @@ def develop_bayer_codes(pad, kinds, to_rgb, lut, out):
     top = np.float32(lut.shape[0] - 1)
     for y in range(out.shape[0]):
         for x in range(out.shape[1]):
-            r = _demosaic_pixel(pad, kinds, y, x, 0)
-            g = _demosaic_pixel(pad, kinds, y, x, 1)
-            b = _demosaic_pixel(pad, kinds, y, x, 2)
+            r, g, b = _demosaiced(pad, kinds, y, x)
             for c in range(3):
                 out[y, x, c] = _code(_unit(to_rgb[c, 0] * r + to_rgb[c, 1] * g + to_rgb[c, 2] * b), lut, top)
 

@@ -18,7 +18,7 @@ as well), so only the blur and the noise differ between the two.
 Demosaicing is bilinear interpolation, each colour from its own pixels in the 3x3 neighbourhood
 (green: the 4-neighbours, weights 1/4; red and blue: 2 or 4 neighbours, 1/2 or 1/4), with the
 RAW reflect-padded by one pixel (mirroring keeps the colour filter layout). Exact on flat fields
-everywhere and on linear ramps away from the border (tests/test_isp.py). It is our own loop, not
+everywhere and on linear ramps away from the border (tests/blur/test_isp.py). It is our own loop, not
 OpenCV's ``cvtColor(COLOR_Bayer*)``, which reads 8/16-bit input only and whose code names count
 the layout from the second row and column (OpenCV's ``BayerBG`` is ``RGGB`` here); the two agree
 away from the border (tested).

@@ -1,6 +1,6 @@
 """Torch twins of the camera pipeline's stages (``blurgen.blur.raw``) on batches ``(B, C, H, W)``
 with per-sample values, for the augmentation on any device and for autograd. Each is tested equal
-to the NumPy/Numba stage (tests/test_isp_torch.py).
+to the NumPy/Numba stage (tests/blur/test_isp_torch.py).
 
 Imported only by ``blurgen.transforms`` (torch stays out of ``import blurgen``).
 

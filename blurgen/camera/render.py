@@ -14,7 +14,7 @@ is as fine as the motion needs: neighbouring node paths differ by at most ``2 * 
 interpolated kernel is within ``tolerance_px`` of the exact one. Against a brute-force renderer
 (every pixel's own path re-projected at 8 instants per knot interval) on a hard camera (18 mm lens,
 0.06-0.1 s, three times the recorded roll) the default tolerance measured a mean absolute error of
-0.06-0.07/255 in linear light (largest pixel 1.8/255); tests/test_camera_render.py holds it to
+0.06-0.07/255 in linear light (largest pixel 1.8/255); tests/camera/test_camera_render.py holds it to
 0.5/255. Dense warp-and-accumulate (``cv2.remap`` per time step) was 10x more exact and 12x slower
 on 120x90 windows, and grows with the pixel count times the path length (benchmarks/bench_camera.py).
 """

@@ -35,6 +35,19 @@ GOPRO_SPLITS = gopro.SPLITS
 MAX_TRIES = 32
 
 
+def files_digest(spec: str, paths, names, header: str = "") -> str:
+    """SHA-256 (32 hex digits) of each file's name and size in bytes, in order, after ``header``:
+    what a resumed run compares to find a source whose files changed."""
+    digest = hashlib.sha256(header.encode())
+    for path, name in zip(paths, names):
+        try:
+            size = os.path.getsize(path)
+        except OSError as exc:
+            raise SourceError(f"source {spec}: {path} vanished ({exc.strerror})") from None
+        digest.update(f"{name}\0{size}\n".encode("utf-8", "surrogateescape"))
+    return digest.hexdigest()[:32]
+
+
 class SourceError(BlurgenError):
     """A source that cannot supply images; the one-line message names it and the problem."""
 
@@ -166,15 +179,8 @@ class ImageFileSource:
         Sample i takes image ``source_index`` of this list, so a file added, removed or replaced
         by one of another size changes the data: a resumed run compares digests and refuses.
         """
-        digest = hashlib.sha256()
-        for path in self.paths:
-            name = os.path.relpath(path, self.root) if self.root else path
-            try:
-                size = os.path.getsize(path)
-            except OSError as exc:
-                raise SourceError(f"source {self.spec}: {path} vanished ({exc.strerror})") from None
-            digest.update(f"{name}\0{size}\n".encode("utf-8", "surrogateescape"))
-        return digest.hexdigest()[:32]
+        names = [os.path.relpath(path, self.root) if self.root else path for path in self.paths]
+        return files_digest(self.spec, self.paths, names)
 
     def _load(self, j: int) -> np.ndarray | None:
         if j in self._cache:

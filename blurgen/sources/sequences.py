@@ -22,7 +22,6 @@ Example:
 from __future__ import annotations
 
 import collections
-import hashlib
 import logging
 import os
 
@@ -31,7 +30,7 @@ import numpy as np
 from blurgen.core.config import IMAGE_EXTENSIONS
 from blurgen.core.imageio import decode_usable, probe_image, to_rgb_u8
 from blurgen.sources import gopro
-from blurgen.sources.base import SOURCE_STREAM, SourceError
+from blurgen.sources.base import SOURCE_STREAM, SourceError, files_digest
 
 log = logging.getLogger(__name__)
 
@@ -116,14 +115,8 @@ class SequenceSource:
 
     def fingerprint(self) -> str:
         """Digest of the usable frames (relative path and size), in order."""
-        digest = hashlib.sha256(f"span {self.span}\n".encode())
-        for path, name in zip((p for _, files in self.sequences for p in files), self.relative_paths()):
-            try:
-                size = os.path.getsize(path)
-            except OSError as exc:
-                raise SourceError(f"source {self.spec}: {path} vanished ({exc.strerror})") from None
-            digest.update(f"{name}\0{size}\n".encode("utf-8", "surrogateescape"))
-        return digest.hexdigest()[:32]
+        paths = [p for _, files in self.sequences for p in files]
+        return files_digest(self.spec, paths, self.relative_paths(), f"span {self.span}\n")
 
     def clip_stills(self, seed: int, index: int, offsets: np.ndarray, height: int, width: int
                     ) -> tuple[list[np.ndarray], int, int, int, int]:

@@ -138,6 +138,7 @@ def _check_range(x: torch.Tensor, gamma: str | None) -> None:
     passes."""
     if x.dtype == torch.uint8 or not x.numel():
         return
+    x = x.detach()
     if not bool(torch.isfinite(x).all()):
         raise ValueError("input holds NaN or infinite values")
     if gamma is not None and (float(x.min()) < 0.0 or float(x.max()) > 1.0):

@@ -1,7 +1,7 @@
 """The augmentation's camera pipeline (``RandomCameraShake(pipeline="camera")``): the stages of
 ``blurgen.blur.raw`` on a batch, by their Numba kernels on the CPU (float32, no gradient needed)
 and by their torch twins (``blurgen.blur.torch_isp``) elsewhere; the same values either way
-(tests/test_isp_torch.py). Per-image values come from ``blurgen.blur.isp.draw_isp_params`` on
+(tests/blur/test_isp_torch.py). Per-image values come from ``blurgen.blur.isp.draw_isp_params`` on
 counter-based uniforms, so they depend on ``(seed, index)`` alone.
 """
 

@@ -93,7 +93,7 @@ def _word(e, k0, k1):
 
 #: Values of the decode table (sRGB value -> linear) and of the encode table (linear -> sRGB
 #: value), both indexed by the square root of their input, which spreads the steep dark end.
-#: Interpolation error (tests/test_transforms.py): decode < 2e-7, encode < 2e-6 (the 2.2 power's
+#: Interpolation error (tests/transforms/test_transforms.py): decode < 2e-7, encode < 2e-6 (the 2.2 power's
 #: first cell; sRGB < 1e-7), an encode-decode round trip < 2e-6.
 DECODE_STEPS = 4096
 ENCODE_STEPS = 65536

@@ -1,6 +1,6 @@
 """The dead-leaves painter against a numpy twin written from the model's description (disk by
 disk, front to back): the same bytes for full pictures and windows and three radius laws. Small
-pictures, so ``tests/test_nojit.py`` runs this file again with ``NUMBA_DISABLE_JIT=1``."""
+pictures, so ``tests/project/test_nojit.py`` runs this file again with ``NUMBA_DISABLE_JIT=1``."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Laws of the kernel model: normalisation, centring, determinism, exactness, the reference oracle.
 
-Also run under NUMBA_DISABLE_JIT=1 by tests/test_kernels_nojit.py (fewer examples there).
+Also run under NUMBA_DISABLE_JIT=1 by tests/project/test_nojit.py.
 """
 
 from __future__ import annotations

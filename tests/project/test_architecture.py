@@ -8,7 +8,7 @@ import pathlib
 
 import pytest
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
+ROOT = pathlib.Path(__file__).resolve().parents[2]
 #: Folder -> import name of each part of the distribution.
 PACKAGES = {"blurgen": ROOT / "blurgen", "blurgen.cli": ROOT / "cli", "blurgen.deblur": ROOT / "deblur"}
 MODEL_NAMES = ("shake2d", "camera3d", "bank")

@@ -1,6 +1,6 @@
 """The blur model's and the dead-leaves painter's Numba kernels against independent twins (scipy's
 convolution, a plain numpy port of the noise stream, the exact transfer curves), on small inputs
-so that ``tests/test_nojit.py`` can run this file again with ``NUMBA_DISABLE_JIT=1``."""
+so that ``tests/project/test_nojit.py`` can run this file again with ``NUMBA_DISABLE_JIT=1``."""
 
 from __future__ import annotations
 

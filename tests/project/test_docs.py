@@ -16,7 +16,7 @@ import pytest
 
 from blurgen.cli import main
 
-README = Path(__file__).resolve().parent.parent / "README.md"
+README = Path(__file__).resolve().parents[2] / "README.md"
 
 
 def _blocks(language: str) -> list[str]:

@@ -1,6 +1,6 @@
 """The dataset writer: schema, identical arrays for any block size / worker count / shard split /
 resume point, refusal of unsafe situations, merge checks. Uses the fake block maker so it is fast
-and independent of the blur pipeline; tests/test_cli_make.py runs the real one end to end."""
+and independent of the blur pipeline; tests/cli/test_cli_make.py runs the real one end to end."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """Laws of the spatially varying renderer: exactness against brute force, constants, ramps,
 flux, the small-angle limit, alignment, margins and determinism.
 
-Also run under NUMBA_DISABLE_JIT=1 by tests/test_camera_nojit.py (fewer examples there).
+Also run under NUMBA_DISABLE_JIT=1 by tests/camera/test_camera_nojit.py (fewer examples there).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Laws of the hand-shake motion model: validation, determinism, the process's statistics, poses.
 
-Also run under NUMBA_DISABLE_JIT=1 by tests/test_camera_nojit.py (fewer examples there).
+Also run under NUMBA_DISABLE_JIT=1 by tests/camera/test_camera_nojit.py (fewer examples there).
 """
 
 from __future__ import annotations

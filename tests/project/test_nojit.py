@@ -12,13 +12,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-HERE = Path(__file__).parent
+TESTS = Path(__file__).resolve().parents[1]
 NOJIT = {**os.environ, "NUMBA_DISABLE_JIT": "1"}
 
 
 @pytest.mark.parametrize("test_file", ["test_kernels.py", "test_jit_twins.py", "test_deadleaves_twin.py"])
 def test_jitted_code_passes_its_tests_as_plain_python(test_file):
-    result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(HERE / test_file)],
+    result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(next(TESTS.rglob(test_file)))],
                             env=NOJIT, capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
     assert " passed" in result.stdout

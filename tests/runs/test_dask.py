@@ -19,7 +19,7 @@ from blurgen.runs.dataset import make_dataset
 
 distributed = pytest.importorskip("distributed")  # in the test extra; blurgen[dask] for users
 SMALL = ["--size", "32", "--kernel-size", "15", "--length-px", "10", "--seed", "4"]
-TESTS = os.path.dirname(os.path.abspath(__file__))
+TESTS = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # tests/: the helper modules
 
 
 class SlowMaker(FakeMaker):
