@@ -30,10 +30,19 @@ def clip_strip(blurred: np.ndarray, sharp: np.ndarray, gap: int = 4, background:
 
 
 def strip_from_file(path: str, clips: int = 3, frames: int = 8) -> np.ndarray:
-    """``clip_strip`` of the first ``clips`` clips (first ``frames`` frames each) of a clips file."""
+    """``clip_strip`` of the first ``clips`` clips (first ``frames`` frames each) of a clips file,
+    with a title saying what it shows (clip settings) and what each row is."""
+    import os
+
+    from blurgen.inspect.preview import caption
+
     with PairsFile(path) as f:
         if f.frames is None:
             raise ValueError(f"{path} is a pairs file, not a clips file")
         n = min(clips, len(f))
         blurred, sharp, _ = f[0:n]
-    return clip_strip(blurred[:, :frames], sharp[:, :frames])
+        settings = f.attrs.get("config_dict", {}).get("clips", {})
+    shown = min(frames, blurred.shape[1])
+    title = (f"clips 0-{n - 1}, frames 0-{shown - 1}: blurred over sharp, {settings.get('fps', 0):g} fps, "
+             f"shutter {settings.get('shutter_angle', 0):g} deg ({os.path.basename(path)})")
+    return caption(clip_strip(blurred[:, :frames], sharp[:, :frames]), title)
