@@ -99,7 +99,7 @@ def test_make_clips_on_the_command_line(tmp_path):
                                        "--readout-s", "0.01", "--workers", "1", "--preview", str(tmp_path / "s.png")])
     assert result.exit_code == 0, result.output
     strip = cv2.imread(str(tmp_path / "s.png"))[:, :, ::-1]
-    assert strip.shape == (4 * 32 + 4 * 4, 2 * 32 + 4, 3)  # 2 clips x (blurred row, sharp row) of 2 frames
+    assert strip.shape == (14 + 4 * 32 + 4 * 4, 2 * 32 + 4, 3)  # title band + 2 clips x (blurred row, sharp row) of 2 frames
     with read_pairs(out) as f:
         np.testing.assert_array_equal(strip[:32, :32], f[0][0][0])
         np.testing.assert_array_equal(strip[36:68, 36:68], f[0][1][1])
