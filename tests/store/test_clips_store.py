@@ -101,8 +101,8 @@ def test_make_clips_on_the_command_line(tmp_path):
     strip = cv2.imread(str(tmp_path / "s.png"))[:, :, ::-1]
     assert strip.shape == (14 + 4 * 32 + 4 * 4, 2 * 32 + 4, 3)  # title band + 2 clips x (blurred row, sharp row) of 2 frames
     with read_pairs(out) as f:
-        np.testing.assert_array_equal(strip[:32, :32], f[0][0][0])
-        np.testing.assert_array_equal(strip[36:68, 36:68], f[0][1][1])
+        np.testing.assert_array_equal(strip[14:46, :32], f[0][0][0])  # below the title band
+        np.testing.assert_array_equal(strip[50:82, 36:68], f[0][1][1])
     shown = CliRunner().invoke(main, ["inspect", str(out), "--png", str(tmp_path / "i.png")])
     assert shown.exit_code == 0 and "problems: none found" in shown.output, shown.output
     assert cv2.imread(str(tmp_path / "i.png")).shape == strip.shape
