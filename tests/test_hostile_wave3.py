@@ -3,6 +3,8 @@ adversarial pass over this wave's surfaces (docs/adversarial-pass-wave3.md)."""
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 import torch
@@ -50,3 +52,85 @@ def test_camera_shake_still_takes_integer_and_unnormalised_kernels():
     k[:, 1, 1] = 1
     assert torch.allclose(camera_shake(x, k, gamma=None), x)
     assert torch.allclose(camera_shake(x, k.astype(bool), gamma=None), x)
+
+
+# ------------------------------------------------- virtual merges whose shards changed afterwards
+class _Done:
+    def __init__(self, result):
+        self.returncode, self.stdout, self.stderr = result.exit_code, result.stdout, result.stderr
+
+
+def _blurgen(*args, cwd):
+    """``blurgen ARGS`` in this process (click's runner), in folder ``cwd``."""
+    from click.testing import CliRunner
+
+    from blurgen.cli import main
+
+    here = os.getcwd()
+    os.chdir(cwd)
+    try:
+        return _Done(CliRunner().invoke(main, list(args)))
+    finally:
+        os.chdir(here)
+
+
+@pytest.fixture(scope="module")
+def shard_folder(tmp_path_factory):
+    """Shards 0/2 and 1/2 of seed 5, shard 1/2 of seed 6 and the unsharded file of seed 5."""
+    folder = tmp_path_factory.mktemp("shards")
+    small = ["--n", "8", "--size", "32", "--kernel-size", "15", "--length-px", "10", "--workers", "1"]
+    for out, extra in (("s0.h5", ["--shard", "0/2"]), ("s1.h5", ["--shard", "1/2"]),
+                       ("other.h5", ["--shard", "1/2", "--seed", "6"]), ("full.h5", [])):
+        seed = [] if "--seed" in extra else ["--seed", "5"]
+        assert _blurgen("make", *small, *seed, *extra, "--out", out, cwd=folder).returncode == 0
+    return folder
+
+
+def _merged_copy(shard_folder, tmp_path):
+    import shutil
+
+    for name in ("s0.h5", "s1.h5", "other.h5", "full.h5"):
+        shutil.copy(shard_folder / name, tmp_path / name)
+    done = _blurgen("merge", "s0.h5", "s1.h5", "--out", "m.h5", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+
+
+@pytest.mark.parametrize("replacement", ["other.h5", "full.h5", "s0.h5", "/etc/passwd", "truncated"])
+def test_a_virtual_merge_whose_shard_was_replaced_is_refused_not_read(shard_folder, tmp_path, replacement):
+    """Before: export and eval read another dataset's samples through the merge with exit 0, and
+    inspect said "problems: none found" (or named chunks of the merge for a foreign shard)."""
+    import shutil
+
+    _merged_copy(shard_folder, tmp_path)
+    os.remove(tmp_path / "s1.h5")
+    if replacement == "/etc/passwd":
+        os.symlink("/etc/passwd", tmp_path / "s1.h5")
+    elif replacement == "truncated":
+        (tmp_path / "s1.h5").write_bytes((shard_folder / "s1.h5").read_bytes()[:3000])
+    else:
+        shutil.copy(tmp_path / replacement, tmp_path / "s1.h5")
+    for command in (["inspect", "m.h5"], ["export", "m.h5", "--format", "folders", "--out", "ex", "--workers", "1"]):
+        done = _blurgen(*command, cwd=tmp_path)
+        lines = [line for line in done.stderr.splitlines() if not line.startswith(("export:", "blurgen: first"))]
+        assert done.returncode == 1 and len(lines) == 1 and "Traceback" not in done.stderr, done.stderr
+        assert "shard s1.h5 of this virtual merge is not" in lines[0], lines[0]
+    assert not (tmp_path / "ex").exists()
+
+
+def test_inspect_of_an_intact_virtual_merge_finds_no_problems_and_nested_merges_are_checked(shard_folder, tmp_path):
+    """Before: inspect reported "/blurred stores data for only 0 of the 8 samples" for every
+    intact virtual merge, and a merge of a merge read a replaced inner shard silently."""
+    import shutil
+
+    from pairs_compare import assert_same_arrays
+
+    _merged_copy(shard_folder, tmp_path)
+    done = _blurgen("inspect", "m.h5", cwd=tmp_path)
+    assert done.returncode == 0 and "problems: none found" in done.stdout, done.stdout
+    (tmp_path / "up").mkdir()
+    assert _blurgen("merge", "m.h5", "--out", "up/mm.h5", cwd=tmp_path).returncode == 0
+    assert _blurgen("merge", "up/mm.h5", "--out", "copy.h5", "--copy", cwd=tmp_path).returncode == 0
+    assert_same_arrays(tmp_path / "copy.h5", tmp_path / "full.h5")
+    shutil.copy(tmp_path / "other.h5", tmp_path / "s1.h5")
+    done = _blurgen("inspect", "mm.h5", cwd=tmp_path / "up")
+    assert done.returncode == 1 and "shard s1.h5 of this virtual merge is not the shard that was merged" in done.stderr

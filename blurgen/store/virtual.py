@@ -16,27 +16,13 @@ import json
 import os
 from typing import Any
 
-from blurgen.store.schema import PairsFileError, attr_value, per_sample_datasets
-
-#: Root attribute of a virtual merge: JSON list of its shards, relative to its folder.
-VIRTUAL_SOURCES = "virtual_sources"
-
-
-def virtual_sources(h5: Any) -> list[str] | None:
-    """The shards a virtual merge references (relative paths), None for any other file."""
-    value = h5.attrs.get(VIRTUAL_SOURCES)
-    return None if value is None else json.loads(attr_value(value))
-
-
-def check_virtual_sources(h5: Any, path: str) -> None:
-    """``PairsFileError`` naming the first missing shard of virtual merge ``h5`` (at ``path``)."""
-    sources = virtual_sources(h5)
-    folder = os.path.dirname(os.path.abspath(path))
-    for source in sources or []:
-        if not os.path.isfile(os.path.join(folder, source)):
-            raise PairsFileError(f"{path}: shard {source} of this virtual merge is missing (it reads the shards "
-                                 "in place; put it back, or merge again with --copy for a standalone file)")
-
+from blurgen.store.schema import (  # noqa: F401 -- the reading side lives in schema (no import cycle)
+    VIRTUAL_SOURCES,
+    PairsFileError,
+    check_virtual_sources,
+    per_sample_datasets,
+    virtual_sources,
+)
 
 def _virtual(h5: Any, name: str, pieces: list[tuple[str, Any, int, int]]) -> None:
     import h5py
