@@ -14,6 +14,17 @@ FORMATS = ("hdf5", "folders", "lmdb", "webdataset")
 SUFFIX_FORMATS = {".h5": "hdf5", ".hdf5": "hdf5", ".lmdb": "lmdb", ".tar": "webdataset"}
 
 
+class FiniteRange(click.FloatRange):
+    """A ``click.FloatRange`` that also refuses NaN (every comparison with NaN is false, so the
+    range alone lets it through)."""
+
+    def convert(self, value, param, ctx):
+        number = super().convert(value, param, ctx)
+        if number != number:
+            self.fail(f"{value!r} is not a number", param, ctx)
+        return number
+
+
 def format_options(func):
     options = [
         click.option("--format", "output_format", type=click.Choice(FORMATS), default=None,
@@ -22,7 +33,7 @@ def format_options(func):
                           "the --out suffix: .h5 hdf5, .lmdb lmdb, .tar webdataset; else hdf5]."),
         click.option("--png-level", type=click.IntRange(0, 9), default=1, show_default=True,
                      help="PNG compression level of folders/lmdb/webdataset images (0 fastest, largest)."),
-        click.option("--tar-mb", type=click.FloatRange(0.001, 100000), default=512, show_default=True,
+        click.option("--tar-mb", type=FiniteRange(0.001, 100000), default=512, show_default=True,
                      help="webdataset: size of each tar (samples per tar fixed from the image size)."),
     ]
     return apply_options(func, options)
@@ -79,7 +90,12 @@ def parse_executor(value: str, workers: int | None = None):
     if name != "dask":
         raise click.BadParameter(f"expected local, dask or dask:ADDRESS, got {value!r}", param_hint="--executor")
     try:
-        from blurgen.runs.dask_executor import DaskExecutor
-        return DaskExecutor(address or None, workers=workers)
+        from blurgen.runs.dask_executor import DaskExecutor, check_address
     except ImportError:
         raise click.ClickException("--executor dask needs dask.distributed: pip install blurgen[dask]") from None
+    try:
+        return DaskExecutor(check_address(address) if address else None, workers=workers)
+    except ImportError:
+        raise click.ClickException("--executor dask needs dask.distributed: pip install blurgen[dask]") from None
+    except ValueError as exc:
+        raise click.BadParameter(f"dask:{address}: {exc}", param_hint="--executor") from None
