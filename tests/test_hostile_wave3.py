@@ -134,3 +134,62 @@ def test_inspect_of_an_intact_virtual_merge_finds_no_problems_and_nested_merges_
     shutil.copy(tmp_path / "other.h5", tmp_path / "s1.h5")
     done = _blurgen("inspect", "mm.h5", cwd=tmp_path / "up")
     assert done.returncode == 1 and "shard s1.h5 of this virtual merge is not the shard that was merged" in done.stderr
+
+
+# ------------------------------------------------------------ values the pass found unchecked
+_TINY = ["--n", "4", "--size", "32", "--kernel-size", "15", "--length-px", "10", "--workers", "1"]
+
+
+@pytest.mark.parametrize("command", ["make", "export"])
+def test_tar_mb_nan_is_a_usage_error_not_a_traceback(tmp_path, command):
+    """Before: ``--tar-mb nan`` passed click's FloatRange (NaN compares false) and webdataset raised
+    "cannot convert float NaN to integer" with a traceback."""
+    args = ["make", *_TINY] if command == "make" else ["export", str(tmp_path / "none.h5")]
+    if command == "export":
+        (tmp_path / "none.h5").write_bytes(b"")
+    done = _blurgen(*args, "--out", str(tmp_path / "w.tar"), "--tar-mb", "nan", cwd=tmp_path)
+    assert done.returncode == 2 and "--tar-mb" in done.stderr and "Traceback" not in done.stderr, done.stderr
+
+
+def test_clip_frames_exposed_longer_than_the_camera_allows_are_a_usage_error(tmp_path):
+    """Before: ``--fps 1e-300`` exposed each frame 1e300 s and failed while working, in two lines
+    (a NumPy overflow warning, then "rotation must be finite ..., got nan")."""
+    done = _blurgen("make", "--n", "2", "--size", "32", "--motion", "camera3d", "--clips", "3", "--fps", "1e-300",
+                    "--out", str(tmp_path / "c.h5"), cwd=tmp_path)
+    assert done.returncode == 2 and "longer than 10 s" in done.stderr, done.stderr
+
+
+def test_a_malformed_dask_address_is_a_usage_error(tmp_path):
+    pytest.importorskip("distributed")
+    done = _blurgen("make", *_TINY, "--out", str(tmp_path / "d.h5"), "--executor", "dask:::::", cwd=tmp_path)
+    assert done.returncode == 2 and "--executor" in done.stderr and "Traceback" not in done.stderr, done.stderr
+    assert not (tmp_path / "d.h5.parts").exists()
+
+
+def test_a_peer_that_is_not_a_dask_scheduler_is_one_line(tmp_path):
+    """Before: a port answering with other bytes gave a traceback (a 3 EiB allocation)."""
+    import socket
+    import threading
+
+    pytest.importorskip("distributed")
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(4)
+
+    def answer():
+        for _ in range(4):
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                return
+            conn.sendall(b"\xff" * 64)
+            conn.close()
+
+    threading.Thread(target=answer, daemon=True).start()
+    try:
+        done = _blurgen("make", *_TINY, "--out", str(tmp_path / "d.h5"),
+                        "--executor", f"dask:tcp://127.0.0.1:{server.getsockname()[1]}", cwd=tmp_path)
+    finally:
+        server.close()
+    lines = [line for line in done.stderr.splitlines() if line.strip() and not line.startswith("make:")]
+    assert done.returncode == 1 and len(lines) == 1 and "Dask scheduler" in lines[0], done.stderr
