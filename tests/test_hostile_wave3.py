@@ -193,3 +193,33 @@ def test_a_peer_that_is_not_a_dask_scheduler_is_one_line(tmp_path):
         server.close()
     lines = [line for line in done.stderr.splitlines() if line.strip() and not line.startswith("make:")]
     assert done.returncode == 1 and len(lines) == 1 and "Dask scheduler" in lines[0], done.stderr
+
+
+def test_export_of_a_clips_file_is_one_line(tmp_path):
+    """Before: a traceback ("too many values to unpack") from the clip frames' extra axis."""
+    clips = str(tmp_path / "clips.h5")
+    made = _blurgen("make", "--n", "1", "--size", "32", "--motion", "camera3d", "--clips", "2", "--frame-size",
+                    "96x96", "--clip-margin", "16", "--camera-steps", "16", "--workers", "1", "--out", clips, cwd=tmp_path)
+    assert made.returncode == 0, made.stderr
+    done = _blurgen("export", clips, "--format", "folders", "--out", str(tmp_path / "ex"), cwd=tmp_path)
+    assert done.returncode == 1 and "is a clips file" in done.stderr and not (tmp_path / "ex").exists(), done.stderr
+
+
+@pytest.mark.parametrize("copy", [False, True])
+def test_merging_more_shards_than_the_open_file_limit_says_so(tmp_path, copy):
+    """Before: "s7.h5: not a readable HDF5 file (truncated or foreign): ... Too many open files"."""
+    import resource
+    import subprocess
+
+    n = 8
+    for i in range(n):
+        assert _blurgen("make", *_TINY[:1], str(n), *_TINY[2:], "--shard", f"{i}/{n}", "--out", f"s{i}.h5",
+                        cwd=tmp_path).returncode == 0
+
+    def limit():
+        resource.setrlimit(resource.RLIMIT_NOFILE, (n + 60, n + 60))
+    done = subprocess.run(["blurgen", "merge", *[f"s{i}.h5" for i in range(n)], "--out", "m.h5",
+                           *(["--copy"] if copy else [])], cwd=tmp_path, capture_output=True, text=True,
+                          preexec_fn=limit, timeout=120)
+    assert done.returncode == 1 and "ulimit -n" in done.stderr and "foreign" not in done.stderr, done.stderr
+    assert ("--copy" in done.stderr) != copy

@@ -64,11 +64,12 @@ def write_virtual(files: list[tuple[str, Any]], ranges: list[tuple[int, int]], t
         raise
 
 
-def shard_count_fits(count: int) -> None:
-    """``PairsFileError`` when ``count`` shards would not fit the open-file limit once read."""
+def shard_count_fits(count: int, virtual: bool = True) -> None:
+    """``PairsFileError`` when ``count`` shards would not fit the open-file limit: a virtual merge's
+    reader keeps each shard open once read, and merging opens them all at once."""
     import resource
 
     soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft != resource.RLIM_INFINITY and count > soft - 64:
-        raise PairsFileError(f"{count} shards exceed what a reader can keep open (ulimit -n is {soft}); raise "
-                             "the limit or merge with --copy")
+        advice = "raise the limit" + (" or merge with --copy" if virtual else "") + " (ulimit -n)"
+        raise PairsFileError(f"{count} shards exceed what a process can keep open (ulimit -n is {soft}); {advice}")
