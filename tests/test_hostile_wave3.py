@@ -223,3 +223,79 @@ def test_merging_more_shards_than_the_open_file_limit_says_so(tmp_path, copy):
                           preexec_fn=limit, timeout=120)
     assert done.returncode == 1 and "ulimit -n" in done.stderr and "foreign" not in done.stderr, done.stderr
     assert ("--copy" in done.stderr) != copy
+
+
+# ----------------------------------------------- kept blocks of folders/LMDB/WebDataset runs damaged
+def _interrupted_format_run(out, fmt):
+    from fake_pairs import FakeMaker
+    from test_formats import SINKS, make
+
+    from blurgen.core.common import DatasetError
+    from blurgen.runs.folder import RunFolder, parts_dir_for
+
+    with pytest.raises(DatasetError):
+        make(out, SINKS[fmt](), maker=FakeMaker(fail_at=12))
+    kept = RunFolder.at(parts_dir_for(str(out))).complete_parts()
+    assert sorted(kept) == [0, 5]
+    return kept[0], SINKS[fmt]
+
+
+class _Hung(Exception):
+    pass
+
+
+def _flip_middle_byte(path):
+    data = bytearray(open(path, "rb").read())
+    data[len(data) // 2] ^= 0x40
+    open(path, "wb").write(bytes(data))
+
+
+@pytest.mark.parametrize("fmt", ["folders", "lmdb", "webdataset"])
+@pytest.mark.parametrize("damage", ["flipped byte", "FIFO"])
+def test_a_damaged_or_fifo_first_kept_block_is_made_again_for_every_format(tmp_path, fmt, damage):
+    """Before: LMDB left the damaged block's write transactions open, so the next block raised
+    lmdb.Error with a traceback; a FIFO named like a block hung the resume for ever."""
+    import signal
+
+    from fake_pairs import FakeConfig, FakeMaker
+    from format_clients import READERS, assert_same_as_hdf5
+    from test_formats import make
+
+    from blurgen.runs.dataset import make_dataset
+
+    reference = str(tmp_path / "ref.h5")
+    make_dataset(reference, FakeConfig(), 23, seed=3, workers=1, block_size=7, maker=FakeMaker(), durable=False)
+    out = tmp_path / "out"
+    block, sink = _interrupted_format_run(out, fmt)
+    if damage == "FIFO":
+        os.remove(block)
+        os.mkfifo(block)
+    else:
+        _flip_middle_byte(block)
+    def hung(*_):
+        raise _Hung("the resume hung on the damaged block")  # not an OSError: nothing may catch it
+
+    previous = signal.signal(signal.SIGALRM, hung)
+    signal.alarm(20)  # a hang fails this test, not the suite
+    try:
+        result = make(out, sink(), resume=True)
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+    assert result.n_reused == 5
+    assert_same_as_hdf5(reference, READERS[fmt](str(out)))
+
+
+def test_a_folder_where_a_kept_block_belongs_is_one_line(tmp_path):
+    """Before: a warning and then "Is a directory" (two lines, the second without advice)."""
+    from test_formats import make
+
+    from blurgen.core.common import DatasetError
+
+    out = tmp_path / "out"
+    block, sink = _interrupted_format_run(out, "folders")
+    os.remove(block)
+    os.mkdir(block)
+    with pytest.raises(DatasetError, match="a folder where a block file belongs; remove it") as err:
+        make(out, sink(), resume=True)
+    assert "\n" not in str(err.value)
