@@ -4,6 +4,7 @@ its PNG level and WebDataset shard size, and the executor."""
 from __future__ import annotations
 
 import os
+import re
 
 import click
 
@@ -50,7 +51,21 @@ def resolve_format(output_format: str | None, out: str) -> tuple[str, str]:
     chosen = output_format or implied or "hdf5"
     if chosen == "webdataset" and suffix == ".tar":
         out = out[:-len(suffix)]
+    if chosen == "webdataset":
+        check_url_safe_prefix(out)
     return chosen, out
+
+
+def check_url_safe_prefix(out: str) -> None:
+    """Usage error for a WebDataset prefix its readers would take for something else: they read
+    shard names as URLs, so '?' and '#' cut the name, control characters split a list, and a name
+    that starts like a scheme (``pipe:``, ``s3:``) is run as a command or fetched."""
+    name = os.path.basename(out)
+    bad = sorted({c for c in name if c in "?#" or ord(c) < 32 or ord(c) == 127})
+    if bad or re.match(r"[A-Za-z][A-Za-z0-9+.-]*:", name):
+        what = f"holds {', '.join(repr(c) for c in bad)}" if bad else "starts like a URL scheme (NAME:)"
+        raise click.BadParameter(f"WebDataset prefix {name!r} {what}, which WebDataset's readers take as part of a "
+                                 "URL; choose a plain name", param_hint="--out")
 
 
 def samples_per_tar(tar_mb: float, width: int, height: int, kernel_size: int) -> int:

@@ -299,3 +299,14 @@ def test_a_folder_where_a_kept_block_belongs_is_one_line(tmp_path):
     with pytest.raises(DatasetError, match="a folder where a block file belongs; remove it") as err:
         make(out, sink(), resume=True)
     assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("prefix", ["q?m", "h#s", "new\nline", "pipe:touch x"])
+def test_webdataset_prefixes_its_readers_misread_are_a_usage_error(tmp_path, prefix):
+    """Before: blurgen wrote ``q?m-000000.tar``, which ``webdataset.WebDataset`` opened as ``q``
+    (FileNotFoundError); a ``pipe:`` name would be run as a command by the reader."""
+    (tmp_path / "x.h5").write_bytes(b"")
+    for command in (["make", *_TINY], ["export", str(tmp_path / "x.h5")]):
+        done = _blurgen(*command, "--format", "webdataset", "--out", prefix, cwd=tmp_path)
+        assert done.returncode == 2 and "WebDataset prefix" in done.stderr, done.stderr
+    assert os.listdir(tmp_path) == ["x.h5"]
