@@ -38,6 +38,9 @@ def export(src, out, output_format, png_level, png_encoder, tar_mb, workers, res
                                  "blurgen merge --copy makes a standalone copy)", param_hint="--format")
     check_output_place(out)
     with PairsFile(src) as pairs:  # an unreadable or foreign file: one line, exit 1
+        if pairs.frames is not None:
+            raise click.ClickException(f"{src} is a clips file (video, {pairs.frames} frames per sample); export "
+                                       "writes pairs files only")
         height, width, _ = pairs.image_shape
         shape = type("Shape", (), {"width": width, "height": height, "kernel_size": pairs.kernel_size})
     sink = make_sink(output_format, png_level, tar_mb, shape, None, png_encoder)

@@ -4,6 +4,7 @@ its PNG level and WebDataset shard size, and the executor."""
 from __future__ import annotations
 
 import os
+import re
 
 import click
 
@@ -12,6 +13,17 @@ from blurgen.cli.common import apply_options
 FORMATS = ("hdf5", "folders", "lmdb", "webdataset")
 #: --out suffix -> format (no suffix, or another one: hdf5, the default, unless --format says).
 SUFFIX_FORMATS = {".h5": "hdf5", ".hdf5": "hdf5", ".lmdb": "lmdb", ".tar": "webdataset"}
+
+
+class FiniteRange(click.FloatRange):
+    """A ``click.FloatRange`` that also refuses NaN (every comparison with NaN is false, so the
+    range alone lets it through)."""
+
+    def convert(self, value, param, ctx):
+        number = super().convert(value, param, ctx)
+        if number != number:
+            self.fail(f"{value!r} is not a number", param, ctx)
+        return number
 
 
 def format_options(func):
@@ -25,7 +37,7 @@ def format_options(func):
         click.option("--png-encoder", type=click.Choice(("opencv", "fpng")), default="opencv", show_default=True,
                      help="PNG encoder: opencv (zlib --png-level) or fpng (~15x faster, files ~10% larger, "
                           "--png-level unused; pip install blurgen[fastpng]). Lossless either way."),
-        click.option("--tar-mb", type=click.FloatRange(0.001, 100000), default=512, show_default=True,
+        click.option("--tar-mb", type=FiniteRange(0.001, 100000), default=512, show_default=True,
                      help="webdataset: size of each tar (samples per tar fixed from the image size)."),
     ]
     return apply_options(func, options)
@@ -42,7 +54,21 @@ def resolve_format(output_format: str | None, out: str) -> tuple[str, str]:
     chosen = output_format or implied or "hdf5"
     if chosen == "webdataset" and suffix == ".tar":
         out = out[:-len(suffix)]
+    if chosen == "webdataset":
+        check_url_safe_prefix(out)
     return chosen, out
+
+
+def check_url_safe_prefix(out: str) -> None:
+    """Usage error for a WebDataset prefix its readers would take for something else: they read
+    shard names as URLs, so '?' and '#' cut the name, control characters split a list, and a name
+    that starts like a scheme (``pipe:``, ``s3:``) is run as a command or fetched."""
+    name = os.path.basename(out)
+    bad = sorted({c for c in name if c in "?#" or ord(c) < 32 or ord(c) == 127})
+    if bad or re.match(r"[A-Za-z][A-Za-z0-9+.-]*:", name):
+        what = f"holds {', '.join(repr(c) for c in bad)}" if bad else "starts like a URL scheme (NAME:)"
+        raise click.BadParameter(f"WebDataset prefix {name!r} {what}, which WebDataset's readers take as part of a "
+                                 "URL; choose a plain name", param_hint="--out")
 
 
 def samples_per_tar(tar_mb: float, width: int, height: int, kernel_size: int) -> int:
@@ -87,7 +113,12 @@ def parse_executor(value: str, workers: int | None = None):
     if name != "dask":
         raise click.BadParameter(f"expected local, dask or dask:ADDRESS, got {value!r}", param_hint="--executor")
     try:
-        from blurgen.runs.dask_executor import DaskExecutor
-        return DaskExecutor(address or None, workers=workers)
+        from blurgen.runs.dask_executor import DaskExecutor, check_address
     except ImportError:
         raise click.ClickException("--executor dask needs dask.distributed: pip install blurgen[dask]") from None
+    try:
+        return DaskExecutor(check_address(address) if address else None, workers=workers)
+    except ImportError:
+        raise click.ClickException("--executor dask needs dask.distributed: pip install blurgen[dask]") from None
+    except ValueError as exc:
+        raise click.BadParameter(f"dask:{address}: {exc}", param_hint="--executor") from None

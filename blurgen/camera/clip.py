@@ -33,6 +33,8 @@ from blurgen.core.config import check_index, check_number, check_samples
 MAX_FRAMES, MAX_FPS, MAX_READOUT_S = 10_000, 10_000.0, 1.0
 #: Shortest exposure a clip may have (as ``CameraConfig.exposure_s``), s.
 MIN_EXPOSURE_S = 1e-5
+#: The longest frame exposure, s: the camera model's exposure range (``CameraConfig.exposure_s``).
+MAX_CLIP_EXPOSURE_S = 10.0
 #: Longest grid step in the gaps between exposures, s: the rotation is integrated through them
 #: (trapezoid; relative error ~ (2 pi f h)^2 / 12 < 1e-5 at the fitted 9.3 Hz tremor).
 GAP_STEP_S = 5e-4
@@ -51,6 +53,9 @@ def check_clip_settings(frames: int, fps: float, shutter_angle: float, readout_s
     if shutter_angle / 360.0 / fps < MIN_EXPOSURE_S:
         raise ValueError(f"shutter_angle {shutter_angle:g} at fps {fps:g} exposes {shutter_angle / 360 / fps:.3g} s, "
                          f"shorter than {MIN_EXPOSURE_S:g} s")
+    if shutter_angle / 360.0 / fps > MAX_CLIP_EXPOSURE_S:  # fps 1e-300 exposed 1e300 s: NaN poses
+        raise ValueError(f"shutter_angle {shutter_angle:g} at fps {fps:g} exposes {shutter_angle / 360 / fps:.3g} s, "
+                         f"longer than {MAX_CLIP_EXPOSURE_S:g} s; raise the fps or lower the shutter angle")
     return frames, fps, shutter_angle, readout_s
 
 

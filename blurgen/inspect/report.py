@@ -45,6 +45,8 @@ def _dataset_line(ds: Any) -> str:
 
 def _stored_samples(ds: Any, n_written: int) -> int:
     """Samples of ``ds`` (first axis) that have data in the file, up to ``n_written``."""
+    if ds.is_virtual:  # a virtual merge: the shards hold the data (checked when the file opened)
+        return n_written
     if ds.chunks is None:
         return n_written if ds.id.get_storage_size() > 0 else 0
     if ds.chunks[0] == 1:

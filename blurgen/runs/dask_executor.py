@@ -26,7 +26,19 @@ import os
 import secrets
 from typing import Any, Iterator
 
+from blurgen.core.common import DatasetError, one_line
 from blurgen.runs.workers import BlockWork, Job, committed_parts, limit_threads_here
+
+#: Seconds to wait for a scheduler to answer.
+CONNECT_TIMEOUT_S = 30
+
+
+def check_address(address: str) -> str:
+    """``address`` if Dask can parse it (``ValueError`` otherwise); the port defaults to 8786."""
+    from distributed.comm.addressing import parse_address, parse_host_port
+
+    parse_host_port(parse_address(address)[1], 8786)
+    return address
 
 
 def run_block(work: BlockWork, start: int, count: int) -> tuple[int, int, str]:
@@ -53,7 +65,11 @@ class DaskExecutor:
         from distributed import Client, LocalCluster
 
         if self.address:
-            return Client(self.address), None
+            try:
+                return Client(self.address, timeout=CONNECT_TIMEOUT_S), None
+            except Exception as exc:  # noqa: BLE001 -- OSError, TimeoutError, garbage from a non-Dask peer
+                raise DatasetError(f"cannot use the Dask scheduler at {self.address}: {one_line(exc)}; check that "
+                                   "it runs and the address (tcp://HOST:PORT)") from None
         cluster = LocalCluster(n_workers=self.workers or len(os.sched_getaffinity(0)), threads_per_worker=1,
                                processes=True, dashboard_address=None, silence_logs=logging.ERROR)
         return Client(cluster), cluster

@@ -192,7 +192,11 @@ def _adopt_kept_parts(run: RunFolder, sink: Any, gate: DeferredInterrupt) -> int
             sink.add(path, start - run.manifest.sample_start, sizes[start], (start, run.manifest.stamp))
         except PartsError as exc:
             log.warning("remaking block at %d: %s", start, exc)
-            os.unlink(path)
+            try:
+                os.unlink(path)
+            except IsADirectoryError:
+                raise DatasetError(f"{path}: a folder where a block file belongs; remove it and rerun with "
+                                   "--resume") from None
             continue
         kept += sizes[start]
     return kept

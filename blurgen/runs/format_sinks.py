@@ -194,11 +194,11 @@ class LmdbSink(FoldersSink):
             super().add(path, offset, count, part_of)
             for txn in self.txns.values():
                 txn.commit()
-        except lmdb.Error as exc:
+        except BaseException as exc:  # a damaged block (remade), a full disk: never leave a write open
             for txn in self.txns.values():
                 with contextlib.suppress(lmdb.Error):
                     txn.abort()
-            if "No space" in str(exc) or "MDB_MAP_FULL" in str(exc):
+            if isinstance(exc, lmdb.Error) and ("No space" in str(exc) or "MDB_MAP_FULL" in str(exc)):
                 raise DiskFullError(self.staging) from None
             raise
 

@@ -194,6 +194,8 @@ def read_block_tar(path: str, start: int, count: int, stamp: dict[str, Any]) -> 
     """Yield ``(member name, bytes, parameter dtypes or None)`` of block tar ``path`` after checking it records samples
     ``[start, start + count)`` of the run with ``stamp``; each member's CRC-32 is checked as it is
     read. ``BlockFileError`` otherwise (also for a tar missing a sample)."""
+    if not os.path.isfile(path):  # a FIFO would block the read for ever, a folder is no block
+        raise BlockFileError(f"{path}: not a regular file")
     try:
         with tarfile.open(path, "r") as tar:
             recorded = json.loads(tar.pax_headers.get(_STAMP_KEY, "{}"))

@@ -102,6 +102,9 @@ def merge_files(paths: list[str], tmp_path: str, final_path: str, command: str,
     The result equals an unsharded run array for array. ``virtual``: write an HDF5 virtual
     dataset file referencing the shards (``blurgen.store.virtual``) instead of copying them.
     """
+    from blurgen.store.virtual import shard_count_fits, write_virtual
+
+    shard_count_fits(len(paths), virtual)  # before opening: not "Too many open files" as "foreign"
     files: list[tuple[str, Any]] = []
     try:
         for path in paths:
@@ -113,9 +116,6 @@ def merge_files(paths: list[str], tmp_path: str, final_path: str, command: str,
         first = files[0][1]
         n_total = sample_range(first)[2]
         if virtual:
-            from blurgen.store.virtual import shard_count_fits, write_virtual
-
-            shard_count_fits(len(files))
             attrs = {**_merged_attrs(first, command, n_total), "n_planned": n_total, "n_written": n_total}
             write_virtual(files, [sample_range(h5)[:2] for _, h5 in files], tmp_path, final_path, attrs,
                           source_file_names(first))

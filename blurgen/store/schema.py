@@ -274,7 +274,9 @@ def open_validated(path: str) -> tuple[Any, int]:
     try:
         with reading(path, "damaged HDF5 structure"):
             # Before any dataset is read (links are not followed); a virtual merge's declared shards
-            # (checked as regular files when the reader opens it) are its only allowed sources.
+            # (each checked to be the regular, readable shard that was merged) are its only allowed
+            # sources.
+            check_virtual_sources(h5, path)
             outside = hdf5_outside_reference(h5, _declared_shards(h5, path))
             if outside:
                 raise PairsFileError(f"{path}: {outside}; blurgen reads no file through another, so keep all "
@@ -315,3 +317,74 @@ def finished_with(path: str, settings: dict[str, Any]) -> bool:
             return is_complete(h5) and file_settings(h5) == settings
     except PairsFileError:
         return False
+
+
+#: Root attribute of a virtual merge: JSON list of its shards, relative to its folder.
+VIRTUAL_SOURCES = "virtual_sources"
+
+
+def virtual_sources(h5: Any) -> list[str] | None:
+    """The shards a virtual merge references (relative paths), None for any other file."""
+    value = h5.attrs.get(VIRTUAL_SOURCES)
+    return None if value is None else json.loads(attr_value(value))
+
+
+def check_virtual_sources(h5: Any, path: str, _seen: frozenset = frozenset()) -> None:
+    """``PairsFileError`` naming the first shard of virtual merge ``h5`` (at ``path``) that is
+    missing, not a regular file, not a readable HDF5 file, or not the shard that was merged: HDF5
+    would read the first three as zeros or fail mid-read, and silently serve another dataset's
+    samples for the last (a shard of another seed, settings or sample range copied over it). A
+    shard that is itself a virtual merge is checked the same way."""
+    sources = virtual_sources(h5)
+    folder = os.path.dirname(os.path.abspath(path))
+    ranges = _mapped_ranges(h5) if sources else {}
+    for source in sources or []:
+        full = os.path.join(folder, source)
+        if not os.path.exists(full):
+            raise PairsFileError(f"{path}: shard {source} of this virtual merge is missing (it reads the shards "
+                                 "in place; put it back, or merge again with --copy for a standalone file)")
+        if not os.path.isfile(full):
+            raise PairsFileError(f"{path}: shard {source} of this virtual merge is not a regular file; put the "
+                                 "shard back, or merge again with --copy for a standalone file")
+        _check_shard(h5, path, source, full, ranges.get(os.path.normpath(source)), _seen)
+
+
+def _mapped_ranges(h5: Any) -> dict[str, tuple[int, int]]:
+    """Sample range ``[start, stop)`` that ``/blurred`` maps from each source file (normalised)."""
+    if "blurred" not in h5 or not h5["blurred"].is_virtual:
+        return {}
+    out = {}
+    for mapping in h5["blurred"].virtual_sources():
+        low, high = mapping.vspace.get_select_bounds()
+        out[os.path.normpath(mapping.file_name)] = (int(low[0]), int(high[0]) + 1)
+    return out
+
+
+_IDENTITY = ("seed", "config", "n_total")
+
+
+def _check_shard(h5: Any, path: str, source: str, full: str, mapped: tuple[int, int] | None,
+                 seen: frozenset) -> None:
+    import h5py
+
+    real = os.path.realpath(full)
+    if real in seen or len(seen) > 16:
+        raise PairsFileError(f"{path}: shard {source} of this virtual merge refers back to itself")
+    again = "put the original shard back, or merge again"
+    try:
+        shard = h5py.File(full, "r")
+    except OSError:
+        raise PairsFileError(f"{path}: shard {source} of this virtual merge is not a readable pairs file "
+                             f"(truncated or foreign); {again}") from None
+    with shard:
+        found = {key: attr_value(shard.attrs.get(key)) for key in (*_IDENTITY, "sample_start", "sample_stop")}
+        want = {key: attr_value(h5.attrs.get(key)) for key in _IDENTITY}
+        if mapped is not None:
+            want.update(sample_start=str(mapped[0]), sample_stop=str(mapped[1]))
+        differ = [key for key in want if str(found[key]) != str(want[key])]
+        if differ:
+            raise PairsFileError(f"{path}: shard {source} of this virtual merge is not the shard that was merged "
+                                 f"(its {', '.join(differ)} differ: it holds samples {found['sample_start']}.."
+                                 f"{found['sample_stop']} of seed {found['seed']}); {again}")
+        if virtual_sources(shard) is not None:
+            check_virtual_sources(shard, full, seen | {real, os.path.realpath(path)})

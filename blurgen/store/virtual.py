@@ -16,27 +16,13 @@ import json
 import os
 from typing import Any
 
-from blurgen.store.schema import PairsFileError, attr_value, per_sample_datasets
-
-#: Root attribute of a virtual merge: JSON list of its shards, relative to its folder.
-VIRTUAL_SOURCES = "virtual_sources"
-
-
-def virtual_sources(h5: Any) -> list[str] | None:
-    """The shards a virtual merge references (relative paths), None for any other file."""
-    value = h5.attrs.get(VIRTUAL_SOURCES)
-    return None if value is None else json.loads(attr_value(value))
-
-
-def check_virtual_sources(h5: Any, path: str) -> None:
-    """``PairsFileError`` naming the first missing shard of virtual merge ``h5`` (at ``path``)."""
-    sources = virtual_sources(h5)
-    folder = os.path.dirname(os.path.abspath(path))
-    for source in sources or []:
-        if not os.path.isfile(os.path.join(folder, source)):
-            raise PairsFileError(f"{path}: shard {source} of this virtual merge is missing (it reads the shards "
-                                 "in place; put it back, or merge again with --copy for a standalone file)")
-
+from blurgen.store.schema import (  # noqa: F401 -- the reading side lives in schema (no import cycle)
+    VIRTUAL_SOURCES,
+    PairsFileError,
+    check_virtual_sources,
+    per_sample_datasets,
+    virtual_sources,
+)
 
 def _virtual(h5: Any, name: str, pieces: list[tuple[str, Any, int, int]]) -> None:
     import h5py
@@ -78,11 +64,12 @@ def write_virtual(files: list[tuple[str, Any]], ranges: list[tuple[int, int]], t
         raise
 
 
-def shard_count_fits(count: int) -> None:
-    """``PairsFileError`` when ``count`` shards would not fit the open-file limit once read."""
+def shard_count_fits(count: int, virtual: bool = True) -> None:
+    """``PairsFileError`` when ``count`` shards would not fit the open-file limit: a virtual merge's
+    reader keeps each shard open once read, and merging opens them all at once."""
     import resource
 
     soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft != resource.RLIM_INFINITY and count > soft - 64:
-        raise PairsFileError(f"{count} shards exceed what a reader can keep open (ulimit -n is {soft}); raise "
-                             "the limit or merge with --copy")
+        advice = "raise the limit" + (" or merge with --copy" if virtual else "") + " (ulimit -n)"
+        raise PairsFileError(f"{count} shards exceed what a process can keep open (ulimit -n is {soft}); {advice}")

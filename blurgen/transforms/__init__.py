@@ -63,7 +63,7 @@ from torch import nn
 from blurgen.blur.curves import GAMMAS
 from blurgen.blur.torch_stages import METHODS
 from blurgen.core.config import MAX_SEED, check_index, check_number, check_pair
-from blurgen.core.kernel_shape import crop_to_support
+from blurgen.core.kernel_shape import check_kernel_values, crop_to_support
 from blurgen.core.streams import TAG_EPOCH, TAG_SHAKE, check_indices, sample_bits, to_uniform
 from blurgen.motion import registry
 from blurgen.motion.bank import KernelBank, pad_to
@@ -96,6 +96,8 @@ def camera_shake(input: torch.Tensor, kernels: np.ndarray | torch.Tensor, gamma:
             float32).
         kernels: float ``(B, k, k)``, k odd, non-negative, sum 1 (NumPy or a tensor); each is
             cropped to its support first, so a large, mostly empty array costs nothing extra.
+            Weights that are NaN, infinite, negative, complex or not numbers, or a kernel whose
+            sum is not positive, raise ``ValueError``.
         gamma: ``"srgb"`` or ``"2.2"`` to blur in linear light (decode, blur, clip, encode),
             ``None`` to blur the values as they are.
         method: ``"auto"``, ``"direct"`` (CPU float32; ``"taps"`` is accepted for it) or
@@ -118,7 +120,7 @@ def camera_shake(input: torch.Tensor, kernels: np.ndarray | torch.Tensor, gamma:
     if input.ndim != 4 or not square_odd or k.shape[0] != input.shape[0]:
         raise ValueError(f"input must be (B, C, H, W) and kernels (B, k, k) with the same B and k odd, "
                          f"got {tuple(input.shape)} and {k.shape}")
-    return _blur(x, _common_size(list(k)), gamma, method, None)
+    return _blur(x, _common_size(list(check_kernel_values(k))), gamma, method, None)
 
 
 def _blur(x: torch.Tensor, kernels: np.ndarray, gamma: str | None, method: str,
