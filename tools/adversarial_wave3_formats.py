@@ -178,13 +178,13 @@ def damaged_parts(p) -> None:
 
 
 MISMATCH = {"--seed 6": ["--seed", "6"], "--png-level 6": ["--png-level", "6"], "--tar-mb 0.5": ["--tar-mb", "0.5"],
-            "--size 48": ["--size", "48"], "--n 200": ["--n", "200"], "--block-size 16": ["--block-size", "16"]}
+            "--size 48": ["--size", "48"], "--n 200": ["--n", "200"]}
 
 
 def mismatched_resume(p) -> None:
     for fmt in FORMATS:
         out = out_for(p, fmt, f"mismatch-{fmt}")
-        base = ["make", "--n", "240", "--seed", "5", "--out", out, "--format", fmt, "--workers", "1", *BIG]
+        base = ["make", "--n", "1200", "--seed", "5", "--out", out, "--format", fmt, "--workers", "1", *BIG]
         interrupt(base, 0.3, signal.SIGKILL, blocks_of=out)
         for what, change in MISMATCH.items():
             if what == "--tar-mb 0.5" and fmt != "webdataset":
@@ -197,7 +197,10 @@ def mismatched_resume(p) -> None:
                     args += change[flag_at:flag_at + 2]
             r = blurgen(*args, "--resume")
             ok, why = failed_well(r, 1)
-            p.record("formats", f"{fmt}: --resume with {what}", ok or (r.rc == 0 and what == "--block-size 16"), why)
+            if not os.path.isdir(out + ".parts"):
+                p.record("formats", f"{fmt}: --resume with {what}", False, "the run was not interrupted (harness)")
+                continue
+            p.record("formats", f"{fmt}: --resume with {what}", ok, why)
         other = "folders" if fmt != "folders" else "lmdb"
         r = blurgen(*[other if a == fmt else a for a in base], "--resume")
         p.record("formats", f"{fmt}: --resume as --format {other}", *failed_well(r, 1))

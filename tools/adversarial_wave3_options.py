@@ -45,7 +45,7 @@ CLIPS = [(f"--{opt} {val}", [*CLIP, f"--{opt}", val], rc) for opt, val, rc in (
 DASK = [
     ("unreachable address", [*MAKE, "--executor", "dask:tcp://127.0.0.1:1"], 1),
     ("unresolvable host", [*MAKE, "--executor", "dask:tcp://no-such-host.invalid:8786"], 1),
-    ("malformed address", [*MAKE, "--executor", "dask:::::"], 1),
+    ("malformed address", [*MAKE, "--executor", "dask:::::"], 2),
     ("non-routable address", [*MAKE, "--executor", "dask:tcp://10.255.255.1:8786"], 1),
     ("unknown executor", [*MAKE, "--executor", "ray"], 2),
     ("empty executor", [*MAKE, "--executor", ""], 2),

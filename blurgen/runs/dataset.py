@@ -191,12 +191,12 @@ def _adopt_kept_parts(run: RunFolder, sink: Any, gate: DeferredInterrupt) -> int
             sink.check_block(path, start, sizes[start], run.manifest.stamp)
             sink.add(path, start - run.manifest.sample_start, sizes[start], (start, run.manifest.stamp))
         except PartsError as exc:
-            log.warning("remaking block at %d: %s", start, exc)
             try:
                 os.unlink(path)
             except IsADirectoryError:
                 raise DatasetError(f"{path}: a folder where a block file belongs; remove it and rerun with "
                                    "--resume") from None
+            log.warning("remaking block at %d: %s", start, exc)
             continue
         kept += sizes[start]
     return kept
