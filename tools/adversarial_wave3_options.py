@@ -103,3 +103,44 @@ def dask_interrupted(p) -> None:
         ok, why = succeeded(r)
         p.record("dask", f"{name} during a Dask run (exit {code}), --resume on {executor}",
                  ok and same_as(big, "hdf5", out)[0], why)
+
+
+def transforms(p) -> None:
+    """``RandomCameraShake(pipeline="camera")`` and ``camera_shake`` on hostile tensors, in this
+    process: a refusal must be one ``ValueError``/``TypeError`` line, a result finite and in range."""
+    import numpy as np
+    import torch
+
+    from blurgen.transforms import RandomCameraShake, camera_shake
+
+    def attempt(name, call, want_error):
+        try:
+            out = call()
+        except (ValueError, TypeError) as exc:
+            ok = want_error and "\n" not in str(exc)
+            return p.record("transforms", name, ok, f"{type(exc).__name__}: {exc}"[:200])
+        except Exception as exc:  # noqa: BLE001 -- any other exception is this case's finding
+            return p.record("transforms", name, False, f"{type(exc).__name__}: {exc}"[:200])
+        good = not out.numel() or (bool(torch.isfinite(out.float()).all()) and float(out.float().min()) >= 0)
+        return p.record("transforms", name, (not want_error) and good, "no error" if want_error else "")
+
+    cam = RandomCameraShake(p=1.0, seed=0, pipeline="camera", noise=True)
+    rgb = torch.rand(2, 3, 24, 24)
+    for name, x, bad in (("1 channel", torch.rand(2, 1, 24, 24), True), ("4 channels", torch.rand(2, 4, 24, 24), True),
+                         ("float16", rgb.half(), False), ("bfloat16", rgb.bfloat16(), False),
+                         ("uint8", (rgb * 255).to(torch.uint8), False), ("float64", rgb.double(), False),
+                         ("CHW", rgb[0], False), ("NaN", rgb.clone().fill_(float("nan")), True),
+                         ("values > 1", rgb * 2, True), ("empty batch", rgb[:0], False), ("int32", rgb.int(), True),
+                         ("1x1 image", torch.rand(1, 3, 1, 1), False)):
+        attempt(f"camera pipeline on {name}", lambda x=x: cam(x), bad)
+    # cuda/mps tensors cannot be made without the device (torch refuses the .to() itself); meta can
+    attempt("camera pipeline on a meta tensor", lambda: cam(rgb.to("meta")), True)
+    for pipeline in ("raw", "", None, 3):
+        attempt(f"pipeline={pipeline!r}", lambda q=pipeline: RandomCameraShake(pipeline=q), True)
+    attempt("pipeline camera with gamma None", lambda: RandomCameraShake(pipeline="camera", gamma=None), True)
+    delta = np.zeros((2, 5, 5), np.float32)
+    delta[:, 2, 2] = 1
+    for name, k in (("NaN kernels", delta * np.nan), ("zero kernels", delta * 0), ("negative kernels", -delta),
+                    ("complex kernels", delta.astype(complex)), ("object kernels", delta.astype(object)),
+                    ("even kernels", np.ones((2, 4, 4))), ("kernel count != batch", delta[:1])):
+        attempt(f"camera_shake with {name}", lambda k=k: camera_shake(rgb, k), True)
