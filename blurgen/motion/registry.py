@@ -162,8 +162,8 @@ def _import(path: str) -> MotionModel:
     module_name, _, attribute = path.partition(":")
     try:
         model = getattr(importlib.import_module(module_name), attribute)
-    except (ImportError, AttributeError, ValueError) as exc:
-        raise ValueError(f"motion model {path!r} cannot be imported: {exc}") from None
+    except Exception as exc:  # the user's module, whatever it raises while importing: one line
+        raise ValueError(f"motion model {path!r} cannot be imported: {type(exc).__name__}: {exc}") from None
     if not isinstance(model, MotionModel):
         raise ValueError(f"{path!r} is not a blurgen MotionModel (got {type(model).__name__})")
     return model
@@ -206,7 +206,7 @@ def names() -> list[str]:
 def for_config(config: Any) -> MotionModel:
     """The model whose settings class ``config`` is (``None``: ``shake2d``)."""
     if config is None:
-        return get("shake2d")
+        return get(DEFAULT)
     for name in names():
         model = get(name)
         if type(config) is model.config_type:
