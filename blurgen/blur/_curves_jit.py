@@ -14,6 +14,20 @@ CHUNK = 5 * 512
 
 
 @njit(cache=True, inline="always")
+def unit(v):
+    """v clipped to [0, 1] (NaN -> 0)."""
+    return min(max(v, np.float32(0.0)), np.float32(1.0)) if v == v else np.float32(0.0)
+
+
+@njit(cache=True, inline="always")
+def lerp(table, t):
+    """Linear interpolation of the 1-D ``table`` at fractional index t in [0, len - 2]."""
+    i = np.int64(t)
+    f = t - np.float32(i)
+    return table[i] + f * (table[i + 1] - table[i])
+
+
+@njit(cache=True, inline="always")
 def code_index(x, top):
     """Encode-table index of linear value x (clipped to [0, 1]; NaN -> 0 since ``not x > 0``);
     ``top`` is the table's last index as float32. Branch-free, so loops over it vectorise."""

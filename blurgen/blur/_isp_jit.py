@@ -9,21 +9,9 @@ import math
 import numpy as np
 from numba import prange
 
+from blurgen.blur._curves_jit import lerp as _lerp
+from blurgen.blur._curves_jit import unit as _unit
 from blurgen.core._jit import njit
-
-
-@njit(cache=True, inline="always")
-def _unit(v):
-    """v clipped to [0, 1] (NaN -> 0)."""
-    return min(max(v, np.float32(0.0)), np.float32(1.0)) if v == v else np.float32(0.0)
-
-
-@njit(cache=True, inline="always")
-def _lerp(table, t):
-    """Linear interpolation of the 1-D ``table`` at fractional index t in [0, len - 2]."""
-    i = np.int64(t)
-    f = t - np.float32(i)
-    return table[i] + f * (table[i + 1] - table[i])
 
 
 @njit(cache=True, inline="always")

@@ -24,6 +24,7 @@ from blurgen.store.schema import (  # noqa: F401 -- the reading side lives in sc
     virtual_sources,
 )
 
+
 def _virtual(h5: Any, name: str, pieces: list[tuple[str, Any, int, int]]) -> None:
     import h5py
 

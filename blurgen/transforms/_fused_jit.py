@@ -25,6 +25,8 @@ import numpy as np
 from numba import prange
 
 from blurgen.blur._convolve_jit import TAPS_PER_PASS, conv_taps  # the blur model's sparse-tap row kernel
+from blurgen.blur._curves_jit import lerp as _lookup
+from blurgen.blur._curves_jit import unit as _unit
 from blurgen.blur.curves import decode_curve, encode_curve
 from blurgen.core._jit import njit
 from blurgen.core._rng import normal_table as shared_normal_table
@@ -138,20 +140,6 @@ def _normals(keys, table, out):
         for e in range(out.shape[1]):
             out[s, e] = table[np.int64(_word(np.uint64(e), k0, k1) & _NORMAL_MASK)]
     return out
-
-
-@njit(cache=True, inline="always")
-def _lookup(table, t):
-    """Linear interpolation of ``table`` at fractional index t >= 0 (t < len(table) - 1)."""
-    i = np.int64(t)
-    f = t - np.float32(i)
-    return table[i] + f * (table[i + 1] - table[i])
-
-
-@njit(cache=True, inline="always")
-def _unit(v):
-    """v clipped to [0, 1] (NaN -> 0)."""
-    return min(max(v, np.float32(0.0)), np.float32(1.0)) if v == v else np.float32(0.0)
 
 
 def _pad_decode(src, p, rows, cols, decode, buf):

@@ -35,7 +35,6 @@ from torchvision.transforms.v2._utils import is_pure_tensor
 
 from blurgen import transforms as base
 
-
 #: What ``clip_mode="move"`` would leave behind the moving content.
 _SPATIAL = tuple(getattr(tv_tensors, name) for name in ("BoundingBoxes", "Mask", "KeyPoints") if hasattr(tv_tensors, name))
 
