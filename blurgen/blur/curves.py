@@ -31,7 +31,8 @@ def encode_curve(x: np.ndarray, gamma: str) -> np.ndarray:
     return np.where(x <= 0.0031308, x * 12.92, 1.055 * np.maximum(x, 0.0031308) ** (1 / 2.4) - 0.055)
 
 
-def _check_gamma(gamma: str) -> str:
+def check_gamma(gamma: str) -> str:
+    """``gamma`` if it names a transfer curve (``GAMMAS``), else ``ValueError``."""
     if gamma not in GAMMAS:
         raise ValueError(f"gamma must be one of {GAMMAS}, got {gamma!r}")
     return gamma
@@ -40,7 +41,7 @@ def _check_gamma(gamma: str) -> str:
 @functools.lru_cache(maxsize=None)
 def decode_lut(gamma: str = "srgb") -> np.ndarray:
     """float32 (256,): linear light of each uint8 code value (read-only)."""
-    lut = decode_curve(np.arange(256) / 255.0, _check_gamma(gamma)).astype(np.float32)
+    lut = decode_curve(np.arange(256) / 255.0, check_gamma(gamma)).astype(np.float32)
     lut.setflags(write=False)
     return lut
 
@@ -49,7 +50,7 @@ def decode_lut(gamma: str = "srgb") -> np.ndarray:
 def encode_lut(gamma: str = "srgb") -> np.ndarray:
     """uint8 (ENCODE_STEPS,): the rounded code value of linear light ``(i / (ENCODE_STEPS-1))**2``."""
     x = (np.arange(ENCODE_STEPS) / (ENCODE_STEPS - 1)) ** 2
-    lut = np.round(encode_curve(x, _check_gamma(gamma)) * 255.0).astype(np.uint8)
+    lut = np.round(encode_curve(x, check_gamma(gamma)) * 255.0).astype(np.uint8)
     lut.setflags(write=False)
     return lut
 

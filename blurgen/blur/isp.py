@@ -38,7 +38,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.special import ndtri
 
-from blurgen.blur.curves import GAMMAS, decode_curve, encode_curve
+from blurgen.blur.curves import check_gamma, decode_curve, encode_curve
 from blurgen.blur.model import BlurConfig
 from blurgen.core.config import ConfigMixin, check_index, check_pair
 
@@ -216,16 +216,10 @@ def camera_encode(x: np.ndarray, gamma: str = "srgb") -> np.ndarray:
     return smoothstep(encode_curve(np.clip(np.asarray(x, np.float64), 0.0, 1.0), gamma))
 
 
-def _check_gamma(gamma: str) -> str:
-    if gamma not in GAMMAS:
-        raise ValueError(f"gamma must be one of {GAMMAS}, got {gamma!r}")
-    return gamma
-
-
 @functools.lru_cache(maxsize=None)
 def camera_decode_lut(gamma: str = "srgb") -> np.ndarray:
     """float32 (256,): linear light of each uint8 code value (read-only)."""
-    lut = camera_decode(np.arange(256) / 255.0, _check_gamma(gamma)).astype(np.float32)
+    lut = camera_decode(np.arange(256) / 255.0, check_gamma(gamma)).astype(np.float32)
     lut.setflags(write=False)
     return lut
 
@@ -238,7 +232,7 @@ ENCODE_STEPS = 65536
 def camera_encode_lut(gamma: str = "srgb") -> np.ndarray:
     """uint8 (ENCODE_STEPS,): rounded code value of linear light ``(i / (ENCODE_STEPS - 1))**2``."""
     x = (np.arange(ENCODE_STEPS) / (ENCODE_STEPS - 1)) ** 2
-    lut = np.round(camera_encode(x, _check_gamma(gamma)) * 255.0).astype(np.uint8)
+    lut = np.round(camera_encode(x, check_gamma(gamma)) * 255.0).astype(np.uint8)
     lut.setflags(write=False)
     return lut
 
@@ -248,7 +242,7 @@ def camera_encode_table(gamma: str = "srgb") -> np.ndarray:
     """float32 (ENCODE_STEPS + 2,): output value of linear light ``(i / ENCODE_STEPS)**2`` (one
     guard entry), for linear interpolation by the float path (the augmentation)."""
     s = np.minimum(np.arange(ENCODE_STEPS + 2) / ENCODE_STEPS, 1.0)
-    table = camera_encode(s * s, _check_gamma(gamma)).astype(np.float32)
+    table = camera_encode(s * s, check_gamma(gamma)).astype(np.float32)
     table.setflags(write=False)
     return table
 
@@ -260,6 +254,6 @@ def camera_decode_table(gamma: str = "srgb") -> np.ndarray:
     at 0 and 1, so the interpolation error is largest there: < 5e-5 below 1e-4 and within 3e-5
     of 1 (< 1.3e-3 there), < 1e-6 elsewhere; exact at every i / 255 that falls on the grid."""
     v = np.minimum(np.arange(ENCODE_STEPS + 2) / ENCODE_STEPS, 1.0)
-    table = camera_decode(v, _check_gamma(gamma)).astype(np.float32)
+    table = camera_decode(v, check_gamma(gamma)).astype(np.float32)
     table.setflags(write=False)
     return table
