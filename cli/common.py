@@ -44,8 +44,10 @@ def kernel_model_options(func):
         click.option("--anxiety", default=",".join(f"{a:g}" for a in defaults.anxiety),
                      show_default=True, help="Shake strengths to draw from, each in [1e-6, 0.1]."),
         click.option("--blur-length-px", default=None, metavar="LOW,HIGH",
-                     help="Blur length per sample, drawn log-uniformly in [LOW, HIGH] px (0.01-1e4); each "
-                          "path keeps its shape and is scaled to it [default: unset, every path --length-px]."),
+                     help="Blur length per sample, drawn log-uniformly in [LOW, HIGH] px (0.01-1e4). shake2d: "
+                          "each path keeps its shape and is scaled to it; camera3d: the exposure (within "
+                          "--exposure-s) is chosen so the frame centre's blur path is that long "
+                          "[default: unset: shake2d paths --length-px, camera3d exposures log-uniform]."),
     ]
     return apply_options(func, options)
 

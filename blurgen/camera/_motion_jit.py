@@ -33,13 +33,17 @@ from blurgen.core._rng import mix64, next_normal, next_uniform, stream_key
 # Float settings ``cam`` (float64 (N_CAM,)) of the model tuple.
 C_FRAME_W, C_FRAME_H, C_F35_LO, C_F35_HI, C_EXP_LO, C_EXP_HI = 0, 1, 2, 3, 4, 5
 C_SHAKE, C_ROLL, C_AMP_SD, C_ANISO, C_TAU, C_TRANS, C_DEPTH_LO, C_DEPTH_HI = 6, 7, 8, 9, 10, 11, 12, 13
-N_CAM = 14
+# Target blur length range, px (0: unset, exposures log-uniform in the exposure range).
+C_BLUR_LO, C_BLUR_HI = 14, 15
+N_CAM = 16
 
 # Parameter columns (float64 (n, N_PARAMS)).
 P_EXPOSURE, P_FOCAL35, P_FOCAL_PX, P_ANCHOR_X, P_ANCHOR_Y, P_AMPLITUDE = 0, 1, 2, 3, 4, 5
 P_DIRECTION, P_ANISOTROPY, P_DEPTH, P_REDRAWS, P_MAX_ANGLE, P_RADIUS = 6, 7, 8, 9, 10, 11
-P_POS_X, P_POS_Y = 12, 13
-N_PARAMS = 14
+P_POS_X, P_POS_Y, P_BLUR_TARGET, P_BLUR_MADE = 12, 13, 14, 15
+N_PARAMS = 16
+#: Exposure refinements towards a target blur length, and the relative error that ends them.
+BLUR_ITERATIONS, BLUR_TOLERANCE = 20, 0.01
 
 #: Mixes the sample key so camera streams are independent of the 2-D kernel model's streams.
 CAMERA_SALT = np.uint64(0xC0FFEE5EED15CA3A)
@@ -234,8 +238,12 @@ def _log_uniform(state, lo, hi):
 
 @njit(cache=True)
 def _draw_camera(state, cam, params):
-    """Exposure, focal length, anchor and (with translation) depth of one draw."""
-    state, params[P_EXPOSURE] = _log_uniform(state, cam[C_EXP_LO], cam[C_EXP_HI])
+    """Exposure (or, with a blur-length range, the target length in its place), focal length and
+    anchor of one draw."""
+    if cam[C_BLUR_LO] > 0.0:
+        state, params[P_BLUR_TARGET] = _log_uniform(state, cam[C_BLUR_LO], cam[C_BLUR_HI])
+    else:
+        state, params[P_EXPOSURE] = _log_uniform(state, cam[C_EXP_LO], cam[C_EXP_HI])
     state, params[P_FOCAL35] = _log_uniform(state, cam[C_F35_LO], cam[C_F35_HI])
     params[P_FOCAL_PX] = params[P_FOCAL35] / 36.0 * cam[C_FRAME_W]
     state, params[P_ANCHOR_X] = next_uniform(state)
@@ -252,13 +260,66 @@ def make_scratch(steps, size):
 
 
 @njit(cache=True)
+def centre_path_length(omega, dt, focal_px):
+    """Length, px, of the path the frame centre's image draws under body rates ``omega`` (S, 3)
+    (small angles: focal x the integral of the pitch/yaw speed; roll does not move the centre)."""
+    total = 0.0
+    for k in range(omega.shape[0] - 1):
+        a = math.hypot(omega[k, 0], omega[k, 1])
+        b = math.hypot(omega[k + 1, 0], omega[k + 1, 1])
+        total += 0.5 * (a + b) * dt
+    return focal_px * total
+
+
+@njit(cache=True)
+def _exposure_for_length(state, model, omega, params):
+    """Choose the exposure so the centre's blur path is ``params[P_BLUR_TARGET]`` px long under
+    this draw's own shake (same stream: same amplitude and noise at any exposure): start from the
+    process's rms speed, then rescale by target / made, bisecting (in log exposure) between the
+    longest too-short and the shortest too-long exposure seen when a step would leave them; ends
+    within ``BLUR_TOLERANCE`` or at the exposure range's bounds. Returns the stream state from
+    before the shake (``_draw_motion`` draws it once more at the chosen exposure)."""
+    cam, osc_hz, osc_q, sig_py, sig_roll = model[0], model[1], model[2], model[3], model[4]
+    steps = omega.shape[0]
+    target, focal = params[P_BLUR_TARGET], params[P_FOCAL_PX]
+    power = 0.0
+    for j in range(sig_py.shape[0]):
+        power += sig_py[j] * sig_py[j]
+    speed = cam[C_SHAKE] * math.sqrt(2.0 * power) * focal
+    lo, hi = cam[C_EXP_LO], cam[C_EXP_HI]
+    exposure = hi if speed <= 0.0 else min(hi, max(lo, target / speed))
+    short, long_ = lo, hi  # bracket: made(short) < target < made(long_) once seen
+    for _ in range(BLUR_ITERATIONS):
+        angular_velocity(state, cam, osc_hz, osc_q, sig_py, sig_roll, exposure / (steps - 1), omega, params)
+        made = centre_path_length(omega, exposure / (steps - 1), focal)
+        if made <= 0.0 or abs(made - target) <= BLUR_TOLERANCE * target:
+            break
+        if made < target:
+            short = exposure
+        else:
+            long_ = exposure
+        new = min(hi, max(lo, exposure * target / made))
+        if not short < new < long_:
+            new = math.sqrt(short * long_)
+        if new == exposure or long_ - short <= 1e-6 * long_:
+            break
+        exposure = new
+    params[P_EXPOSURE] = exposure
+    return state
+
+
+@njit(cache=True)
 def _draw_motion(state, model, rot, trans, params, scratch):
     """One draw of a sample into float32 ``rot``/``trans`` (S, 3) and ``params``."""
     cam, osc_hz, osc_q, sig_py, sig_roll = model[0], model[1], model[2], model[3], model[4]
     omega, vel, offs, mats, work, acc = scratch
     state = _draw_camera(state, cam, params)
+    if cam[C_BLUR_LO] > 0.0:
+        state = _exposure_for_length(state, model, omega, params)
     dt = params[P_EXPOSURE] / (rot.shape[0] - 1)
     state = angular_velocity(state, cam, osc_hz, osc_q, sig_py, sig_roll, dt, omega, params)
+    if cam[C_BLUR_LO] > 0.0:
+        params[P_BLUR_MADE] = centre_path_length(omega, dt, params[P_FOCAL_PX])
     mean = integrate_rotations(omega, dt, mats, omega, work[0])
     params[P_MAX_ANGLE] = relative_rotations(mats, mean, omega, work[1:])
     for k in range(rot.shape[0]):

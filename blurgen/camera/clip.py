@@ -182,6 +182,8 @@ def random_camera_clip(n: int, frames: int, fps: float, shutter_angle: float, co
         True
     """
     config = resolve_config(config)
+    if config.blur_length_px is not None:
+        raise ValueError("blur_length_px does not apply to clips: each frame's exposure is shutter_angle / 360 / fps")
     frames, fps, shutter_angle, readout_s = check_clip_settings(frames, fps, shutter_angle, readout_s)
     n, seed, start = check_samples(n, seed, start)
     draws = np.zeros(n, np.int64) if draws is None else np.ascontiguousarray(draws, np.int64)

@@ -7,6 +7,7 @@ from typing import Any
 
 from blurgen.camera import fitted
 from blurgen.core.config import (
+    BLUR_LENGTH_RANGE_PX,
     MAX_SIDE,
     MIN_SIDE,
     ConfigMixin,
@@ -102,6 +103,12 @@ class CameraConfig(ConfigMixin):
         size: odd kernel side >= 3: the kernels ``random_kernels`` returns and the largest local
             kernel a sample may have anywhere in the frame.
         process: the angular-velocity process.
+        blur_length_px: ``None`` (exposures log-uniform in ``exposure_s``) or ``(low, high)`` in
+            [0.01, 1e4]: per sample a target blur length is drawn log-uniformly in it, and the
+            exposure is chosen (within ``exposure_s``) so that the path the frame centre's image
+            draws is that long under the sample's own shake; the shake process is unchanged, only
+            which exposures are sampled. Recorded as ``params["blur_length_px"]`` (the target)
+            and ``path_length_px`` (the length made: equal within 1 % unless ``exposure_s`` cut it).
     """
 
     frame_size: tuple[int, int] = (1280, 720)
@@ -114,10 +121,13 @@ class CameraConfig(ConfigMixin):
     steps: int = 256
     size: int = 65
     process: ShakeProcess = field(default_factory=ShakeProcess)
+    blur_length_px: tuple[float, float] | None = None
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__
         set_(self, "frame_size", _check_frame(self.frame_size))
+        if self.blur_length_px is not None:
+            set_(self, "blur_length_px", check_pair("blur_length_px", self.blur_length_px, *BLUR_LENGTH_RANGE_PX))
         set_(self, "focal_35mm", check_pair("focal_35mm", self.focal_35mm, 4.0, 2000.0))
         set_(self, "exposure_s", check_pair("exposure_s", self.exposure_s, 1e-5, 10.0))
         set_(self, "shake_scale", check_number("shake_scale", self.shake_scale, 0.0, 100.0))
@@ -128,6 +138,12 @@ class CameraConfig(ConfigMixin):
         set_(self, "size", check_kernel_size(self.size))
         if not isinstance(self.process, ShakeProcess):
             raise ValueError(f"process must be a ShakeProcess, got {type(self.process).__name__}")
+
+    def to_dict(self) -> dict[str, Any]:
+        data = super().to_dict()
+        if self.blur_length_px is None:  # unset: the dict (file attributes, manifests) it was before
+            del data["blur_length_px"]
+        return data
 
 
 def _check_frame(value: Any) -> tuple[int, int]:

@@ -111,7 +111,7 @@ def camera_kernels_with_params(n: int, size: int | None = None, seed: int = 0, s
     with wrapping_uint64():
         raw, fitted = jit.kernels_batch(np.int64(seed), np.int64(start), model_tuple(config), psf)
     raise_unfitted(fitted, config, start)
-    params = params_dict(raw, start)
+    params = params_dict(raw, start, config)
     # float64: exactly the position the kernel was computed at (local_kernels reproduces it).
     params["position_x"] = raw[:, jit.P_POS_X].copy()
     params["position_y"] = raw[:, jit.P_POS_Y].copy()

@@ -137,6 +137,8 @@ def model_tuple(config: CameraConfig) -> tuple:
     cam[jit.C_AMP_SD], cam[jit.C_ANISO], cam[jit.C_TAU] = p.amplitude_log_sd, p.anisotropy_max, p.drift_tau_s
     cam[jit.C_TRANS] = config.translation_mps
     cam[jit.C_DEPTH_LO], cam[jit.C_DEPTH_HI] = config.depth_m
+    if config.blur_length_px is not None:
+        cam[jit.C_BLUR_LO], cam[jit.C_BLUR_HI] = config.blur_length_px
     assert FILM_WIDTH_MM == 36.0  # the Numba sampler divides by the same constant
     return (cam, np.asarray(p.osc_freq_hz, np.float64), np.asarray(p.osc_q, np.float64),
             np.asarray(p.sigma_pitch_yaw, np.float64), np.asarray(p.sigma_roll, np.float64),
@@ -151,9 +153,13 @@ def resolve_config(config: CameraConfig | None) -> CameraConfig:
     return config
 
 
-def params_dict(raw: np.ndarray, start: int) -> dict[str, np.ndarray]:
-    """Named 1-D parameter arrays from the samplers' raw (n, N_PARAMS) output."""
+def params_dict(raw: np.ndarray, start: int, config: CameraConfig) -> dict[str, np.ndarray]:
+    """Named 1-D parameter arrays from the samplers' raw (n, N_PARAMS) output (the blur-length
+    columns only when ``config.blur_length_px`` is set)."""
     params = {name: raw[:, col].astype(dtype) for name, (col, dtype) in _PARAM_COLUMNS.items()}
+    if config.blur_length_px is not None:
+        params["blur_length_px"] = raw[:, jit.P_BLUR_TARGET].astype(np.float32)
+        params["path_length_px"] = raw[:, jit.P_BLUR_MADE].astype(np.float32)
     params["seed_index"] = np.arange(start, start + raw.shape[0], dtype=np.int64)
     return params
 
@@ -196,7 +202,7 @@ def random_camera_motion(n: int, config: CameraConfig | None = None, seed: int =
     with wrapping_uint64():
         raw, fitted = jit.motion_batch(np.int64(seed), np.int64(start), model_tuple(config), rot, trans)
     raise_unfitted(fitted, config, start)
-    params = params_dict(raw, start)
+    params = params_dict(raw, start, config)
     motion = CameraMotion(rot, trans, params["focal_px"], params["depth_m"],
                           np.stack([params["anchor_x"], params["anchor_y"]], axis=1), params["exposure_s"],
                           config.frame_size)

@@ -25,7 +25,7 @@ from blurgen.motion.registry import MotionModel, Samples, Step
 #: Command-line option -> CameraConfig field.
 CAMERA_OPTIONS = {"frame_size": "frame_size", "focal_35mm": "focal_35mm", "exposure_s": "exposure_s",
                   "shake_scale": "shake_scale", "roll_scale": "roll_scale", "translation_mps": "translation_mps",
-                  "depth_m": "depth_m", "camera_steps": "steps"}
+                  "depth_m": "depth_m", "camera_steps": "steps", "blur_length_px": "blur_length_px"}
 #: Where the kernels sheet shows each sample's local kernels: these fractions of the frame.
 GRID_FRACTIONS = (0.0, 0.5, 1.0)
 

@@ -211,7 +211,8 @@ class RandomCameraShake(nn.Module):
         fps, shutter_angle, clip_mode: clips only (``(B, T, C, H, W)`` input, a ``CameraConfig``):
             frames per second, shutter angle in degrees, ``"blur"`` or ``"move"``
             (``blurgen.transforms.clips``: one camera trajectory per clip).
-        blur_length_px: ``(low, high)`` set on the config (``KernelConfig.blur_length_px``).
+        blur_length_px: ``(low, high)`` set on the config (``KernelConfig.blur_length_px`` or
+            ``CameraConfig.blur_length_px``).
 
     Shape:
         - Input: :math:`(B, C, H, W)` or :math:`(C, H, W)`, float32/float16/bfloat16/float64 in
@@ -258,7 +259,10 @@ class RandomCameraShake(nn.Module):
         if not isinstance(self.config, self.model.config_type):
             raise ValueError(f"config must be a {self.model.config_type.__name__} for motion {self.model.name}, "
                              f"got {type(self.config).__name__}")
-        if blur_length_px is not None:  # the config's own field (ValueError for a model without it)
+        if blur_length_px is not None:  # the config's own field
+            if not hasattr(self.config, "blur_length_px"):
+                raise ValueError(f"blur_length_px does not apply to motion {self.model.name} (its settings have no "
+                                 "blur length)")
             self.config = self.config.replace(blur_length_px=blur_length_px)
         self.p = check_number("p", p, 0.0, 1.0)
         _check_options(gamma, method)

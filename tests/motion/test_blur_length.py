@@ -79,7 +79,7 @@ def test_bad_ranges_are_value_errors_naming_the_field(value):
         KernelConfig(blur_length_px=value)
 
 
-def test_make_records_targets_and_camera3d_refuses_the_option(tmp_path):
+def test_make_records_targets_and_camera3d_kernels_take_the_option(tmp_path):
     out = tmp_path / "p.h5"
     args = ["make", "--n", "3", "--out", str(out), "--size", "32", "--kernel-size", "33", "--length-px", "20",
             "--workers", "1", "--blur-length-px", "4,8"]
@@ -88,9 +88,10 @@ def test_make_records_targets_and_camera3d_refuses_the_option(tmp_path):
     with h5py.File(out) as h5:
         targets, lengths = h5["params/blur_length_px"][:], h5["params/path_length_px"][:]
     assert ((targets >= 4) & (targets <= 8)).all() and np.allclose(lengths, targets, rtol=1e-5)
-    bad = CliRunner().invoke(main, ["kernels", "--n", "2", "--out", str(tmp_path / "k.npy"), "--motion", "camera3d",
-                                    "--blur-length-px", "4,8"])
-    assert bad.exit_code == 2 and "shake2d" in bad.output
+    cam = CliRunner().invoke(main, ["kernels", "--n", "2", "--out", str(tmp_path / "k.npy"), "--motion", "camera3d",
+                                    "--blur-length-px", "4,8", "--frame-size", "320x240", "--kernel-size", "33"])
+    assert cam.exit_code == 0, cam.output
+    assert np.load(tmp_path / "k.npy").shape == (2, 33, 33)
 
 
 def test_the_augmentation_passes_blur_length_through_to_its_config():
@@ -101,5 +102,9 @@ def test_the_augmentation_passes_blur_length_through_to_its_config():
     assert shake.config == SMALL.replace(blur_length_px=(3.0, 6.0))
     image = torch.rand(3, 48, 48)
     assert not torch.equal(shake(image), RandomCameraShake(SMALL, p=1.0, seed=2)(image))
+    camera = blurgen.CameraConfig(size=33, frame_size=(320, 240), steps=32)
+    cam = RandomCameraShake(camera, blur_length_px=(3, 6), p=1.0, seed=2)
+    assert cam.config.blur_length_px == (3.0, 6.0)
+    assert cam(image).shape == image.shape
     with pytest.raises(ValueError, match="blur_length_px"):
-        RandomCameraShake(blurgen.CameraConfig(size=33), blur_length_px=(3, 6))
+        RandomCameraShake(blurgen.KernelBank(np.ones((1, 3, 3), np.float32)), blur_length_px=(3, 6))
