@@ -63,8 +63,8 @@ def clips_config(pairs, fields: dict):
         raise click.BadParameter(str(exc)) from None
 
 
-def run_clips(out, config, n, seed, workers, shard, block_size, filters, resume, overwrite, command, preview=None):
-    """``make_dataset`` with the clip maker; blocks sized for T frames per sample."""
+def run_clips(out, config, n, seed, workers, shard, block_size, sink, resume, overwrite, command, preview=None):
+    """``make_dataset`` with the clip maker into ``sink``; blocks sized for T frames per sample."""
     from blurgen.core.progress import Progress
     from blurgen.pairs.clips import ClipMaker
     from blurgen.runs.dataset import make_dataset
@@ -74,8 +74,8 @@ def run_clips(out, config, n, seed, workers, shard, block_size, filters, resume,
     progress = Progress("make", "clips")
     try:
         result = make_dataset(out, config, n, seed, workers=workers, shard=shard, block_size=block_size,
-                              compression=filters, resume=resume, overwrite=overwrite, command=command,
-                              progress=progress, maker=ClipMaker())
+                              resume=resume, overwrite=overwrite, command=command, progress=progress,
+                              maker=ClipMaker(), sink=sink)
     finally:
         progress.close()
     if preview:

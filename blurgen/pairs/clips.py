@@ -91,6 +91,10 @@ class ClipsConfig(ConfigMixin):
         return self.pairs.height
 
     @property
+    def kernel_size(self) -> int:
+        return self.pairs.kernel_size
+
+    @property
     def camera(self) -> CameraConfig:
         return self.pairs.camera
 
