@@ -166,7 +166,7 @@ def make(ctx, n, out, size, source, split, seed, workers, resume, overwrite, sha
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--compression") from None
     output_format, out = _checked_output(output_format, out, preview, None if clip_fields is None else (
-        executor != "local" or config.pairs.pipeline != "srgb"))
+        executor != "local"))
     sink = make_sink(output_format, png_level, tar_mb, config, filters, png_encoder)
     executor = parse_executor(executor, workers)
     if preview:
@@ -191,7 +191,7 @@ def _checked_output(output_format: str, out: str, preview: str | None, clips_els
     something they do not support yet; None: not clips)."""
     output_format, out = resolve_format(output_format, out)
     if clips_elsewhere:
-        raise click.BadParameter("clips are made with --pipeline srgb by the local executor for now",
+        raise click.BadParameter("clips are made by the local executor for now (--executor local)",
                                  param_hint="--clips")
     if output_format == "hdf5":
         check_output(out)  # its folder; an existing out is the run folder's to judge (--resume)
