@@ -146,18 +146,29 @@ def _stills(config: ClipsConfig, source: Source | SequenceSource, seed: int, ind
     return still, {"source_index": source_index, "source_file": source_index, "crop_y": crop_y, "crop_x": crop_x}
 
 
+def _planned(config: ClipsConfig, seed: int, index: int, draw: int) -> tuple[CameraClip, dict, ClipLayout | None]:
+    """Draw ``draw`` of clip ``index`` and its layout; None when it does not fit, including a
+    blur too wide or too uneven to render at all (no kernel size would hold it: very long
+    exposures), which is redrawn like any other."""
+    clip, params = random_camera_clip(1, config.frames, config.fps, config.shutter_angle, config.camera,
+                                      seed=seed, start=index, readout_s=config.readout_s, draws=np.array([draw]))
+    try:
+        return clip, params, plan_clip(clip, 0, config.width, config.height, config.camera.size, config.margin_px)
+    except ValueError:  # its advice would name a motion's fields, not the clip settings: see fitted_clip
+        return clip, params, None
+
+
 def fitted_clip(config: ClipsConfig, seed: int, index: int) -> tuple[CameraClip, dict, ClipLayout]:
     """Clip ``index``'s motion, parameters and layout: the first draw that fits."""
     for draw in range(MAX_CLIP_DRAWS):
-        clip, params = random_camera_clip(1, config.frames, config.fps, config.shutter_angle, config.camera,
-                                          seed=seed, start=index, readout_s=config.readout_s,
-                                          draws=np.array([draw]))
-        layout = plan_clip(clip, 0, config.width, config.height, config.camera.size, config.margin_px)
+        clip, params, layout = _planned(config, seed, index, draw)
         if layout is not None:
             return clip, params, layout
-    raise ValueError(f"clip {index}: no draw in {MAX_CLIP_DRAWS} kept its blur within the kernel size "
-                     f"{config.camera.size} and its movement within margin_px={config.margin_px}; use a larger "
-                     "margin, a smaller shake_scale or shorter clips")
+    exposure_s = config.shutter_angle / 360.0 / config.fps
+    raise ValueError(f"clip {index}: no draw in {MAX_CLIP_DRAWS} (frames exposed {exposure_s:.3g} s) kept its blur "
+                     f"within the kernel size {config.camera.size} and its movement within margin_px={config.margin_px}; use a larger "
+                     "margin (--clip-margin), less shake (--shake-scale), shorter clips (--clips) or shorter "
+                     "exposures (--fps, --shutter-angle)")
 
 
 def _sharp_codes(sharp: np.ndarray, gain: float, gamma: str) -> np.ndarray:
