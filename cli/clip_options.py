@@ -1,4 +1,5 @@
-"""`blurgen make --clips`: the video options and the clips run (HDF5 schema 3)."""
+"""`blurgen make --clips`: the video options and the clips run (HDF5 schema 3, or the clip layouts
+of ``blurgen.runs.clip_sinks``)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,8 @@ def clip_options(command):
     """The video options of ``blurgen make``."""
     options = [
         click.option("--clips", "clips", type=click.IntRange(1, MAX_FRAMES), default=None,
-                     help="Make clips of this many frames (video, HDF5 schema 3; --n counts clips) with one "
+                     help="Make clips of this many frames (video: HDF5 schema 3, or GoPro-layout folders, LMDB, WebDataset "
+                          "with --format; --n counts clips) with one "
                           "continuous hand shake each; needs --motion camera3d."),
         click.option("--fps", type=click.FloatRange(0.0, MAX_FPS, min_open=True), default=None,
                      help="--clips: frames per second [default: 30]."),

@@ -152,6 +152,7 @@ def make(ctx, n, out, size, source, split, seed, workers, resume, overwrite, sha
       blurgen make --n 100000 --out shards/train.tar --tar-mb 512 --shard 3/8
       blurgen make --n 10000 --out pairs.h5 --executor dask:tcp://scheduler:8786
       blurgen make --n 500 --out clips.h5 --clips 8 --fps 30 --shutter-angle 180 --motion camera3d
+      blurgen make --n 500 --out clips_png --format folders --clips 8 --motion camera3d --pipeline camera
     """
     from blurgen.store.parts import compression_for
 
