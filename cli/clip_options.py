@@ -1,4 +1,5 @@
-"""`blurgen make --clips`: the video options and the clips run (HDF5 schema 3)."""
+"""`blurgen make --clips`: the video options and the clips run (HDF5 schema 3, or the clip layouts
+of ``blurgen.runs.clip_sinks``)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,8 @@ def clip_options(command):
     """The video options of ``blurgen make``."""
     options = [
         click.option("--clips", "clips", type=click.IntRange(1, MAX_FRAMES), default=None,
-                     help="Make clips of this many frames (video, HDF5 schema 3; --n counts clips) with one "
+                     help="Make clips of this many frames (video: HDF5 schema 3, or GoPro-layout folders, LMDB, WebDataset "
+                          "with --format; --n counts clips) with one "
                           "continuous hand shake each; needs --motion camera3d."),
         click.option("--fps", type=click.FloatRange(0.0, MAX_FPS, min_open=True), default=None,
                      help="--clips: frames per second [default: 30]."),
@@ -63,8 +65,8 @@ def clips_config(pairs, fields: dict):
         raise click.BadParameter(str(exc)) from None
 
 
-def run_clips(out, config, n, seed, workers, shard, block_size, filters, resume, overwrite, command, preview=None):
-    """``make_dataset`` with the clip maker; blocks sized for T frames per sample."""
+def run_clips(out, config, n, seed, workers, shard, block_size, sink, resume, overwrite, command, preview=None):
+    """``make_dataset`` with the clip maker into ``sink``; blocks sized for T frames per sample."""
     from blurgen.core.progress import Progress
     from blurgen.pairs.clips import ClipMaker
     from blurgen.runs.dataset import make_dataset
@@ -74,8 +76,8 @@ def run_clips(out, config, n, seed, workers, shard, block_size, filters, resume,
     progress = Progress("make", "clips")
     try:
         result = make_dataset(out, config, n, seed, workers=workers, shard=shard, block_size=block_size,
-                              compression=filters, resume=resume, overwrite=overwrite, command=command,
-                              progress=progress, maker=ClipMaker())
+                              resume=resume, overwrite=overwrite, command=command, progress=progress,
+                              maker=ClipMaker(), sink=sink)
     finally:
         progress.close()
     if preview:

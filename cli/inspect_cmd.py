@@ -53,7 +53,7 @@ def _quiet_broken_pipe() -> None:
 
 def _inspect(path, png, rows, overwrite, quick) -> None:
     from blurgen.inspect.preview import sheet_from_parts
-    from blurgen.inspect.outputs_report import find_output
+    from blurgen.inspect.clip_outputs import find_output
     from blurgen.inspect.report import describe_file, describe_parts, resolve_inspect_target
 
     view = find_output(path)  # a finished folders, LMDB or WebDataset output

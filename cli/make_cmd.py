@@ -152,6 +152,7 @@ def make(ctx, n, out, size, source, split, seed, workers, resume, overwrite, sha
       blurgen make --n 100000 --out shards/train.tar --tar-mb 512 --shard 3/8
       blurgen make --n 10000 --out pairs.h5 --executor dask:tcp://scheduler:8786
       blurgen make --n 500 --out clips.h5 --clips 8 --fps 30 --shutter-angle 180 --motion camera3d
+      blurgen make --n 500 --out clips_png --format folders --clips 8 --motion camera3d --pipeline camera
     """
     from blurgen.store.parts import compression_for
 
@@ -166,7 +167,7 @@ def make(ctx, n, out, size, source, split, seed, workers, resume, overwrite, sha
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--compression") from None
     output_format, out = _checked_output(output_format, out, preview, None if clip_fields is None else (
-        executor != "local" or config.pairs.pipeline != "srgb"))
+        executor != "local"))
     sink = make_sink(output_format, png_level, tar_mb, config, filters, png_encoder)
     executor = parse_executor(executor, workers)
     if preview:
@@ -175,7 +176,7 @@ def make(ctx, n, out, size, source, split, seed, workers, resume, overwrite, sha
         # preview of this run), never silently.
         check_output(preview, overwrite, replaceable=resume and is_png(preview))
     if clip_fields is not None:
-        result = run_clips(out, config, n, seed, workers, shard_pair, block_size, filters, resume, overwrite,
+        result = run_clips(out, config, n, seed, workers, shard_pair, block_size, sink, resume, overwrite,
                            command_line(ctx), preview)
         click.echo(f"{out}: {result.n_planned} clips of {config.frames} frames ({config.width}x{config.height}) "
                    f"in {result.seconds:.1f} s" + (" (already complete)" if result.already_complete else ""))
@@ -190,9 +191,9 @@ def _checked_output(output_format: str, out: str, preview: str | None, clips_els
     """The output format and path, checked before work (``clips_elsewhere``: clips asked for with
     something they do not support yet; None: not clips)."""
     output_format, out = resolve_format(output_format, out)
-    if clips_elsewhere or (clips_elsewhere is not None and output_format != "hdf5"):
-        raise click.BadParameter("clips are made with --pipeline srgb and written as HDF5 (schema 3) by the local "
-                                 "executor for now", param_hint="--clips")
+    if clips_elsewhere:
+        raise click.BadParameter("clips are made by the local executor for now (--executor local)",
+                                 param_hint="--clips")
     if output_format == "hdf5":
         check_output(out)  # its folder; an existing out is the run folder's to judge (--resume)
     else:

@@ -71,10 +71,11 @@ def check_url_safe_prefix(out: str) -> None:
                                  "URL; choose a plain name", param_hint="--out")
 
 
-def samples_per_tar(tar_mb: float, width: int, height: int, kernel_size: int) -> int:
-    """Samples per WebDataset tar for ``tar_mb`` MB: from the raw sample size (PNG of noisy images
-    is about raw; a function of the settings only, so a resume cuts the same tars)."""
-    per_sample = 2 * 3 * width * height + 4 * kernel_size ** 2 + 1024
+def samples_per_tar(tar_mb: float, width: int, height: int, kernel_size: int, frames: int = 1) -> int:
+    """Samples (or clips of ``frames`` frames) per WebDataset tar for ``tar_mb`` MB: from the raw
+    sample size (PNG of noisy images is about raw; a function of the settings only, so a resume
+    cuts the same tars)."""
+    per_sample = frames * (2 * 3 * width * height + 4 * kernel_size ** 2) + 1024
     return max(1, int(tar_mb * 1e6 // per_sample))
 
 
@@ -88,8 +89,9 @@ def check_output_place(out: str) -> None:
 
 
 def make_sink(output_format: str, png_level: int, tar_mb: float, config, compression, png_encoder: str = "opencv"):
-    """The sink of ``output_format`` (``blurgen.runs.sinks`` / ``format_sinks``)."""
-    from blurgen.runs import format_sinks
+    """The sink of ``output_format`` (``blurgen.runs.sinks`` / ``format_sinks``; a clips config's
+    from ``clip_sinks``)."""
+    from blurgen.runs import clip_sinks, format_sinks
     from blurgen.runs.sinks import HDF5Sink
 
     if output_format == "hdf5":
@@ -99,10 +101,13 @@ def make_sink(output_format: str, png_level: int, tar_mb: float, config, compres
             import fpng  # noqa: F401
         except ImportError:
             raise click.ClickException("--png-encoder fpng needs the fpng package: pip install blurgen[fastpng]") from None
+    frames = getattr(config, "frames", None)
+    sinks = clip_sinks.CLIP_SINKS if frames else {"folders": format_sinks.FoldersSink, "lmdb": format_sinks.LmdbSink,
+                                                  "webdataset": format_sinks.WebDatasetSink}
     if output_format == "webdataset":
-        return format_sinks.WebDatasetSink(png_level, samples_per_tar(tar_mb, config.width, config.height,
-                                                                      config.kernel_size), png_encoder)
-    return {"folders": format_sinks.FoldersSink, "lmdb": format_sinks.LmdbSink}[output_format](png_level, png_encoder)
+        per_tar = samples_per_tar(tar_mb, config.width, config.height, config.kernel_size, frames or 1)
+        return sinks[output_format](png_level, per_tar, png_encoder)
+    return sinks[output_format](png_level, png_encoder)
 
 
 def parse_executor(value: str, workers: int | None = None):

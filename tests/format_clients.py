@@ -39,9 +39,9 @@ def read_folders(out: str) -> dict[str, np.ndarray]:
     return {**images, "kernel": _kernels(out, names), **_params(out)}
 
 
-def read_lmdb_as_basicsr(out: str) -> dict[str, np.ndarray]:
-    """``paired_paths_from_lmdb`` (keys: meta_info.txt lines up to the first dot, which must be
-    equal in both) then ``LmdbBackend.get`` (``txn.get(key.encode('ascii'))``)."""
+def lmdb_images(out: str) -> tuple[dict[str, np.ndarray], list[str]]:
+    """``{"blurred": (n, H, W, 3), "sharp": ...}`` and the keys of ``OUT/blur.lmdb`` and
+    ``OUT/sharp.lmdb`` in ``meta_info.txt`` order (the same in both), as BasicSR reads them."""
     import lmdb
 
     images, keys = {}, {}
@@ -54,7 +54,14 @@ def read_lmdb_as_basicsr(out: str) -> dict[str, np.ndarray]:
             images[kind] = np.stack([_rgb(txn.get(key.encode("ascii"))) for key in keys[kind]])
         env.close()
     assert keys["blurred"] == keys["sharp"]
-    return {**images, "kernel": _kernels(out, keys["blurred"]), **_params(out)}
+    return images, keys["blurred"]
+
+
+def read_lmdb_as_basicsr(out: str) -> dict[str, np.ndarray]:
+    """``paired_paths_from_lmdb`` (keys: meta_info.txt lines up to the first dot, which must be
+    equal in both) then ``LmdbBackend.get`` (``txn.get(key.encode('ascii'))``)."""
+    images, keys = lmdb_images(out)
+    return {**images, "kernel": _kernels(out, keys), **_params(out)}
 
 
 def read_webdataset(prefix: str) -> dict[str, np.ndarray]:

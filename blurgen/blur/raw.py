@@ -216,26 +216,62 @@ def render_camera_sample(sharp_u8: np.ndarray, margin: int, blur_step: Callable[
         units), ``light_threshold``, ``light_boost``, ``light_share`` (of the crop's pixels),
         ``clipped_share`` (of the output's pixels: saturated streaks), ``gain`` (1), ``jpeg_quality``).
     """
-    blur = BlurConfig() if blur is None else blur
-    isp = IspConfig() if isp is None else isp
-    p = draw_isp_params(rng.random(N_UNIFORMS)[None], blur, isp)
-    to_raw, to_rgb = matrices_of(p, 0)
-    gains = gains_of(p, 0)
-    threshold = float(p["light_threshold"][0])
-    level = np.float32(camera_decode(threshold, blur.gamma)) if threshold <= 1.0 else np.inf
-    crop = np.ascontiguousarray(sharp_u8)
-    raw = np.empty(crop.shape, np.float32)
-    lights = jit.unprocess_codes(crop, camera_decode_lut(blur.gamma), to_raw, level,
-                                 np.float32(p["light_boost"][0]), raw)
-    plane, clipped = _raw_noise(blur_step(raw), p, rng, blur, isp)
-    pattern = int(p["bayer_pattern"][0])
-    pad = np.empty((plane.shape[0] + 2, plane.shape[1] + 2), np.float32)
-    jit.balance_pad(plane, PATTERN_CHANNELS[pattern], gains, pad)
-    lut = camera_encode_lut(blur.gamma)
-    blurred = np.empty((*plane.shape, 3), np.uint8)
-    jit.develop_bayer_codes(pad, bilinear_kinds(pattern), to_rgb, lut, blurred)
-    sharp = np.empty_like(blurred)
-    jit.develop_codes(raw[margin:raw.shape[0] - margin, margin:raw.shape[1] - margin], gains, to_rgb, lut, sharp)
-    if p["jpeg_quality"][0] >= 0:
-        blurred = jpeg_round_trip(blurred, int(p["jpeg_quality"][0]))
-    return blurred, sharp, _flat_params(p, int(lights), raw.shape[0] * raw.shape[1], clipped, plane.size)
+    camera = CameraSensor(rng, BlurConfig() if blur is None else blur, IspConfig() if isp is None else isp)
+    raw = camera.unprocess(sharp_u8)
+    blurred = camera.develop_blurred(blur_step(raw), rng)
+    sharp = camera.develop_sharp(raw[margin:raw.shape[0] - margin, margin:raw.shape[1] - margin])
+    return blurred, sharp, camera.params()
+
+
+class CameraSensor:
+    """One camera's drawn values (the sample's first draws from ``rng``) and the stages around the
+    blur, for one exposure (``render_camera_sample``) or many (a clip's frames, each with its own
+    noise, drawn from ``rng`` in order): ``unprocess`` codes into RAW RGB, ``develop_blurred`` a
+    blurred RAW image through mosaic, noise and development, ``develop_sharp`` the sharp one;
+    ``params()`` the recorded values (``light_share`` over every pixel unprocessed for the blur,
+    ``clipped_share`` over every blurred pixel developed)."""
+
+    def __init__(self, rng: np.random.Generator, blur: BlurConfig, isp: IspConfig) -> None:
+        self.blur, self.isp = blur, isp
+        self.p = p = draw_isp_params(rng.random(N_UNIFORMS)[None], blur, isp)
+        self.to_raw, self.to_rgb = matrices_of(p, 0)
+        self.gains = gains_of(p, 0)
+        threshold = float(p["light_threshold"][0])
+        self.level = np.float32(camera_decode(threshold, blur.gamma)) if threshold <= 1.0 else np.inf
+        self.pattern = int(p["bayer_pattern"][0])
+        self.lut = camera_encode_lut(blur.gamma)
+        self.lights = self.unprocessed = self.clipped = self.developed = 0
+
+    def unprocess(self, codes_u8: np.ndarray, count: bool = True) -> np.ndarray:
+        """uint8 sRGB codes ``(H, W, 3)`` -> float32 camera RAW RGB (lights boosted); ``count``:
+        the pixels count towards ``light_share``."""
+        crop = np.ascontiguousarray(codes_u8)
+        raw = np.empty(crop.shape, np.float32)
+        lights = jit.unprocess_codes(crop, camera_decode_lut(self.blur.gamma), self.to_raw, self.level,
+                                     np.float32(self.p["light_boost"][0]), raw)
+        if count:
+            self.lights += int(lights)
+            self.unprocessed += raw.shape[0] * raw.shape[1]
+        return raw
+
+    def develop_blurred(self, raw: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """Blurred RAW RGB -> uint8: mosaic, clip, noise (from ``rng``), development, JPEG."""
+        plane, clipped = _raw_noise(raw, self.p, rng, self.blur, self.isp)
+        self.clipped += clipped
+        self.developed += plane.size
+        pad = np.empty((plane.shape[0] + 2, plane.shape[1] + 2), np.float32)
+        jit.balance_pad(plane, PATTERN_CHANNELS[self.pattern], self.gains, pad)
+        blurred = np.empty((*plane.shape, 3), np.uint8)
+        jit.develop_bayer_codes(pad, bilinear_kinds(self.pattern), self.to_rgb, self.lut, blurred)
+        if self.p["jpeg_quality"][0] >= 0:
+            blurred = jpeg_round_trip(blurred, int(self.p["jpeg_quality"][0]))
+        return blurred
+
+    def develop_sharp(self, raw: np.ndarray) -> np.ndarray:
+        """Sharp RAW RGB -> uint8 (no mosaic, no noise)."""
+        sharp = np.empty(raw.shape, np.uint8)
+        jit.develop_codes(raw, self.gains, self.to_rgb, self.lut, sharp)
+        return sharp
+
+    def params(self) -> dict:
+        return _flat_params(self.p, self.lights, self.unprocessed, self.clipped, self.developed)

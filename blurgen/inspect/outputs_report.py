@@ -83,10 +83,40 @@ def kernel_problem(kernel: np.ndarray, shape: tuple[int, ...] | None) -> str | N
     return None
 
 
+def check_kernel_file(checks: Checks, path: str, where: str, shape: tuple | None) -> tuple | None:
+    """Read and check one kernel ``.npy`` (problems go to ``checks`` as ``where``); returns the
+    shape every kernel must have (the first one read)."""
+    try:
+        kernel = np.load(path, allow_pickle=False)
+    except (OSError, ValueError):
+        checks.add("kernel file(s) unreadable", where)
+        return shape
+    shape = shape or kernel.shape
+    problem = kernel_problem(kernel, shape)
+    if problem:
+        checks.add(problem, where)
+    return shape
+
+
 class OutputView:
     """A finished output: its description (``meta``) and the samples it should hold."""
 
     fmt = ""
+    #: What a sample is called in the report (clip views: ``clips``).
+    unit = "samples"
+
+    @property
+    def layout(self) -> str:
+        return LAYOUTS[self.fmt]
+
+    def count_note(self) -> str:
+        """Said after the count of samples written (clip views: frames per clip)."""
+        return ""
+
+    def images_line(self) -> str:
+        encoder = self.meta.get("png_encoder")
+        return f"images: {self.size[0]}x{self.size[1]} RGB PNG, " + (
+            "fpng encoder" if encoder == "fpng" else f"compression level {self.meta['png_compression_level']}")
 
     def __init__(self, path: str, meta: dict[str, Any]) -> None:
         self.path, self.meta = path, meta
@@ -118,15 +148,7 @@ class OutputView:
         names = sorted(n[:-4] for n in os.listdir(kernels) if n.endswith(".npy")) if os.path.isdir(kernels) else []
         present = self.check_names(checks, "kernel/", names)
         for name in sorted(present) if verify else ():
-            try:
-                kernel = np.load(os.path.join(kernels, name + ".npy"), allow_pickle=False)
-            except (OSError, ValueError):
-                checks.add("kernel file(s) unreadable", f"kernel/{name}.npy")
-                continue
-            shape = shape or kernel.shape
-            problem = kernel_problem(kernel, shape)
-            if problem:
-                checks.add(problem, f"kernel/{name}.npy")
+            shape = check_kernel_file(checks, os.path.join(kernels, name + ".npy"), f"kernel/{name}.npy", shape)
         if os.path.isdir(os.path.join(self.path, "motion")):
             self.check_names(checks, "motion/", [n[:-4] for n in os.listdir(os.path.join(self.path, "motion"))])
         return self.read_params(checks)
@@ -227,7 +249,8 @@ class LmdbView(OutputView):
         finally:
             for env in envs.values():
                 env.close()
-        return len(present[0] & present[1]), self.check_side_files(checks, verify)
+        self.found = present[0] & present[1]
+        return len(self.found), self.check_side_files(checks, verify)
 
     def rows(self, names: list[str]) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
         envs = self.envs()
@@ -327,18 +350,20 @@ class WebDatasetView(OutputView):
             yield decode_png(got["blur.png"]), decode_png(got["sharp.png"]), np.load(io.BytesIO(got["kernel.npy"]))
 
 
-def find_output(path: str) -> OutputView | None:
+def find_output(path: str, views: dict[str, type] | None = None) -> OutputView | None:
     """The finished folders, LMDB or WebDataset output ``path`` names (``OUT``, ``PREFIX``,
-    ``PREFIX.tar`` or ``PREFIX.json``), or None if it names none. ``PairsFileError`` for a
-    description that is unreadable or of another format."""
+    ``PREFIX.tar`` or ``PREFIX.json``), or None if it names none; ``views``: the view class of
+    each format (default the pairs' views; ``blurgen.inspect.clip_outputs`` picks the clips' when
+    the output holds clips). ``PairsFileError`` for a description that is unreadable or of
+    another format."""
+    views = views or {"folders": FoldersView, "lmdb": LmdbView, "webdataset": WebDatasetView}
     path = os.fspath(path).rstrip(os.sep) or os.sep
     if os.path.isdir(path):
         meta_path = os.path.join(path, META_NAME)
         if not os.path.isfile(meta_path):
             return None
         meta = read_meta(meta_path)
-        views = {"folders": FoldersView, "lmdb": LmdbView}
-        if meta["format"] not in views:
+        if meta["format"] not in ("folders", "lmdb"):
             raise PairsFileError(f"{meta_path}: describes a {meta['format']!r} output, not a folders or LMDB one")
         return views[meta["format"]](path, meta)
     prefix = re.sub(r"(-\d{6})?\.(tar|json)$", "", path)
@@ -350,7 +375,7 @@ def find_output(path: str) -> OutputView | None:
     for meta_path, meta in zip(paths, metas):
         if meta["format"] != "webdataset" or not isinstance(meta.get("shards"), list):
             raise PairsFileError(f"{meta_path}: not a blurgen WebDataset index")
-    return WebDatasetView(prefix, metas)
+    return views["webdataset"](prefix, metas)
 
 
 def _param_lines(params: dict[str, np.ndarray]) -> list[str]:
@@ -365,13 +390,10 @@ def _param_lines(params: dict[str, np.ndarray]) -> list[str]:
 def _header_lines(view: OutputView, written: int) -> list[str]:
     meta = view.meta
     complete = bool(meta.get("complete")) and written == view.planned
-    lines = [f"{view.path}: blurgen {view.fmt} output ({LAYOUTS[view.fmt]}), blurgen {meta['blurgen_version']}, "
+    lines = [f"{view.path}: blurgen {view.fmt} output ({view.layout}), blurgen {meta['blurgen_version']}, "
              f"created {meta['created']}",
-             f"samples: {written}/{view.planned} written ({'complete' if complete else 'INCOMPLETE'}), "
-             f"seed {meta['seed']}",
-             f"images: {view.size[0]}x{view.size[1]} RGB PNG, " + (
-                 "fpng encoder" if meta.get("png_encoder") == "fpng" else
-                 f"compression level {meta['png_compression_level']}")]
+             f"{view.unit}: {written}/{view.planned} written ({'complete' if complete else 'INCOMPLETE'}), "
+             f"seed {meta['seed']}{view.count_note()}", view.images_line()]
     count = int(meta["shard_count"])
     if isinstance(view, WebDatasetView):
         lines.append(f"tars: {len(view.shards)} of up to {meta['samples_per_shard']} samples each")
@@ -391,19 +413,22 @@ def describe_output(view: OutputView, verify: bool = True) -> tuple[list[str], l
     written, params = view.scan(checks, verify)
     lines = _header_lines(view, written)
     if params:
-        lines += [f"params (over {len(next(iter(params.values())))} samples):", *_param_lines(params)]
+        lines += [f"params (over {len(next(iter(params.values())))} {view.unit}):", *_param_lines(params)]
     elif not verify and isinstance(view, WebDatasetView):
         lines.append("params: not read (--quick reads only the tar headers)")
     problems = checks.lines()
     if written < view.planned:
-        problems.insert(0, f"incomplete: only {written} of {view.planned} samples have both images")
+        problems.insert(0, f"incomplete: only {written} of {view.planned} {view.unit} have both images")
     return lines, problems
 
 
 def sheet_from_output(view: OutputView, count: int = 8) -> np.ndarray:
-    """Contact sheet (blurred | sharp | kernel rows) of samples spread over the output."""
+    """Contact sheet (blurred | sharp | kernel rows) of samples spread over the output (a clip
+    view draws its own: ``view.sheet``)."""
     from blurgen.inspect.preview import _picks, pairs_sheet
 
+    if hasattr(view, "sheet"):
+        return view.sheet(count)
     if not view.expected:
         raise ValueError(f"{view.path} has no samples to show")
     names = [view.expected[i] for i in _picks(count, len(view.expected))]

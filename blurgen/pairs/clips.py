@@ -7,6 +7,10 @@ start=i)`` (redrawn whole, as draw 1, 2, ... of the same clip, when a frame's bl
 kernel size or the content moves further than ``margin_px``: counted in ``redraws``), its still
 comes from the source's stream ``[seed, i, SOURCE_STREAM]`` and its sensor values (gain, noise
 levels, once per clip: one camera) and noise (frame after frame) from ``[seed, i, BLUR_STREAM]``.
+With ``pairs.pipeline == "camera"`` that camera is the RAW pipeline's (``blurgen.blur.raw.CameraSensor``:
+colour matrix, white balance, Bayer pattern, lights drawn once per clip; each frame mosaicked,
+noised from the same stream after the earlier frames, and developed), and the measured
+``light_share``/``clipped_share`` are per frame (``motion``).
 
 Example:
     >>> from blurgen.pairs.pipeline import PairsConfig
@@ -25,6 +29,7 @@ import numpy as np
 
 from blurgen.blur.curves import decode_lut, linear_to_srgb, srgb_to_linear
 from blurgen.blur.model import draw_blur_params, sensor_output
+from blurgen.blur.raw import CameraSensor
 from blurgen.camera.clip import MAX_FPS, CameraClip, check_clip_settings, random_camera_clip
 from blurgen.camera.clip_render import ClipLayout, plan_clip, render_clip
 from blurgen.camera.config import CameraConfig
@@ -34,6 +39,8 @@ from blurgen.sources import gopro
 from blurgen.sources.base import Source, open_source
 from blurgen.sources.sequences import GOPRO_FPS, SequenceSource, frame_offsets
 
+#: The camera pipeline's measured shares, recorded per frame for clips (``/motion/<name>``).
+FRAME_SHARES = ("light_share", "clipped_share")
 #: Draws of one clip before its settings are declared infeasible.
 MAX_CLIP_DRAWS = 200
 
@@ -91,6 +98,10 @@ class ClipsConfig(ConfigMixin):
         return self.pairs.height
 
     @property
+    def kernel_size(self) -> int:
+        return self.pairs.kernel_size
+
+    @property
     def camera(self) -> CameraConfig:
         return self.pairs.camera
 
@@ -135,18 +146,29 @@ def _stills(config: ClipsConfig, source: Source | SequenceSource, seed: int, ind
     return still, {"source_index": source_index, "source_file": source_index, "crop_y": crop_y, "crop_x": crop_x}
 
 
+def _planned(config: ClipsConfig, seed: int, index: int, draw: int) -> tuple[CameraClip, dict, ClipLayout | None]:
+    """Draw ``draw`` of clip ``index`` and its layout; None when it does not fit, including a
+    blur too wide or too uneven to render at all (no kernel size would hold it: very long
+    exposures), which is redrawn like any other."""
+    clip, params = random_camera_clip(1, config.frames, config.fps, config.shutter_angle, config.camera,
+                                      seed=seed, start=index, readout_s=config.readout_s, draws=np.array([draw]))
+    try:
+        return clip, params, plan_clip(clip, 0, config.width, config.height, config.camera.size, config.margin_px)
+    except ValueError:  # its advice would name a motion's fields, not the clip settings: see fitted_clip
+        return clip, params, None
+
+
 def fitted_clip(config: ClipsConfig, seed: int, index: int) -> tuple[CameraClip, dict, ClipLayout]:
     """Clip ``index``'s motion, parameters and layout: the first draw that fits."""
     for draw in range(MAX_CLIP_DRAWS):
-        clip, params = random_camera_clip(1, config.frames, config.fps, config.shutter_angle, config.camera,
-                                          seed=seed, start=index, readout_s=config.readout_s,
-                                          draws=np.array([draw]))
-        layout = plan_clip(clip, 0, config.width, config.height, config.camera.size, config.margin_px)
+        clip, params, layout = _planned(config, seed, index, draw)
         if layout is not None:
             return clip, params, layout
-    raise ValueError(f"clip {index}: no draw in {MAX_CLIP_DRAWS} kept its blur within the kernel size "
-                     f"{config.camera.size} and its movement within margin_px={config.margin_px}; use a larger "
-                     "margin, a smaller shake_scale or shorter clips")
+    exposure_s = config.shutter_angle / 360.0 / config.fps
+    raise ValueError(f"clip {index}: no draw in {MAX_CLIP_DRAWS} (frames exposed {exposure_s:.3g} s) kept its blur "
+                     f"within the kernel size {config.camera.size} and its movement within margin_px={config.margin_px}; use a larger "
+                     "margin (--clip-margin), less shake (--shake-scale), shorter clips (--clips) or shorter "
+                     "exposures (--fps, --shutter-angle)")
 
 
 def _sharp_codes(sharp: np.ndarray, gain: float, gamma: str) -> np.ndarray:
@@ -154,6 +176,32 @@ def _sharp_codes(sharp: np.ndarray, gain: float, gamma: str) -> np.ndarray:
     if gain == 1.0:
         return sharp
     return linear_to_srgb(decode_lut(gamma)[sharp] * np.float32(gain), gamma)
+
+
+def _develop_clip(config: ClipsConfig, still: Any, layout: ClipLayout, rng: np.random.Generator,
+                  blurred_out: np.ndarray, sharp_out: np.ndarray) -> dict:
+    """Render a planned clip's frames into ``blurred_out``, ``sharp_out`` (T, H, W, 3) through the
+    config's pipeline: one camera per clip (its values are ``rng``'s first draws), each frame's
+    noise drawn from ``rng`` after the earlier frames' (frame j never depends on the clip length).
+    Returns the camera's recorded values and the per-frame ones (camera pipeline: ``light_share``
+    of the scene read for the frame's blur, ``clipped_share`` of its blurred pixels)."""
+    blur = config.pairs.blur
+    if config.pairs.pipeline == "camera":
+        camera = CameraSensor(rng, blur, config.pairs.isp)
+        shares = []
+        for j, (raw, sharp) in enumerate(render_clip(still, layout, camera.unprocess)):
+            blurred_out[j] = camera.develop_blurred(raw, rng)
+            sharp_out[j] = camera.develop_sharp(camera.unprocess(sharp, count=False))
+            shares.append(camera.params())
+            camera.lights = camera.unprocessed = camera.clipped = camera.developed = 0  # the next frame's own
+        per_frame = {name: np.array([frame.pop(name) for frame in shares], np.float32) for name in FRAME_SHARES}
+        return shares[0], per_frame
+    sensor = draw_blur_params(rng, blur)
+    decode = lambda u8: srgb_to_linear(u8, blur.gamma)  # noqa: E731
+    for j, (blurred, sharp) in enumerate(render_clip(still, layout, decode)):
+        blurred_out[j] = sensor_output(blurred, sensor, rng, blur)
+        sharp_out[j] = _sharp_codes(sharp, sensor["gain"], blur.gamma)
+    return sensor, {}
 
 
 def _clip_arrays(config: ClipsConfig, count: int) -> dict[str, Any]:
@@ -183,23 +231,19 @@ def make_clip_block(config: ClipsConfig, seed: int, start: int, count: int,
     seed, start, count = check_index("seed", seed, 0), check_index("start", start, 0), check_index("count", count, 1)
     source = source or open_clip_source(config)
     block = _clip_arrays(config, count)
-    decode = lambda u8: srgb_to_linear(u8, config.pairs.blur.gamma)  # noqa: E731
     for m in range(count):
         index = start + m
         clip, params, layout = fitted_clip(config, seed, index)
         still, origin = _stills(config, source, seed, index)
         rng = np.random.default_rng([seed, index, BLUR_STREAM])
-        sensor = draw_blur_params(rng, config.pairs.blur)
-        for j, (blurred, sharp) in enumerate(render_clip(still, layout, decode)):
-            block["blurred"][m, j] = sensor_output(blurred, sensor, rng, config.pairs.blur)
-            block["sharp"][m, j] = _sharp_codes(sharp, sensor["gain"], config.pairs.blur.gamma)
+        sensor, frame_values = _develop_clip(config, still, layout, rng, block["blurred"][m], block["sharp"][m])
         block["kernel"][m] = layout.kernels
         per_clip = {name: v[0] for name, v in params.items() if v.ndim == 1}
         per_clip.update(sensor, **origin, window_x=layout.origin[0], window_y=layout.origin[1],
                         still_x=layout.crop_origin[0], still_y=layout.crop_origin[1])
         for name, value in per_clip.items():
             _put(block["params"], m, count, name, value)
-        per_frame = {**clip.arrays(), "window_margin_px": layout.margins}
+        per_frame = {**clip.arrays(), "window_margin_px": layout.margins, **frame_values}
         per_frame.update({name: v for name, v in params.items() if v.ndim == 2})
         for name, value in per_frame.items():
             _put(block["motion"], m, count, name, value[0] if value.ndim > 1 and value.shape[0] == 1 else value)
@@ -209,7 +253,7 @@ def make_clip_block(config: ClipsConfig, seed: int, start: int, count: int,
 
 def _param_dtype(name: str, values: np.ndarray) -> np.ndarray:
     ints = {"source_index", "source_file", "source_frame", "crop_y", "crop_x", "window_x", "window_y", "still_x", "still_y",
-            "jpeg_quality", "redraws"}
+            "jpeg_quality", "redraws", "bayer_pattern"}
     if name in ints:
         return values.astype(np.int32)
     return values.astype(np.float32) if values.dtype.kind == "f" else values

@@ -193,9 +193,11 @@ class Manifest:
                 for key in sorted(set(mine) | set(theirs)) if mine.get(key) != theirs.get(key)]
 
     def raw_bytes_per_sample(self) -> int:
-        """Uncompressed bytes of one sample (both images, the kernel, a margin for params)."""
+        """Uncompressed bytes of one sample (both images, the kernel, a margin for params); of a
+        clip, its frames'."""
         k = int(self.config.get("kernel", {}).get("size", 65))
-        return 2 * 3 * int(self.config.get("width", 256)) * int(self.config.get("height", 256)) + 4 * k * k + 128
+        frames = int(self.config.get("clips", {}).get("frames", 1))
+        return frames * (2 * 3 * int(self.config.get("width", 256)) * int(self.config.get("height", 256)) + 4 * k * k) + 128
 
 
 class HDF5Output:

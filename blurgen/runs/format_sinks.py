@@ -33,6 +33,7 @@ from blurgen.runs.samples import (
     add_block,
     check_block_tar,
     read_block_tar,
+    sample_members,
 )
 from blurgen.store.parts import PartsError, commit_part
 
@@ -48,6 +49,10 @@ class TarBlockSink:
     """What the three sinks share: blocks staged as tars (see the module docstring)."""
 
     output_format = "tar"
+    #: Encodes one sample as tar members (a clip sink encodes a clip: ``blurgen.runs.clip_sinks``).
+    members = staticmethod(sample_members)
+    #: Samples made at once inside a large block (bounds a worker's memory).
+    sub_block = SUB_BLOCK
 
     def __init__(self, png_level: int = DEFAULT_PNG_LEVEL, png_encoder: str = "opencv") -> None:
         if not 0 <= int(png_level) <= 9:
@@ -72,16 +77,16 @@ class TarBlockSink:
 
     def stage(self, folder: str, block: dict, start: int, stamp: dict) -> tuple[str, str]:
         writer = BlockTarWriter(folder, start, int(block["blurred"].shape[0]), stamp)
-        add_block(writer, block, start, self.png_level, self.png_encoder)
+        add_block(writer, block, start, self.png_level, self.png_encoder, self.members)
         return writer.close()
 
     def make_and_stage(self, work, start: int, count: int) -> tuple[str, str]:
-        """Make samples ``[start, start + count)`` ``SUB_BLOCK`` at a time into one block tar."""
+        """Make samples ``[start, start + count)`` ``sub_block`` at a time into one block tar."""
         writer = BlockTarWriter(work.folder, start, count, work.stamp)
-        for first in range(start, start + count, SUB_BLOCK):
+        for first in range(start, start + count, self.sub_block):
             with writer.guard():
-                block = work.maker(work.config, work.seed, first, min(SUB_BLOCK, start + count - first))
-            add_block(writer, block, first, self.png_level, self.png_encoder)
+                block = work.maker(work.config, work.seed, first, min(self.sub_block, start + count - first))
+            add_block(writer, block, first, self.png_level, self.png_encoder, self.members)
         return writer.close()
 
     def commit(self, tmp: str, final: str, durable: bool) -> str:
@@ -128,13 +133,18 @@ class FoldersSink(TarBlockSink):
 
     def put(self, kind: str, key: str, data: bytes) -> None:
         """Store one member: a file in its folder."""
-        folder, ext = {**SIDE_FOLDERS, **self.image_folders}[kind]
-        target = os.path.join(self.staging, folder)
+        relative = self.member_path(kind, key)
+        folder = os.path.dirname(relative)
         if folder not in self.made_folders:
-            os.makedirs(target, exist_ok=True)
+            os.makedirs(os.path.join(self.staging, folder), exist_ok=True)
             self.made_folders.add(folder)
-        with open(os.path.join(target, key + ext), "wb") as handle:
+        with open(os.path.join(self.staging, relative), "wb") as handle:
             handle.write(data)
+
+    def member_path(self, kind: str, key: str) -> str:
+        """Where member ``KEY.KIND`` goes, relative to the output: ``blur/KEY.png``, ..."""
+        folder, ext = {**SIDE_FOLDERS, **self.image_folders}[kind]
+        return os.path.join(folder, key + ext)
 
     def write_side_files(self) -> None:
         """params.csv (every per-sample parameter) and blurgen.json (config and provenance)."""
@@ -180,7 +190,8 @@ class LmdbSink(FoldersSink):
 
         super().open(run, attrs, source_files)
         config = run.manifest.config
-        map_size = run.manifest.n_planned * (int(config["width"]) * int(config["height"]) * 3 * 11 // 10 + 4096)
+        images = run.manifest.n_planned * int(config.get("clips", {}).get("frames", 1))
+        map_size = images * (int(config["width"]) * int(config["height"]) * 3 * 11 // 10 + 4096)
         self.envs, self.meta = {}, {"blur.png": {}, "sharp.png": {}}
         for kind in self.meta:
             self.envs[kind] = lmdb.open(os.path.join(self.staging, kind.replace(".png", ".lmdb")),
@@ -203,11 +214,17 @@ class LmdbSink(FoldersSink):
             raise
 
     def put(self, kind: str, key: str, data: bytes) -> None:
-        if kind in self.meta:
-            self.txns[kind].put(key.encode("ascii"), data)
-            self.meta[kind][key] = png_size(data)
+        entry = self.lmdb_entry(kind, key)
+        if entry is not None:
+            image_kind, name = entry
+            self.txns[image_kind].put(name.encode("ascii"), data)
+            self.meta[image_kind][name] = png_size(data)
         else:
             super().put(kind, key, data)
+
+    def lmdb_entry(self, kind: str, key: str) -> tuple[str, str] | None:
+        """``(image kind, LMDB key)`` of an image member (None: a side file): ``KEY`` here."""
+        return (kind, key) if kind in self.meta else None
 
     def finalize(self, out: str, durable: bool) -> None:
         for kind, env in self.envs.items():

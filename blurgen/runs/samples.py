@@ -23,7 +23,7 @@ import secrets
 import socket
 import tarfile
 import zlib
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import numpy as np
 
@@ -107,16 +107,21 @@ def motion_array(motion: dict[str, np.ndarray], i: int) -> np.ndarray:
     return np.concatenate([motion["rotation"][i], motion["translation"][i]], axis=-1).astype(np.float32)
 
 
+def params_json(block: dict, i: int) -> bytes:
+    """The JSON member of row ``i`` of ``block``: every per-sample parameter (exact for float32)."""
+    params = {name: np.asarray(values[i]).item() for name, values in block["params"].items()}
+    return json.dumps(params, sort_keys=True).encode()
+
+
 def sample_members(block: dict, i: int, index: int, level: int, encoder: str = "opencv") -> list[tuple[str, bytes]]:
     """``(member name, bytes)`` of row ``i`` of ``block`` (sample ``index``), in ``MEMBER_KINDS`` order."""
     key = sample_name(index)
-    params = {name: np.asarray(values[i]).item() for name, values in block["params"].items()}
     members = [(f"{key}.blur.png", encode_png(block["blurred"][i], level, encoder)),
                (f"{key}.sharp.png", encode_png(block["sharp"][i], level, encoder)),
                (f"{key}.kernel.npy", npy_bytes(np.asarray(block["kernel"][i], np.float32)))]
     if block.get("motion"):
         members.append((f"{key}.motion.npy", npy_bytes(motion_array(block["motion"], i))))
-    members.append((f"{key}.json", json.dumps(params, sort_keys=True).encode()))
+    members.append((f"{key}.json", params_json(block, i)))
     return members
 
 
@@ -172,13 +177,15 @@ class BlockTarWriter:
         return self.tmp, self.final
 
 
-def add_block(writer: BlockTarWriter, block: dict, start: int, level: int, encoder: str = "opencv") -> None:
-    """Append the samples of ``block`` (the first is sample ``start``) to an open block tar."""
+def add_block(writer: BlockTarWriter, block: dict, start: int, level: int, encoder: str = "opencv",
+              members: Callable[..., list[tuple[str, bytes]]] = sample_members) -> None:
+    """Append the samples of ``block`` (the first is sample ``start``) to an open block tar;
+    ``members`` encodes one sample (``sample_members``, or a clip's: ``blurgen.runs.clip_sinks``)."""
     dtypes = param_dtypes(block)
     for i in range(int(block["blurred"].shape[0])):
         with writer.guard():
-            members = sample_members(block, i, start + i, level, encoder)
-        for name, data in members:
+            encoded = members(block, i, start + i, level, encoder)
+        for name, data in encoded:
             writer.add(name, data, dtypes if name.endswith(".json") else None)
 
 

@@ -159,6 +159,21 @@ def test_clip_frames_exposed_longer_than_the_camera_allows_are_a_usage_error(tmp
     assert done.returncode == 2 and "longer than 10 s" in done.stderr, done.stderr
 
 
+def test_clips_too_shaky_to_render_say_which_options_to_change(tmp_path, monkeypatch):
+    """Before: 10 s frames (``--fps 0.1 --shutter-angle 360``, within every range) failed while
+    working with "check the motion's focal_px, translation and depth_m" or "use a larger
+    tolerance_px", fields the command line does not have. Such a draw is now redrawn like any
+    that does not fit, and the message after the last draw names real options."""
+    from blurgen.pairs import clips
+
+    monkeypatch.setattr(clips, "MAX_CLIP_DRAWS", 2)
+    done = _blurgen("make", "--n", "1", "--size", "32", "--motion", "camera3d", "--clips", "8", "--fps", "0.1",
+                    "--shutter-angle", "360", "--workers", "1", "--out", str(tmp_path / "c.h5"), cwd=tmp_path)
+    assert done.returncode == 1 and "exposed 10 s" in done.stderr, done.stderr
+    assert "--shutter-angle" in done.stderr and "--fps" in done.stderr and "--shake-scale" in done.stderr
+    assert "tolerance_px" not in done.stderr and "focal_px" not in done.stderr
+
+
 def test_a_malformed_dask_address_is_a_usage_error(tmp_path):
     pytest.importorskip("distributed")
     done = _blurgen("make", *_TINY, "--out", str(tmp_path / "d.h5"), "--executor", "dask:::::", cwd=tmp_path)
