@@ -35,20 +35,25 @@ RECIPES = {
     "camera3d": "--motion camera3d",
     "lines": "--kernels {bank:lines}",
     "deblurgan": "--kernels {bank:deblurgan}",
+    "shake2d-len-1-16": "--blur-length-px 1,16",
+    "shake2d-len-1-32": "--blur-length-px 1,32",
+    "camera3d-len-1-16": "--motion camera3d --exposure-s 0.0005,1 --blur-length-px 1,16",
+    "camera3d-len-1-32": "--motion camera3d --exposure-s 0.0005,1 --blur-length-px 1,32",
+    "camera3d-len-1-32-raw": "--motion camera3d --exposure-s 0.0005,1 --blur-length-px 1,32 --pipeline camera",
     "camera3d-long": "--motion camera3d --exposure-s 0.03,0.3",
-    "shake2d-len-2-32": "--blur-length-px 2,32",
-    "shake2d-mix-len-2-48": "--exposures 0.1,0.5,1 --blur-length-px 2,48",
 }
 TUNE_SCENES, TEST_SCENES = (1, 2), (3, 4)
 
 
 def run_key(recipe: str, seed: int, args: argparse.Namespace) -> str:
     settings = [recipe, seed, args.steps, args.pairs, args.side, args.crop, args.batch, args.width, args.trajectories]
+    if args.base or args.scale != 1:  # the keys of runs made before these settings existed stay valid
+        settings += [args.base, args.scale]
     return hashlib.sha1(json.dumps(settings).encode()).hexdigest()[:12]
 
 
-def score_all(restore, shots: list) -> dict[str, list[float]]:
-    return {name: list(data.aligned_score(restore(blurred), sharp)) for name, blurred, sharp in shots}
+def score_all(restore, shots: list, scale: int) -> dict[str, list[float]]:
+    return {name: list(data.aligned_score(restore(blurred), sharp, scale)) for name, blurred, sharp in shots}
 
 
 def run_one(name: str, seed: int, args: argparse.Namespace, shots: list) -> dict:
@@ -62,10 +67,10 @@ def run_one(name: str, seed: int, args: argparse.Namespace, shots: list) -> dict
         with open(path) as f:
             return json.load(f)
     begin = time.time()
-    pairs = data.make_pairs(recipe, os.path.join(args.cache, f"pairs_{name}_s{seed}_{key}.h5"), args.pairs,
-                            args.side, seed, args.cache)
+    pairs = data.make_pairs(f"{args.base} {recipe}", os.path.join(args.cache, f"pairs_{name}_s{seed}_{key}.h5"),
+                            args.pairs, args.side, seed, args.cache)
     model = net.train(pairs["blurred"], pairs["sharp"], seed, args.steps, args.batch, args.crop, args.width)
-    result = {"recipe": name, "options": recipe, "seed": seed, "shots": score_all(lambda b: net.restore(model, b), shots),
+    result = {"recipe": name, "options": recipe, "seed": seed, "shots": score_all(lambda b: net.restore(model, b), shots, args.scale),
               "seconds": round(time.time() - begin, 1)}
     with open(path + ".tmp", "w") as f:
         json.dump(result, f)
@@ -105,9 +110,9 @@ def summarise(results: dict[str, list[dict]], baseline: str) -> list[list[str]]:
     return rows
 
 
-def blurred_row(shots: list, seeds: int) -> list[dict]:
+def blurred_row(shots: list, seeds: int, scale: int) -> list[dict]:
     """The identity restorer (what TinyUNet is at initialisation), once per seed for the table."""
-    result = {"shots": score_all(lambda b: b, shots)}
+    result = {"shots": score_all(lambda b: b, shots, scale)}
     return [result] * seeds
 
 
@@ -125,6 +130,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--width", type=int, default=16)
     parser.add_argument("--trajectories", default=",".join(str(t) for t in range(1, 13)),
                         help="Köhler trajectories (1-12) scored per scene")
+    parser.add_argument("--scale", type=int, default=1, choices=sorted(data.GEOMETRY),
+                        help="downscale the test images this many times (area average) before restoring")
+    parser.add_argument("--base", default="",
+                        help="blurgen make options added to every recipe ({skimage}: scikit-image's photos folder)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--cache", default="downstream_cache")
     parser.add_argument("--no-append", action="store_true", help="do not append to benchmarks/RESULTS.md")
@@ -143,19 +152,22 @@ def main(argv=None) -> list[list[str]]:
         raise SystemExit(f"unknown recipes {unknown} or baseline {args.baseline!r} not among {names}")
     seeds = [int(s) for s in args.seeds.split(",")]
     trajectories = tuple(int(t) for t in args.trajectories.split(","))
-    shots = data.load_kohler(args.kohler, TUNE_SCENES + TEST_SCENES, trajectories)
+    shots = data.load_kohler(args.kohler, TUNE_SCENES + TEST_SCENES, trajectories, args.scale)
     results = {name: [run_one(name, seed, args, shots) for seed in seeds] for name in names}
-    results["blurred input (identity)"] = blurred_row(shots, len(seeds))
+    results["blurred input (identity)"] = blurred_row(shots, len(seeds), args.scale)
     header = ["recipe", "make options", "PSNR scenes 1-2 (tune)", "PSNR scenes 3-4 (held out)",
               "SSIM scenes 3-4", f"ΔPSNR 3-4 vs {args.baseline} (paired)", "verdict"]
     table = markdown_table(header, summarise(results, args.baseline))
     print(table)
     rows = summarise(results, args.baseline)
-    notes = (f"{len(seeds)} seeds; Köhler trajectories {args.trajectories} of each scene; {args.steps} steps x batch {args.batch} of {args.crop} px crops from {args.pairs} "
-             f"dead-leaves pairs of {args.side} px; TinyUNet width {args.width}. Köhler et al. 2012 JPEG copies, centre "
-             f"{data.CROP} px, best shift within ±{data.MAX_SHIFT} px and gain/offset before PSNR/SSIM, against one "
-             "sharp frame per scene (an approximation of Köhler's protocol). ± is the sd over seeds; a difference "
-             "no larger than the larger seed sd of the two recipes is a tie.")
+    crop, _, max_shift = data.GEOMETRY[args.scale]
+    notes = (f"{len(seeds)} seeds; Köhler trajectories {args.trajectories} of each scene; {args.steps} steps x batch "
+             f"{args.batch} of {args.crop} px crops from {args.pairs} pairs of {args.side} px made with "
+             f"`blurgen make {args.base or '(defaults)'} RECIPE`; TinyUNet width {args.width}. Köhler et al. 2012 "
+             f"JPEG copies downscaled {args.scale}x, centre {crop} px, best shift within ±{max_shift} px and "
+             "gain/offset before PSNR/SSIM, against one sharp frame per scene (an approximation of Köhler's "
+             "protocol). ± is the sd over seeds; a difference no larger than the larger seed sd of the two recipes "
+             f"is a tie. Command: `python benchmarks/bench_downstream.py {' '.join(sys.argv[1:] if argv is None else argv)}`.")
     if not args.no_append:
         append_results("Downstream restoration on real camera shake (Köhler et al. 2012)", table,
                        ("blurgen", "torch", "numpy"), notes)

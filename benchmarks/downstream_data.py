@@ -23,9 +23,14 @@ import shlex
 import numpy as np
 from scipy.signal import fftconvolve
 
-#: Side of the scored centre of each test image, px, the context restored around it, and the
-#: largest shift searched.
-CROP, CONTEXT, MAX_SHIFT = 224, 32, 12
+#: Per downscaling factor of the test images: side of the scored centre, px, the context restored
+#: around it, and the largest shift searched (the sharp frame is up to 12 px off at full size).
+GEOMETRY = {1: (224, 32, 12), 2: (256, 32, 8), 4: (160, 16, 6)}
+CROP, CONTEXT, MAX_SHIFT = GEOMETRY[1]
+#: The photographs scikit-image installs with itself (public domain / CC0, no download): a
+#: natural-image training source equal for every recipe.
+SKIMAGE_PHOTOS = ("astronaut.png", "coffee.png", "chelsea.png", "rocket.jpg", "motorcycle_left.png",
+                  "motorcycle_right.png")
 BANK_KERNELS, BANK_SEED = 400, 10_000
 
 
@@ -62,12 +67,29 @@ def bank_path(cache: str, name: str, size: int) -> str:
     return path
 
 
+def skimage_folder(cache: str) -> str:
+    """A folder of ``SKIMAGE_PHOTOS`` (copied once; ``{skimage}`` in options names it)."""
+    import shutil
+
+    import skimage.data
+
+    folder = os.path.join(cache, "skimage_photos")
+    if not os.path.isdir(folder):
+        os.makedirs(folder + ".tmp", exist_ok=True)
+        base = os.path.dirname(skimage.data.__file__)
+        for name in SKIMAGE_PHOTOS:
+            shutil.copy(os.path.join(base, name), os.path.join(folder + ".tmp", name))
+        os.replace(folder + ".tmp", folder)
+    return folder
+
+
 def recipe_args(recipe: str, cache: str, kernel_size: int) -> list[str]:
-    """A recipe's ``blurgen make`` options, ``{bank:NAME}`` replaced by the bank's file."""
+    """A recipe's ``blurgen make`` options, ``{bank:NAME}`` replaced by the bank's file and
+    ``{skimage}`` by the scikit-image photo folder."""
     args = shlex.split(recipe)
     for name in BANKS:
         args = [bank_path(cache, name, kernel_size) if a == "{bank:%s}" % name else a for a in args]
-    return args
+    return [skimage_folder(cache) if a == "{skimage}" else a for a in args]
 
 
 def make_pairs(recipe: str, out: str, n: int, side: int, seed: int, cache: str, kernel_size: int = 65) -> dict:
@@ -91,16 +113,20 @@ def make_pairs(recipe: str, out: str, n: int, side: int, seed: int, cache: str, 
             "params": params}
 
 
-def load_kohler(root: str, scenes: tuple[int, ...], trajectories: tuple[int, ...] = tuple(range(1, 13))
-                ) -> list[tuple[str, np.ndarray, np.ndarray]]:
+def load_kohler(root: str, scenes: tuple[int, ...], trajectories: tuple[int, ...] = tuple(range(1, 13)),
+                scale: int = 1) -> list[tuple[str, np.ndarray, np.ndarray]]:
     """``(name, blurred context crop, sharp frame)`` per shot of ``scenes`` x ``trajectories``
-    (RGB uint8)."""
+    (RGB uint8), every image first downscaled ``scale`` times (area average)."""
     import cv2
+
+    crop, context, _ = GEOMETRY[scale]
 
     def read(name: str) -> np.ndarray:
         image = cv2.imread(os.path.join(root, name), cv2.IMREAD_COLOR)
         if image is None:
             raise FileNotFoundError(f"{os.path.join(root, name)} is missing or unreadable")
+        if scale > 1:
+            image = cv2.resize(image, (image.shape[1] // scale, image.shape[0] // scale), interpolation=cv2.INTER_AREA)
         return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
     shots = []
@@ -108,7 +134,7 @@ def load_kohler(root: str, scenes: tuple[int, ...], trajectories: tuple[int, ...
         sharp = read(f"GroundTruth{scene}.jpg")
         for trajectory in trajectories:
             blurred = read(f"Blurry{scene}_{trajectory}.jpg")
-            shots.append((f"{scene}_{trajectory}", centre(blurred, CROP + 2 * CONTEXT), sharp))
+            shots.append((f"{scene}_{trajectory}", centre(blurred, crop + 2 * context), sharp))
     return shots
 
 
@@ -123,12 +149,14 @@ def _box_sums(image: np.ndarray, side: int) -> np.ndarray:
     return c[side:, side:] - c[:-side, side:] - c[side:, :-side] + c[:-side, :-side]
 
 
-def aligned_score(restored: np.ndarray, sharp: np.ndarray) -> tuple[float, float]:
-    """PSNR and SSIM (uint8, data range 255) of the ``CROP`` x ``CROP`` centre of ``restored``
+def aligned_score(restored: np.ndarray, sharp: np.ndarray, scale: int = 1) -> tuple[float, float]:
+    """PSNR and SSIM (uint8, data range 255) of the ``crop`` x ``crop`` centre of ``restored``
     (the centre crop of a frame of ``sharp``'s size) against ``sharp`` after the best integer
-    shift within +-MAX_SHIFT px and gain/offset fitted by least squares (one for all channels)."""
+    shift within +-``max_shift`` px and gain/offset fitted by least squares (one for all
+    channels); ``crop`` and ``max_shift`` from ``GEOMETRY[scale]``."""
     from skimage.metrics import structural_similarity
 
+    CROP, _, MAX_SHIFT = GEOMETRY[scale]
     x = centre(restored, CROP).astype(np.float64)
     region = centre(sharp, CROP + 2 * MAX_SHIFT).astype(np.float64)
     n = x.size

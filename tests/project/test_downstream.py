@@ -20,7 +20,7 @@ import downstream_net as net  # noqa: E402
 
 def test_every_recipe_gets_the_same_sharp_crops_and_camera_draws(tmp_path):
     made = {name: data.make_pairs(bench.RECIPES[name], str(tmp_path / f"{name}.h5"), 4, 32, 3, str(tmp_path))
-            for name in ("shake2d", "camera3d", "lines", "shake2d-len-2-32")}
+            for name in ("shake2d", "camera3d", "lines", "shake2d-len-1-16", "camera3d-len-1-16")}
     first = made["shake2d"]
     for name, pairs in made.items():
         assert np.array_equal(pairs["sharp"], first["sharp"]), name
@@ -28,6 +28,18 @@ def test_every_recipe_gets_the_same_sharp_crops_and_camera_draws(tmp_path):
             assert np.array_equal(pairs["params"][param], first["params"][param]), (name, param)
         if name != "shake2d":
             assert not np.array_equal(pairs["blurred"], first["blurred"]), name
+
+
+def test_the_common_options_reach_every_recipe_alike(tmp_path):
+    base = "--source {skimage} --jpeg-quality 40,60"
+    made = {name: data.make_pairs(f"{base} {bench.RECIPES[name]}", str(tmp_path / f"{name}.h5"), 3, 32, 1,
+                                  str(tmp_path)) for name in ("shake2d", "camera3d-len-1-32")}
+    assert sorted(os.listdir(tmp_path / "skimage_photos")) == sorted(data.SKIMAGE_PHOTOS)
+    # (the --pipeline camera recipe's sharp target is the same crop developed by its drawn camera)
+    a, b = made["shake2d"], made["camera3d-len-1-32"]
+    assert np.array_equal(a["sharp"], b["sharp"])
+    assert np.array_equal(a["params"]["jpeg_quality"], b["params"]["jpeg_quality"])
+    assert ((a["params"]["jpeg_quality"] >= 40) & (a["params"]["jpeg_quality"] <= 60)).all()
 
 
 def test_crop_plan_depends_on_seed_and_sizes_only():
@@ -64,6 +76,11 @@ def test_alignment_finds_a_shift_and_an_exposure_change():
     assert psnr > 45 and ssim > 0.99
     blurred = cv2.blur(moved, (9, 9))
     assert data.aligned_score(data.centre(blurred, 288), sharp)[0] < psnr - 10
+    # a 4x downscaled Köhler-sized frame (200 px): a smaller search (6 px) around a 160 px centre
+    half = cv2.resize(sharp, (200, 200), interpolation=cv2.INTER_AREA)
+    moved = np.clip(np.roll(half, (5, -3), (0, 1)) * 0.8 + 10, 0, 255).astype(np.uint8)
+    crop, context, _ = data.GEOMETRY[4]
+    assert data.aligned_score(data.centre(moved, crop + 2 * context), half, scale=4)[0] > 45
 
 
 def test_differences_below_the_seed_spread_are_ties():
@@ -78,13 +95,13 @@ def test_differences_below_the_seed_spread_are_ties():
 
 
 def fake_kohler(root) -> None:
-    """Dead-leaves scenes blurred by random kernels, in the Köhler file layout (320 px)."""
+    """Dead-leaves scenes blurred by random kernels, in the Köhler file layout (640 px)."""
     import blurgen
     from blurgen.sources.base import DeadLeavesSource
 
     source = DeadLeavesSource()
     for scene in range(1, 5):
-        sharp = source.crop_with_origin(0, scene, 320, 320)[0]
+        sharp = source.crop_with_origin(0, scene, 640, 640)[0]
         cv2.imwrite(str(root / f"GroundTruth{scene}.jpg"), sharp[..., ::-1])
         for t, kernel in enumerate(blurgen.random_kernels(12, size=15, seed=scene, length_px=10.0), start=1):
             blurred = cv2.filter2D(sharp, -1, kernel[::-1, ::-1])
@@ -95,7 +112,8 @@ def fake_kohler(root) -> None:
 def test_tiny_benchmark_runs_end_to_end_and_resumes_from_its_cache(tmp_path):
     fake_kohler(tmp_path)
     argv = ["--kohler", str(tmp_path), "--recipes", "shake2d,lines", "--seeds", "0,1", "--steps", "3",
-            "--pairs", "8", "--cache", str(tmp_path / "cache"), "--no-append"]
+            "--pairs", "8", "--cache", str(tmp_path / "cache"), "--no-append", "--scale", "2",
+            "--base", "--jpeg-quality 40,60"]
     rows = bench.main(argv)
     assert [r[0] for r in rows] == ["shake2d", "lines", "blurred input (identity)"]
     cached = sorted(p for p in os.listdir(tmp_path / "cache") if p.endswith(".json"))
