@@ -310,3 +310,21 @@ def test_webdataset_prefixes_its_readers_misread_are_a_usage_error(tmp_path, pre
         done = _blurgen(*command, "--format", "webdataset", "--out", prefix, cwd=tmp_path)
         assert done.returncode == 2 and "WebDataset prefix" in done.stderr, done.stderr
     assert os.listdir(tmp_path) == ["x.h5"]
+
+
+# ------------------------------------------------- open items 3 and 4 of the adversarial pass
+@pytest.mark.parametrize("copy", [[], ["--copy"]])
+def test_merge_out_through_a_missing_folder_names_out_not_the_temporary(shard_folder, tmp_path, copy):
+    """Before: `--out ../x/../m.h5` (x missing) failed with "Error: /abs/.m.h5.merge-PID.h5: No such
+    file or directory": the folder was checked after normalising the path, which the kernel does not."""
+    import shutil
+
+    work = tmp_path / "work"
+    work.mkdir()
+    for name in ("s0.h5", "s1.h5"):
+        shutil.copy(shard_folder / name, work / name)
+    done = _blurgen("merge", "s0.h5", "s1.h5", "--out", "../x/../m.h5", *copy, cwd=work)
+    assert done.returncode == 1, done.stderr
+    assert "../x/../m.h5" in done.stderr and ".merge-" not in done.stderr, done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1 and "Traceback" not in done.stderr
+    assert sorted(os.listdir(tmp_path)) == ["work"] and sorted(os.listdir(work)) == ["s0.h5", "s1.h5"]
