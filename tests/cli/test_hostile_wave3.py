@@ -328,3 +328,23 @@ def test_merge_out_through_a_missing_folder_names_out_not_the_temporary(shard_fo
     assert "../x/../m.h5" in done.stderr and ".merge-" not in done.stderr, done.stderr
     assert len(done.stderr.strip().splitlines()) == 1 and "Traceback" not in done.stderr
     assert sorted(os.listdir(tmp_path)) == ["work"] and sorted(os.listdir(work)) == ["s0.h5", "s1.h5"]
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.uint8])
+@pytest.mark.parametrize("shape", [(2, 3, 16, 16), (3, 16, 16), (1, 2, 3, 16, 16)])
+@pytest.mark.parametrize("how", ["RandomCameraShake", "v2", "camera_shake"])
+def test_a_meta_tensor_is_a_one_line_value_error(how, shape, dtype):
+    """Before: torch's "RuntimeError: Tensor.item() cannot be called on meta tensors" from inside
+    the range check (uint8: from further inside)."""
+    from blurgen.transforms import RandomCameraShake
+    from blurgen.transforms.v2 import RandomCameraShake as V2Shake
+
+    x = torch.empty(shape, dtype=dtype, device="meta")
+    if how == "camera_shake":
+        call = lambda: camera_shake(x, np.ones((shape[0], 3, 3)) / 9)  # noqa: E731
+    else:
+        shake = (RandomCameraShake if how == "RandomCameraShake" else V2Shake)(p=1.0)
+        call = lambda: shake(x)  # noqa: E731
+    with pytest.raises(ValueError, match="meta tensor") as err:
+        call()
+    assert "\n" not in str(err.value)
