@@ -16,7 +16,11 @@
 Every case runs --rounds times, the cases interleaved; the table holds medians. Rates are whole
 runs (pool start-up, assembly and the final rename included), durable=False.
 
+CPU ms per pair (user + system, every process of a run) is printed beside the export rates: unlike
+the rates it hardly depends on what else the machine runs.
+
 Usage: python benchmarks/bench_formats.py [--n 200] [--size 256] [--workers 2] [--png-level 1] [--rounds 3]
+       [--sections make,export,dask,merge] [--encoders opencv,fpng]
 """
 
 from __future__ import annotations
@@ -49,17 +53,26 @@ def _encode(args):
     limit_threads_here()
     with PairsFile(path) as f:
         blurred, sharp, _ = f[lo:hi]
-    began = time.perf_counter()
+    began, cpu = time.perf_counter(), time.process_time()
     for i in range(hi - lo):
         encode_png(blurred[i], level, encoder), encode_png(sharp[i], level, encoder)
-    return time.perf_counter() - began
+    return time.perf_counter() - began, time.process_time() - cpu
 
 
-def encode_rate(path: str, n: int, workers: int, level: int, encoder: str) -> float:
+def encode_rate(path: str, n: int, workers: int, level: int, encoder: str) -> tuple[float, float]:
+    """Pairs/s of the slowest worker's encoding, and the encoding's CPU ms per pair."""
     cuts = np.linspace(0, n, workers + 1).astype(int)
     with ProcessPoolExecutor(workers) as pool:
-        seconds = max(pool.map(_encode, [(path, cuts[i], cuts[i + 1], level, encoder) for i in range(workers)]))
-    return n / seconds
+        times = list(pool.map(_encode, [(path, cuts[i], cuts[i + 1], level, encoder) for i in range(workers)]))
+    return n / max(wall for wall, _ in times), 1000 * sum(cpu for _, cpu in times) / n
+
+
+def cpu_seconds() -> float:
+    """CPU seconds of this process and its finished children (the run's worker processes)."""
+    import resource
+
+    return sum(resource.getrusage(who).ru_utime + resource.getrusage(who).ru_stime
+               for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
 
 
 def fresh(out: str) -> str:
@@ -82,12 +95,15 @@ def timed_make(out, config, n, workers, sink=None, executor=None) -> float:
     return n / result.seconds
 
 
-def timed_export(src, out, n, workers, sink) -> float:
+def timed_export(src, out, n, workers, sink) -> tuple[float, float]:
+    """Pairs/s of a whole export, and its CPU ms per pair in all processes (start-up included)."""
     from blurgen.runs.export import export_file
 
-    result = export_file(src, fresh(out), sink, workers=workers)
+    fresh(out)
+    cpu = cpu_seconds()
+    result = export_file(src, out, sink, workers=workers)
     assert result.n_made == n
-    return n / result.seconds
+    return n / result.seconds, 1000 * (cpu_seconds() - cpu) / n
 
 
 def sink_for(name: str, level: int, encoder: str):
@@ -98,42 +114,56 @@ def sink_for(name: str, level: int, encoder: str):
     return {"folders": FoldersSink, "lmdb": LmdbSink}[name](level, encoder)
 
 
-def format_rounds(args, config, tmp: str, encoders: list[str]) -> dict[str, list[float]]:
-    """Rates of every format case, ``args.rounds`` interleaved rounds."""
-    rates: dict[str, list[float]] = {}
+def format_rounds(args, config, tmp: str, encoders: list[str]) -> dict[str, list]:
+    """Rates (and CPU ms per pair) of every format case of ``args.sections``, ``args.rounds``
+    interleaved rounds."""
+    rates: dict[str, list] = {}
     h5 = os.path.join(tmp, "pairs.h5")
+    if "make" not in args.sections:
+        timed_make(h5, config, args.n, args.workers)  # the export source (else each round's make is)
     for _ in range(args.rounds):
-        rates.setdefault("hdf5", []).append(timed_make(h5, config, args.n, args.workers))
+        if "make" in args.sections:
+            rates.setdefault("hdf5", []).append(timed_make(h5, config, args.n, args.workers))
         for encoder in encoders:
             rates.setdefault(f"encode {encoder}", []).append(encode_rate(h5, args.n, args.workers, args.png_level,
                                                                          encoder))
             for name in FORMATS:
-                sink = sink_for(name, args.png_level, encoder)
-                out = os.path.join(tmp, f"make-{name}")
-                rates.setdefault(f"make {name} {encoder}", []).append(timed_make(out, config, args.n, args.workers,
-                                                                                 sink))
-                out = os.path.join(tmp, f"export-{name}")
-                rates.setdefault(f"export {name} {encoder}", []).append(
-                    timed_export(h5, out, args.n, args.workers, sink_for(name, args.png_level, encoder)))
+                if "make" in args.sections:
+                    out = os.path.join(tmp, f"make-{name}")
+                    rates.setdefault(f"make {name} {encoder}", []).append(
+                        timed_make(out, config, args.n, args.workers, sink_for(name, args.png_level, encoder)))
+                if "export" in args.sections:
+                    out = os.path.join(tmp, f"export-{name}")
+                    rates.setdefault(f"export {name} {encoder}", []).append(
+                        timed_export(h5, out, args.n, args.workers, sink_for(name, args.png_level, encoder)))
     return rates
 
 
-def format_rows(rates: dict[str, list[float]], encoders: list[str], level: int) -> list[list[str]]:
-    med = {key: statistics.median(values) for key, values in rates.items()}
-    rows = [["make --format hdf5 (the pairs alone)", f"{med['hdf5']:.1f}", "", ""]]
+def _median(values: list) -> tuple[float, float]:
+    """Medians of ``(rate, CPU ms per pair)`` pairs (or of plain rates, CPU NaN)."""
+    pairs = [v if isinstance(v, tuple) else (v, float("nan")) for v in values]
+    return statistics.median(r for r, _ in pairs), statistics.median(c for _, c in pairs)
+
+
+def format_rows(rates: dict[str, list], encoders: list[str], level: int) -> list[list[str]]:
+    med = {key: _median(values) for key, values in rates.items()}
+    rows = [["make --format hdf5 (the pairs alone)", f"{med['hdf5'][0]:.1f}", "", "", ""]] if "hdf5" in med else []
     for encoder in encoders:
         label = f"OpenCV level {level}" if encoder == "opencv" else "fpng"
-        encode = med[f"encode {encoder}"]
-        ceiling = 1 / (1 / med["hdf5"] + 1 / encode)
-        rows.append([f"encode only, both PNGs ({label})", f"{encode:.1f}", "1.00", ""])
-        rows.append([f"make + encode ceiling ({label})", f"{ceiling:.1f}", f"{ceiling / encode:.2f}", "1.00"])
+        encode, encode_cpu = med[f"encode {encoder}"]
+        rows.append([f"encode only, both PNGs ({label})", f"{encode:.1f}", "1.00", "", f"{encode_cpu:.2f}"])
+        if "hdf5" in med:
+            ceiling = 1 / (1 / med["hdf5"][0] + 1 / encode)
+            rows.append([f"make + encode ceiling ({label})", f"{ceiling:.1f}", f"{ceiling / encode:.2f}", "1.00", ""])
+            for name in FORMATS:
+                rate = med[f"make {name} {encoder}"][0]
+                rows.append([f"make --format {name} ({label})", f"{rate:.1f}", f"{rate / encode:.2f}",
+                             f"{rate / ceiling:.2f}", ""])
         for name in FORMATS:
-            rate = med[f"make {name} {encoder}"]
-            rows.append([f"make --format {name} ({label})", f"{rate:.1f}", f"{rate / encode:.2f}",
-                         f"{rate / ceiling:.2f}"])
-        for name in FORMATS:
-            rate = med[f"export {name} {encoder}"]
-            rows.append([f"export --format {name} ({label})", f"{rate:.1f}", f"{rate / encode:.2f}", ""])
+            if f"export {name} {encoder}" in med:
+                rate, cpu = med[f"export {name} {encoder}"]
+                rows.append([f"export --format {name} ({label})", f"{rate:.1f}", f"{rate / encode:.2f}", "",
+                             f"{cpu:.2f}"])
     return rows
 
 
@@ -208,31 +238,42 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--png-level", type=int, default=1)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--sections", default="make,export,dask,merge",
+                        help="comma-separated subset of make,export,dask,merge (make and export share the "
+                             "encode-only baseline)")
+    parser.add_argument("--encoders", default="opencv,fpng", help="PNG encoders to measure (fpng if installed)")
     args = parser.parse_args()
+    args.sections = set(args.sections.split(","))
     from blurgen.pairs.pipeline import PairsConfig
 
     try:
         import fpng  # noqa: F401
-        encoders = ["opencv", "fpng"]
     except ImportError:
-        encoders = ["opencv"]
+        args.encoders = args.encoders.replace("fpng", "")
+    encoders = [name for name in args.encoders.split(",") if name]
     config = PairsConfig(width=args.size, height=args.size)
     tmp = tempfile.mkdtemp(prefix="bench-formats-")
     timed_make(os.path.join(tmp, "pairs.h5"), config, 16, 1)  # compile outside the timings
     began = time.perf_counter()
-    formats = report.markdown_table(["what", "pairs/s", "vs encode only", "vs make + encode"],
-                                    format_rows(format_rounds(args, config, tmp, encoders), encoders, args.png_level))
-    dask = report.markdown_table(["what", "pairs/s", "vs local pool"], dask_rows(args, config, tmp))
-    merge = report.markdown_table(["what", "seconds", "ratio"], merge_rows(tmp, args.rounds))
+    tables = []
+    if args.sections & {"make", "export"}:
+        tables.append(report.markdown_table(
+            ["what", "pairs/s", "vs encode only", "vs make + encode", "CPU ms/pair"],
+            format_rows(format_rounds(args, config, tmp, encoders), encoders, args.png_level)))
+    if "dask" in args.sections:
+        tables.append(report.markdown_table(["what", "pairs/s", "vs local pool"], dask_rows(args, config, tmp)))
+    if "merge" in args.sections:
+        tables.append(report.markdown_table(["what", "seconds", "ratio"], merge_rows(tmp, args.rounds)))
     shutil.rmtree(tmp, ignore_errors=True)
-    print(formats, dask, merge, sep="\n\n")
+    print(*tables, sep="\n\n")
     report.append_results(
         f"Output formats, export, Dask, virtual merge ({args.n} pairs {args.size}x{args.size}, {args.workers} workers, "
-        f"PNG level {args.png_level})", f"{formats}\n\n{dask}\n\n{merge}",
+        f"PNG level {args.png_level}; {', '.join(sorted(args.sections))})", "\n\n".join(tables),
         ("numpy", "opencv-python-headless", "fpng", "h5py", "lmdb", "webdataset", "distributed"),
         f"Medians of {args.rounds} interleaved rounds, {time.perf_counter() - began:.0f} s in all; whole runs "
-        "(process start-up, assembly, rename), durable=False. The machine was shared with other jobs: compare "
-        "the ratios, which come from this run.")
+        "(process start-up, assembly, rename), durable=False. CPU ms/pair: encode only, the encoding loops' CPU "
+        "time; export, every process of the run (start-up, reading, staging, assembly). The machine was shared "
+        "with other jobs: compare the ratios, which come from this run.")
 
 
 if __name__ == "__main__":

@@ -238,6 +238,9 @@ def check_can_create(path: str, overwrite: bool = False, what: str = "output") -
     directory = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(directory):
         raise BlurgenError(f"cannot write {path}: folder {directory} does not exist")
+    given = os.path.dirname(path)
+    if given and not os.path.isdir(given):  # 'x/../out': abspath drops x, the kernel does not
+        raise BlurgenError(f"cannot write {path}: folder {given} does not exist (a folder on that path is missing)")
     if not os.access(directory, os.W_OK):
         raise BlurgenError(f"cannot write {path}: folder {directory} is not writable")
 

@@ -21,13 +21,13 @@ import json
 import os
 import secrets
 import socket
-import tarfile
 import zlib
 from typing import Any, Callable, Iterator
 
 import numpy as np
 
 from blurgen.core.common import DiskFullError, disk_full_reason, is_disk_full
+from blurgen.runs import block_tar
 from blurgen.store.parts import PartsError
 
 #: PNG compression level (zlib 0-9) of every image the folders, LMDB and WebDataset sinks write.
@@ -145,8 +145,10 @@ class BlockTarWriter:
         self.tmp = os.path.join(folder, f".tmp-{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(4)}-"
                                         f"{block_tar_name(start, count)}")
         header = {_STAMP_KEY: json.dumps({"start": int(start), "count": int(count), **stamp}, sort_keys=True)}
+        self._file = None
         with self.guard():
-            self._tar = tarfile.open(self.tmp, "w", format=tarfile.PAX_FORMAT, pax_headers=header)
+            self._file = open(self.tmp, "wb")
+            self._file.write(block_tar.pax_header(header, b"g"))
 
     @contextlib.contextmanager
     def guard(self) -> Iterator[None]:
@@ -154,7 +156,7 @@ class BlockTarWriter:
             yield
         except BaseException as exc:
             with contextlib.suppress(Exception):
-                self._tar.close()
+                self._file.close()
             with contextlib.suppress(OSError):
                 os.unlink(self.tmp)
             if is_disk_full(exc) and not isinstance(exc, DiskFullError):
@@ -163,17 +165,18 @@ class BlockTarWriter:
 
     def add(self, name: str, data: bytes, dtypes: dict[str, str] | None = None) -> None:
         """Add member ``name``; ``dtypes`` (a JSON member's parameter dtypes) go in its header."""
-        info = tarfile.TarInfo(name)
-        info.size, info.mode, info.mtime = len(data), 0o644, 0
-        info.pax_headers = {_CRC_KEY: str(zlib.crc32(data))}
+        pax = {_CRC_KEY: str(zlib.crc32(data))}
         if dtypes is not None:
-            info.pax_headers[_DTYPES_KEY] = json.dumps(dtypes, sort_keys=True)
+            pax[_DTYPES_KEY] = json.dumps(dtypes, sort_keys=True)
         with self.guard():
-            self._tar.addfile(info, io.BytesIO(data))
+            self._file.write(block_tar.member(name, len(data), pax))
+            self._file.write(data)
+            self._file.write(block_tar.padding(len(data)))
 
     def close(self) -> tuple[str, str]:
         with self.guard():
-            self._tar.close()
+            self._file.write(block_tar.end_of_archive(self._file.tell()))
+            self._file.close()
         return self.tmp, self.final
 
 
@@ -203,21 +206,21 @@ def read_block_tar(path: str, start: int, count: int, stamp: dict[str, Any]) -> 
     read. ``BlockFileError`` otherwise (also for a tar missing a sample)."""
     if not os.path.isfile(path):  # a FIFO would block the read for ever, a folder is no block
         raise BlockFileError(f"{path}: not a regular file")
+    expected = json.loads(json.dumps({"start": int(start), "count": int(count), **stamp}))
+    keys: set[str] = set()
     try:
-        with tarfile.open(path, "r") as tar:
-            recorded = json.loads(tar.pax_headers.get(_STAMP_KEY, "{}"))
-            expected = {"start": int(start), "count": int(count), **stamp}
-            if recorded != json.loads(json.dumps(expected)):
-                raise BlockFileError(f"{path}: not a block of this run (records {recorded}, expected {expected})")
-            keys = set()
-            for info in tar:
-                data = tar.extractfile(info).read()
-                if str(zlib.crc32(data)) != info.pax_headers.get(_CRC_KEY):
-                    raise BlockFileError(f"{path}: {info.name} is damaged (CRC-32 mismatch)")
-                keys.add(info.name.split(".", 1)[0])
-                dtypes = info.pax_headers.get(_DTYPES_KEY)
-                yield info.name, data, (json.loads(dtypes) if dtypes else None)
-    except (OSError, tarfile.TarError, ValueError) as exc:
+        with open(path, "rb") as handle:
+            recorded: dict[str, str] = {}
+            for name, data, pax in block_tar.read_members(handle, recorded):
+                if not keys and json.loads(recorded.get(_STAMP_KEY, "{}")) != expected:
+                    raise BlockFileError(f"{path}: not a block of this run (records "
+                                         f"{json.loads(recorded.get(_STAMP_KEY, '{}'))}, expected {expected})")
+                if str(zlib.crc32(data)) != pax.get(_CRC_KEY):
+                    raise BlockFileError(f"{path}: {name} is damaged (CRC-32 mismatch)")
+                keys.add(name.split(".", 1)[0])
+                dtypes = pax.get(_DTYPES_KEY)
+                yield name, data, (json.loads(dtypes) if dtypes else None)
+    except (OSError, ValueError) as exc:
         raise BlockFileError(f"{path}: unreadable block ({exc})") from None
     if keys != {sample_name(i) for i in range(start, start + count)}:
         raise BlockFileError(f"{path}: holds {len(keys)} samples, expected {count}")

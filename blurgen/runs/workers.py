@@ -67,16 +67,21 @@ class BlockWork:
     stamp: dict
 
 
-def limit_threads_here() -> None:
-    """One numba and one OpenCV thread in this process (a worker, or ``workers=1``)."""
+def limit_threads_here(numba: bool = True) -> None:
+    """One numba and one OpenCV thread in this process (a worker, or ``workers=1``).
+
+    ``numba=False`` leaves numba alone: for a process started with ``NUMBA_NUM_THREADS=1``
+    (``SINGLE_THREAD_ENV``), where importing numba only to say so again cost ~0.3 s of every
+    worker's start, also when its blocks never use numba (``blurgen export``)."""
     with contextlib.suppress(ImportError):
         import cv2
 
         cv2.setNumThreads(1)
-    with contextlib.suppress(ImportError, ValueError):
-        import numba
+    if numba:
+        with contextlib.suppress(ImportError, ValueError):
+            import numba as numba_module
 
-        numba.set_num_threads(1)
+            numba_module.set_num_threads(1)
 
 
 def _die_with_parent() -> None:
@@ -140,7 +145,7 @@ def _failure_message(exc: Exception, folder: str) -> tuple[str, ...]:
 def _worker_main(work: BlockWork, parent_pid: int, tasks, results) -> None:
     """Worker process: make blocks from ``tasks`` and write each as a part; report to ``results``."""
     _die_with_parent()
-    limit_threads_here()
+    limit_threads_here(numba=False)  # NUMBA_NUM_THREADS=1 came with the environment (_worker_pool)
 
     def jobs():
         while True:

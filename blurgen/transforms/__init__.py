@@ -173,6 +173,9 @@ def _as_batch(input: Any) -> tuple[torch.Tensor, bool]:
         raise TypeError(f"input must be a torch.Tensor, got {type(input).__name__}")
     if input.dtype not in DTYPES:
         raise TypeError(f"input must be float32, float16, bfloat16, float64 or uint8, got {input.dtype}")
+    if input.is_meta:  # torch's own error came from deep inside: "Tensor.item() cannot be called..."
+        raise ValueError("input is a meta tensor (a shape without values); give it values on a real device "
+                         "(e.g. torch.empty_like(x, device='cpu'))")
     if input.ndim not in (3, 4) or min(input.shape[-2:], default=0) < 1:
         raise ValueError(f"input must be (B, C, H, W) or (C, H, W) with H, W >= 1 (or clips (B, T, C, H, W)), "
                          f"got {tuple(input.shape)}")

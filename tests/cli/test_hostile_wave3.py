@@ -325,3 +325,40 @@ def test_webdataset_prefixes_its_readers_misread_are_a_usage_error(tmp_path, pre
         done = _blurgen(*command, "--format", "webdataset", "--out", prefix, cwd=tmp_path)
         assert done.returncode == 2 and "WebDataset prefix" in done.stderr, done.stderr
     assert os.listdir(tmp_path) == ["x.h5"]
+
+
+# ------------------------------------------------- open items 3 and 4 of the adversarial pass
+@pytest.mark.parametrize("copy", [[], ["--copy"]])
+def test_merge_out_through_a_missing_folder_names_out_not_the_temporary(shard_folder, tmp_path, copy):
+    """Before: `--out ../x/../m.h5` (x missing) failed with "Error: /abs/.m.h5.merge-PID.h5: No such
+    file or directory": the folder was checked after normalising the path, which the kernel does not."""
+    import shutil
+
+    work = tmp_path / "work"
+    work.mkdir()
+    for name in ("s0.h5", "s1.h5"):
+        shutil.copy(shard_folder / name, work / name)
+    done = _blurgen("merge", "s0.h5", "s1.h5", "--out", "../x/../m.h5", *copy, cwd=work)
+    assert done.returncode == 1, done.stderr
+    assert "../x/../m.h5" in done.stderr and ".merge-" not in done.stderr, done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1 and "Traceback" not in done.stderr
+    assert sorted(os.listdir(tmp_path)) == ["work"] and sorted(os.listdir(work)) == ["s0.h5", "s1.h5"]
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.uint8])
+@pytest.mark.parametrize("shape", [(2, 3, 16, 16), (3, 16, 16), (1, 2, 3, 16, 16)])
+@pytest.mark.parametrize("how", ["RandomCameraShake", "v2", "camera_shake"])
+def test_a_meta_tensor_is_a_one_line_value_error(how, shape, dtype):
+    """Before: torch's "RuntimeError: Tensor.item() cannot be called on meta tensors" from inside
+    the range check (uint8: from further inside)."""
+    from blurgen.transforms import RandomCameraShake
+    from blurgen.transforms.v2 import RandomCameraShake as V2Shake
+
+    x = torch.empty(shape, dtype=dtype, device="meta")
+    shake = (RandomCameraShake if how == "RandomCameraShake" else V2Shake)(p=1.0)
+    with pytest.raises(ValueError, match="meta tensor") as err:
+        if how == "camera_shake":
+            camera_shake(x, np.ones((shape[0], 3, 3)) / 9)
+        else:
+            shake(x)
+    assert "\n" not in str(err.value)
