@@ -44,10 +44,12 @@ def kernel_model_options(func):
         click.option("--anxiety", default=",".join(f"{a:g}" for a in defaults.anxiety),
                      show_default=True, help="Shake strengths to draw from, each in [1e-6, 0.1]."),
         click.option("--blur-length-px", default=None, metavar="LOW,HIGH",
-                     help="Blur length per sample, drawn log-uniformly in [LOW, HIGH] px (0.01-1e4). shake2d: "
-                          "each path keeps its shape and is scaled to it; camera3d: the exposure (within "
-                          "--exposure-s) is chosen so the frame centre's blur path is that long "
-                          "[default: unset: shake2d paths --length-px, camera3d exposures log-uniform]."),
+                     help="Blur length per sample, drawn log-uniformly in [LOW, HIGH] px (0.01-1e4), or off. "
+                          "shake2d: each path keeps its shape and is scaled to it; camera3d: the exposure (within "
+                          "--exposure-s) is chosen so the frame centre's blur path is that long. [default: make "
+                          "with shake2d: 1,32 (trains restorers that do better on real shake, see README), off "
+                          "when --length-px is given; kernels and camera3d: off (paths --length-px long, "
+                          "exposures log-uniform)]."),
     ]
     return apply_options(func, options)
 
@@ -82,7 +84,7 @@ OPTION_PARSERS = {
     "focal_35mm": lambda v: parse_range(v, "--focal-35mm"),
     "exposure_s": lambda v: parse_range(v, "--exposure-s"),
     "depth_m": lambda v: parse_range(v, "--depth-m"),
-    "blur_length_px": lambda v: None if v is None else parse_range(v, "--blur-length-px"),
+    "blur_length_px": lambda v: None if v is None or v.strip().lower() == "off" else parse_range(v, "--blur-length-px"),
 }
 
 
