@@ -239,7 +239,7 @@ def _motion_configs(ctx, options: dict, width: int, height: int):
     if options["kernels"]:
         return _bank_kernel_config(ctx, options), CameraConfig()
     model = registry.get(motion)
-    options = with_make_blur_length(ctx, motion, options)
+    options = with_make_defaults(ctx, model, options)
     settings = motion_config_from_options(motion, size, options)
     frame_w, frame_h = getattr(settings, "frame_size", (width, height))
     if width > frame_w or height > frame_h:
@@ -250,18 +250,15 @@ def _motion_configs(ctx, options: dict, width: int, height: int):
     return configs["kernel"], configs["camera"]
 
 
-#: make's blur length for shake2d when the command line names none (nor --length-px): the
-#: downstream benchmark's choice (README "Does the blur recipe matter on real shake?").
-MAKE_BLUR_LENGTH_PX = "1,32"
-
-
-def with_make_blur_length(ctx, motion: str, options: dict) -> dict:
-    """``options`` with make's default blur length for shake2d: unless ``--blur-length-px`` or
-    ``--length-px`` is on the command line (a fixed path length is DeblurGAN's recipe)."""
+def with_make_defaults(ctx, model, options: dict) -> dict:
+    """``options`` with the model's ``make_defaults`` (shake2d: ``--blur-length-px 1,32``) where
+    none of the options that cancel each is on the command line."""
     source = click.core.ParameterSource.COMMANDLINE
-    if motion != "shake2d" or any(ctx.get_parameter_source(name) == source for name in ("blur_length_px", "length_px")):
-        return options
-    return {**options, "blur_length_px": MAKE_BLUR_LENGTH_PX}
+    options = dict(options)
+    for name, (value, cancelled_by) in model.make_defaults.items():
+        if not any(ctx.get_parameter_source(other) == source for other in cancelled_by):
+            options[name] = value
+    return options
 
 
 def _say_while_checking() -> None:
