@@ -84,6 +84,9 @@ def check_output_place(out: str) -> None:
     directory = os.path.dirname(os.path.abspath(out))
     if not os.path.isdir(directory):
         raise click.ClickException(f"cannot write {out}: folder {directory} does not exist")
+    given = os.path.dirname(out.rstrip(os.sep))
+    if given and not os.path.isdir(given):  # 'x/../out': abspath drops x, makedirs would create it
+        raise click.ClickException(f"cannot write {out}: folder {given} does not exist (a folder on that path is missing)")
     if not os.access(directory, os.W_OK):
         raise click.ClickException(f"cannot write {out}: folder {directory} is not writable")
 

@@ -151,6 +151,10 @@ def test_existing_or_impossible_outputs_fail_with_one_line(tmp_path, fmt):
     assert result.exit_code == 1 and "does not exist" in result.output and "Traceback" not in result.output
     result = _cli("make", "--n", "4", "--out", str(tmp_path / "x.h5"), "--format", fmt, *SMALL)
     assert result.exit_code == 2 and "--format" in result.output
+    through = str(tmp_path / "gone" / ".." / "out")  # abspath drops 'gone'; makedirs would create it
+    result = _cli("make", "--n", "4", "--out", through, "--format", fmt, "--workers", "1", *SMALL)
+    assert result.exit_code == 1 and "does not exist" in result.output and through in result.output
+    assert not (tmp_path / "gone").exists()
 
 
 def _kill_and_resume(tmp_path, fmt: str, reference: str, kills: int, rng: random.Random) -> None:
