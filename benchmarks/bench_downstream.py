@@ -42,7 +42,6 @@ RECIPES = {
     "camera3d-len-1-16": "--motion camera3d --exposure-s 0.0005,1 --blur-length-px 1,16",
     "camera3d-len-1-32": "--motion camera3d --exposure-s 0.0005,1 --blur-length-px 1,32",
     "camera3d-len-1-32-raw": "--motion camera3d --exposure-s 0.0005,1 --blur-length-px 1,32 --pipeline camera",
-    "camera3d-long": "--motion camera3d --exposure-s 0.03,0.3",
 }
 TUNE_SCENES, TEST_SCENES = (1, 2), (3, 4)
 

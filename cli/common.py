@@ -47,8 +47,9 @@ def kernel_model_options(func):
                      help="Blur length per sample, drawn log-uniformly in [LOW, HIGH] px (0.01-1e4), or off. "
                           "shake2d: each path keeps its shape and is scaled to it; camera3d: the exposure (within "
                           "--exposure-s) is chosen so the frame centre's blur path is that long. [default: make "
-                          "with shake2d: 1,32 (trains restorers that do better on real shake, see README), off "
-                          "when --length-px is given; kernels and camera3d: off (paths --length-px long, "
+                          "with shake2d: 1,32, off when --length-px is given; make with camera3d: 1,16 with "
+                          "--exposure-s 0.0005,1, both off when either is given (each trains restorers that do "
+                          "better on real shake, see README); kernels: off (paths --length-px long, camera "
                           "exposures log-uniform)]."),
     ]
     return apply_options(func, options)
@@ -120,7 +121,8 @@ def motion_options(func):
         ("--frame-size", str, "{}x{}".format(*d.frame_size), "the camera frame WxH (each 32-16384 px); "
          "outputs are windows of it."),
         ("--focal-35mm", str, pair(*d.focal_35mm), "35 mm-equivalent focal length range low,high in [4, 2000] mm."),
-        ("--exposure-s", str, pair(*d.exposure_s), "exposure time range low,high in [1e-5, 10] s (log-uniform)."),
+        ("--exposure-s", str, pair(*d.exposure_s), "exposure time range low,high in [1e-5, 10] s (log-uniform; "
+         "make: 0.0005,1 with its --blur-length-px default unless either is given)."),
         ("--shake-scale", float, d.shake_scale, "multiplies the recorded hand shake, in [0, 100]."),
         ("--roll-scale", float, d.roll_scale, "multiplies the roll (about the optical axis), in [0, 100]."),
         ("--translation-mps", float, d.translation_mps, "rms translation speed per axis, m/s, in [0, 10] "

@@ -159,7 +159,8 @@ def make(ctx, n, out, size, source, split, seed, workers, resume, overwrite, sha
     announce_first_compile("blurgen.motion._walk_jit", "blurgen.sources.deadleaves", "blurgen.blur._noise_jit")
     _say_while_checking()
     clip_fields = take_clip_options(ctx, model_options)
-    config, shard_pair = _config_from_options(ctx, n, size, source, split, resume, overwrite, shard, model_options)
+    config, shard_pair = _config_from_options(ctx, n, size, source, split, resume, overwrite, shard, model_options,
+                                              clips=clip_fields is not None)
     if clip_fields is not None:
         config = clips_config(config, clip_fields)
     try:
@@ -226,7 +227,7 @@ def _rate_note(result) -> str:
     return ", ".join(notes)
 
 
-def _motion_configs(ctx, options: dict, width: int, height: int):
+def _motion_configs(ctx, options: dict, width: int, height: int, clips: bool = False):
     """The KernelConfig and CameraConfig of the command line: the chosen model's settings from its
     options (the others keep their defaults, and their options are refused)."""
     from blurgen.camera.config import CameraConfig
@@ -239,7 +240,8 @@ def _motion_configs(ctx, options: dict, width: int, height: int):
     if options["kernels"]:
         return _bank_kernel_config(ctx, options), CameraConfig()
     model = registry.get(motion)
-    options = with_make_defaults(ctx, model, options)
+    if not clips:
+        options = with_make_defaults(ctx, model, options)
     settings = motion_config_from_options(motion, size, options)
     frame_w, frame_h = getattr(settings, "frame_size", (width, height))
     if width > frame_w or height > frame_h:
@@ -251,8 +253,9 @@ def _motion_configs(ctx, options: dict, width: int, height: int):
 
 
 def with_make_defaults(ctx, model, options: dict) -> dict:
-    """``options`` with the model's ``make_defaults`` (shake2d: ``--blur-length-px 1,32``) where
-    none of the options that cancel each is on the command line."""
+    """``options`` with the model's ``make_defaults`` (shake2d: ``--blur-length-px 1,32``;
+    camera3d: ``--exposure-s 0.0005,1 --blur-length-px 1,16``) where none of the options that
+    cancel each is on the command line."""
     source = click.core.ParameterSource.COMMANDLINE
     options = dict(options)
     for name, (value, cancelled_by) in model.make_defaults.items():
@@ -302,8 +305,9 @@ def _bank_kernel_config(ctx, options: dict):
         raise click.BadParameter(str(exc), param_hint="--kernel-size") from None
 
 
-def _config_from_options(ctx, n, size, source, split, resume, overwrite, shard, options):
-    """Validate the command line (usage errors, exit 2) and build the PairsConfig."""
+def _config_from_options(ctx, n, size, source, split, resume, overwrite, shard, options, clips: bool = False):
+    """Validate the command line (usage errors, exit 2) and build the PairsConfig (``clips``: the
+    camera of a clips run, whose exposures the frame rate fixes: no make defaults)."""
     from blurgen.pairs.pipeline import PairsConfig
 
     if resume and overwrite:
@@ -313,7 +317,7 @@ def _config_from_options(ctx, n, size, source, split, resume, overwrite, shard, 
     if shard_pair[1] > n:
         raise click.BadParameter(f"{shard} has more shards than the {n} pairs", param_hint="--shard")
     source = check_source(source)
-    kernel, camera = _motion_configs(ctx, options, width, height)
+    kernel, camera = _motion_configs(ctx, options, width, height, clips)
     blur = blur_config_from_options(**{k: options[k] for k in BLUR_OPTIONS})
     pipeline = {"pipeline": options["pipeline"], "isp": isp_config_from_options(ctx, options)}
     bank = {"kernel_bank": os.path.abspath(options["kernels"]), "bank_augment": options["kernel_augment"],

@@ -60,6 +60,11 @@ class Camera3D(MotionModel):
     config_type = CameraConfig
     config_field = "camera"
     cli_options = tuple(CAMERA_OPTIONS)
+    #: make draws blur lengths in 1-16 px (exposures found for them within 0.5 ms-1 s) unless
+    #: exposures or lengths are given: the downstream benchmark's choice on its tuning scenes
+    #: (CameraConfig itself keeps the fitted exposure range; clips take their exposures from fps).
+    make_defaults = {"exposure_s": ("0.0005,1", ("exposure_s", "blur_length_px")),
+                     "blur_length_px": ("1,16", ("exposure_s", "blur_length_px"))}
 
     def check_config(self, config: Any) -> None:
         check_kernel_fits(config, random_camera_motion, "this camera's shake (exposure, focal length, shake scale)",

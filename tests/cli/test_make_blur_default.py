@@ -1,5 +1,5 @@
-"""make's shake2d default blur length (1-32 px, chosen by the downstream benchmark), and the ways
-back to DeblurGAN's fixed-length recipe."""
+"""make's default blur lengths (shake2d 1-32 px; camera3d 1-16 px with exposures in 0.5 ms-1 s),
+chosen by the downstream benchmark, and the ways back to the fixed-length / fitted-exposure recipes."""
 
 from __future__ import annotations
 
@@ -35,9 +35,26 @@ def test_off_or_a_path_length_gives_deblurgans_fixed_paths(tmp_path):
     assert "blur_length_px" not in fixed and np.allclose(fixed["path_length_px"][fixed["exposure_fraction"] == 1], 20.0)
 
 
-def test_camera3d_and_the_kernels_command_keep_their_defaults(tmp_path):
-    camera = make(tmp_path, "camera", "--motion", "camera3d", "--frame-size", "320x240", "--kernel-size", "33")
-    assert "blur_length_px" not in camera
+def test_camera3d_draws_1_16_px_with_wide_exposures_unless_either_is_given(tmp_path):
+    cam = ["--motion", "camera3d", "--frame-size", "320x240", "--kernel-size", "33"]
+    default = make(tmp_path, "camera", *cam)
+    assert ((default["blur_length_px"] >= 1) & (default["blur_length_px"] <= 16)).all()
+    assert ((default["exposure_s"] >= 0.0005 * 0.999) & (default["exposure_s"] <= 1.0)).all()
+    assert np.median(np.abs(default["path_length_px"] / default["blur_length_px"] - 1)) < 0.011
+    exposures = make(tmp_path, "exposures", *cam, "--exposure-s", "0.01,0.02")
+    assert "blur_length_px" not in exposures
+    assert ((exposures["exposure_s"] >= 0.01 * 0.999) & (exposures["exposure_s"] <= 0.02 * 1.001)).all()
+    off = make(tmp_path, "off", *cam, "--blur-length-px", "off")
+    assert "blur_length_px" not in off
+    assert ((off["exposure_s"] >= 0.005 * 0.999) & (off["exposure_s"] <= 0.1 * 1.001)).all()
+
+
+def test_clips_and_the_kernels_command_keep_their_defaults(tmp_path):
+    out = tmp_path / "clips.h5"
+    result = CliRunner().invoke(main, ["make", "--n", "1", "--size", "32", "--out", str(out), "--motion", "camera3d",
+                                       "--clips", "2", "--workers", "1", "--frame-size", "320x240",
+                                       "--kernel-size", "33", "--clip-margin", "32"])
+    assert result.exit_code == 0, result.output
     out = tmp_path / "k.npy"
     result = CliRunner().invoke(main, ["kernels", "--n", "3", "--out", str(out), "--seed", "1"])
     assert result.exit_code == 0, result.output
