@@ -206,7 +206,7 @@ def test_make_pipeline_camera_writes_the_camera_values(tmp_path):
     out = tmp_path / "cam.h5"
     result = CliRunner().invoke(main, ["make", "--n", "3", "--out", str(out), "--size", "32", "--workers", "1",
                                        "--pipeline", "camera", "--noise", "off", "--jpeg-quality", "90",
-                                       "--preview", str(tmp_path / "cam.png")])
+                                       "--blur-length-px", "off", "--preview", str(tmp_path / "cam.png")])
     assert result.exit_code == 0, result.output
     report = CliRunner().invoke(main, ["inspect", str(out)])
     assert report.exit_code == 0 and "camera pipeline: streaked highlights" in report.output
