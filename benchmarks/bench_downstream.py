@@ -30,11 +30,12 @@ import downstream_data as data  # noqa: E402
 from report import append_results, markdown_table  # noqa: E402
 
 #: name -> ``blurgen make`` options ({bank:NAME}: a kernel bank made by downstream_data).
-#: ``shake2d`` is DeblurGAN's recipe (make's default until the table chose ``--blur-length-px 1,32``,
-#: the ``shake2d-len-1-32`` row); the same arrays as the empty option string made before.
+#: ``shake2d`` is DeblurGAN's recipe and ``camera3d`` the fitted camera's exposures (make's defaults
+#: until the table chose the ``shake2d-len-1-32`` and ``camera3d-len-1-16`` rows); the same arrays
+#: as the option strings without ``--blur-length-px off`` made before.
 RECIPES = {
     "shake2d": "--blur-length-px off",
-    "camera3d": "--motion camera3d",
+    "camera3d": "--motion camera3d --blur-length-px off",
     "lines": "--kernels {bank:lines}",
     "deblurgan": "--kernels {bank:deblurgan}",
     "shake2d-len-1-16": "--blur-length-px 1,16",

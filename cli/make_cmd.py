@@ -159,6 +159,8 @@ def make(ctx, n, out, size, source, split, seed, workers, resume, overwrite, sha
     announce_first_compile("blurgen.motion._walk_jit", "blurgen.sources.deadleaves", "blurgen.blur._noise_jit")
     _say_while_checking()
     clip_fields = take_clip_options(ctx, model_options)
+    if clip_fields is not None:
+        _refuse_exposure_options_for_clips(ctx)
     config, shard_pair = _config_from_options(ctx, n, size, source, split, resume, overwrite, shard, model_options,
                                               clips=clip_fields is not None)
     if clip_fields is not None:
@@ -253,15 +255,21 @@ def _motion_configs(ctx, options: dict, width: int, height: int, clips: bool = F
 
 
 def with_make_defaults(ctx, model, options: dict) -> dict:
-    """``options`` with the model's ``make_defaults`` (shake2d: ``--blur-length-px 1,32``;
-    camera3d: ``--exposure-s 0.0005,1 --blur-length-px 1,16``) where none of the options that
-    cancel each is on the command line."""
+    """``options`` with make's own defaults for the model (``MotionModel.make_options``; shake2d:
+    ``--blur-length-px 1,32``; camera3d: ``--blur-length-px 1,16`` searched in ``--exposure-s
+    0.0005,1``) given what is on the command line."""
     source = click.core.ParameterSource.COMMANDLINE
-    options = dict(options)
-    for name, (value, cancelled_by) in model.make_defaults.items():
-        if not any(ctx.get_parameter_source(other) == source for other in cancelled_by):
-            options[name] = value
-    return options
+    given = {name for name in options if ctx.get_parameter_source(name) == source}
+    return model.make_options(options, given)
+
+
+def _refuse_exposure_options_for_clips(ctx) -> None:
+    """Usage error: a clip's frames take their exposure from --fps and --shutter-angle."""
+    source = click.core.ParameterSource.COMMANDLINE
+    for name in ("exposure_s", "blur_length_px"):
+        if ctx.get_parameter_source(name) == source:
+            raise click.BadParameter("does not apply to clips: each frame is exposed --shutter-angle / 360 / --fps "
+                                     "seconds", param_hint="--" + name.replace("_", "-"))
 
 
 def _say_while_checking() -> None:

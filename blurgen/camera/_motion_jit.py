@@ -43,7 +43,7 @@ P_DIRECTION, P_ANISOTROPY, P_DEPTH, P_REDRAWS, P_MAX_ANGLE, P_RADIUS = 6, 7, 8, 
 P_POS_X, P_POS_Y, P_BLUR_TARGET, P_BLUR_MADE = 12, 13, 14, 15
 N_PARAMS = 16
 #: Exposure refinements towards a target blur length, and the relative error that ends them.
-BLUR_ITERATIONS, BLUR_TOLERANCE = 20, 0.01
+BLUR_ITERATIONS, BLUR_TOLERANCE = 40, 0.01
 
 #: Mixes the sample key so camera streams are independent of the 2-D kernel model's streams.
 CAMERA_SALT = np.uint64(0xC0FFEE5EED15CA3A)
@@ -272,39 +272,57 @@ def centre_path_length(omega, dt, focal_px):
 
 
 @njit(cache=True)
+def _made_length(state, model, omega, params, exposure):
+    """Centre path length, px, of this draw's shake (same stream) over ``exposure`` seconds."""
+    cam, osc_hz, osc_q, sig_py, sig_roll = model[0], model[1], model[2], model[3], model[4]
+    dt = exposure / (omega.shape[0] - 1)
+    angular_velocity(state, cam, osc_hz, osc_q, sig_py, sig_roll, dt, omega, params)
+    return centre_path_length(omega, dt, params[P_FOCAL_PX])
+
+
+@njit(cache=True)
 def _exposure_for_length(state, model, omega, params):
     """Choose the exposure so the centre's blur path is ``params[P_BLUR_TARGET]`` px long under
-    this draw's own shake (same stream: same amplitude and noise at any exposure): start from the
-    process's rms speed, then rescale by target / made, bisecting (in log exposure) between the
-    longest too-short and the shortest too-long exposure seen when a step would leave them; ends
-    within ``BLUR_TOLERANCE`` or at the exposure range's bounds. Returns the stream state from
-    before the shake (``_draw_motion`` draws it once more at the chosen exposure)."""
-    cam, osc_hz, osc_q, sig_py, sig_roll = model[0], model[1], model[2], model[3], model[4]
-    steps = omega.shape[0]
-    target, focal = params[P_BLUR_TARGET], params[P_FOCAL_PX]
+    this draw's own shake (same stream: same amplitude and noise at any exposure). Start from the
+    process's rms speed; until the target is bracketed, step by the length ratio; then a secant
+    step in log exposure against log length between the bracket's ends (bisection when it would
+    land near an end). Ends within ``BLUR_TOLERANCE`` or after ``BLUR_ITERATIONS`` evaluations on
+    the best exposure evaluated, within the exposure range (no shake: its top). Returns the stream
+    state from before the shake (``_draw_motion`` draws it once more at the chosen exposure)."""
+    cam, sig_py = model[0], model[3]
+    target = params[P_BLUR_TARGET]
     power = 0.0
     for j in range(sig_py.shape[0]):
         power += sig_py[j] * sig_py[j]
-    speed = cam[C_SHAKE] * math.sqrt(2.0 * power) * focal
+    speed = cam[C_SHAKE] * math.sqrt(2.0 * power) * params[P_FOCAL_PX]
     lo, hi = cam[C_EXP_LO], cam[C_EXP_HI]
     exposure = hi if speed <= 0.0 else min(hi, max(lo, target / speed))
-    short, long_ = lo, hi  # bracket: made(short) < target < made(long_) once seen
+    best, best_error = exposure, np.inf
+    short_e, short_m, long_e, long_m = -1.0, 0.0, -1.0, 0.0  # bracket ends (-1: not seen yet)
     for _ in range(BLUR_ITERATIONS):
-        angular_velocity(state, cam, osc_hz, osc_q, sig_py, sig_roll, exposure / (steps - 1), omega, params)
-        made = centre_path_length(omega, exposure / (steps - 1), focal)
-        if made <= 0.0 or abs(made - target) <= BLUR_TOLERANCE * target:
+        made = _made_length(state, model, omega, params, exposure)
+        error = abs(made - target) / target
+        if error < best_error:
+            best, best_error = exposure, error
+        if made <= 0.0 or error <= BLUR_TOLERANCE:
             break
         if made < target:
-            short = exposure
+            short_e, short_m = exposure, made
         else:
-            long_ = exposure
-        new = min(hi, max(lo, exposure * target / made))
-        if not short < new < long_:
-            new = math.sqrt(short * long_)
-        if new == exposure or long_ - short <= 1e-6 * long_:
+            long_e, long_m = exposure, made
+        if short_e < 0.0 or long_e < 0.0 or short_m <= 0.0:  # not bracketed: ratio step
+            new = min(hi, max(lo, exposure * target / made))
+        else:
+            a, b = math.log(short_e), math.log(long_e)
+            fa, fb = math.log(short_m / target), math.log(long_m / target)
+            x = a - fa * (b - a) / (fb - fa) if fb != fa else 0.5 * (a + b)
+            if not a + 0.05 * (b - a) < x < b - 0.05 * (b - a):
+                x = 0.5 * (a + b)
+            new = math.exp(x)
+        if new == exposure:
             break
         exposure = new
-    params[P_EXPOSURE] = exposure
+    params[P_EXPOSURE] = best
     return state
 
 

@@ -108,7 +108,10 @@ class CameraConfig(ConfigMixin):
             exposure is chosen (within ``exposure_s``) so that the path the frame centre's image
             draws is that long under the sample's own shake; the shake process is unchanged, only
             which exposures are sampled. Recorded as ``params["blur_length_px"]`` (the target)
-            and ``path_length_px`` (the length made: equal within 1 % unless ``exposure_s`` cut it).
+            and ``path_length_px`` (the length made: within 1 % unless ``exposure_s`` cut it).
+            The length is the rotation's (small angles: focal length x the pitch/yaw angle
+            travelled); a translation (``translation_mps``) adds blur on top of it, and with no
+            pitch/yaw shake at all (``shake_scale`` 0) the exposure is the range's top.
     """
 
     frame_size: tuple[int, int] = (1280, 720)

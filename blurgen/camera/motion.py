@@ -169,7 +169,7 @@ def raise_unfitted(fitted: np.ndarray, config: CameraConfig, start: int) -> None
         bad = int(np.flatnonzero(~fitted)[0])
         raise ValueError(f"size={config.size} is too small for this camera: no motion of sample {start + bad} "
                          f"kept its local kernels within it after {MAX_DRAWS} draws; use a larger size, "
-                         f"shorter exposure_s, shorter focal_35mm or a smaller shake_scale")
+                         f"shorter exposure_s (or blur_length_px), shorter focal_35mm or a smaller shake_scale")
 
 
 def random_camera_motion(n: int, config: CameraConfig | None = None, seed: int = 0, start: int = 0

@@ -60,11 +60,19 @@ class Camera3D(MotionModel):
     config_type = CameraConfig
     config_field = "camera"
     cli_options = tuple(CAMERA_OPTIONS)
-    #: make draws blur lengths in 1-16 px (exposures found for them within 0.5 ms-1 s) unless
-    #: exposures or lengths are given: the downstream benchmark's choice on its tuning scenes
-    #: (CameraConfig itself keeps the fitted exposure range; clips take their exposures from fps).
-    make_defaults = {"exposure_s": ("0.0005,1", ("exposure_s", "blur_length_px")),
-                     "blur_length_px": ("1,16", ("exposure_s", "blur_length_px"))}
+    #: make's blur lengths (unless lengths or exposures are given) and the exposure range searched
+    #: for any blur length (unless exposures are given): the downstream benchmark's choice on its
+    #: tuning scenes. CameraConfig itself keeps the fitted exposure range.
+    MAKE_BLUR_LENGTH, MAKE_EXPOSURE = "1,16", "0.0005,1"
+
+    def make_options(self, options: dict[str, Any], given: set[str]) -> dict[str, Any]:
+        options = dict(options)
+        if not given & {"blur_length_px", "exposure_s"}:
+            options["blur_length_px"] = self.MAKE_BLUR_LENGTH
+        length = options.get("blur_length_px")
+        if "exposure_s" not in given and length is not None and str(length).strip().lower() != "off":
+            options["exposure_s"] = self.MAKE_EXPOSURE
+        return options
 
     def check_config(self, config: Any) -> None:
         check_kernel_fits(config, random_camera_motion, "this camera's shake (exposure, focal length, shake scale)",

@@ -68,10 +68,12 @@ class MotionModel:
     config_field: str = "kernel"
     #: Command-line options (click parameter names) that only this model reads.
     cli_options: tuple[str, ...] = ()
-    #: ``blurgen make``'s own defaults for some of them, where they differ from the settings
-    #: class's: option -> (value as typed, the options whose presence on the command line
-    #: cancels it).
-    make_defaults: dict[str, tuple[str, tuple[str, ...]]] = {}
+
+    def make_options(self, options: dict[str, Any], given: set[str]) -> dict[str, Any]:
+        """``blurgen make``'s own defaults where they differ from the settings class's:
+        ``options`` (command-line values as typed, by name) completed, ``given`` being the
+        names on the command line. None by default."""
+        return options
 
     def settings(self, pairs: Any) -> Any:
         """This model's settings inside a ``PairsConfig``."""

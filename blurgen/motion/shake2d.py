@@ -50,9 +50,14 @@ class Shake2D(MotionModel):
     config_type = KernelConfig
     config_field = "kernel"
     cli_options = WALK_OPTIONS
-    #: make draws blur lengths in 1-32 px unless a length is given: the downstream benchmark's
-    #: choice (restorers trained on DeblurGAN's fixed 60 px paths did worse on real shake).
-    make_defaults = {"blur_length_px": ("1,32", ("blur_length_px", "length_px"))}
+    #: make's blur lengths unless a length is given: the downstream benchmark's choice (restorers
+    #: trained on DeblurGAN's fixed 60 px paths did worse on real shake).
+    MAKE_BLUR_LENGTH = "1,32"
+
+    def make_options(self, options: dict[str, Any], given: set[str]) -> dict[str, Any]:
+        if given & {"blur_length_px", "length_px"}:
+            return options
+        return {**options, "blur_length_px": self.MAKE_BLUR_LENGTH}
 
     def check_config(self, config: Any) -> None:
         check_kernel_fits(config, random_trajectories, f"length_px={config.length_px:g}", "a shorter length_px")

@@ -47,6 +47,11 @@ def test_camera3d_draws_1_16_px_with_wide_exposures_unless_either_is_given(tmp_p
     off = make(tmp_path, "off", *cam, "--blur-length-px", "off")
     assert "blur_length_px" not in off
     assert ((off["exposure_s"] >= 0.005 * 0.999) & (off["exposure_s"] <= 0.1 * 1.001)).all()
+    # a length range of one's own is searched in the same wide exposures, so it is met
+    mine = make(tmp_path, "mine", *cam, "--blur-length-px", "1,8")
+    assert ((mine["blur_length_px"] >= 1) & (mine["blur_length_px"] <= 8)).all()
+    assert np.median(np.abs(mine["path_length_px"] / mine["blur_length_px"] - 1)) < 0.011
+    assert mine["exposure_s"].min() < 0.005 or mine["blur_length_px"].min() > 2
 
 
 def test_clips_and_the_kernels_command_keep_their_defaults(tmp_path):
