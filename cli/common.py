@@ -8,7 +8,7 @@ import os
 import click
 
 from blurgen.core.common import BlurgenError, check_can_create, one_line
-from blurgen.core.config import KernelConfig
+from blurgen.core.config import KernelConfig, is_off
 
 
 def parse_float_list(value: str, name: str) -> tuple[float, ...]:
@@ -85,7 +85,7 @@ OPTION_PARSERS = {
     "focal_35mm": lambda v: parse_range(v, "--focal-35mm"),
     "exposure_s": lambda v: parse_range(v, "--exposure-s"),
     "depth_m": lambda v: parse_range(v, "--depth-m"),
-    "blur_length_px": lambda v: None if v is None or v.strip().lower() == "off" else parse_range(v, "--blur-length-px"),
+    "blur_length_px": lambda v: None if v is None or is_off(v) else parse_range(v, "--blur-length-px"),
 }
 
 

@@ -9,6 +9,7 @@ import re
 import click
 
 from blurgen.cli.common import apply_options
+from blurgen.core.common import BlurgenError, check_folder_of, one_line
 
 FORMATS = ("hdf5", "folders", "lmdb", "webdataset")
 #: --out suffix -> format (no suffix, or another one: hdf5, the default, unless --format says).
@@ -81,14 +82,10 @@ def samples_per_tar(tar_mb: float, width: int, height: int, kernel_size: int, fr
 
 def check_output_place(out: str) -> None:
     """Exit 1 unless the folder that will hold ``out`` (a folder or a tar prefix) exists and is writable."""
-    directory = os.path.dirname(os.path.abspath(out))
-    if not os.path.isdir(directory):
-        raise click.ClickException(f"cannot write {out}: folder {directory} does not exist")
-    given = os.path.dirname(out.rstrip(os.sep))
-    if given and not os.path.isdir(given):  # 'x/../out': abspath drops x, makedirs would create it
-        raise click.ClickException(f"cannot write {out}: folder {given} does not exist (a folder on that path is missing)")
-    if not os.access(directory, os.W_OK):
-        raise click.ClickException(f"cannot write {out}: folder {directory} is not writable")
+    try:
+        check_folder_of(out)
+    except BlurgenError as exc:
+        raise click.ClickException(one_line(exc)) from None
 
 
 def make_sink(output_format: str, png_level: int, tar_mb: float, config, compression, png_encoder: str = "opencv"):

@@ -33,6 +33,7 @@ from blurgen.camera._motion_jit import (
     C_TAU,
     C_TRANS,
     PROBES,
+    log_uniform,
     oscillator_step,
     ou_step,
 )
@@ -58,15 +59,9 @@ def clip_key(seed, index, draw):
 
 
 @njit(cache=True)
-def _log_uniform(state, lo, hi):
-    state, u = next_uniform(state)
-    return state, math.exp(math.log(lo) + u * (math.log(hi) - math.log(lo)))
-
-
-@njit(cache=True)
 def _clip_draws(state, cam, q):
     """The per-clip values, once: focal length, anchor, amplitude, direction, anisotropy, depth."""
-    state, q[Q_FOCAL35] = _log_uniform(state, cam[C_F35_LO], cam[C_F35_HI])
+    state, q[Q_FOCAL35] = log_uniform(state, cam[C_F35_LO], cam[C_F35_HI])
     q[Q_FOCAL_PX] = q[Q_FOCAL35] / 36.0 * cam[C_FRAME_W]
     state, q[Q_ANCHOR_X] = next_uniform(state)
     state, q[Q_ANCHOR_Y] = next_uniform(state)
@@ -79,7 +74,7 @@ def _clip_draws(state, cam, q):
     q[Q_ANISOTROPY] = cam[C_ANISO] * u
     q[Q_DEPTH] = np.inf
     if cam[C_TRANS] > 0.0:
-        state, q[Q_DEPTH] = _log_uniform(state, cam[C_DEPTH_LO], cam[C_DEPTH_HI])
+        state, q[Q_DEPTH] = log_uniform(state, cam[C_DEPTH_LO], cam[C_DEPTH_HI])
     return state
 
 

@@ -231,7 +231,8 @@ def translation_path(state, cam, dt, trans, vel):
 
 
 @njit(cache=True)
-def _log_uniform(state, lo, hi):
+def log_uniform(state, lo, hi):
+    """A log-uniform draw in [lo, hi] from the stream; returns (state, value)."""
     state, u = next_uniform(state)
     return state, math.exp(math.log(lo) + u * (math.log(hi) - math.log(lo)))
 
@@ -241,10 +242,10 @@ def _draw_camera(state, cam, params):
     """Exposure (or, with a blur-length range, the target length in its place), focal length and
     anchor of one draw."""
     if cam[C_BLUR_LO] > 0.0:
-        state, params[P_BLUR_TARGET] = _log_uniform(state, cam[C_BLUR_LO], cam[C_BLUR_HI])
+        state, params[P_BLUR_TARGET] = log_uniform(state, cam[C_BLUR_LO], cam[C_BLUR_HI])
     else:
-        state, params[P_EXPOSURE] = _log_uniform(state, cam[C_EXP_LO], cam[C_EXP_HI])
-    state, params[P_FOCAL35] = _log_uniform(state, cam[C_F35_LO], cam[C_F35_HI])
+        state, params[P_EXPOSURE] = log_uniform(state, cam[C_EXP_LO], cam[C_EXP_HI])
+    state, params[P_FOCAL35] = log_uniform(state, cam[C_F35_LO], cam[C_F35_HI])
     params[P_FOCAL_PX] = params[P_FOCAL35] / 36.0 * cam[C_FRAME_W]
     state, params[P_ANCHOR_X] = next_uniform(state)
     state, params[P_ANCHOR_Y] = next_uniform(state)
@@ -344,7 +345,7 @@ def _draw_motion(state, model, rot, trans, params, scratch):
         for c in range(3):
             rot[k, c] = omega[k, c]
     if cam[C_TRANS] > 0.0:
-        state, params[P_DEPTH] = _log_uniform(state, cam[C_DEPTH_LO], cam[C_DEPTH_HI])
+        state, params[P_DEPTH] = log_uniform(state, cam[C_DEPTH_LO], cam[C_DEPTH_HI])
         state = translation_path(state, cam, dt, omega, vel)
         for k in range(rot.shape[0]):
             for c in range(3):

@@ -235,11 +235,18 @@ def check_can_create(path: str, overwrite: bool = False, what: str = "output") -
         raise BlurgenError(f"cannot write {what} {path}: it is a folder")
     if os.path.lexists(path) and not overwrite:
         raise BlurgenError(f"{path} exists; use --overwrite to replace it")
+    check_folder_of(path)
+
+
+def check_folder_of(path: str) -> None:
+    """Refuse (``BlurgenError``) when the folder that is to hold ``path`` (a file, or an output
+    folder or prefix) is missing, also on the path as given, or read-only."""
+    path = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(directory):
         raise BlurgenError(f"cannot write {path}: folder {directory} does not exist")
-    given = os.path.dirname(path)
-    if given and not os.path.isdir(given):  # 'x/../out': abspath drops x, the kernel does not
+    given = os.path.dirname(path.rstrip(os.sep))
+    if given and not os.path.isdir(given):  # 'x/../out': abspath drops x, the kernel (and makedirs) do not
         raise BlurgenError(f"cannot write {path}: folder {given} does not exist (a folder on that path is missing)")
     if not os.access(directory, os.W_OK):
         raise BlurgenError(f"cannot write {path}: folder {directory} is not writable")

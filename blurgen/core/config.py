@@ -31,6 +31,11 @@ MAX_PAIRS = 10**8
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pnm")
 
 
+def is_off(value: Any) -> bool:
+    """A command-line ``off`` (any case, spaces around): an optional range switched off."""
+    return isinstance(value, str) and value.strip().lower() == "off"
+
+
 def _is_int(value: Any) -> bool:
     """A Python or NumPy integer, not a bool."""
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)

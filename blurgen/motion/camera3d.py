@@ -19,6 +19,7 @@ from blurgen.camera.config import CameraConfig
 from blurgen.camera.kernels import camera_kernels_with_params, local_kernels
 from blurgen.camera.motion import random_camera_motion
 from blurgen.camera.render import plan_camera_blur
+from blurgen.core.config import is_off
 from blurgen.motion.fit import check_kernel_fits
 from blurgen.motion.registry import MotionModel, Samples, Step
 
@@ -70,7 +71,7 @@ class Camera3D(MotionModel):
         if not given & {"blur_length_px", "exposure_s"}:
             options["blur_length_px"] = self.MAKE_BLUR_LENGTH
         length = options.get("blur_length_px")
-        if "exposure_s" not in given and length is not None and str(length).strip().lower() != "off":
+        if "exposure_s" not in given and length is not None and not is_off(length):
             options["exposure_s"] = self.MAKE_EXPOSURE
         return options
 

@@ -263,21 +263,13 @@ class ClipMaker(PipelineMaker):
     """The block maker of a clips run (``make_dataset(maker=ClipMaker())``): ``make_clip_block``
     with the source opened once per process and checked as the pairs maker checks it."""
 
-    def prepare(self, config: Any) -> None:
-        self._check_model(config.pairs, fresh=True)
-        self._open_source(config)
+    @staticmethod
+    def _pairs(config: Any) -> Any:
+        return config.pairs
 
-    def _open_source(self, config: Any) -> None:
-        if config.pairs.source == "deadleaves":
-            return
-        self._source = open_clip_source(config, warn=self._expected is None)
-        digest = self._source.fingerprint()
-        if self._expected is not None and digest != self._expected:
-            from blurgen.core.common import DatasetError
-
-            raise DatasetError(f"the files of source {config.pairs.source} changed while the run was starting; "
-                               "rerun with --resume")
-        self._digest = digest
+    @staticmethod
+    def _open(config: Any, warn: bool) -> Any:
+        return open_clip_source(config, warn=warn)
 
     def __call__(self, config: Any, seed: int, start: int, count: int) -> dict:
         if self._source is None:

@@ -256,8 +256,18 @@ class PipelineMaker:
         """Check the motion model and open the source now: a kernel too small for its paths
         (``ValueError``), an unusable kernel bank or an empty or unreadable source fails before
         any work starts."""
-        self._check_model(config, fresh=True)
+        self._check_model(self._pairs(config), fresh=True)
         self._open_source(config)
+
+    @staticmethod
+    def _pairs(config: Any) -> Any:
+        """The ``PairsConfig`` inside the run's config (a subclass's run may wrap it)."""
+        return config
+
+    @staticmethod
+    def _open(config: Any, warn: bool) -> Any:
+        """The run's sharp-image source."""
+        return open_config_source(config, warn=warn)
 
     def _check_model(self, config: Any, fresh: bool) -> None:
         fingerprint = config.model.check(config, fresh=fresh)
@@ -268,14 +278,15 @@ class PipelineMaker:
         config.model.pin(config)  # this run keeps its inputs (a kernel bank), whatever the file does
 
     def _open_source(self, config: Any) -> None:
-        if config.source == "deadleaves":
+        spec = self._pairs(config).source
+        if spec == "deadleaves":
             return  # procedural: nothing to check, and each process opens its own
         # A worker's copy (which knows the parent's digest) opens quietly: the parent has said
         # which files it skips, once per run.
-        self._source = open_config_source(config, warn=self._expected is None)
+        self._source = self._open(config, warn=self._expected is None)
         digest = self._source.fingerprint()
         if self._expected is not None and digest != self._expected:
-            raise DatasetError(f"the files of source {config.source} changed while the run was "
+            raise DatasetError(f"the files of source {spec} changed while the run was "
                                "starting; rerun with --resume")
         self._digest = digest
 
