@@ -48,9 +48,8 @@ TUNE_SCENES, TEST_SCENES = (1, 2), (3, 4)
 
 
 def run_key(recipe: str, seed: int, args: argparse.Namespace) -> str:
-    settings = [recipe, seed, args.steps, args.pairs, args.side, args.crop, args.batch, args.width, args.trajectories]
-    if args.base or args.scale != 1:  # the keys of runs made before these settings existed stay valid
-        settings += [args.base, args.scale]
+    settings = [recipe, seed, args.steps, args.pairs, args.side, args.crop, args.batch, args.width, args.trajectories,
+                args.base, args.scale]
     return hashlib.sha1(json.dumps(settings).encode()).hexdigest()[:12]
 
 
@@ -169,7 +168,7 @@ def main(argv=None) -> list[list[str]]:
              f"JPEG copies downscaled {args.scale}x, centre {crop} px, best shift within ±{max_shift} px and "
              "gain/offset before PSNR/SSIM, against one sharp frame per scene (an approximation of Köhler's "
              "protocol). ± is the sd over seeds; a difference no larger than the larger seed sd of the two recipes "
-             f"is a tie. Command: `python benchmarks/bench_downstream.py {' '.join(sys.argv[1:] if argv is None else argv)}`.")
+             "is a tie.")
     if not args.no_append:
         append_results("Downstream restoration on real camera shake (Köhler et al. 2012)", table,
                        ("blurgen", "torch", "numpy"), notes)

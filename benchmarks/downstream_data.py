@@ -10,8 +10,8 @@ generator's walk (``blurgen.reference.walk``), each kernel centred on its centro
 Real test: Köhler et al. 2012 (real recorded hand shake played back by a robot): 4 scenes x 12
 blurred 800x800 shots and one sharp frame per scene (public JPEG copies at quality 50; the sharp
 frame is 0-12 px off and exposed differently, so this approximates Köhler's protocol, which
-compares with every frame of the recorded trajectory). Scored on the central ``CROP`` x ``CROP``
-after the best global integer shift (+-``MAX_SHIFT`` px) and intensity gain/offset (least squares,
+compares with every frame of the recorded trajectory). Scored on the central ``crop`` x ``crop``
+after the best global integer shift (+-``max_shift`` px; both per downscaling factor in ``GEOMETRY``) and intensity gain/offset (least squares,
 one pair for all channels) between the restored crop and the sharp frame.
 """
 
@@ -26,7 +26,6 @@ from scipy.signal import fftconvolve
 #: Per downscaling factor of the test images: side of the scored centre, px, the context restored
 #: around it, and the largest shift searched (the sharp frame is up to 12 px off at full size).
 GEOMETRY = {1: (224, 32, 12), 2: (256, 32, 8), 4: (160, 16, 6)}
-CROP, CONTEXT, MAX_SHIFT = GEOMETRY[1]
 #: The photographs scikit-image installs with itself (public domain / CC0, no download): a
 #: natural-image training source equal for every recipe.
 SKIMAGE_PHOTOS = ("astronaut.png", "coffee.png", "chelsea.png", "rocket.jpg", "motorcycle_left.png",
@@ -156,13 +155,13 @@ def aligned_score(restored: np.ndarray, sharp: np.ndarray, scale: int = 1) -> tu
     channels); ``crop`` and ``max_shift`` from ``GEOMETRY[scale]``."""
     from skimage.metrics import structural_similarity
 
-    CROP, _, MAX_SHIFT = GEOMETRY[scale]
-    x = centre(restored, CROP).astype(np.float64)
-    region = centre(sharp, CROP + 2 * MAX_SHIFT).astype(np.float64)
+    crop, _, max_shift = GEOMETRY[scale]
+    x = centre(restored, crop).astype(np.float64)
+    region = centre(sharp, crop + 2 * max_shift).astype(np.float64)
     n = x.size
     sx, sxx = x.sum(), (x * x).sum()
-    sy = sum(_box_sums(region[..., c], CROP) for c in range(3))
-    syy = sum(_box_sums(region[..., c] ** 2, CROP) for c in range(3))
+    sy = sum(_box_sums(region[..., c], crop) for c in range(3))
+    syy = sum(_box_sums(region[..., c] ** 2, crop) for c in range(3))
     sxy = sum(fftconvolve(region[..., c], x[::-1, ::-1, c], mode="valid") for c in range(3))
     vxx, vyy, vxy = sxx - sx * sx / n, syy - sy * sy / n, sxy - sx * sy / n
     sse = np.maximum(vyy - vxy ** 2 / vxx, 1e-9)
@@ -170,7 +169,7 @@ def aligned_score(restored: np.ndarray, sharp: np.ndarray, scale: int = 1) -> tu
     gain = vxy[dy, dx] / vxx
     offset = (sy[dy, dx] - gain * sx) / n
     fitted = np.clip(np.round(gain * x + offset), 0, 255).astype(np.uint8)
-    target = region[dy:dy + CROP, dx:dx + CROP].astype(np.uint8)
+    target = region[dy:dy + crop, dx:dx + crop].astype(np.uint8)
     mse = np.mean((fitted.astype(np.float64) - target) ** 2)
     ssim = structural_similarity(fitted, target, gaussian_weights=True, sigma=1.5, use_sample_covariance=False,
                                  data_range=255, channel_axis=-1)
