@@ -119,7 +119,7 @@ class ClipLmdbSink(ClipFolderLayout, LmdbSink):
         folder, _, rest = kind.partition(".")
         frame, _, ext = rest.partition(".")
         image_kind = f"{folder}.{ext}"
-        return (image_kind, f"{key}/{frame}") if image_kind in self.meta and frame else None
+        return (image_kind, f"{key}/{frame}") if image_kind in self.lmdb_kinds and frame else None
 
 
 class ClipWebDatasetSink(WebDatasetSink):

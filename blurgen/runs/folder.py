@@ -48,9 +48,10 @@ PARTS_VERSION = 1
 MANIFEST_NAME = "manifest.json"
 LOCK_NAME = ".lock"
 ASSEMBLY_NAME = "assembly.h5.tmp"
-#: Folders a sink builds its output in (``blurgen.runs.format_sinks``), and where it moves an
-#: output it replaces; both deleted with the temporaries.
-STAGING_DIRS = (".output", ".replaced")
+#: Where a sink moves an output it replaces (deleted with the temporaries). The folder it builds
+#: its output in, ``.output`` (``blurgen.runs.format_sinks``), is kept: it holds the files the
+#: workers wrote for the finished blocks.
+STAGING_DIRS = (".replaced",)
 TRASH_SUFFIX = ".done-"
 _TRASH_TAIL_RE = re.compile(r"^\d+-[0-9a-f]{8}$")
 MAX_BLOCK_SAMPLES = 64
@@ -361,7 +362,7 @@ class RunFolder:
         for name in os.listdir(self.path):
             path = os.path.join(self.path, name)
             if name in STAGING_DIRS and os.path.isdir(path) and not os.path.islink(path):
-                shutil.rmtree(path, ignore_errors=True)  # a folders/LMDB output being built
+                shutil.rmtree(path, ignore_errors=True)  # a replaced output being deleted
                 removed += 1
             elif name.startswith(".tmp-") or name == ASSEMBLY_NAME:
                 with contextlib.suppress(FileNotFoundError):

@@ -2,8 +2,12 @@
 
 All three stage a block in the worker as one tar of encoded samples (``blurgen.runs.samples``:
 the PNG encoding runs in the workers, in parallel) and commit it by an atomic rename into the run
-folder, so crash safety, ``--resume`` and determinism work exactly as for HDF5. The driver then
-builds the output from the finished blocks:
+folder, so crash safety, ``--resume`` and determinism work exactly as for HDF5. The folders and
+LMDB sinks have the worker write every member that ends up a file (the folders' images, the side
+files) straight into the output being built, each renamed into place when whole, and keep in the
+tar only a receipt of it (size, CRC-32: a kept block's files are read back and checked on
+``--resume``), the parameters and, for LMDB, the images its one writer puts in the database. The
+driver then builds the output from the finished blocks:
 
 * ``FoldersSink``: ``OUT/blur/NNNNNNNN.png``, ``OUT/sharp/NNNNNNNN.png``, ``OUT/kernel/NNNNNNNN.npy``
   (``OUT/motion/`` with camera motion), ``OUT/params.csv`` and ``OUT/blurgen.json``;
@@ -24,14 +28,18 @@ import os
 import shutil
 import struct
 
-from blurgen.core.common import DiskFullError, atomic_file
+from blurgen.core.common import DiskFullError, atomic_file, fsync_path
 from blurgen.runs.outputs import META_NAME, DirectoryOutput, ShardsOutput, output_meta, write_params_csv
 from blurgen.runs.samples import (
     DEFAULT_PNG_LEVEL,
     PNG_ENCODERS,
     BlockTarWriter,
+    FileBlockWriter,
     add_block,
     check_block_tar,
+    check_files,
+    file_receipts,
+    remove_file_temporaries,
     read_block_tar,
     sample_members,
 )
@@ -75,14 +83,18 @@ class TarBlockSink:
         image = ("png", self.png_level) if self.png_encoder == "opencv" else ("png-fpng", None)
         return {"blurred": image, "sharp": image, "kernel": ("npy", None)}
 
+    def block_writer(self, folder: str, start: int, count: int, stamp: dict) -> BlockTarWriter:
+        """The writer of one block staged in run folder ``folder``."""
+        return BlockTarWriter(folder, start, count, stamp)
+
     def stage(self, folder: str, block: dict, start: int, stamp: dict) -> tuple[str, str]:
-        writer = BlockTarWriter(folder, start, int(block["blurred"].shape[0]), stamp)
+        writer = self.block_writer(folder, start, int(block["blurred"].shape[0]), stamp)
         add_block(writer, block, start, self.png_level, self.png_encoder, self.members)
         return writer.close()
 
     def make_and_stage(self, work, start: int, count: int) -> tuple[str, str]:
         """Make samples ``[start, start + count)`` ``sub_block`` at a time into one block tar."""
-        writer = BlockTarWriter(work.folder, start, count, work.stamp)
+        writer = self.block_writer(work.folder, start, count, work.stamp)
         for first in range(start, start + count, self.sub_block):
             with writer.guard():
                 block = work.maker(work.config, work.seed, first, min(self.sub_block, start + count - first))
@@ -96,7 +108,9 @@ class TarBlockSink:
         return run.complete_parts()
 
     def check_block(self, path: str, start: int, count: int, stamp: dict) -> None:
-        """Checked while it is added (``add`` reads every member with its CRC-32)."""
+        """A kept block (``--resume``) is read whole, every member with its CRC-32, before it is
+        added (``add`` trusts a block this run's worker just committed)."""
+        check_block_tar(path, start, count, stamp)
 
     def close(self) -> None:
         pass
@@ -115,15 +129,53 @@ class FoldersSink(TarBlockSink):
     def open(self, run, attrs: dict, source_files: list[str]) -> None:
         self.run, self.attrs, self.source_files = run, attrs, source_files
         self.staging = os.path.join(run.path, STAGING_NAME)
-        shutil.rmtree(self.staging, ignore_errors=True)
-        os.makedirs(self.staging)
+        os.makedirs(self.staging, exist_ok=True)  # kept: the files of the blocks already made
         self.params: dict[int, dict] = {}
         self.dtypes: dict[str, str] = {}
         self.made_folders: set[str] = set()
+        self.wrote_files = False
+
+    def block_writer(self, folder: str, start: int, count: int, stamp: dict) -> BlockTarWriter:
+        return FileBlockWriter(folder, start, count, stamp, os.path.join(folder, STAGING_NAME), self.file_place)
+
+    def file_place(self, kind: str, key: str) -> str | None:
+        """Where the worker writes member ``KEY.KIND`` in the output (None: it stays in the tar)."""
+        return None if kind == "json" else self.member_path(kind, key)
+
+    def _placed(self, member: str) -> str:
+        key, kind = member.split(".", 1)
+        return self.file_place(kind, key)
+
+    def check_block(self, path: str, start: int, count: int, stamp: dict) -> None:
+        """A kept block: its tar read whole with the CRC-32s, and every file it wrote read back."""
+        receipts: dict[str, tuple[int, int]] = {}
+        for _ in read_block_tar(path, start, count, stamp, receipts=receipts):
+            pass
+        check_files(self.staging, {name: (self._placed(name), size, crc) for name, (size, crc) in receipts.items()},
+                    path)
+
+    def commit(self, tmp: str, final: str, durable: bool) -> str:
+        """Durable: the block's files, then their folders up to the output's, are flushed before
+        its tar is renamed into place, so a committed block's files survive a power loss (this
+        runs in the worker's commit thread, overlapping the next block; the output needs no
+        whole-disk sync at the end)."""
+        if durable:
+            staging = os.path.join(os.path.dirname(tmp), STAGING_NAME)
+            paths = [os.path.join(staging, self._placed(name)) for name in file_receipts(tmp)]
+            folders = {staging}
+            for path in paths:
+                fsync_path(path)
+                folder = os.path.dirname(path)
+                while folder != staging and folder not in folders:
+                    folders.add(folder)
+                    folder = os.path.dirname(folder)
+            for folder in sorted(folders, reverse=True):
+                fsync_path(folder)
+        return commit_part(tmp, final, durable)
 
     def add(self, path: str, offset: int, count: int, part_of: tuple) -> None:
         start, stamp = part_of
-        for name, data, dtypes in read_block_tar(path, start, count, stamp):
+        for name, data, dtypes in read_block_tar(path, start, count, stamp, verify=False):
             key, kind = name.split(".", 1)
             if kind == "json":
                 self.params[int(key)] = json.loads(data)
@@ -132,7 +184,9 @@ class FoldersSink(TarBlockSink):
                 self.put(kind, key, data)
 
     def put(self, kind: str, key: str, data: bytes) -> None:
-        """Store one member: a file in its folder."""
+        """Store one member: a file in its folder (only a block an older blurgen staged, images and
+        all, still carries file members here; ``finalize`` then syncs the disk)."""
+        self.wrote_files = True
         relative = self.member_path(kind, key)
         folder = os.path.dirname(relative)
         if folder not in self.made_folders:
@@ -146,32 +200,34 @@ class FoldersSink(TarBlockSink):
         folder, ext = {**SIDE_FOLDERS, **self.image_folders}[kind]
         return os.path.join(folder, key + ext)
 
-    def write_side_files(self) -> None:
+    def write_side_files(self, durable: bool) -> None:
         """params.csv (every per-sample parameter) and blurgen.json (config and provenance)."""
         manifest = self.run.manifest
         missing = manifest.n_planned - len(self.params)
         if missing:
             raise PartsError(f"{self.staging}: {missing} samples missing at finalize")
-        write_params_csv(os.path.join(self.staging, "params.csv"), self.params, self.dtypes)
+        csv_path = os.path.join(self.staging, "params.csv")
+        write_params_csv(csv_path, self.params, self.dtypes)
+        if durable:
+            fsync_path(csv_path)
         meta = output_meta(self.attrs, self.output_format, manifest, self.png_level, self.dtypes, self.source_files,
                            self.png_encoder)
-        with atomic_file(os.path.join(self.staging, META_NAME), "w", durable=False, encoding="utf-8") as handle:
+        with atomic_file(os.path.join(self.staging, META_NAME), "w", durable=durable, encoding="utf-8") as handle:
             json.dump(meta, handle, indent=1, sort_keys=True)
 
     def finalize(self, out: str, durable: bool) -> None:
-        self.write_side_files()
-        if durable:
+        self.write_side_files(durable)
+        remove_file_temporaries(self.staging)
+        if durable and self.wrote_files:
             os.sync()  # thousands of small files: one sync instead of an fsync each
         if os.path.lexists(out):  # --overwrite of an earlier output
             trash = f"{self.run.path}/.replaced"
             os.replace(out, trash)
             shutil.rmtree(trash, ignore_errors=True)
         os.replace(self.staging, out)
+        if durable:
+            fsync_path(os.path.dirname(os.path.abspath(out)))
 
-    def close(self) -> None:
-        staging = getattr(self, "staging", None)
-        if staging and os.path.isdir(staging):
-            shutil.rmtree(staging, ignore_errors=True)  # unfinished: the blocks are what is kept
 
 
 def png_size(data: bytes) -> tuple[int, int]:
@@ -184,6 +240,8 @@ class LmdbSink(FoldersSink):
 
     output_format = "lmdb"
     image_folders = {}
+    #: The members stored in the databases (``blur.lmdb``, ``sharp.lmdb``).
+    lmdb_kinds = ("blur.png", "sharp.png")
 
     def open(self, run, attrs: dict, source_files: list[str]) -> None:
         import lmdb
@@ -192,10 +250,13 @@ class LmdbSink(FoldersSink):
         config = run.manifest.config
         images = run.manifest.n_planned * int(config.get("clips", {}).get("frames", 1))
         map_size = images * (int(config["width"]) * int(config["height"]) * 3 * 11 // 10 + 4096)
-        self.envs, self.meta = {}, {"blur.png": {}, "sharp.png": {}}
+        self.envs, self.meta = {}, {kind: {} for kind in self.lmdb_kinds}
         for kind in self.meta:
-            self.envs[kind] = lmdb.open(os.path.join(self.staging, kind.replace(".png", ".lmdb")),
-                                        map_size=map_size + 2**24, subdir=True, lock=False, readahead=False)
+            path = os.path.join(self.staging, kind.replace(".png", ".lmdb"))
+            shutil.rmtree(path, ignore_errors=True)  # an interrupted run's: rebuilt from every block
+            # sync=False: no fsync per block's transaction; finalize syncs once
+            self.envs[kind] = lmdb.open(path, map_size=map_size + 2**24, subdir=True, lock=False, readahead=False,
+                                        sync=False)
 
     def add(self, path: str, offset: int, count: int, part_of: tuple) -> None:
         import lmdb
@@ -224,13 +285,20 @@ class LmdbSink(FoldersSink):
 
     def lmdb_entry(self, kind: str, key: str) -> tuple[str, str] | None:
         """``(image kind, LMDB key)`` of an image member (None: a side file): ``KEY`` here."""
-        return (kind, key) if kind in self.meta else None
+        return (kind, key) if kind in self.lmdb_kinds else None
+
+    def file_place(self, kind: str, key: str) -> str | None:
+        """Images stay in the tar for the LMDB writer; side files are written by the worker."""
+        return None if self.lmdb_entry(kind, key) is not None else super().file_place(kind, key)
 
     def finalize(self, out: str, durable: bool) -> None:
         for kind, env in self.envs.items():
             lines = [f"{key}.png ({h},{w},3) {self.png_level}\n" for key, (w, h) in sorted(self.meta[kind].items())]
             with open(os.path.join(env.path(), "meta_info.txt"), "w", encoding="ascii") as handle:
                 handle.writelines(lines)
+                if durable:
+                    handle.flush()
+                    os.fsync(handle.fileno())
             env.sync(True)
             env.close()
         self.envs = {}

@@ -44,6 +44,11 @@ MEMBER_KINDS = ("blur.png", "sharp.png", "kernel.npy", "motion.npy", "json")
 _STAMP_KEY = "blurgen.block"
 _CRC_KEY = "blurgen.crc32"
 _DTYPES_KEY = "blurgen.dtypes"
+#: PAX key of a member the worker wrote as a file of the output (``FileBlockWriter``): its size
+#: and CRC-32 (``SIZE:CRC``); the tar holds it with no data.
+_FILE_KEY = "blurgen.file"
+#: Name prefix of a file being written into the output (never a sample's name: those are digits).
+FILE_TEMPORARY_PREFIX = ".tmp-"
 
 
 class BlockFileError(PartsError):
@@ -180,6 +185,75 @@ class BlockTarWriter:
         return self.tmp, self.final
 
 
+class FileBlockWriter(BlockTarWriter):
+    """A block tar whose members go, where ``place(kind, key)`` names a path (relative to
+    ``output``), straight into the output being built, each as a file renamed into place when
+    whole; the tar keeps the other members and, for each file, a receipt (its size and CRC-32, no
+    data) that ``read_block_tar`` checks the file against on ``--resume``. The folders and LMDB
+    sinks use it so the driver does not write every image a second time."""
+
+    def __init__(self, folder: str, start: int, count: int, stamp: dict[str, Any], output: str,
+                 place: Callable[[str, str], str | None]) -> None:
+        super().__init__(folder, start, count, stamp)
+        self.output, self.place = output, place
+        self._folders: set[str] = set()
+
+    def add(self, name: str, data: bytes, dtypes: dict[str, str] | None = None) -> None:
+        key, kind = name.split(".", 1)
+        relative = self.place(kind, key)
+        if relative is None:
+            return super().add(name, data, dtypes)
+        target = os.path.join(self.output, relative)
+        folder = os.path.dirname(target)
+        # In the file's own folder (not the run folder, whose fsyncs would stall every create); a
+        # killed write's temporary is removed when the output is finished (remove_file_temporaries).
+        tmp = os.path.join(folder, f"{FILE_TEMPORARY_PREFIX}{secrets.token_hex(6)}-{os.path.basename(target)}")
+        with self.guard():
+            try:
+                if folder not in self._folders:
+                    os.makedirs(folder, exist_ok=True)
+                    self._folders.add(folder)
+                with open(tmp, "wb") as handle:
+                    handle.write(data)
+                os.replace(tmp, target)  # a late duplicate of the block never shows a part-written file
+            except BaseException:
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp)
+                raise
+            self._file.write(block_tar.member(name, 0, {_CRC_KEY: "0", _FILE_KEY: f"{len(data)}:{zlib.crc32(data)}"}))
+
+
+def remove_file_temporaries(output: str) -> None:
+    """Delete the temporaries of ``FileBlockWriter`` writes that a killed worker left in ``output``."""
+    for folder, _, names in os.walk(output):
+        for name in names:
+            if name.startswith(FILE_TEMPORARY_PREFIX):
+                with contextlib.suppress(OSError):
+                    os.unlink(os.path.join(folder, name))
+
+
+def file_receipts(path: str) -> list[str]:
+    """Names of the members of block tar ``path`` that its worker wrote as files (unchecked: for
+    the worker that just wrote it)."""
+    with open(path, "rb") as handle:
+        return [name for name, _, pax in block_tar.read_members(handle, {}) if _FILE_KEY in pax]
+
+
+def check_files(output: str, receipts: dict[str, tuple[str, int, int]], block: str) -> None:
+    """``BlockFileError`` unless every receipted file (``name -> (relative path, size, CRC-32)``)
+    is in ``output``, whole and unchanged (read back: a file written before a power loss may be
+    empty while its block's tar survived)."""
+    for name, (relative, size, crc) in receipts.items():
+        path = os.path.join(output, relative)
+        try:
+            with open(path, "rb") as handle:
+                data = handle.read(size + 1)
+        except OSError as exc:
+            raise BlockFileError(f"{block}: {name} is missing from the output ({exc.strerror})") from None
+        if len(data) != size or zlib.crc32(data) != crc:
+            raise BlockFileError(f"{block}: {relative} is damaged (size or CRC-32 mismatch)")
+
+
 def add_block(writer: BlockTarWriter, block: dict, start: int, level: int, encoder: str = "opencv",
               members: Callable[..., list[tuple[str, bytes]]] = sample_members) -> None:
     """Append the samples of ``block`` (the first is sample ``start``) to an open block tar;
@@ -200,10 +274,13 @@ def write_block_tar(folder: str, block: dict, start: int, stamp: dict[str, Any],
     return writer.close()
 
 
-def read_block_tar(path: str, start: int, count: int, stamp: dict[str, Any]) -> Iterator[tuple[str, bytes, Any]]:
+def read_block_tar(path: str, start: int, count: int, stamp: dict[str, Any], *, verify: bool = True,
+                   receipts: dict[str, tuple[int, int]] | None = None) -> Iterator[tuple[str, bytes, Any]]:
     """Yield ``(member name, bytes, parameter dtypes or None)`` of block tar ``path`` after checking it records samples
-    ``[start, start + count)`` of the run with ``stamp``; each member's CRC-32 is checked as it is
-    read. ``BlockFileError`` otherwise (also for a tar missing a sample)."""
+    ``[start, start + count)`` of the run with ``stamp``; with ``verify`` each member's CRC-32 is
+    checked as it is read (a block this run's worker just committed needs no second check).
+    ``BlockFileError`` otherwise (also for a tar missing a sample). Members written as files
+    (``FileBlockWriter``) are not yielded: their ``(size, CRC-32)`` go into ``receipts``."""
     if not os.path.isfile(path):  # a FIFO would block the read for ever, a folder is no block
         raise BlockFileError(f"{path}: not a regular file")
     expected = json.loads(json.dumps({"start": int(start), "count": int(count), **stamp}))
@@ -215,9 +292,14 @@ def read_block_tar(path: str, start: int, count: int, stamp: dict[str, Any]) -> 
                 if not keys and json.loads(recorded.get(_STAMP_KEY, "{}")) != expected:
                     raise BlockFileError(f"{path}: not a block of this run (records "
                                          f"{json.loads(recorded.get(_STAMP_KEY, '{}'))}, expected {expected})")
-                if str(zlib.crc32(data)) != pax.get(_CRC_KEY):
+                if verify and str(zlib.crc32(data)) != pax.get(_CRC_KEY):
                     raise BlockFileError(f"{path}: {name} is damaged (CRC-32 mismatch)")
                 keys.add(name.split(".", 1)[0])
+                if _FILE_KEY in pax:
+                    if receipts is not None:
+                        size, crc = pax[_FILE_KEY].split(":")
+                        receipts[name] = int(size), int(crc)
+                    continue
                 dtypes = pax.get(_DTYPES_KEY)
                 yield name, data, (json.loads(dtypes) if dtypes else None)
     except (OSError, ValueError) as exc:

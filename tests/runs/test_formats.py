@@ -13,6 +13,7 @@ import random
 import signal
 import subprocess
 import time
+import zlib
 
 import numpy as np
 import pytest
@@ -82,6 +83,63 @@ def test_a_damaged_kept_block_is_made_again(tmp_path, fake_reference):
     result = make(out, FoldersSink(), resume=True)
     assert result.n_reused == 5
     assert_same_as_hdf5(fake_reference, READERS["folders"](str(out)))
+
+
+def _kept_after_failure(out, sink) -> dict[int, str]:
+    with pytest.raises(DatasetError, match="fake failure"):
+        make(out, sink, maker=FakeMaker(fail_at=12))
+    return RunFolder.at(parts_dir_for(str(out))).complete_parts()
+
+
+@pytest.mark.parametrize("fmt", ["folders", "lmdb"])
+def test_workers_write_the_files_and_the_block_tar_keeps_only_receipts(tmp_path, fmt):
+    from blurgen.runs import block_tar
+
+    kept = _kept_after_failure(tmp_path / "out", SINKS[fmt]())
+    staging = os.path.join(parts_dir_for(str(tmp_path / "out")), ".output")
+    with open(kept[5], "rb") as handle:
+        members = {name: (data, pax) for name, data, pax in block_tar.read_members(handle, {})}
+    on_disk = {"folders": {"00000005.blur.png": "blur/00000005.png", "00000005.sharp.png": "sharp/00000005.png",
+                           "00000005.kernel.npy": "kernel/00000005.npy"},
+               "lmdb": {"00000005.kernel.npy": "kernel/00000005.npy"}}[fmt]
+    for member, relative in on_disk.items():
+        data, pax = members[member]
+        written = open(os.path.join(staging, relative), "rb").read()
+        assert data == b"" and pax["blurgen.file"] == f"{len(written)}:{zlib.crc32(written)}"
+    in_tar = [name for name, (data, _) in members.items() if data]
+    assert sorted(in_tar) == sorted({"folders": [f"{i:08d}.json" for i in range(5, 10)],
+                                     "lmdb": [f"{i:08d}.{kind}" for i in range(5, 10)
+                                              for kind in ("blur.png", "sharp.png", "json")]}[fmt])
+
+
+@pytest.mark.parametrize("damage", ["flip a byte", "truncate", "delete"])
+def test_a_kept_blocks_damaged_or_missing_file_is_found_on_resume_and_the_block_made_again(tmp_path, fake_reference,
+                                                                                       damage):
+    out = tmp_path / "out"
+    _kept_after_failure(out, FoldersSink())
+    image = os.path.join(parts_dir_for(str(out)), ".output", "sharp", "00000007.png")
+    if damage == "delete":
+        os.unlink(image)
+    else:
+        data = bytearray(open(image, "rb").read())
+        data[len(data) // 2] ^= 0x01
+        open(image, "wb").write(bytes(data if damage == "flip a byte" else data[:-3]))
+    stray = os.path.join(parts_dir_for(str(out)), ".output", "blur", ".tmp-0123456789ab-00000011.png")
+    open(stray, "wb").write(b"a killed worker's half-written file")
+    result = make(out, FoldersSink(), resume=True)
+    assert (result.n_reused, result.n_made) == (5, 18)
+    assert_same_as_hdf5(fake_reference, READERS["folders"](str(out)))
+    assert sorted(os.listdir(out / "blur")) == [f"{i:08d}.png" for i in range(23)]
+
+
+@pytest.mark.parametrize("fmt", ["folders", "lmdb"])
+def test_a_durable_run_with_two_workers_gives_the_same_arrays(tmp_path, fake_reference, fmt):
+    out = tmp_path / "out"
+    result = make_dataset(str(out), CONFIG, 23, seed=3, block_size=5, durable=True, sink=SINKS[fmt](), workers=2,
+                          maker=FakeMaker())
+    assert result.n_made == 23
+    assert_same_as_hdf5(fake_reference, READERS[fmt](str(out)))
+    assert not [name for _, _, names in os.walk(out) for name in names if name.startswith(".tmp-")]
 
 
 @pytest.mark.parametrize("where", ["worker", "driver"])
