@@ -54,7 +54,7 @@ def read_rgb(path: str) -> np.ndarray | None:
 
 def write_png(path: str, rgb: np.ndarray, compression: int = 3) -> None:
     """Write uint8 RGB ``(H, W, 3)`` as a PNG file. Raises ``OSError`` on failure."""
-    ok, data = cv2.imencode(".png", np.ascontiguousarray(rgb[:, :, ::-1]),
+    ok, data = cv2.imencode(".png", cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2BGR),
                             [cv2.IMWRITE_PNG_COMPRESSION, compression])
     if not ok:
         raise OSError(f"could not encode a PNG for {path}")
