@@ -52,6 +52,7 @@ ASSEMBLY_NAME = "assembly.h5.tmp"
 #: its output in, ``.output`` (``blurgen.runs.format_sinks``), is kept: it holds the files the
 #: workers wrote for the finished blocks.
 STAGING_DIRS = (".replaced",)
+STAGING_NAME = ".output"
 TRASH_SUFFIX = ".done-"
 _TRASH_TAIL_RE = re.compile(r"^\d+-[0-9a-f]{8}$")
 MAX_BLOCK_SAMPLES = 64
@@ -242,6 +243,17 @@ def _named_differences(key: str, mine: dict, theirs: dict) -> list[str]:
     now, then = flat(mine[key]), flat(theirs[key])
     names = sorted(name for name in set(now) | set(then) if now.get(name) != then.get(name))
     return [f"{name}: {now.get(name)!r} (now) != {then.get(name)!r} (file)" for name in names] or [key]
+
+
+def _tree_bytes(folder: str, skip_suffix: str) -> int:
+    """Bytes of the files under ``folder`` (0 if absent), not counting folders ending ``skip_suffix``."""
+    total = 0
+    for root, folders, names in os.walk(folder):
+        folders[:] = [name for name in folders if not name.endswith(skip_suffix)]
+        for name in names:
+            with contextlib.suppress(OSError):
+                total += os.lstat(os.path.join(root, name)).st_size
+    return total
 
 
 class RunFolder:
@@ -445,13 +457,23 @@ class RunFolder:
 
     # ------------------------------------------------------------------------ disk space
     def _bytes_per_sample(self, done: dict[int, str]) -> int:
-        """Mean stored bytes per sample of the complete parts, or the raw size without any."""
+        """Mean stored bytes per sample of the complete parts (with the files their workers wrote
+        into the output being built: folders, LMDB), or the raw size without any."""
         counts = dict(self.manifest.blocks)
         sizes = [(os.path.getsize(path), counts[start]) for start, path in done.items()
                  if os.path.exists(path)]
         if sizes:
-            return -(-sum(b for b, _ in sizes) // sum(n for _, n in sizes))
+            staged = _tree_bytes(os.path.join(self.path, STAGING_NAME), skip_suffix=".lmdb")
+            return -(-(sum(b for b, _ in sizes) + staged) // sum(n for _, n in sizes))
         return self.manifest.raw_bytes_per_sample()
+
+    def _assembly_bytes(self, per_sample: int) -> int:
+        """What finishing the output takes beyond the parts: HDF5 assembles a file (its
+        reservation: the raw arrays and HDF5's allowance); LMDB copies the images into its
+        databases (at most a sample's stored size each); folders and WebDataset only rename."""
+        if self.manifest.output_format == "hdf5":
+            return reserved_bytes(self.manifest.n_planned, self.manifest.raw_bytes_per_sample())
+        return per_sample * self.manifest.n_planned if self.manifest.output_format == "lmdb" else 0
 
     def bytes_needed(self, stored_fraction: float = 1.0) -> int:
         """Free bytes the run needs at its peak (parts and the assembled file coexist until the
@@ -466,11 +488,12 @@ class RunFolder:
         n_planned = self.manifest.n_planned
         raw = self.manifest.raw_bytes_per_sample()
         if done:  # measured: parts' own metadata included
-            parts = self._bytes_per_sample(done) * (n_planned - n_done)
+            per_sample = self._bytes_per_sample(done)
         else:
-            parts = int(raw * stored_fraction) * n_planned + len(counts) * PART_OVERHEAD_BYTES
+            per_sample = int(raw * stored_fraction) + -(-len(counts) * PART_OVERHEAD_BYTES // max(n_planned, 1))
+        parts = per_sample * (n_planned - n_done)
         writing = max(counts.values(), default=0) * raw + PART_METADATA_BOUND + PART_SPACE_MARGIN_BYTES
-        return parts + writing + reserved_bytes(n_planned, raw)
+        return parts + writing + self._assembly_bytes(per_sample)
 
     def _free(self) -> int | None:
         try:

@@ -29,6 +29,7 @@ import shutil
 import struct
 
 from blurgen.core.common import DiskFullError, atomic_file, fsync_path
+from blurgen.runs.folder import STAGING_NAME
 from blurgen.runs.outputs import META_NAME, DirectoryOutput, ShardsOutput, output_meta, write_params_csv
 from blurgen.runs.samples import (
     DEFAULT_PNG_LEVEL,
@@ -47,7 +48,6 @@ from blurgen.store.parts import PartsError, commit_part
 
 #: Samples a worker makes at once inside one block (bounds its memory for large WebDataset shards).
 SUB_BLOCK = 32
-STAGING_NAME = ".output"
 #: Side folders of each member kind (images too for the folders layout).
 SIDE_FOLDERS = {"kernel.npy": ("kernel", ".npy"), "motion.npy": ("motion", ".npy")}
 IMAGE_FOLDERS = {"blur.png": ("blur", ".png"), "sharp.png": ("sharp", ".png")}

@@ -26,7 +26,7 @@ from typing import Any, Callable, Iterator
 
 import numpy as np
 
-from blurgen.core.common import DiskFullError, disk_full_reason, is_disk_full
+from blurgen.core.common import DiskFullError, disk_full_reason, is_disk_full, is_temporary
 from blurgen.runs import block_tar
 from blurgen.store.parts import PartsError
 
@@ -191,44 +191,89 @@ class FileBlockWriter(BlockTarWriter):
     ``output``), straight into the output being built, each as a file renamed into place when
     whole; the tar keeps the other members and, for each file, a receipt (its size and CRC-32, no
     data) that ``read_block_tar`` checks the file against on ``--resume``. The folders and LMDB
-    sinks use it so the driver does not write every image a second time."""
+    sinks use it so the driver does not write every image a second time.
+
+    ``output`` is opened once, when the block starts, and every folder, file and rename is made
+    relative to that handle: a late duplicate of the block (a Dask task still running after its
+    run was interrupted and replaced) writes into its own run's folder, gone or set aside, never
+    into a newer run's output under the same path."""
 
     def __init__(self, folder: str, start: int, count: int, stamp: dict[str, Any], output: str,
                  place: Callable[[str, str], str | None]) -> None:
-        super().__init__(folder, start, count, stamp)
-        self.output, self.place = output, place
+        try:
+            self._dir = os.open(output, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            raise PartsError(f"{output} is gone: its run was replaced or discarded") from None
+        try:
+            super().__init__(folder, start, count, stamp)
+        except BaseException:
+            os.close(self._dir)
+            raise
+        self.place = place
         self._folders: set[str] = set()
+
+    @contextlib.contextmanager
+    def guard(self) -> Iterator[None]:
+        try:
+            with super().guard():
+                yield
+        except BaseException:
+            self._close_dir()
+            raise
+
+    def _close_dir(self) -> None:
+        if self._dir >= 0:
+            os.close(self._dir)
+            self._dir = -1
+
+    def close(self) -> tuple[str, str]:
+        try:
+            return super().close()
+        finally:
+            self._close_dir()
+
+    def _make_folders(self, relative: str) -> None:
+        parts = relative.split(os.sep)
+        for depth in range(1, len(parts) + 1):
+            folder = os.path.join(*parts[:depth])
+            if folder not in self._folders:
+                with contextlib.suppress(FileExistsError):
+                    os.mkdir(folder, dir_fd=self._dir)
+                self._folders.add(folder)
 
     def add(self, name: str, data: bytes, dtypes: dict[str, str] | None = None) -> None:
         key, kind = name.split(".", 1)
         relative = self.place(kind, key)
         if relative is None:
             return super().add(name, data, dtypes)
-        target = os.path.join(self.output, relative)
-        folder = os.path.dirname(target)
+        folder, base = os.path.split(relative)
         # In the file's own folder (not the run folder, whose fsyncs would stall every create); a
         # killed write's temporary is removed when the output is finished (remove_file_temporaries).
-        tmp = os.path.join(folder, f"{FILE_TEMPORARY_PREFIX}{secrets.token_hex(6)}-{os.path.basename(target)}")
+        tmp = os.path.join(folder, f"{FILE_TEMPORARY_PREFIX}{secrets.token_hex(6)}-{base}")
         with self.guard():
             try:
-                if folder not in self._folders:
-                    os.makedirs(folder, exist_ok=True)
-                    self._folders.add(folder)
-                with open(tmp, "wb") as handle:
+                if folder:
+                    self._make_folders(folder)
+                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644, dir_fd=self._dir)
+                with open(fd, "wb") as handle:
                     handle.write(data)
-                os.replace(tmp, target)  # a late duplicate of the block never shows a part-written file
+                # a late duplicate of the block never shows a part-written file
+                os.replace(tmp, relative, src_dir_fd=self._dir, dst_dir_fd=self._dir)
             except BaseException:
                 with contextlib.suppress(OSError):
-                    os.unlink(tmp)
+                    os.unlink(tmp, dir_fd=self._dir)
                 raise
-            self._file.write(block_tar.member(name, 0, {_CRC_KEY: "0", _FILE_KEY: f"{len(data)}:{zlib.crc32(data)}"}))
+            # No blurgen.crc32 on a receipt: a reader that knows no receipts refuses the block
+            # (and remakes it) instead of taking it for an empty file.
+            self._file.write(block_tar.member(name, 0, {_FILE_KEY: f"{len(data)}:{zlib.crc32(data)}"}))
 
 
 def remove_file_temporaries(output: str) -> None:
-    """Delete the temporaries of ``FileBlockWriter`` writes that a killed worker left in ``output``."""
+    """Delete the temporaries that a killed worker (``FileBlockWriter``) or a killed finalize
+    (``atomic_file``) left in ``output``."""
     for folder, _, names in os.walk(output):
         for name in names:
-            if name.startswith(FILE_TEMPORARY_PREFIX):
+            if name.startswith(FILE_TEMPORARY_PREFIX) or is_temporary(name):
                 with contextlib.suppress(OSError):
                     os.unlink(os.path.join(folder, name))
 
@@ -293,7 +338,7 @@ def read_block_tar(path: str, start: int, count: int, stamp: dict[str, Any], *, 
                 if not keys and json.loads(recorded.get(_STAMP_KEY, "{}")) != expected:
                     raise BlockFileError(f"{path}: not a block of this run (records "
                                          f"{json.loads(recorded.get(_STAMP_KEY, '{}'))}, expected {expected})")
-                if verify and str(zlib.crc32(data)) != pax.get(_CRC_KEY):
+                if verify and _FILE_KEY not in pax and str(zlib.crc32(data)) != pax.get(_CRC_KEY):
                     raise BlockFileError(f"{path}: {name} is damaged (CRC-32 mismatch)")
                 keys.add(name.split(".", 1)[0])
                 if _FILE_KEY in pax:

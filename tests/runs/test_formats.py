@@ -106,6 +106,7 @@ def test_workers_write_the_files_and_the_block_tar_keeps_only_receipts(tmp_path,
         data, pax = members[member]
         written = open(os.path.join(staging, relative), "rb").read()
         assert data == b"" and pax["blurgen.file"] == f"{len(written)}:{zlib.crc32(written)}"
+        assert "blurgen.crc32" not in pax  # a reader that knows no receipts refuses the block
     in_tar = [name for name, (data, _) in members.items() if data]
     assert sorted(in_tar) == sorted({"folders": [f"{i:08d}.json" for i in range(5, 10)],
                                      "lmdb": [f"{i:08d}.{kind}" for i in range(5, 10)
@@ -126,10 +127,50 @@ def test_a_kept_blocks_damaged_or_missing_file_is_found_on_resume_and_the_block_
         open(image, "wb").write(bytes(data if damage == "flip a byte" else data[:-3]))
     stray = os.path.join(parts_dir_for(str(out)), ".output", "blur", ".tmp-0123456789ab-00000011.png")
     open(stray, "wb").write(b"a killed worker's half-written file")
+    killed_finalize = os.path.join(parts_dir_for(str(out)), ".output", ".blurgen.json.x1y2z3w4.tmp")
+    open(killed_finalize, "w").write("{")
     result = make(out, FoldersSink(), resume=True)
     assert (result.n_reused, result.n_made) == (5, 18)
     assert_same_as_hdf5(fake_reference, READERS["folders"](str(out)))
     assert sorted(os.listdir(out / "blur")) == [f"{i:08d}.png" for i in range(23)]
+    assert sorted(os.listdir(out)) == ["blur", "blurgen.json", "kernel", "params.csv", "sharp"]
+
+
+def test_a_late_duplicate_of_a_block_writes_into_its_own_run_not_a_newer_one_at_the_same_path(tmp_path):
+    """A Dask task still running after its run was interrupted and replaced (--overwrite) must not
+    put its files into the new run's output: the writer holds its output folder open."""
+    from blurgen.runs.samples import FileBlockWriter
+
+    run, output = tmp_path / "out.parts", tmp_path / "out.parts" / ".output"
+    output.mkdir(parents=True)
+    writer = FileBlockWriter(str(run), 0, 1, {"run": "A"}, str(output), lambda kind, key: f"blur/{key}.png")
+    os.replace(run, tmp_path / "trash")  # the old run set aside, a new one at the same path
+    output.mkdir(parents=True)
+    writer.add("00000000.blur.png", b"run A's image")
+    assert not os.path.exists(output / "blur")
+    assert (tmp_path / "trash" / ".output" / "blur" / "00000000.png").read_bytes() == b"run A's image"
+    writer.close()
+    import shutil
+
+    shutil.rmtree(tmp_path / "trash")
+    from blurgen.store.parts import PartsError
+
+    with pytest.raises(PartsError, match="is gone"):
+        FileBlockWriter(str(tmp_path / "trash"), 0, 1, {}, str(tmp_path / "trash" / ".output"), lambda k, key: key)
+
+
+def test_the_space_check_of_a_resumed_folders_run_counts_what_is_left_not_the_whole_dataset(tmp_path):
+    config = FakeConfig(width=128, height=128)
+    out = str(tmp_path / "out")
+    with pytest.raises(DatasetError):
+        make_dataset(out, config, 40, seed=3, block_size=4, sink=FoldersSink(), workers=1, durable=False,
+                     maker=FakeMaker(fail_at=36))
+    run = RunFolder(out, RunFolder.at(parts_dir_for(out)).manifest)
+    staged = sum(os.path.getsize(os.path.join(root, name)) for root, _, names in os.walk(parts_dir_for(out))
+                 for name in names)
+    per_sample = staged / 36
+    needed = run.bytes_needed()
+    assert 4 * per_sample < needed < 4 * per_sample + 4 * run.manifest.raw_bytes_per_sample() + 2**25
 
 
 @pytest.mark.parametrize("fmt", ["folders", "lmdb"])
