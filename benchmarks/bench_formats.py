@@ -277,7 +277,7 @@ def main() -> None:
         f"PNG level {args.png_level}; {', '.join(sorted(args.sections))})", "\n\n".join(tables),
         ("numpy", "opencv-python-headless", "fpng", "h5py", "lmdb", "webdataset", "distributed"),
         f"Medians of {args.rounds} interleaved rounds, {time.perf_counter() - began:.0f} s in all; whole runs "
-        "(process start-up, assembly, rename), durable=False. CPU ms/pair: encode only, the encoding loops' CPU "
+        "(process start-up, assembly, rename); make with durable=False, export as the CLI runs it (durable). CPU ms/pair: encode only, the encoding loops' CPU "
         "time; export, every process of the run (start-up, reading, staging, assembly). The machine was shared "
         "with other jobs: compare the ratios, which come from this run.")
 

@@ -278,13 +278,6 @@ def remove_file_temporaries(output: str) -> None:
                     os.unlink(os.path.join(folder, name))
 
 
-def file_receipts(path: str) -> list[str]:
-    """Names of the members of block tar ``path`` that its worker wrote as files (unchecked: for
-    the worker that just wrote it)."""
-    with open(path, "rb") as handle:
-        return [name for name, _, pax in block_tar.read_members(handle, {}) if _FILE_KEY in pax]
-
-
 def check_files(output: str, receipts: dict[str, tuple[str, int, int]], block: str) -> None:
     """``BlockFileError`` unless every receipted file (``name -> (relative path, size, CRC-32)``)
     is in ``output``, whole and unchanged (read back: a file written before a power loss may be
