@@ -297,9 +297,9 @@ def test_damaged_metadata_gives_one_line_errors_naming_the_file(reference, tmp_p
 
 def test_a_full_disk_is_one_line_exit_1(tmp_path, monkeypatch):
     import blurgen.core.common as common
-    import blurgen.runs.folder as runfolder
+    import blurgen.runs.space as runspace
 
-    monkeypatch.setattr(runfolder, "free_bytes", lambda path: 10**12)  # the check before work passes
+    monkeypatch.setattr(runspace, "free_bytes", lambda path: 10**12)  # the check before work passes
     monkeypatch.setattr(common, "free_bytes", lambda path: 0)  # then every part write finds no room
     out = tmp_path / "pairs.h5"
     result = cli("make", "--n", "40", "--out", str(out), "--workers", "1", "--block-size", "8", *SMALL)
@@ -308,9 +308,9 @@ def test_a_full_disk_is_one_line_exit_1(tmp_path, monkeypatch):
 
 
 def test_a_run_that_cannot_fit_on_the_disk_is_refused_before_any_work(tmp_path, monkeypatch):
-    import blurgen.runs.folder as runfolder
+    import blurgen.runs.space as runspace
 
-    monkeypatch.setattr(runfolder, "free_bytes", lambda path: 10**6)
+    monkeypatch.setattr(runspace, "free_bytes", lambda path: 10**6)
     out = tmp_path / "pairs.h5"
     result = cli("make", "--n", "400", "--out", str(out), "--workers", "1", *SMALL)
     _assert_clean_failure(result, 1, "not enough disk space for 400 pairs", out)

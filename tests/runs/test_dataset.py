@@ -686,6 +686,7 @@ def test_the_space_check_before_work_counts_a_killed_assembly_as_free_and_leaves
     refused for space leaves no parts folder that only --resume could continue."""
     import blurgen.runs.dataset as dataset
     import blurgen.runs.folder as runfolder
+    import blurgen.runs.space as runspace
 
     out = tmp_path / "pairs.h5"
     with pytest.raises(KeyboardInterrupt):
@@ -705,7 +706,7 @@ def test_the_space_check_before_work_counts_a_killed_assembly_as_free_and_leaves
     def free_bytes(path):  # the leftover takes its space while it exists
         return free["disk"] - (os.path.getsize(assembly) if os.path.exists(assembly) else 0)
 
-    monkeypatch.setattr(runfolder, "free_bytes", free_bytes)
+    monkeypatch.setattr(runspace, "free_bytes", free_bytes)
     assert make(out, n=40, block_size=4, resume=True).n_made == 20
     free["disk"] = 10**6
     with pytest.raises(dataset.NotEnoughSpace, match="not enough disk space for 40 pairs"):
@@ -743,7 +744,7 @@ def test_freeing_the_space_a_disk_full_message_asks_for_lets_the_run_finish(tmp_
     import re
 
     import blurgen.core.common as common
-    import blurgen.runs.folder as runfolder
+    import blurgen.runs.space as runspace
 
     make(tmp_path / "ref.h5", n=40, block_size=4)
     final = os.path.getsize(tmp_path / "ref.h5")
@@ -756,7 +757,7 @@ def test_freeing_the_space_a_disk_full_message_asks_for_lets_the_run_finish(tmp_
                    for folder, _, names in os.walk(disk) for name in names)
         return max(0, capacity[0] - used)
     monkeypatch.setattr(common, "free_bytes", free_bytes)
-    monkeypatch.setattr(runfolder, "free_bytes", free_bytes)
+    monkeypatch.setattr(runspace, "free_bytes", free_bytes)
     out = disk / "pairs.h5"
     with pytest.raises(DatasetError) as info:
         make(out, n=40, block_size=4)
