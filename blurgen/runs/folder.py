@@ -31,7 +31,7 @@ from functools import cached_property
 from typing import Any, Iterator
 
 from blurgen.core.common import DatasetError, atomic_file, flocked, is_flocked, remove_temporaries
-from blurgen.runs.space import STAGING_NAME, NotEnoughSpace, RunSpace  # noqa: F401 (NotEnoughSpace: API)
+from blurgen.runs.space import NotEnoughSpace, RunSpace  # noqa: F401 (NotEnoughSpace: API)
 from blurgen.store.parts import (
     PartsError,
     parse_part_name,

@@ -29,7 +29,6 @@ import shutil
 import struct
 
 from blurgen.core.common import DiskFullError, atomic_file, fsync_path
-from blurgen.runs.folder import STAGING_NAME
 from blurgen.runs.outputs import META_NAME, DirectoryOutput, ShardsOutput, output_meta, write_params_csv
 from blurgen.runs.samples import (
     DEFAULT_PNG_LEVEL,
@@ -39,10 +38,11 @@ from blurgen.runs.samples import (
     add_block,
     check_block_tar,
     check_files,
-    remove_file_temporaries,
     read_block_tar,
+    remove_file_temporaries,
     sample_members,
 )
+from blurgen.runs.space import STAGING_NAME
 from blurgen.store.parts import PartsError, commit_part
 
 #: Samples a worker makes at once inside one block (bounds its memory for large WebDataset shards).
@@ -152,7 +152,6 @@ class FoldersSink(TarBlockSink):
         check_files(self.staging, {name: (self._placed(name), size, crc) for name, (size, crc) in receipts.items()},
                     path)
 
-
     def add(self, path: str, offset: int, count: int, part_of: tuple) -> None:
         start, stamp = part_of
         for name, data, dtypes in read_block_tar(path, start, count, stamp, verify=False):
@@ -179,28 +178,24 @@ class FoldersSink(TarBlockSink):
         folder, ext = {**SIDE_FOLDERS, **self.image_folders}[kind]
         return os.path.join(folder, key + ext)
 
-    def write_side_files(self, durable: bool) -> None:
+    def write_side_files(self) -> None:
         """params.csv (every per-sample parameter) and blurgen.json (config and provenance)."""
         manifest = self.run.manifest
         missing = manifest.n_planned - len(self.params)
         if missing:
             raise PartsError(f"{self.staging}: {missing} samples missing at finalize")
-        csv_path = os.path.join(self.staging, "params.csv")
-        write_params_csv(csv_path, self.params, self.dtypes)
-        if durable:
-            fsync_path(csv_path)
+        write_params_csv(os.path.join(self.staging, "params.csv"), self.params, self.dtypes)
         meta = output_meta(self.attrs, self.output_format, manifest, self.png_level, self.dtypes, self.source_files,
                            self.png_encoder)
-        with atomic_file(os.path.join(self.staging, META_NAME), "w", durable=durable, encoding="utf-8") as handle:
+        with atomic_file(os.path.join(self.staging, META_NAME), "w", durable=False, encoding="utf-8") as handle:
             json.dump(meta, handle, indent=1, sort_keys=True)
 
     def finalize(self, out: str, durable: bool) -> None:
-        self.write_side_files(durable)
+        self.write_side_files()
         remove_file_temporaries(self.staging)
         if durable:
-            # Thousands of small files: one sync here instead of an fsync each (measured: fsyncs in
-            # the workers' commits cost them ~0.3 ms of CPU per pair, a tenth of encoding it). A
-            # committed block whose files a power loss took is found by --resume's check of them.
+            # Thousands of small files (the workers' and these): one sync instead of an fsync each.
+            # A committed block whose files a power loss took is found by --resume's read-back.
             os.sync()
         if os.path.lexists(out):  # --overwrite of an earlier output
             trash = f"{self.run.path}/.replaced"
@@ -209,7 +204,6 @@ class FoldersSink(TarBlockSink):
         os.replace(self.staging, out)
         if durable:
             fsync_path(os.path.dirname(os.path.abspath(out)))
-
 
 
 def png_size(data: bytes) -> tuple[int, int]:
@@ -278,9 +272,6 @@ class LmdbSink(FoldersSink):
             lines = [f"{key}.png ({h},{w},3) {self.png_level}\n" for key, (w, h) in sorted(self.meta[kind].items())]
             with open(os.path.join(env.path(), "meta_info.txt"), "w", encoding="ascii") as handle:
                 handle.writelines(lines)
-                if durable:
-                    handle.flush()
-                    os.fsync(handle.fileno())
             env.sync(True)
             env.close()
         self.envs = {}

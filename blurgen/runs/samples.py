@@ -331,14 +331,14 @@ def read_block_tar(path: str, start: int, count: int, stamp: dict[str, Any], *, 
                 if not keys and json.loads(recorded.get(_STAMP_KEY, "{}")) != expected:
                     raise BlockFileError(f"{path}: not a block of this run (records "
                                          f"{json.loads(recorded.get(_STAMP_KEY, '{}'))}, expected {expected})")
-                if verify and _FILE_KEY not in pax and str(zlib.crc32(data)) != pax.get(_CRC_KEY):
-                    raise BlockFileError(f"{path}: {name} is damaged (CRC-32 mismatch)")
                 keys.add(name.split(".", 1)[0])
                 if _FILE_KEY in pax:
                     if receipts is not None:
                         size, crc = pax[_FILE_KEY].split(":")
                         receipts[name] = int(size), int(crc)
                     continue
+                if verify and str(zlib.crc32(data)) != pax.get(_CRC_KEY):
+                    raise BlockFileError(f"{path}: {name} is damaged (CRC-32 mismatch)")
                 dtypes = pax.get(_DTYPES_KEY)
                 yield name, data, (json.loads(dtypes) if dtypes else None)
     except (OSError, ValueError) as exc:
