@@ -10,6 +10,8 @@
 * Dask: a LocalCluster of --workers single-threaded workers, start-up timed apart, a first run
   (warming the workers' imports) and steady-state runs vs the local pool (which spawns its
   workers in every run, so its rate includes that start-up);
+* png: one thread's ms and kB per image of blurgen's OpenCV settings (one row filter) against
+  libpng's adaptive filter choice (OpenCV's default), at level 0 and --png-level, and fpng;
 * virtual merge of 2 shards x 5,000 pairs of 16x16 and of 64x64 images (16x the data), timed
   alternately after both exist.
 
@@ -20,7 +22,7 @@ CPU ms per pair (user + system, every process of a run) is printed beside the ex
 the rates it hardly depends on what else the machine runs.
 
 Usage: python benchmarks/bench_formats.py [--n 200] [--size 256] [--workers 2] [--png-level 1] [--rounds 3]
-       [--sections make,export,dask,merge] [--encoders opencv,fpng]
+       [--sections make,export,dask,merge,png] [--encoders opencv,fpng]
 """
 
 from __future__ import annotations
@@ -205,6 +207,48 @@ def dask_rows(args, config, tmp: str) -> list[list[str]]:
              f"{statistics.median(dask) / local_rate:.2f}"]]
 
 
+def png_rows(args, config, tmp: str) -> list[list[str]]:
+    """One thread: ms and kB per 256x256 image of blurgen's OpenCV settings at levels 0 and
+    --png-level against libpng's adaptive row filter (OpenCV's default, blurgen's before), and fpng;
+    the first --n blurred and sharp images of a made file, settings interleaved over --rounds."""
+    import cv2
+
+    from blurgen.runs.samples import _opencv_png_params, encode_png
+    from blurgen.runs.workers import limit_threads_here
+    from blurgen.store.reader import PairsFile
+
+    limit_threads_here(numba=False)
+    h5 = os.path.join(tmp, "png.h5")
+    timed_make(h5, config, args.n, args.workers)
+    with PairsFile(h5) as f:
+        blurred, sharp, _ = f[:]
+    rgb = [*blurred, *sharp]
+    bgr = [cv2.cvtColor(image, cv2.COLOR_RGB2BGR) for image in rgb]
+
+    def adaptive(level: int):
+        return lambda image: cv2.imencode(".png", image, _opencv_png_params(level)[:4])[1]
+
+    def chosen(level: int):
+        return lambda image: cv2.imencode(".png", image, _opencv_png_params(level))[1]
+
+    cases = {f"OpenCV level {level}, {name}": (encode(level), bgr) for level in sorted({0, args.png_level})
+             for name, encode in (("adaptive filter (before)", adaptive), ("blurgen's filter", chosen))}
+    if "fpng" in args.encoders:
+        cases["fpng"] = (lambda image: np.frombuffer(encode_png(image, encoder="fpng"), np.uint8), rgb)
+    seconds: dict[str, list[float]] = {name: [] for name in cases}
+    sizes: dict[str, int] = {}
+    for _ in range(args.rounds):
+        for name, (encode, images) in cases.items():
+            began = time.process_time()
+            sizes[name] = sum(encode(image).size for image in images)
+            seconds[name].append(time.process_time() - began)
+    rows = []
+    for name in cases:
+        ms = 1000 * statistics.median(seconds[name]) / len(rgb)
+        rows.append([name, f"{ms:.2f}", f"{sizes[name] / len(rgb) / 1000:.1f}"])
+    return rows
+
+
 def make_shards(folder: str, width: int) -> list[str]:
     from fake_pairs import FakeConfig, FakeMaker
 
@@ -244,8 +288,8 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--png-level", type=int, default=1)
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--sections", default="make,export,dask,merge",
-                        help="comma-separated subset of make,export,dask,merge (make and export share the "
+    parser.add_argument("--sections", default="make,export,dask,merge,png",
+                        help="comma-separated subset of make,export,dask,merge,png (make and export share the "
                              "encode-only baseline)")
     parser.add_argument("--encoders", default="opencv,fpng", help="PNG encoders to measure (fpng if installed)")
     args = parser.parse_args()
@@ -268,6 +312,9 @@ def main() -> None:
             format_rows(format_rounds(args, config, tmp, encoders), encoders, args.png_level)))
     if "dask" in args.sections:
         tables.append(report.markdown_table(["what", "pairs/s", "vs local pool"], dask_rows(args, config, tmp)))
+    if "png" in args.sections:
+        tables.append(report.markdown_table(["PNG encoding, one thread", "ms/image", "kB/image"],
+                                            png_rows(args, config, tmp)))
     if "merge" in args.sections:
         tables.append(report.markdown_table(["what", "seconds", "ratio"], merge_rows(tmp, args.rounds)))
     shutil.rmtree(tmp, ignore_errors=True)
@@ -276,10 +323,20 @@ def main() -> None:
         f"Output formats, export, Dask, virtual merge ({args.n} pairs {args.size}x{args.size}, {args.workers} workers, "
         f"PNG level {args.png_level}; {', '.join(sorted(args.sections))})", "\n\n".join(tables),
         ("numpy", "opencv-python-headless", "fpng", "h5py", "lmdb", "webdataset", "distributed"),
-        f"Medians of {args.rounds} interleaved rounds, {time.perf_counter() - began:.0f} s in all; whole runs "
-        "(process start-up, assembly, rename); make with durable=False, export as the CLI runs it (durable). CPU ms/pair: encode only, the encoding loops' CPU "
-        "time; export, every process of the run (start-up, reading, staging, assembly). The machine was shared "
-        "with other jobs: compare the ratios, which come from this run.")
+        footnote(args, time.perf_counter() - began))
+
+
+def footnote(args, seconds: float) -> str:
+    notes = [f"Medians of {args.rounds} interleaved rounds, {seconds:.0f} s in all."]
+    if args.sections & {"make", "export", "dask"}:
+        notes.append("Rates: whole runs (process start-up, assembly, rename); make with durable=False, export as "
+                     "the CLI runs it (durable). CPU ms/pair: encode only, the encoding loops' CPU time; export, "
+                     "every process of the run (start-up, reading, staging, assembly).")
+    if "png" in args.sections:
+        notes.append(f"PNG encoding: CPU time of one thread over the {2 * args.n} blurred and sharp images of "
+                     f"{args.n} pairs made with the default settings.")
+    notes.append("The machine was shared with other jobs: compare the ratios, which come from this run.")
+    return " ".join(notes)
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ headers, so a block tar is also a valid WebDataset shard.
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import json
 import os
@@ -31,11 +32,12 @@ from blurgen.runs import block_tar
 from blurgen.store.parts import PartsError
 
 #: PNG compression level (zlib 0-9) of every image the folders, LMDB and WebDataset sinks write.
-#: Level 1 measured ~2.5x the encode time of level 0 for ~25 % smaller files; see README.
+#: Level 1 (2.0 ms per 256x256 image, 119 kB) against level 0 (0.21 ms, 197 kB: stored, not
+#: compressed), measured by ``benchmarks/bench_formats.py --sections png``; see README.
 DEFAULT_PNG_LEVEL = 1
-#: PNG encoders: OpenCV's libpng (zlib ``level``, Z_RLE strategy) or fpng (``pip install
-#: blurgen[fastpng]``: one fixed fast deflate, ``level`` unused; measured ~15x faster than OpenCV
-#: at level 1 on 256x256 pairs, files ~10 % larger). Both are lossless: the arrays are the same.
+#: PNG encoders: OpenCV's libpng (zlib ``level``, Z_RLE strategy, one row filter) or fpng (``pip
+#: install blurgen[fastpng]``: one fixed fast deflate, ``level`` unused; measured ~10x faster than
+#: OpenCV at level 1 on 256x256 images, files ~12 % larger). Both are lossless: the arrays are the same.
 PNG_ENCODERS = ("opencv", "fpng")
 #: Digits of a sample's name (up to 100 million samples).
 NAME_DIGITS = 8
@@ -67,8 +69,8 @@ def sample_name(index: int) -> str:
 
 def encode_png(image: np.ndarray, level: int = DEFAULT_PNG_LEVEL, encoder: str = "opencv") -> bytes:
     """PNG bytes of an RGB uint8 (H, W, 3) image: OpenCV's encoder at zlib ``level`` with the
-    Z_RLE strategy (measured ~25 % faster than the default strategy at level 1, files no larger on
-    blurred images), or ``encoder="fpng"`` (``PNG_ENCODERS``)."""
+    Z_RLE strategy and one fixed row filter (``_opencv_png_params``), or ``encoder="fpng"``
+    (``PNG_ENCODERS``)."""
     if encoder == "fpng":
         import fpng
 
@@ -77,10 +79,26 @@ def encode_png(image: np.ndarray, level: int = DEFAULT_PNG_LEVEL, encoder: str =
 
     # cvtColor: ~0.005 ms per 256x256 image, where the strided copy image[..., ::-1] took 0.23 ms
     ok, data = cv2.imencode(".png", cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_RGB2BGR),
-                            [cv2.IMWRITE_PNG_COMPRESSION, int(level), cv2.IMWRITE_PNG_STRATEGY, cv2.IMWRITE_PNG_STRATEGY_RLE])
+                            _opencv_png_params(int(level)))
     if not ok:
         raise ValueError("PNG encoding failed")
     return data.tobytes()
+
+
+@functools.lru_cache(maxsize=16)
+def _opencv_png_params(level: int) -> list[int]:
+    """``cv2.imencode`` parameters of a PNG at zlib ``level``: the Z_RLE strategy (measured ~25 %
+    faster than the default strategy at level 1, files no larger on blurred images) and, where
+    OpenCV offers the choice (4.11 and later), one row filter instead of libpng's adaptive choice
+    among all five, which spent 40 % of the encoding time: "average" at levels 1-9 (measured 2.0
+    instead of 3.4-3.7 ms per 256x256 image, files 1-3 % larger), none at level 0 (stored, not
+    compressed: filtering only costs time there, 0.2 instead of 1.7 ms, same size)."""
+    import cv2
+
+    params = [cv2.IMWRITE_PNG_COMPRESSION, level, cv2.IMWRITE_PNG_STRATEGY, cv2.IMWRITE_PNG_STRATEGY_RLE]
+    if hasattr(cv2, "IMWRITE_PNG_FILTER"):
+        params += [cv2.IMWRITE_PNG_FILTER, cv2.IMWRITE_PNG_FILTER_NONE if level == 0 else cv2.IMWRITE_PNG_FILTER_AVG]
+    return params
 
 
 def decode_png(data: bytes) -> np.ndarray:
@@ -98,10 +116,29 @@ def decode_png(data: bytes) -> np.ndarray:
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
-def npy_bytes(array: np.ndarray) -> bytes:
+@functools.lru_cache(maxsize=64)
+def _npy_header(dtype: str, shape: tuple[int, ...]) -> bytes:
+    """What ``np.save`` writes before the data of a C-ordered array of ``dtype`` and ``shape``."""
     handle = io.BytesIO()
-    np.save(handle, np.ascontiguousarray(array), allow_pickle=False)
+    np.lib.format.write_array_header_1_0(handle, {"descr": dtype, "fortran_order": False, "shape": shape})
     return handle.getvalue()
+
+
+def npy_bytes(array: np.ndarray) -> bytes:
+    """The bytes ``np.save`` writes for ``array`` (a numeric one), its header cached by dtype and
+    shape (``np.save`` spent ~0.1 ms a call building it, more than a kernel's data takes).
+
+    >>> kernel = np.eye(3, dtype=np.float32)
+    >>> handle = io.BytesIO(); np.save(handle, kernel)
+    >>> npy_bytes(kernel) == handle.getvalue()
+    True
+    """
+    array = np.ascontiguousarray(array)
+    if array.dtype.hasobject or array.dtype.fields is not None:
+        handle = io.BytesIO()
+        np.save(handle, array, allow_pickle=False)
+        return handle.getvalue()
+    return _npy_header(np.lib.format.dtype_to_descr(array.dtype), array.shape) + array.tobytes()
 
 
 def load_npy(data: bytes) -> np.ndarray:

@@ -166,7 +166,7 @@ def test_ctrl_c_while_numba_computes_is_one_line_not_a_system_error(tmp_path):
     ... returned a result with an exception set`` (the KeyboardInterrupt only in its chain):
     `blurgen kernels` interrupted while drawing printed a 49-line traceback and exited 1."""
     out = tmp_path / "k.npy"
-    proc = subprocess.Popen(["blurgen", "kernels", "--n", "50000000", "--out", str(out), "--kernel-size", "15",
+    proc = subprocess.Popen(["blurgen", "kernels", "--n", "5000000", "--out", str(out), "--kernel-size", "15",
                              "--length-px", "10"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             start_new_session=True)
     deadline = time.monotonic() + 120
