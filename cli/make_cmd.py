@@ -172,6 +172,7 @@ def make(ctx, n, out, size, source, split, seed, workers, resume, overwrite, sha
     output_format, out = _checked_output(output_format, out, preview, None if clip_fields is None else (
         executor != "local"))
     sink = make_sink(output_format, png_level, tar_mb, config, filters, png_encoder)
+    _check_tars_for_shard(n, shard_pair, getattr(sink, "samples_per_shard", None))
     executor = parse_executor(executor, workers)
     if preview:
         check_not_same_file(preview, out, "--preview")
@@ -188,6 +189,18 @@ def make(ctx, n, out, size, source, split, seed, workers, resume, overwrite, sha
         _report(out, config, result)
     if preview and clip_fields is None:
         _write_preview(out, preview)
+
+
+def _check_tars_for_shard(n: int, shard: tuple[int, int], per_tar: int | None) -> None:
+    """Usage error for a WebDataset ``--shard i/N`` that would get no tar (too few pairs or too
+    large tars for N shards), before any work."""
+    from blurgen.runs.dataset import empty_shard_message
+    from blurgen.runs.outputs import aligned_shard_range
+
+    if per_tar and shard[1] > 1:
+        start, stop = aligned_shard_range(n, *shard, per_tar)
+        if start >= stop:
+            raise click.BadParameter(empty_shard_message(n, shard, per_tar), param_hint="--shard")
 
 
 def _checked_output(output_format: str, out: str, preview: str | None, clips_elsewhere: bool | None):

@@ -63,12 +63,22 @@ def build_manifest(config: Any, n_total: int, seed: int, shard: tuple[int, int],
     block_size = block_size or auto_block_size(config.width, config.height)
     start, stop = (aligned_shard_range(n_total, *shard, block_size) if whole_blocks
                    else shard_range(n_total, *shard))
+    if whole_blocks and start >= stop:
+        raise ValueError(empty_shard_message(n_total, shard, block_size))
     return Manifest(config=config.to_dict(), seed=int(seed), n_total=int(n_total),
                     sample_start=start, sample_stop=stop, shard_index=shard[0],
                     shard_count=shard[1], block_size=int(block_size),
                     compression={k: tuple(v) for k, v in compression.items()},
                     blurgen_version=__version__, source_files_digest=source_files_digest,
                     output_format=output_format)
+
+
+def empty_shard_message(n_total: int, shard: tuple[int, int], per_tar: int) -> str:
+    """Why WebDataset shard ``i/N`` would hold nothing (a tar is never split between shards)."""
+    tars = -(-int(n_total) // int(per_tar))
+    return (f"{shard[0]}/{shard[1]} gets no WebDataset tar: the {n_total} pairs fill {tars} tar(s) of {per_tar}, "
+            f"fewer than the {shard[1]} shards (a tar is never split between shards); use fewer shards or a "
+            "smaller --tar-mb")
 
 
 def _final_attrs(config: Any, manifest: Manifest, command: str) -> dict[str, Any]:
@@ -150,6 +160,7 @@ def _run_folder(out: str, config: Any, n: int, seed: int, shard: tuple[int, int]
     run = RunFolder(output.label if output is not None else out, manifest)
     if output is not None:
         run.output = output
+    run.output.plan(manifest)
     return run
 
 

@@ -31,6 +31,7 @@ from functools import cached_property
 from typing import Any, Iterator
 
 from blurgen.core.common import DatasetError, atomic_file, flocked, is_flocked, remove_temporaries
+from blurgen.runs.outputs import SETTINGS
 from blurgen.runs.space import NotEnoughSpace, RunSpace  # noqa: F401 (NotEnoughSpace: API)
 from blurgen.store.parts import (
     PartsError,
@@ -180,6 +181,12 @@ class Manifest:
                 "n_total": self.n_total, "sample_start": self.sample_start,
                 "sample_stop": self.sample_stop}
 
+    def output_settings(self) -> dict[str, Any]:
+        """``settings()`` and how the output stores them: its format, the images' compression and
+        the samples per block (a WebDataset tar); a finished output is compared on what it records."""
+        return {**self.settings(), "format": self.output_format,
+                "compression": json.loads(json.dumps(self.compression)), "block_size": self.block_size}
+
     def differences(self, other: "Manifest") -> list[str]:
         """Human-readable list of the settings that differ, e.g. ``['seed: 1 != 0']``."""
         mine, theirs = _flatten(self.to_dict()), _flatten(other.to_dict())
@@ -200,8 +207,17 @@ class HDF5Output:
     def __init__(self, out: str) -> None:
         self.label = out
 
+    def plan(self, manifest: Manifest) -> None:
+        pass
+
+    def existing(self) -> str | None:
+        return self.label if os.path.lexists(self.label) else None
+
     def exists(self) -> bool:
-        return os.path.lexists(self.label)
+        return self.existing() is not None
+
+    def forget_for_overwrite(self) -> None:
+        """Nothing yet: the finished file replaces the old one by a rename."""
 
     def settings(self) -> tuple[dict[str, Any], bool]:
         """``(settings, complete)`` of the existing file (``PairsFileError`` if not a pairs file)."""
@@ -209,7 +225,9 @@ class HDF5Output:
             return file_settings(h5), is_complete(h5)
 
     def finished_with(self, settings: dict[str, Any]) -> bool:
-        return finished_with(self.label, settings)
+        """Whether the file is complete and made with ``settings`` (``Manifest.output_settings``:
+        a pairs file records those that fix the arrays)."""
+        return finished_with(self.label, {key: settings[key] for key in SETTINGS})
 
 
 def delete_in_background(folder: str) -> None:
@@ -375,11 +393,14 @@ class RunFolder(RunSpace):
             if has_parts:
                 raise DatasetError(f"{self.path} holds an interrupted run; continue it with --resume "
                                    "or start again with --overwrite")
-            if self.output.exists():
-                raise DatasetError(f"{self.out} exists; use --overwrite to replace it")
-        if has_parts and (overwrite or (resume and self.output.finished_with(self.manifest.settings()))):
+            found = self.output.existing()
+            if found is not None:
+                raise DatasetError(f"{found} exists; use --overwrite to replace it")
+        if has_parts and (overwrite or (resume and self.output.finished_with(self.manifest.output_settings()))):
             self.discard()
             has_parts = False
+        if overwrite:
+            self.output.forget_for_overwrite()
         if resume and not has_parts and self.output.exists():
             return self._existing_output_matches()
         try:
@@ -394,8 +415,8 @@ class RunFolder(RunSpace):
             theirs, complete = self.output.settings()
         except PairsFileError as exc:
             raise DatasetError(f"--resume: {exc}") from None
-        mine = self.manifest.settings()
-        differing = [item for key in mine if mine[key] != theirs[key] for item in _named_differences(key, mine, theirs)]
+        mine = self.manifest.output_settings()
+        differing = [item for key in theirs if mine[key] != theirs[key] for item in _named_differences(key, mine, theirs)]
         if differing:
             shown = "; ".join(differing[:3]) + (f"; and {len(differing) - 3} more" if len(differing) > 3 else "")
             raise DatasetError(f"--resume: {self.out} was made with different settings ({shown}); "

@@ -8,6 +8,7 @@ for pairs files, ``DirectoryOutput`` for the folders and LMDB layouts (``OUT/blu
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import glob
 import json
@@ -30,7 +31,7 @@ def output_meta(attrs: dict, output_format: str, manifest: Any, png_level: int, 
                                         "sample_start", "sample_stop", "shard_index", "shard_count")}
     meta.update(format=output_format, config=json.loads(attrs["config"]), n=manifest.n_planned,
                 png_compression_level=png_level, png_encoder=png_encoder, param_dtypes=dtypes, source_files=source_files,
-                complete=True)
+                compression=json.loads(json.dumps(manifest.compression)), complete=True)
     return meta
 
 
@@ -85,24 +86,40 @@ class DirectoryOutput:
     def __init__(self, out: str) -> None:
         self.label = os.fspath(out)
 
+    def plan(self, manifest: Any) -> None:
+        """Told the run's manifest before ``existing`` is asked (``ShardsOutput`` needs its tars)."""
+
+    def existing(self) -> str | None:
+        """The path of an output already there (None: nothing is)."""
+        return self.label if os.path.lexists(self.label) else None
+
     def exists(self) -> bool:
-        return os.path.lexists(self.label)
+        return self.existing() is not None
+
+    def forget_for_overwrite(self) -> None:
+        """``--overwrite`` starts: a folder is replaced by a rename when the new one is complete."""
 
     @property
     def meta_path(self) -> str:
         return os.path.join(self.label, META_NAME)
 
     def settings(self) -> tuple[dict[str, Any], bool]:
-        """``(settings, complete)`` of the existing output (``PairsFileError`` if not blurgen's)."""
+        """``(settings, complete)`` of the existing output (``PairsFileError`` if not blurgen's):
+        what fixes the arrays, the format and, where recorded, how the images are stored."""
         meta = read_meta(self.meta_path)
-        return {key: meta[key] for key in SETTINGS}, bool(meta.get("complete"))
+        settings = {key: meta[key] for key in SETTINGS}
+        settings["format"] = meta["format"]
+        if "compression" in meta:  # not recorded by blurgen before 2026-12-07
+            settings["compression"] = meta["compression"]
+        return settings, bool(meta.get("complete"))
 
     def finished_with(self, settings: dict[str, Any]) -> bool:
+        """Whether the output is complete and made with ``settings`` (``Manifest.output_settings``)."""
         try:
             theirs, complete = self.settings()
         except PairsFileError:
             return False
-        return complete and theirs == settings
+        return complete and all(settings.get(key) == value for key, value in theirs.items())
 
 
 class ShardsOutput(DirectoryOutput):
@@ -115,6 +132,7 @@ class ShardsOutput(DirectoryOutput):
         self.shard = shard
         self.samples_per_shard = samples_per_shard
         self.label = self.prefix if shard[1] == 1 else f"{self.prefix}.shard-{shard[0]}-of-{shard[1]}"
+        self.planned_tars: list[str] = []
 
     @property
     def meta_path(self) -> str:
@@ -125,10 +143,36 @@ class ShardsOutput(DirectoryOutput):
     def tar_path(self, start: int) -> str:
         return f"{self.prefix}-{start // self.samples_per_shard:06d}.tar"
 
-    def exists(self) -> bool:
+    def plan(self, manifest: Any) -> None:
+        self.planned_tars = [self.tar_path(start) for start, _ in manifest.blocks]
+
+    def _tars(self) -> list[str]:
+        """The tars this output owns on disk: every ``PREFIX-NNNNNN.tar`` of a whole dataset, only
+        those at its own positions for ``--shard i/N`` (the others are its sibling shards')."""
+        if self.shard[1] == 1:
+            return sorted(glob.glob(glob.escape(self.prefix) + "-[0-9][0-9][0-9][0-9][0-9][0-9].tar"))
+        return [path for path in self.planned_tars if os.path.lexists(path)]
+
+    def existing(self) -> str | None:
+        """The index, or a tar at a position this run would write (another dataset's, or an earlier
+        run's: taking it over needs --overwrite)."""
         if os.path.lexists(self.meta_path):
-            return True
-        return self.shard[1] == 1 and bool(glob.glob(glob.escape(self.prefix) + "-[0-9][0-9][0-9][0-9][0-9][0-9].tar"))
+            return self.meta_path
+        tars = self._tars()
+        return tars[0] if tars else None
+
+    def forget_for_overwrite(self) -> None:
+        """Tars cannot be swapped in at once like a file or a folder: the index goes first (the old
+        dataset is no longer presented as complete), then the tars it owns, so neither a killed
+        run nor a smaller new dataset leaves old tars beside the new ones."""
+        for path in [self.meta_path, *self._tars()]:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
+
+    def settings(self) -> tuple[dict[str, Any], bool]:
+        settings, complete = super().settings()
+        settings["block_size"] = read_meta(self.meta_path).get("samples_per_shard")
+        return settings, complete
 
 
 def aligned_shard_range(n_total: int, shard_index: int, shard_count: int, unit: int) -> tuple[int, int]:

@@ -1,0 +1,111 @@
+"""What is already at a format's output when a run starts: another dataset's WebDataset tars at
+the positions a ``--shard`` run would write, an ``--overwrite`` of a larger set of tars, a
+finished output of another format or other image settings met by ``--resume``, and a shard that
+would get no tar."""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+
+import pytest
+from click.testing import CliRunner
+from fake_pairs import FakeConfig, FakeMaker
+from format_clients import READERS, assert_same_as_hdf5
+
+from blurgen.cli import main
+from blurgen.core.common import DatasetError
+from blurgen.runs.dataset import make_dataset
+from blurgen.runs.format_sinks import FoldersSink, LmdbSink, WebDatasetSink
+
+CONFIG = FakeConfig()
+
+
+def make(out, sink, n=23, seed=3, **kwargs):
+    kwargs.setdefault("workers", 1)
+    kwargs.setdefault("maker", FakeMaker())
+    return make_dataset(str(out), CONFIG, n, seed=seed, block_size=5, durable=False, sink=sink, **kwargs)
+
+
+def tars(prefix) -> list[str]:
+    return sorted(os.path.basename(p) for p in glob.glob(str(prefix) + "-*.tar"))
+
+
+def test_a_shard_run_refuses_another_datasets_tars_at_its_positions_and_deletes_nothing(tmp_path):
+    prefix = tmp_path / "w"
+    make(prefix, WebDatasetSink(samples_per_shard=5), seed=0)
+    before = {name: (tmp_path / name).read_bytes() for name in tars(prefix)}
+    with pytest.raises(DatasetError, match=r"w-000000\.tar exists; use --overwrite"):
+        make(prefix, WebDatasetSink(samples_per_shard=5), seed=1, shard=(0, 2))
+    assert {name: (tmp_path / name).read_bytes() for name in tars(prefix)} == before
+    assert not glob.glob(str(tmp_path / "*.parts"))
+    # its sibling's positions are not its business: shard 1/2 of a fresh prefix beside shard 0/2
+    sharded = tmp_path / "s"
+    make(sharded, WebDatasetSink(samples_per_shard=5), shard=(0, 2))
+    make(sharded, WebDatasetSink(samples_per_shard=5), shard=(1, 2))
+    assert tars(sharded) == [f"s-{k:06d}.tar" for k in range(5)]
+
+
+def test_overwrite_of_more_tars_leaves_none_of_the_old_ones(tmp_path, fake_reference):
+    prefix = tmp_path / "r"
+    make(prefix, WebDatasetSink(samples_per_shard=2), n=40, seed=9)
+    assert len(tars(prefix)) == 20
+    make(prefix, WebDatasetSink(samples_per_shard=5), overwrite=True)
+    assert tars(prefix) == [f"r-{k:06d}.tar" for k in range(5)]
+    assert_same_as_hdf5(fake_reference, READERS["webdataset"](str(prefix)))
+
+
+def test_an_overwrite_that_fails_midway_leaves_no_index_calling_the_old_tars_complete(tmp_path):
+    prefix = tmp_path / "r"
+    make(prefix, WebDatasetSink(samples_per_shard=5), seed=9)
+    with pytest.raises(DatasetError, match="fake failure"):
+        make(prefix, WebDatasetSink(samples_per_shard=5), overwrite=True, maker=FakeMaker(fail_at=12))
+    assert not os.path.exists(str(prefix) + ".json") and tars(prefix) == []
+    result = CliRunner().invoke(main, ["inspect", str(prefix) + ".tar"])
+    assert "complete" not in result.output.replace("incomplete", ""), result.output
+
+
+@pytest.fixture(scope="module")
+def fake_reference(tmp_path_factory):
+    out = tmp_path_factory.mktemp("ref") / "ref.h5"
+    make_dataset(str(out), CONFIG, 23, seed=3, workers=1, block_size=7, maker=FakeMaker(), durable=False)
+    return str(out)
+
+
+@pytest.mark.parametrize("first, then", [(FoldersSink, LmdbSink), (LmdbSink, FoldersSink)])
+def test_resume_onto_a_finished_output_of_another_format_is_refused(tmp_path, first, then):
+    out = tmp_path / "out"
+    make(out, first())
+    with pytest.raises(DatasetError, match="format"):
+        make(out, then(), resume=True)
+    assert make(out, first(), resume=True).already_complete
+
+
+@pytest.mark.parametrize("sink", [lambda: FoldersSink(png_level=5),
+                                  lambda: WebDatasetSink(png_level=1, samples_per_shard=4)],
+                         ids=["png-level", "samples-per-tar"])
+def test_resume_onto_a_finished_output_with_other_image_settings_is_refused(tmp_path, sink):
+    out = tmp_path / "out"
+    make(out, FoldersSink() if isinstance(sink(), FoldersSink) else WebDatasetSink(samples_per_shard=5))
+    with pytest.raises(DatasetError, match="compression|block_size"):
+        make(out, sink(), resume=True)
+
+
+def test_a_finished_output_of_an_older_blurgen_without_compression_still_resumes_as_complete(tmp_path):
+    out = tmp_path / "out"
+    make(out, FoldersSink())
+    meta = json.load(open(out / "blurgen.json"))
+    del meta["compression"]
+    json.dump(meta, open(out / "blurgen.json", "w"))
+    assert make(out, FoldersSink(), resume=True).already_complete
+
+
+def test_a_webdataset_shard_that_would_get_no_tar_is_a_usage_error_before_any_work(tmp_path):
+    out = str(tmp_path / "z.tar")
+    result = CliRunner().invoke(main, ["make", "--n", "20", "--size", "32", "--out", out, "--shard", "0/2",
+                                       "--workers", "1"])
+    assert result.exit_code == 2 and "gets no WebDataset tar" in result.output, result.output
+    assert os.listdir(tmp_path) == []
+    with pytest.raises(ValueError, match="gets no WebDataset tar"):
+        make(tmp_path / "lib", WebDatasetSink(samples_per_shard=30), n=20, shard=(0, 2))
