@@ -5,7 +5,8 @@ A sample ``i`` is named by its 8-digit index (``00000042``: sortable, no dots, s
 key rule and BasicSR's "key = name before the first dot" both hold) and has the members
 ``KEY.blur.png``, ``KEY.sharp.png`` (RGB, 8-bit, lossless), ``KEY.kernel.npy`` (float32 (k, k)),
 ``KEY.motion.npy`` when the dataset stores camera motion (float32 (S, 6): rotation then
-translation per pose) and ``KEY.json`` (every per-sample parameter, exact for float32).
+translation per pose) and ``KEY.json`` (every per-sample parameter, exact for float32;
+infinities and NaN as the strings ``"Infinity"``, ``"-Infinity"``, ``"NaN"``).
 
 A block tar carries, in its PAX global header, the run it belongs to (first sample, count, the
 run's stamp) and, in each member's PAX header, the member's CRC-32, so a damaged or foreign block
@@ -19,6 +20,7 @@ import contextlib
 import functools
 import io
 import json
+import math
 import os
 import secrets
 import socket
@@ -151,9 +153,22 @@ def motion_array(motion: dict[str, np.ndarray], i: int) -> np.ndarray:
 
 
 def params_json(block: dict, i: int) -> bytes:
-    """The JSON member of row ``i`` of ``block``: every per-sample parameter (exact for float32)."""
-    params = {name: np.asarray(values[i]).item() for name, values in block["params"].items()}
-    return json.dumps(params, sort_keys=True).encode()
+    """The JSON member of row ``i`` of ``block``: every per-sample parameter (exact for float32).
+    JSON has no number for infinities and NaN (a camera with no translation has ``depth_m`` inf):
+    they are the strings ``"Infinity"``, ``"-Infinity"``, ``"NaN"``, which Python's ``float``,
+    numpy's ``np.array(..., dtype)`` and JavaScript's ``Number`` read back.
+
+    >>> params_json({"params": {"depth_m": np.array([np.inf], np.float32), "seed": np.array([3])}}, 0)
+    b'{"depth_m": "Infinity", "seed": 3}'
+    """
+    params = {name: _json_value(np.asarray(values[i]).item()) for name, values in block["params"].items()}
+    return json.dumps(params, sort_keys=True, allow_nan=False).encode()
+
+
+def _json_value(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+    return value
 
 
 def sample_members(block: dict, i: int, index: int, level: int, encoder: str = "opencv") -> list[tuple[str, bytes]]:

@@ -9,6 +9,7 @@ import glob
 import json
 import os
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 from fake_pairs import FakeConfig, FakeMaker
@@ -109,3 +110,39 @@ def test_a_webdataset_shard_that_would_get_no_tar_is_a_usage_error_before_any_wo
     assert os.listdir(tmp_path) == []
     with pytest.raises(ValueError, match="gets no WebDataset tar"):
         make(tmp_path / "lib", WebDatasetSink(samples_per_shard=30), n=20, shard=(0, 2))
+
+
+class NonFiniteMaker(FakeMaker):
+    """FakeMaker whose float parameters include inf, -inf and NaN (camera3d's ``depth_m`` is inf
+    for a camera that does not move sideways)."""
+
+    def __call__(self, config, seed, start, count):
+        block = super().__call__(config, seed, start, count)
+        for name, values in block["params"].items():
+            if values.dtype.kind == "f":
+                values[:] = np.array([np.inf, -np.inf, np.nan, 0.5])[(np.arange(start, start + count) % 4)]
+        return block
+
+
+def _strict_json(data: bytes):
+    def refuse(constant):
+        raise ValueError(f"not JSON: {constant}")
+
+    return json.loads(data, parse_constant=refuse)
+
+
+@pytest.mark.parametrize("fmt", ["folders", "lmdb", "webdataset"])
+def test_non_finite_parameters_are_valid_json_and_read_back_as_in_the_hdf5(tmp_path, fmt):
+    reference = str(tmp_path / "ref.h5")
+    make_dataset(reference, CONFIG, 9, seed=3, workers=1, maker=NonFiniteMaker(), durable=False)
+    sink = {"folders": FoldersSink, "lmdb": LmdbSink, "webdataset": lambda: WebDatasetSink(samples_per_shard=5)}[fmt]()
+    out = tmp_path / "out"
+    make(out, sink, n=9, maker=NonFiniteMaker())
+    assert_same_as_hdf5(reference, READERS[fmt](str(out)))
+    if fmt == "webdataset":
+        import webdataset as wds
+
+        samples = list(wds.WebDataset([str(tmp_path / t) for t in tars(out)], shardshuffle=False))
+        values = [_strict_json(s["json"]) for s in samples]
+        assert {v for params in values for v in params.values() if isinstance(v, str)} == {
+            "Infinity", "-Infinity", "NaN"}
