@@ -5,7 +5,14 @@ from __future__ import annotations
 import click
 
 from blurgen.cli.common import RegularFile
-from blurgen.cli.output_options import check_output_place, format_options, make_sink, resolve_format
+from blurgen.cli.output_options import (
+    check_output_place,
+    format_options,
+    make_sink,
+    refuse_options_that_do_not_apply,
+    resolve_format,
+    say_interrupted,
+)
 
 
 @click.command()
@@ -15,7 +22,8 @@ from blurgen.cli.output_options import check_output_place, format_options, make_
 @click.option("--workers", type=click.IntRange(min=1), default=None, help="Worker processes [default: all cores].")
 @click.option("--resume", is_flag=True, help="Continue an interrupted export.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing --out (or interrupted export).")
-def export(src, out, output_format, png_level, png_encoder, tar_mb, workers, resume, overwrite):
+@click.pass_context
+def export(ctx, src, out, output_format, png_level, png_encoder, tar_mb, workers, resume, overwrite):
     """Write the pairs of SRC (a blurgen HDF5 file) as paired PNG folders, a BasicSR LMDB or
     WebDataset tars, with the kernels, every parameter and the provenance. Crash-safe: an
     interrupted export continues with --resume.
@@ -36,6 +44,7 @@ def export(src, out, output_format, png_level, png_encoder, tar_mb, workers, res
     if output_format == "hdf5":
         raise click.BadParameter("export writes folders, lmdb or webdataset (SRC is HDF5 already; "
                                  "blurgen merge --copy makes a standalone copy)", param_hint="--format")
+    refuse_options_that_do_not_apply(ctx, output_format, png_encoder)
     check_output_place(out)
     with PairsFile(src) as pairs:  # an unreadable or foreign file: one line, exit 1
         if pairs.frames is not None:
@@ -48,6 +57,9 @@ def export(src, out, output_format, png_level, png_encoder, tar_mb, workers, res
     try:
         result = export_file(src, out, sink, workers=workers, resume=resume, overwrite=overwrite,
                              command=f"blurgen export {src} --format {output_format} --out {out}", progress=progress)
+    except KeyboardInterrupt:
+        progress.close()
+        say_interrupted(ctx, out, (0, 1), sink)
     finally:
         progress.close()
     if result.already_complete:

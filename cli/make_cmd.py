@@ -33,9 +33,11 @@ from blurgen.cli.output_options import (
     format_options,
     make_sink,
     parse_executor,
+    refuse_options_that_do_not_apply,
     resolve_format,
+    say_interrupted,
 )
-from blurgen.core.common import BlurgenError, atomic_path
+from blurgen.core.common import atomic_path
 from blurgen.core.config import MAX_PAIRS, MAX_SEED
 
 
@@ -171,8 +173,7 @@ def make(ctx, n, out, size, source, split, seed, workers, resume, overwrite, sha
         raise click.BadParameter(str(exc), param_hint="--compression") from None
     output_format, out = _checked_output(output_format, out, preview, None if clip_fields is None else (
         executor != "local"))
-    sink = make_sink(output_format, png_level, tar_mb, config, filters, png_encoder)
-    _check_tars_for_shard(n, shard_pair, getattr(sink, "samples_per_shard", None))
+    sink = _checked_sink(ctx, output_format, png_level, tar_mb, config, filters, png_encoder, n, shard_pair)
     executor = parse_executor(executor, workers)
     if preview:
         check_not_same_file(preview, out, "--preview")
@@ -191,16 +192,21 @@ def make(ctx, n, out, size, source, split, seed, workers, resume, overwrite, sha
         _write_preview(out, preview)
 
 
-def _check_tars_for_shard(n: int, shard: tuple[int, int], per_tar: int | None) -> None:
-    """Usage error for a WebDataset ``--shard i/N`` that would get no tar (too few pairs or too
-    large tars for N shards), before any work."""
+def _checked_sink(ctx, output_format, png_level, tar_mb, config, filters, png_encoder, n, shard):
+    """The output's sink, after the usage errors of the output options: one the format would
+    ignore, and a WebDataset ``--shard i/N`` that would get no tar (too few pairs or too large
+    tars for N shards)."""
     from blurgen.runs.dataset import empty_shard_message
     from blurgen.runs.outputs import aligned_shard_range
 
+    refuse_options_that_do_not_apply(ctx, output_format, png_encoder)
+    sink = make_sink(output_format, png_level, tar_mb, config, filters, png_encoder)
+    per_tar = getattr(sink, "samples_per_shard", None)
     if per_tar and shard[1] > 1:
         start, stop = aligned_shard_range(n, *shard, per_tar)
         if start >= stop:
             raise click.BadParameter(empty_shard_message(n, shard, per_tar), param_hint="--shard")
+    return sink
 
 
 def _checked_output(output_format: str, out: str, preview: str | None, clips_elsewhere: bool | None):
@@ -353,9 +359,7 @@ def _config_from_options(ctx, n, size, source, split, resume, overwrite, shard, 
 
 def _run(ctx, out, config, n, seed, workers, shard, block_size, resume, overwrite, sink, executor):
     from blurgen.core.progress import Progress
-    from blurgen.inspect.report import describe_parts
     from blurgen.runs.dataset import make_dataset
-    from blurgen.runs.folder import parts_dir_for
 
     progress = Progress("make", "pairs")
     try:
@@ -364,15 +368,7 @@ def _run(ctx, out, config, n, seed, workers, shard, block_size, resume, overwrit
                             command=command_line(ctx), progress=progress, sink=sink, executor=executor)
     except KeyboardInterrupt:
         progress.close()
-        try:
-            run_out = sink.output(out, shard).label if hasattr(sink, "output") else out
-            _, n_written, n_planned = describe_parts(parts_dir_for(run_out))
-            kept = f"{n_written}/{n_planned} pairs are kept in {parts_dir_for(run_out)}"
-        except (BlurgenError, OSError):
-            kept = "finished blocks are kept"
-        click.echo(f"blurgen: interrupted; {kept}; continue with the same command plus --resume",
-                   err=True)
-        ctx.exit(130)
+        say_interrupted(ctx, out, shard, sink)
     finally:
         progress.close()
 

@@ -36,7 +36,7 @@ def format_options(func):
         click.option("--png-level", type=click.IntRange(0, 9), default=1, show_default=True,
                      help="PNG compression level of folders/lmdb/webdataset images (0 fastest, largest)."),
         click.option("--png-encoder", type=click.Choice(("opencv", "fpng")), default="opencv", show_default=True,
-                     help="PNG encoder: opencv (zlib --png-level) or fpng (~15x faster, files ~10% larger, "
+                     help="PNG encoder: opencv (zlib --png-level) or fpng (~10x faster, files ~12% larger, "
                           "--png-level unused; pip install blurgen[fastpng]). Lossless either way."),
         click.option("--tar-mb", type=FiniteRange(0.001, 100000), default=512, show_default=True,
                      help="webdataset: size of each tar (samples per tar fixed from the image size)."),
@@ -127,3 +127,37 @@ def parse_executor(value: str, workers: int | None = None):
         raise click.ClickException("--executor dask needs dask.distributed: pip install blurgen[dask]") from None
     except ValueError as exc:
         raise click.BadParameter(f"dask:{address}: {exc}", param_hint="--executor") from None
+
+
+#: Options that only some output formats use (``--compression``: make's HDF5 image filters).
+FORMAT_ONLY_OPTIONS = {"png_level": ("folders", "lmdb", "webdataset"), "png_encoder": ("folders", "lmdb", "webdataset"),
+                       "tar_mb": ("webdataset",), "compression": ("hdf5",)}
+
+
+def refuse_options_that_do_not_apply(ctx: click.Context, output_format: str, png_encoder: str) -> None:
+    """Usage error for an option given on the command line that the output would ignore (a
+    ``--tar-mb`` for folders, a ``--png-level`` for HDF5 or for fpng, which has no levels)."""
+    for name, formats in FORMAT_ONLY_OPTIONS.items():
+        if name not in ctx.params or ctx.get_parameter_source(name) != click.core.ParameterSource.COMMANDLINE:
+            continue
+        flag = "--" + name.replace("_", "-")
+        if output_format not in formats:
+            raise click.BadParameter(f"does not apply to --format {output_format} (only to {', '.join(formats)})",
+                                     param_hint=flag)
+        if name == "png_level" and png_encoder == "fpng":
+            raise click.BadParameter("does not apply to --png-encoder fpng (one fixed compression)", param_hint=flag)
+
+
+def say_interrupted(ctx: click.Context, out: str, shard: tuple[int, int], sink) -> None:
+    """After Ctrl-C in ``make`` or ``export``: what is kept and how to go on; exit 130."""
+    from blurgen.inspect.report import describe_parts
+    from blurgen.runs.folder import parts_dir_for
+
+    try:
+        run_out = sink.output(out, shard).label if hasattr(sink, "output") else out
+        _, n_written, n_planned = describe_parts(parts_dir_for(run_out))
+        kept = f"{n_written}/{n_planned} pairs are kept in {parts_dir_for(run_out)}"
+    except (BlurgenError, OSError):
+        kept = "finished blocks are kept"
+    click.echo(f"blurgen: interrupted; {kept}; continue with the same command plus --resume", err=True)
+    ctx.exit(130)

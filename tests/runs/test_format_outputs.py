@@ -146,3 +146,47 @@ def test_non_finite_parameters_are_valid_json_and_read_back_as_in_the_hdf5(tmp_p
         values = [_strict_json(s["json"]) for s in samples]
         assert {v for params in values for v in params.values() if isinstance(v, str)} == {
             "Infinity", "-Infinity", "NaN"}
+
+
+@pytest.mark.parametrize("args, flag", [
+    (["--out", "a.h5", "--png-level", "3"], "--png-level"),
+    (["--out", "a.h5", "--png-encoder", "fpng"], "--png-encoder"),
+    (["--out", "a", "--format", "folders", "--tar-mb", "3"], "--tar-mb"),
+    (["--out", "a.lmdb", "--compression", "gzip"], "--compression"),
+    (["--out", "a.tar", "--png-encoder", "fpng", "--png-level", "2"], "--png-level"),
+])
+def test_an_option_the_output_would_ignore_is_a_usage_error(tmp_path, args, flag):
+    result = CliRunner().invoke(main, ["make", "--n", "4", "--size", "32", "--workers", "1",
+                                       *[str(tmp_path / a) if a.startswith("a") else a for a in args]])
+    assert result.exit_code == 2 and flag in result.output and "does not apply" in result.output, result.output
+    assert os.listdir(tmp_path) == []
+
+
+def test_export_refuses_an_option_its_format_would_ignore(tmp_path, fake_reference):
+    result = CliRunner().invoke(main, ["export", fake_reference, "--format", "lmdb", "--out", str(tmp_path / "x"),
+                                       "--tar-mb", "1"])
+    assert result.exit_code == 2 and "--tar-mb" in result.output and "does not apply" in result.output, result.output
+
+
+def test_ctrl_c_during_export_says_what_is_kept_and_how_to_resume(tmp_path):
+    import signal
+    import subprocess
+    import time
+
+    source = str(tmp_path / "src.h5")
+    make_dataset(source, FakeConfig(width=96, height=96), 3000, seed=3, workers=1, block_size=100, maker=FakeMaker(),
+                 durable=False)
+    out = tmp_path / "png"
+    proc = subprocess.Popen(["blurgen", "export", source, "--format", "folders", "--out", str(out), "--workers", "1"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    parts = str(out) + ".parts"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:
+        if os.path.isdir(parts) and any(n.startswith("block-") for n in os.listdir(parts)):
+            break
+        time.sleep(0.05)
+    assert proc.poll() is None, "the export finished before it could be interrupted"
+    os.killpg(proc.pid, signal.SIGINT)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and len(stderr.strip().splitlines()) == 1, stderr
+    assert "/3000 pairs are kept in" in stderr and "--resume" in stderr and "Traceback" not in stderr
