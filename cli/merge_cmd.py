@@ -10,6 +10,7 @@ import re
 import click
 
 from blurgen.cli.common import RegularFile, check_output
+from blurgen.cli.output_options import normalize_out
 
 
 @click.command()
@@ -37,6 +38,7 @@ def merge(shards, out, overwrite, copy):
     """
     from blurgen.store.merge import merge_files
 
+    out = normalize_out(out)  # 'pairs.h5/' is pairs.h5, as for make (it failed after merging)
     if any(os.path.abspath(s) == os.path.abspath(out) for s in shards):
         raise click.BadParameter(f"{out} is one of the shards", param_hint="--out")
     check_output(out, overwrite)

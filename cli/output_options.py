@@ -46,7 +46,9 @@ def format_options(func):
 
 def resolve_format(output_format: str | None, out: str) -> tuple[str, str]:
     """``(format, out)``: the format given or implied by the suffix, and the output path (a
-    WebDataset prefix loses its ``.tar``). A --format that contradicts the suffix is a usage error."""
+    WebDataset prefix loses its ``.tar``). A --format that contradicts the suffix is a usage error.
+    ``out`` is normalized first (``normalize_out``), so make and export see ``DIR/`` as ``DIR``."""
+    out = normalize_out(out)
     suffix = os.path.splitext(out)[1].lower()
     implied = SUFFIX_FORMATS.get(suffix)
     if output_format and implied and implied != output_format:
@@ -58,6 +60,20 @@ def resolve_format(output_format: str | None, out: str) -> tuple[str, str]:
     if chosen == "webdataset":
         check_url_safe_prefix(out)
     return chosen, out
+
+
+def normalize_out(out: str) -> str:
+    """``out`` without trailing slashes (``DIR/`` names ``DIR``; ``x.tar/`` is the ``x.tar`` prefix).
+    Usage error, before any work, for an --out that names no output of its own: empty, the
+    filesystem root, or one whose last component is ``.`` or ``..`` (the output and its
+    ``OUT.parts`` staging would be made beside or inside a folder that is not the output)."""
+    stripped = out.rstrip("/" + os.sep)
+    last = os.path.basename(stripped)
+    if not stripped or last in (".", ".."):
+        what = repr(last) if last else "the filesystem root" if out else "an empty name"
+        raise click.BadParameter(f"{out!r}: name the output itself (a file, folder or prefix), not {what}",
+                                 param_hint="--out")
+    return stripped
 
 
 def check_url_safe_prefix(out: str) -> None:

@@ -119,15 +119,10 @@ class ClipLmdbView(ClipView, report.LmdbView):
         return sum(all(f"{c}/{f}" in self.found for f in self.frame_names) for c in self.clip_names), params
 
     def clip_rows(self, names: list[str]) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        envs = self.envs()
-        try:
-            with envs["blur"].begin() as blur, envs["sharp"].begin() as sharp:
-                for clip in names:
-                    yield tuple(np.stack([decode_png(txn.get(f"{clip}/{frame}".encode("ascii")))
-                                          for frame in self.frame_names]) for txn in (blur, sharp))
-        finally:
-            for env in envs.values():
-                env.close()
+        with self.reading() as envs, envs["blur"].begin() as blur, envs["sharp"].begin() as sharp:
+            for clip in names:
+                yield tuple(np.stack([decode_png(txn.get(f"{clip}/{frame}".encode("ascii")))
+                                      for frame in self.frame_names]) for txn in (blur, sharp))
 
 
 class ClipWebDatasetView(ClipView, report.WebDatasetView):

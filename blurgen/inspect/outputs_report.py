@@ -12,6 +12,7 @@ at all is a ``PairsFileError`` (one line).
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import io
 import json
@@ -196,19 +197,48 @@ class FoldersView(OutputView):
 class LmdbView(OutputView):
     fmt = "lmdb"
 
-    def envs(self) -> dict[str, Any]:
+    def envs(self, checks: Checks | None = None) -> dict[str, Any]:
+        """The blur and sharp envs, read-only. One that does not open is a ``PairsFileError`` (the
+        output is unreadable); one whose data.mdb lacks pages its meta says are used (``short_data``)
+        is left out and reported in ``checks`` (without ``checks``: a ``PairsFileError``)."""
         import lmdb
 
         envs = {}
-        for kind in ("blur", "sharp"):
-            root = os.path.join(self.path, f"{kind}.lmdb")
-            try:
-                envs[kind] = lmdb.open(root, readonly=True, lock=False, readahead=False, create=False)
-            except lmdb.Error as exc:
-                for env in envs.values():
-                    env.close()
-                raise PairsFileError(f"{root}: not a readable LMDB ({exc})") from None
+        try:
+            for kind in ("blur", "sharp"):
+                root = os.path.join(self.path, f"{kind}.lmdb")
+                try:
+                    env = lmdb.open(root, readonly=True, lock=False, readahead=False, create=False)
+                except lmdb.Error as exc:
+                    raise PairsFileError(f"{root}: not a readable LMDB ({exc})") from None
+                short = short_data(env, root)
+                if short is None:
+                    envs[kind] = env
+                    continue
+                env.close()
+                if checks is None:
+                    raise PairsFileError(f"{root}: {short}")
+                checks.counts[f"{kind}.lmdb damaged: {short}; not read"] = [1, root]
+        except PairsFileError:
+            for env in envs.values():
+                env.close()
+            raise
         return envs
+
+    @contextlib.contextmanager
+    def reading(self) -> Iterator[dict[str, Any]]:
+        """``envs()``, closed afterwards; an ``lmdb.Error`` while reading them (a damaged page:
+        MDB_CORRUPTED, MDB_PAGE_NOTFOUND) is a ``PairsFileError``."""
+        import lmdb
+
+        envs = self.envs()
+        try:
+            yield envs
+        except lmdb.Error as exc:
+            raise PairsFileError(f"{self.path}: LMDB unreadable ({exc})") from None
+        finally:
+            for env in envs.values():
+                env.close()
 
     def meta_info(self, checks: Checks, kind: str) -> list[str]:
         """Keys of ``KIND.lmdb/meta_info.txt``; lines that do not match BasicSR's form or the
@@ -232,37 +262,56 @@ class LmdbView(OutputView):
         return keys
 
     def scan(self, checks: Checks, verify: bool) -> tuple[int, dict[str, np.ndarray]]:
-        envs = self.envs()
-        present = []
+        import lmdb
+
+        envs = self.envs(checks)
+        present = {"blur": set(), "sharp": set()}
         try:
             for kind, env in envs.items():
-                with env.begin() as txn:
-                    stored = [key.decode("ascii", "replace") for key in txn.cursor().iternext(values=False)]
-                    present.append(self.check_names(checks, f"{kind}.lmdb", stored))
-                    if self.meta_info(checks, kind) != sorted(stored):
-                        checks.add(f"{kind}.lmdb/meta_info.txt key(s) not the stored keys in order", kind)
-                    for name in sorted(present[-1]):
-                        data = txn.get(name.encode("ascii"))
-                        problem = png_problem(bytes(data) if verify else bytes(data[:26]), self.size, verify)
-                        if problem:
-                            checks.add(problem, f"{kind}.lmdb key {name}")
+                try:
+                    present[kind] = self.scan_env(checks, kind, env, verify)
+                except lmdb.Error as exc:  # a damaged page: one problem naming the env, the rest unread
+                    checks.counts[f"{kind}.lmdb damaged: {exc}; not read further"] = [
+                        1, os.path.join(self.path, f"{kind}.lmdb")]
         finally:
             for env in envs.values():
                 env.close()
-        self.found = present[0] & present[1]
+        self.found = present["blur"] & present["sharp"]
         return len(self.found), self.check_side_files(checks, verify)
 
+    def scan_env(self, checks: Checks, kind: str, env, verify: bool) -> set[str]:
+        """Check the keys, meta_info.txt and images of one env; returns the planned names it holds."""
+        with env.begin() as txn:
+            stored = [key.decode("ascii", "replace") for key in txn.cursor().iternext(values=False)]
+            present = self.check_names(checks, f"{kind}.lmdb", stored)
+            if self.meta_info(checks, kind) != sorted(stored):
+                checks.add(f"{kind}.lmdb/meta_info.txt key(s) not the stored keys in order", kind)
+            for name in sorted(present):
+                data = txn.get(name.encode("ascii"))
+                problem = png_problem(bytes(data) if verify else bytes(data[:26]), self.size, verify)
+                if problem:
+                    checks.add(problem, f"{kind}.lmdb key {name}")
+        return present
+
     def rows(self, names: list[str]) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-        envs = self.envs()
-        try:
-            with envs["blur"].begin() as blur, envs["sharp"].begin() as sharp:
-                for name in names:
-                    key = name.encode("ascii")
-                    yield (decode_png(blur.get(key)), decode_png(sharp.get(key)),
-                           np.load(os.path.join(self.path, "kernel", name + ".npy")))
-        finally:
-            for env in envs.values():
-                env.close()
+        with self.reading() as envs, envs["blur"].begin() as blur, envs["sharp"].begin() as sharp:
+            for name in names:
+                key = name.encode("ascii")
+                yield (decode_png(blur.get(key)), decode_png(sharp.get(key)),
+                       np.load(os.path.join(self.path, "kernel", name + ".npy")))
+
+
+def short_data(env, root: str) -> str | None:
+    """How ``root/data.mdb`` falls short of the pages ``env``'s meta says are used, or None.
+    LMDB reads pages through a map of the file, so reading one past the end of a truncated file
+    is a SIGBUS (the process dies), not an error. ``info`` and ``stat`` read the two meta pages at
+    the start of the file through the map too, but ``lmdb.open`` has read both already with
+    ``pread``: a file too short to hold them does not open (``envs``: a ``PairsFileError``)."""
+    size = os.path.getsize(os.path.join(root, "data.mdb"))
+    need = max(2, env.info()["last_pgno"] + 1) * env.stat()["psize"]
+    if size < need:
+        return f"data.mdb is {size} bytes, its pages need {need} (truncated)"
+    return None
 
 
 class WebDatasetView(OutputView):

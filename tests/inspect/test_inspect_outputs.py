@@ -1,10 +1,13 @@
 """`blurgen inspect` on finished folders, LMDB and WebDataset outputs: what it reports, the damage
 it finds (missing or damaged images, names that disagree, meta_info.txt lines, missing tars) and
-one line for an output it cannot read."""
+one line for an output it cannot read; a truncated or overwritten LMDB data file is a problem
+of that env, not a crash (SIGBUS) or a traceback."""
 
 from __future__ import annotations
 
 import os
+import random
+import subprocess
 import tarfile
 
 import pytest
@@ -116,3 +119,51 @@ def test_an_unreadable_description_or_store_is_one_line(tmp_path, fmt):
     assert result.exit_code == 1, result.output
     assert result.output.startswith("Error: ") and result.output.count("\n") == 1, result.output
     assert "Traceback" not in result.output
+
+
+def inspect_in_a_process(*args):
+    """`blurgen inspect` in its own process: a SIGBUS (LMDB reading past the end of a truncated
+    data.mdb through its map) kills that process, not pytest."""
+    return subprocess.run(["blurgen", "inspect", *args], capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.parametrize("quick", [False, True])
+@pytest.mark.parametrize("size", [8192, 6000])  # 6000: the second meta page only partly there
+def test_a_truncated_lmdb_data_file_is_a_problem_of_that_env_not_a_crash(tmp_path, quick, size):
+    out = make(tmp_path / "out", "lmdb")
+    data = os.path.join(out, "blur.lmdb", "data.mdb")
+    assert os.path.getsize(data) > 3 * 8192
+    os.truncate(data, size)
+    done = inspect_in_a_process(out, *(["--quick"] if quick else []))
+    assert done.returncode == 0, (done.returncode, done.stderr)
+    assert "Traceback" not in done.stderr
+    problems = done.stdout.split("problems:")[1]
+    assert f"blur.lmdb damaged: data.mdb is {size} bytes, its pages need" in problems
+    assert "incomplete: only 0 of 23 samples have both images" in problems
+    assert "sharp.lmdb" not in problems
+    sheet = inspect_in_a_process(out, "--png", str(tmp_path / "sheet.png"))  # nothing to draw from: one line
+    assert sheet.returncode == 1 and sheet.stderr.count("\n") == 1 and "truncated" in sheet.stderr, sheet.stderr
+    assert not os.path.exists(tmp_path / "sheet.png")
+
+
+def test_an_lmdb_data_file_too_short_for_its_meta_pages_is_one_line(tmp_path):
+    out = make(tmp_path / "out", "lmdb")
+    os.truncate(os.path.join(out, "sharp.lmdb", "data.mdb"), 4096)
+    done = inspect_in_a_process(out)
+    assert done.returncode == 1 and done.stderr.startswith("Error: ") and done.stderr.count("\n") == 1, done.stderr
+    assert "sharp.lmdb: not a readable LMDB" in done.stderr
+
+
+def test_an_overwritten_lmdb_page_is_a_problem_of_that_env_not_a_traceback(tmp_path):
+    out = make(tmp_path / "out", "lmdb")
+    with open(os.path.join(out, "blur.lmdb", "data.mdb"), "r+b") as handle:  # pages 2-4: the data, not the meta
+        handle.seek(2 * 4096)
+        handle.write(random.Random(9).randbytes(3 * 4096))
+    result = inspect(out)
+    assert result.exit_code == 0, result.output
+    problems = result.output.split("problems:")[1]
+    assert "blur.lmdb damaged: " in problems and "MDB_" in problems and "not read further" in problems
+    assert "sharp.lmdb" not in problems
+    sheet = inspect(out, "--png", str(tmp_path / "sheet.png"))
+    assert sheet.exit_code == 1 and sheet.output.splitlines()[-1].startswith("Error: ")
+    assert "LMDB unreadable (" in sheet.output and "Traceback" not in sheet.output
