@@ -250,4 +250,6 @@ def resolve_inspect_target(path: str) -> tuple[str | None, str | None]:
         raise PairsFileError(f"{path}: a folder that is neither a blurgen pairs file nor a run's "
                              f"parts folder (no {MANIFEST_NAME})")
     parts = parts_dir_for(path)
+    if not os.path.exists(path) and not os.path.isdir(parts) and path.endswith(".tar"):
+        parts = parts_dir_for(path[:-len(".tar")])  # a WebDataset run named as make's --out PREFIX.tar
     return (path if os.path.exists(path) else None), (parts if os.path.isdir(parts) else None)

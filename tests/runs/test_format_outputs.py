@@ -190,3 +190,11 @@ def test_ctrl_c_during_export_says_what_is_kept_and_how_to_resume(tmp_path):
     _, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 130 and len(stderr.strip().splitlines()) == 1, stderr
     assert "/3000 pairs are kept in" in stderr and "--resume" in stderr and "Traceback" not in stderr
+
+
+def test_inspect_of_an_interrupted_webdataset_run_named_as_its_out_reports_the_run(tmp_path):
+    prefix = tmp_path / "w"
+    with pytest.raises(DatasetError, match="fake failure"):
+        make(prefix, WebDatasetSink(samples_per_shard=5), maker=FakeMaker(fail_at=12))
+    result = CliRunner().invoke(main, ["inspect", str(prefix) + ".tar"])
+    assert result.exit_code == 0 and "interrupted" in result.output and "10/23" in result.output, result.output
