@@ -199,8 +199,8 @@ def _checked_sink(ctx, output_format, png_level, tar_mb, config, filters, png_en
     from blurgen.runs.dataset import empty_shard_message
     from blurgen.runs.outputs import aligned_shard_range
 
-    refuse_options_that_do_not_apply(ctx, output_format, png_encoder)
     sink = make_sink(output_format, png_level, tar_mb, config, filters, png_encoder)
+    refuse_options_that_do_not_apply(ctx, output_format, png_encoder, getattr(sink, "stores_png", True))
     per_tar = getattr(sink, "samples_per_shard", None)
     if per_tar and shard[1] > 1:
         start, stop = aligned_shard_range(n, *shard, per_tar)

@@ -150,9 +150,11 @@ FORMAT_ONLY_OPTIONS = {"png_level": ("folders", "lmdb", "webdataset"), "png_enco
                        "tar_mb": ("webdataset",), "compression": ("hdf5",)}
 
 
-def refuse_options_that_do_not_apply(ctx: click.Context, output_format: str, png_encoder: str) -> None:
+def refuse_options_that_do_not_apply(ctx: click.Context, output_format: str, png_encoder: str,
+                                     stores_png: bool = True) -> None:
     """Usage error for an option given on the command line that the output would ignore (a
-    ``--tar-mb`` for folders, a ``--png-level`` for HDF5 or for fpng, which has no levels)."""
+    ``--tar-mb`` for folders, a ``--png-level`` for HDF5, for fpng, which has no levels, or for
+    clips in WebDataset tars, which hold ``.npy`` frame stacks: ``stores_png`` False)."""
     for name, formats in FORMAT_ONLY_OPTIONS.items():
         if name not in ctx.params or ctx.get_parameter_source(name) != click.core.ParameterSource.COMMANDLINE:
             continue
@@ -160,6 +162,9 @@ def refuse_options_that_do_not_apply(ctx: click.Context, output_format: str, png
         if output_format not in formats:
             raise click.BadParameter(f"does not apply to --format {output_format} (only to {', '.join(formats)})",
                                      param_hint=flag)
+        if name.startswith("png_") and not stores_png:
+            raise click.BadParameter(f"does not apply to clips in {output_format} tars (frame stacks as .npy, "
+                                     "not PNG)", param_hint=flag)
         if name == "png_level" and png_encoder == "fpng":
             raise click.BadParameter("does not apply to --png-encoder fpng (one fixed compression)", param_hint=flag)
 

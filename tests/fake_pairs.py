@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import time
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -80,3 +81,14 @@ class FakeMaker(BlockMaker):
                 "kernel": np.stack([s[2] for s in samples]),
                 "params": {name: np.array([s[3][name] for s in samples], dtype=dtype)
                            for name, dtype in PARAM_DTYPES.items()}}
+
+
+def wait_for_a_block(proc, parts: str, timeout: float = 120) -> None:
+    """Wait until run folder ``parts`` holds a finished block while ``proc`` (a blurgen make or
+    export) still runs; fails if it finished first (nothing left to interrupt)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and proc.poll() is None:
+        if os.path.isdir(parts) and any(n.startswith("block-") for n in os.listdir(parts)):
+            break
+        time.sleep(0.05)
+    assert proc.poll() is None, "the run finished before it could be interrupted"

@@ -123,10 +123,13 @@ class ClipLmdbSink(ClipFolderLayout, LmdbSink):
 
 
 class ClipWebDatasetSink(WebDatasetSink):
-    """WebDataset tars of clips, one sample per clip (frame stacks as ``.npy``)."""
+    """WebDataset tars of clips, one sample per clip (frame stacks as ``.npy``: no PNG, so the
+    PNG level and encoder play no part)."""
 
     members = staticmethod(clip_stack_members)
     sub_block = CLIP_SUB_BLOCK
+    #: ``make`` refuses --png-level and --png-encoder for it (its manifest keeps the defaults).
+    stores_png = False
 
 
 CLIP_SINKS = {"folders": ClipFoldersSink, "lmdb": ClipLmdbSink, "webdataset": ClipWebDatasetSink}

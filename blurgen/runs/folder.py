@@ -31,7 +31,6 @@ from functools import cached_property
 from typing import Any, Iterator
 
 from blurgen.core.common import DatasetError, atomic_file, flocked, is_flocked, remove_temporaries
-from blurgen.runs.outputs import SETTINGS
 from blurgen.runs.space import NotEnoughSpace, RunSpace  # noqa: F401 (NotEnoughSpace: API)
 from blurgen.store.parts import (
     PartsError,
@@ -39,7 +38,7 @@ from blurgen.store.parts import (
     part_files,
     part_stamp,
 )
-from blurgen.store.schema import PairsFileError, file_settings, finished_with, is_complete, open_checked, reading
+from blurgen.store.schema import PairsFileError, file_settings, is_complete, open_checked, reading
 
 PARTS_FORMAT = "blurgen-parts"
 PARTS_VERSION = 1
@@ -220,14 +219,24 @@ class HDF5Output:
         """Nothing yet: the finished file replaces the old one by a rename."""
 
     def settings(self) -> tuple[dict[str, Any], bool]:
-        """``(settings, complete)`` of the existing file (``PairsFileError`` if not a pairs file)."""
+        """``(settings, complete)`` of the existing file (``PairsFileError`` if not a pairs file):
+        what fixes the arrays and the filters of its image and kernel datasets."""
         with open_checked(self.label) as h5, reading(self.label, "unreadable root attributes"):
-            return file_settings(h5), is_complete(h5)
+            settings = file_settings(h5)
+            if all(name in h5 for name in ("blurred", "sharp", "kernel")):
+                settings["compression"] = {name: [h5[name].compression, h5[name].compression_opts]
+                                           for name in ("blurred", "sharp", "kernel")}
+            return settings, is_complete(h5)
 
     def finished_with(self, settings: dict[str, Any]) -> bool:
-        """Whether the file is complete and made with ``settings`` (``Manifest.output_settings``:
-        a pairs file records those that fix the arrays)."""
-        return finished_with(self.label, {key: settings[key] for key in SETTINGS})
+        """Whether the file is complete and made with ``settings`` (``Manifest.output_settings``)."""
+        if not os.path.isfile(self.label):
+            return False
+        try:
+            theirs, complete = self.settings()
+        except PairsFileError:
+            return False
+        return complete and all(settings.get(key) == value for key, value in theirs.items())
 
 
 def delete_in_background(folder: str) -> None:

@@ -13,6 +13,7 @@ import csv
 import glob
 import json
 import os
+import re
 from typing import Any
 
 import numpy as np
@@ -109,8 +110,9 @@ class DirectoryOutput:
         meta = read_meta(self.meta_path)
         settings = {key: meta[key] for key in SETTINGS}
         settings["format"] = meta["format"]
-        if "compression" in meta:  # not recorded by blurgen before 2026-12-07
-            settings["compression"] = meta["compression"]
+        compression = meta.get("compression") or _older_compression(meta)
+        if compression is not None:
+            settings["compression"] = compression
         return settings, bool(meta.get("complete"))
 
     def finished_with(self, settings: dict[str, Any]) -> bool:
@@ -120,6 +122,16 @@ class DirectoryOutput:
         except PairsFileError:
             return False
         return complete and all(settings.get(key) == value for key, value in theirs.items())
+
+
+def _older_compression(meta: dict[str, Any]) -> dict[str, list] | None:
+    """The images' compression of a pairs output made before ``compression`` was recorded, from
+    its PNG level and encoder (None for clips, whose layouts stored other members)."""
+    if "clips" in meta.get("config", {}) or "png_compression_level" not in meta:
+        return None
+    fpng = meta.get("png_encoder") == "fpng"
+    image = ["png-fpng", None] if fpng else ["png", meta["png_compression_level"]]
+    return {"blurred": image, "sharp": image, "kernel": ["npy", None]}
 
 
 class ShardsOutput(DirectoryOutput):
@@ -162,17 +174,43 @@ class ShardsOutput(DirectoryOutput):
         return tars[0] if tars else None
 
     def forget_for_overwrite(self) -> None:
-        """Tars cannot be swapped in at once like a file or a folder: the index goes first (the old
-        dataset is no longer presented as complete), then the tars it owns, so neither a killed
-        run nor a smaller new dataset leaves old tars beside the new ones."""
-        for path in [self.meta_path, *self._tars()]:
+        """Tars cannot be swapped in at once like a file or a folder: the indexes go first (no
+        dataset is presented as complete with tars of another), then the tars this output owns,
+        so neither a killed run nor a smaller new dataset leaves old tars beside the new ones. An
+        index goes if it is this output's or lists a tar about to be deleted (a whole-dataset
+        ``PREFIX.json`` over a shard's tars, a shard's over the whole dataset's)."""
+        doomed = self._tars()
+        names = {os.path.basename(path) for path in doomed}
+        for index in self._indexes():
+            if index == self.meta_path or names & _listed_tars(index):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(index)
+        for path in doomed:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(path)
+
+    def _indexes(self) -> list[str]:
+        """Every index of this prefix: ``PREFIX.json`` and ``PREFIX.shard-I-of-N.json``."""
+        shard_indexes = glob.glob(glob.escape(self.prefix) + ".shard-*-of-*.json")
+        return [self.meta_path, self.prefix + ".json",
+                *sorted(p for p in shard_indexes if _SHARD_INDEX.fullmatch(p[len(self.prefix):]))]
 
     def settings(self) -> tuple[dict[str, Any], bool]:
         settings, complete = super().settings()
         settings["block_size"] = read_meta(self.meta_path).get("samples_per_shard")
         return settings, complete
+
+
+_SHARD_INDEX = re.compile(r"\.shard-[0-9]+-of-[0-9]+\.json")
+
+
+def _listed_tars(index: str) -> set[str]:
+    """The tar names a WebDataset index lists (none if it is unreadable: it is then left alone)."""
+    try:
+        with open(index, encoding="utf-8") as handle:
+            return {str(shard["url"]) for shard in json.load(handle).get("shards", [])}
+    except (OSError, ValueError, TypeError, KeyError, AttributeError):
+        return set()
 
 
 def aligned_shard_range(n_total: int, shard_index: int, shard_count: int, unit: int) -> tuple[int, int]:

@@ -12,6 +12,7 @@ import subprocess
 import time
 
 import pytest
+from fake_pairs import wait_for_a_block
 from pairs_compare import assert_same_arrays
 
 SMALL = ["--size", "32", "--kernel-size", "15", "--length-px", "10", "--seed", "11"]
@@ -118,13 +119,7 @@ def test_ctrl_c_says_how_to_resume_in_one_line_and_keeps_finished_blocks(tmp_pat
     command = make_command(out, 20000, "--workers", workers, "--block-size", "8")
     proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             start_new_session=True)
-    parts = str(out) + ".parts"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and proc.poll() is None:
-        if os.path.isdir(parts) and any(n.startswith("block-") for n in os.listdir(parts)):
-            break
-        time.sleep(0.05)
-    assert proc.poll() is None, "run finished before it could be interrupted"
+    wait_for_a_block(proc, str(out) + ".parts")
     count, report = inspect_count(out)  # while it runs: exit 0, a count, "in progress"
     assert "in progress" in report and count > 0
     os.killpg(proc.pid, signal.SIGINT)  # as a terminal's Ctrl-C: the whole foreground group

@@ -12,7 +12,7 @@ import os
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from fake_pairs import FakeConfig, FakeMaker
+from fake_pairs import FakeConfig, FakeMaker, wait_for_a_block
 from format_clients import READERS, assert_same_as_hdf5
 
 from blurgen.cli import main
@@ -171,7 +171,6 @@ def test_export_refuses_an_option_its_format_would_ignore(tmp_path, fake_referen
 def test_ctrl_c_during_export_says_what_is_kept_and_how_to_resume(tmp_path):
     import signal
     import subprocess
-    import time
 
     source = str(tmp_path / "src.h5")
     make_dataset(source, FakeConfig(width=96, height=96), 3000, seed=3, workers=1, block_size=100, maker=FakeMaker(),
@@ -179,13 +178,7 @@ def test_ctrl_c_during_export_says_what_is_kept_and_how_to_resume(tmp_path):
     out = tmp_path / "png"
     proc = subprocess.Popen(["blurgen", "export", source, "--format", "folders", "--out", str(out), "--workers", "1"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
-    parts = str(out) + ".parts"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and proc.poll() is None:
-        if os.path.isdir(parts) and any(n.startswith("block-") for n in os.listdir(parts)):
-            break
-        time.sleep(0.05)
-    assert proc.poll() is None, "the export finished before it could be interrupted"
+    wait_for_a_block(proc, str(out) + ".parts")
     os.killpg(proc.pid, signal.SIGINT)
     _, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 130 and len(stderr.strip().splitlines()) == 1, stderr
@@ -198,3 +191,57 @@ def test_inspect_of_an_interrupted_webdataset_run_named_as_its_out_reports_the_r
         make(prefix, WebDatasetSink(samples_per_shard=5), maker=FakeMaker(fail_at=12))
     result = CliRunner().invoke(main, ["inspect", str(prefix) + ".tar"])
     assert result.exit_code == 0 and "interrupted" in result.output and "10/23" in result.output, result.output
+
+
+def _indexes(prefix) -> list[str]:
+    return sorted(os.path.basename(p) for p in glob.glob(str(prefix) + "*.json"))
+
+
+def test_overwrite_removes_every_index_that_lists_a_tar_it_deletes_and_no_other(tmp_path):
+    prefix = tmp_path / "a"
+    make(prefix, WebDatasetSink(samples_per_shard=2), n=20, seed=0)
+    make(prefix, WebDatasetSink(samples_per_shard=2), n=20, seed=5, shard=(0, 2), overwrite=True)
+    assert _indexes(prefix) == ["a.shard-0-of-2.json"]  # a.json listed tars the shard replaced
+    make(prefix, WebDatasetSink(samples_per_shard=2), n=20, seed=5, shard=(1, 2), overwrite=True)
+    assert _indexes(prefix) == ["a.shard-0-of-2.json", "a.shard-1-of-2.json"]
+    make(prefix, WebDatasetSink(samples_per_shard=2), n=20, seed=5, shard=(1, 2), overwrite=True)
+    assert _indexes(prefix) == ["a.shard-0-of-2.json", "a.shard-1-of-2.json"]  # its sibling's stays
+    make(prefix, WebDatasetSink(samples_per_shard=4), n=20, seed=7, overwrite=True)
+    assert _indexes(prefix) == ["a.json"] and len(tars(prefix)) == 5
+
+
+def test_resume_compares_the_png_settings_of_an_output_that_does_not_record_compression(tmp_path):
+    out = tmp_path / "out"
+    make(out, FoldersSink())
+    meta = json.load(open(out / "blurgen.json"))
+    del meta["compression"]  # as blurgen wrote it before this was recorded
+    json.dump(meta, open(out / "blurgen.json", "w"))
+    with pytest.raises(DatasetError, match="compression"):
+        make(out, FoldersSink(png_level=5), resume=True)
+    assert make(out, FoldersSink(), resume=True).already_complete
+
+
+def test_resume_of_a_pairs_file_compares_its_image_filters_and_keeps_an_interrupted_run(tmp_path):
+    from blurgen.store.parts import compression_for
+
+    out = tmp_path / "p.h5"
+    make_dataset(str(out), CONFIG, 23, seed=3, workers=1, block_size=5, maker=FakeMaker(), durable=False)
+    with pytest.raises(DatasetError, match="compression"):
+        make_dataset(str(out), CONFIG, 23, seed=3, workers=1, block_size=5, maker=FakeMaker(), durable=False,
+                     resume=True, compression=compression_for("lzf"))
+    with pytest.raises(DatasetError, match="fake failure"):  # an lzf remake, killed midway
+        make_dataset(str(out), CONFIG, 23, seed=3, workers=1, block_size=5, maker=FakeMaker(fail_at=12),
+                     durable=False, overwrite=True, compression=compression_for("lzf"))
+    done = make_dataset(str(out), CONFIG, 23, seed=3, workers=1, block_size=5, maker=FakeMaker(), durable=False,
+                        resume=True, compression=compression_for("lzf"))
+    assert done.n_reused == 10 and not done.already_complete
+    import h5py
+
+    with h5py.File(out) as h5:
+        assert h5["blurred"].compression == "lzf"
+
+
+def test_png_options_for_clips_in_webdataset_tars_are_a_usage_error(tmp_path):
+    result = CliRunner().invoke(main, ["make", "--n", "2", "--size", "32", "--workers", "1", "--clips", "3",
+                                       "--motion", "camera3d", "--out", str(tmp_path / "c.tar"), "--png-level", "0"])
+    assert result.exit_code == 2 and "does not apply to clips" in result.output, result.output
