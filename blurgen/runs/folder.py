@@ -182,9 +182,10 @@ class Manifest:
 
     def output_settings(self) -> dict[str, Any]:
         """``settings()`` and how the output stores them: its format, the images' compression and
-        the samples per block (a WebDataset tar); a finished output is compared on what it records."""
+        the samples per WebDataset tar (``--tar-mb``; a tar is a block); a finished output is
+        compared on what it records."""
         return {**self.settings(), "format": self.output_format,
-                "compression": json.loads(json.dumps(self.compression)), "block_size": self.block_size}
+                "compression": json.loads(json.dumps(self.compression)), "samples_per_tar": self.block_size}
 
     def differences(self, other: "Manifest") -> list[str]:
         """Human-readable list of the settings that differ, e.g. ``['seed: 1 != 0']``."""

@@ -197,7 +197,7 @@ class ShardsOutput(DirectoryOutput):
 
     def settings(self) -> tuple[dict[str, Any], bool]:
         settings, complete = super().settings()
-        settings["block_size"] = read_meta(self.meta_path).get("samples_per_shard")
+        settings["samples_per_tar"] = read_meta(self.meta_path).get("samples_per_shard")
         return settings, complete
 
 
