@@ -196,16 +196,16 @@ def _checked_sink(ctx, output_format, png_level, tar_mb, config, filters, png_en
     """The output's sink, after the usage errors of the output options: one the format would
     ignore, and a WebDataset ``--shard i/N`` that would get no tar (too few pairs or too large
     tars for N shards)."""
-    from blurgen.runs.dataset import empty_shard_message
-    from blurgen.runs.outputs import aligned_shard_range
+    from blurgen.runs.dataset import tar_shard_range
 
     sink = make_sink(output_format, png_level, tar_mb, config, filters, png_encoder)
     refuse_options_that_do_not_apply(ctx, output_format, png_encoder, getattr(sink, "stores_png", True))
     per_tar = getattr(sink, "samples_per_shard", None)
-    if per_tar and shard[1] > 1:
-        start, stop = aligned_shard_range(n, *shard, per_tar)
-        if start >= stop:
-            raise click.BadParameter(empty_shard_message(n, shard, per_tar), param_hint="--shard")
+    if per_tar:
+        try:
+            tar_shard_range(n, shard, per_tar)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--shard") from None
     return sink
 
 

@@ -61,10 +61,8 @@ def build_manifest(config: Any, n_total: int, seed: int, shard: tuple[int, int],
     """The run's settings; ``whole_blocks`` cuts the shards on block edges (WebDataset: a tar is a
     block, and each tar must come from one shard)."""
     block_size = block_size or auto_block_size(config.width, config.height)
-    start, stop = (aligned_shard_range(n_total, *shard, block_size) if whole_blocks
+    start, stop = (tar_shard_range(n_total, shard, block_size) if whole_blocks
                    else shard_range(n_total, *shard))
-    if whole_blocks and start >= stop:
-        raise ValueError(empty_shard_message(n_total, shard, block_size))
     return Manifest(config=config.to_dict(), seed=int(seed), n_total=int(n_total),
                     sample_start=start, sample_stop=stop, shard_index=shard[0],
                     shard_count=shard[1], block_size=int(block_size),
@@ -73,12 +71,16 @@ def build_manifest(config: Any, n_total: int, seed: int, shard: tuple[int, int],
                     output_format=output_format)
 
 
-def empty_shard_message(n_total: int, shard: tuple[int, int], per_tar: int) -> str:
-    """Why WebDataset shard ``i/N`` would hold nothing (a tar is never split between shards)."""
-    tars = -(-int(n_total) // int(per_tar))
-    return (f"{shard[0]}/{shard[1]} gets no WebDataset tar: the {n_total} pairs fill {tars} tar(s) of {per_tar}, "
-            f"fewer than the {shard[1]} shards (a tar is never split between shards); use fewer shards or a "
-            "smaller --tar-mb")
+def tar_shard_range(n_total: int, shard: tuple[int, int], per_tar: int) -> tuple[int, int]:
+    """Samples ``[start, stop)`` of WebDataset shard ``i/N`` (whole tars of ``per_tar``);
+    ``ValueError`` if it would get no tar (a tar is never split between shards)."""
+    start, stop = aligned_shard_range(n_total, *shard, per_tar)
+    if start >= stop:
+        tars = -(-int(n_total) // int(per_tar))
+        raise ValueError(f"{shard[0]}/{shard[1]} gets no WebDataset tar: the {n_total} pairs fill {tars} tar(s) of "
+                         f"{per_tar}, fewer than the {shard[1]} shards (a tar is never split between shards); use "
+                         "fewer shards or a smaller --tar-mb")
+    return start, stop
 
 
 def _final_attrs(config: Any, manifest: Manifest, command: str) -> dict[str, Any]:

@@ -31,6 +31,7 @@ from functools import cached_property
 from typing import Any, Iterator
 
 from blurgen.core.common import DatasetError, atomic_file, flocked, is_flocked, remove_temporaries
+from blurgen.runs.outputs import Output
 from blurgen.runs.space import NotEnoughSpace, RunSpace  # noqa: F401 (NotEnoughSpace: API)
 from blurgen.store.parts import (
     PartsError,
@@ -201,23 +202,8 @@ class Manifest:
         return frames * (2 * 3 * int(self.config.get("width", 256)) * int(self.config.get("height", 256)) + 4 * k * k) + 128
 
 
-class HDF5Output:
+class HDF5Output(Output):
     """A pairs file ``out`` (the default output of a run)."""
-
-    def __init__(self, out: str) -> None:
-        self.label = out
-
-    def plan(self, manifest: Manifest) -> None:
-        pass
-
-    def existing(self) -> str | None:
-        return self.label if os.path.lexists(self.label) else None
-
-    def exists(self) -> bool:
-        return self.existing() is not None
-
-    def forget_for_overwrite(self) -> None:
-        """Nothing yet: the finished file replaces the old one by a rename."""
 
     def settings(self) -> tuple[dict[str, Any], bool]:
         """``(settings, complete)`` of the existing file (``PairsFileError`` if not a pairs file):
@@ -230,14 +216,7 @@ class HDF5Output:
             return settings, is_complete(h5)
 
     def finished_with(self, settings: dict[str, Any]) -> bool:
-        """Whether the file is complete and made with ``settings`` (``Manifest.output_settings``)."""
-        if not os.path.isfile(self.label):
-            return False
-        try:
-            theirs, complete = self.settings()
-        except PairsFileError:
-            return False
-        return complete and all(settings.get(key) == value for key, value in theirs.items())
+        return os.path.isfile(self.label) and super().finished_with(settings)
 
 
 def delete_in_background(folder: str) -> None:

@@ -147,8 +147,7 @@ class FoldersSink(TarBlockSink):
     def check_block(self, path: str, start: int, count: int, stamp: dict) -> None:
         """A kept block: its tar read whole with the CRC-32s, and every file it wrote read back."""
         receipts: dict[str, tuple[int, int]] = {}
-        for _ in read_block_tar(path, start, count, stamp, receipts=receipts):
-            pass
+        check_block_tar(path, start, count, stamp, receipts)
         check_files(self.staging, {name: (self._placed(name), size, crc) for name, (size, crc) in receipts.items()},
                     path)
 

@@ -81,8 +81,9 @@ def read_params_csv(path: str, dtypes: dict[str, str]) -> dict[str, np.ndarray]:
     return out
 
 
-class DirectoryOutput:
-    """A folders or LMDB output: the folder ``out``, complete when ``out/blurgen.json`` exists."""
+class Output:
+    """What every output answers when ``RunFolder`` asks (``label``: its path; ``settings``: the
+    subclass's)."""
 
     def __init__(self, out: str) -> None:
         self.label = os.fspath(out)
@@ -98,7 +99,24 @@ class DirectoryOutput:
         return self.existing() is not None
 
     def forget_for_overwrite(self) -> None:
-        """``--overwrite`` starts: a folder is replaced by a rename when the new one is complete."""
+        """``--overwrite`` starts: nothing yet, a file or folder is replaced by a rename when the
+        new one is complete."""
+
+    def settings(self) -> tuple[dict[str, Any], bool]:
+        raise NotImplementedError
+
+    def finished_with(self, settings: dict[str, Any]) -> bool:
+        """Whether the output is complete and made with ``settings`` (``Manifest.output_settings``),
+        compared on what the output records."""
+        try:
+            theirs, complete = self.settings()
+        except PairsFileError:
+            return False
+        return complete and all(settings.get(key) == value for key, value in theirs.items())
+
+
+class DirectoryOutput(Output):
+    """A folders or LMDB output: the folder ``out``, complete when ``out/blurgen.json`` exists."""
 
     @property
     def meta_path(self) -> str:
@@ -108,20 +126,16 @@ class DirectoryOutput:
         """``(settings, complete)`` of the existing output (``PairsFileError`` if not blurgen's):
         what fixes the arrays, the format and, where recorded, how the images are stored."""
         meta = read_meta(self.meta_path)
+        return self.recorded(meta), bool(meta.get("complete"))
+
+    def recorded(self, meta: dict[str, Any]) -> dict[str, Any]:
+        """The settings ``meta`` (its ``blurgen.json``) records."""
         settings = {key: meta[key] for key in SETTINGS}
         settings["format"] = meta["format"]
         compression = meta.get("compression") or _older_compression(meta)
         if compression is not None:
             settings["compression"] = compression
-        return settings, bool(meta.get("complete"))
-
-    def finished_with(self, settings: dict[str, Any]) -> bool:
-        """Whether the output is complete and made with ``settings`` (``Manifest.output_settings``)."""
-        try:
-            theirs, complete = self.settings()
-        except PairsFileError:
-            return False
-        return complete and all(settings.get(key) == value for key, value in theirs.items())
+        return settings
 
 
 def _older_compression(meta: dict[str, Any]) -> dict[str, list] | None:
@@ -195,10 +209,8 @@ class ShardsOutput(DirectoryOutput):
         return [self.meta_path, self.prefix + ".json",
                 *sorted(p for p in shard_indexes if _SHARD_INDEX.fullmatch(p[len(self.prefix):]))]
 
-    def settings(self) -> tuple[dict[str, Any], bool]:
-        settings, complete = super().settings()
-        settings["samples_per_tar"] = read_meta(self.meta_path).get("samples_per_shard")
-        return settings, complete
+    def recorded(self, meta: dict[str, Any]) -> dict[str, Any]:
+        return {**super().recorded(meta), "samples_per_tar": meta.get("samples_per_shard")}
 
 
 _SHARD_INDEX = re.compile(r"\.shard-[0-9]+-of-[0-9]+\.json")

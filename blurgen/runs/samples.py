@@ -399,7 +399,9 @@ def read_block_tar(path: str, start: int, count: int, stamp: dict[str, Any], *, 
         raise BlockFileError(f"{path}: holds {len(keys)} samples, expected {count}")
 
 
-def check_block_tar(path: str, start: int, count: int, stamp: dict[str, Any]) -> None:
-    """``BlockFileError`` unless ``path`` is an intact block tar of this run (reads it whole)."""
-    for _ in read_block_tar(path, start, count, stamp):
+def check_block_tar(path: str, start: int, count: int, stamp: dict[str, Any],
+                    receipts: dict[str, tuple[int, int]] | None = None) -> None:
+    """``BlockFileError`` unless ``path`` is an intact block tar of this run (reads it whole);
+    the receipts of its file members go into ``receipts`` (``read_block_tar``)."""
+    for _ in read_block_tar(path, start, count, stamp, receipts=receipts):
         pass
