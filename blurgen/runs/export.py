@@ -72,9 +72,11 @@ class FileBlockMaker(BlockMaker):
 
 
 def export_file(src: str, out: str, sink: Any, *, workers: int | None = None, resume: bool = False,
-                overwrite: bool = False, command: str = "", progress=None, executor: Any = None):
+                overwrite: bool = False, command: str = "", progress=None, executor: Any = None,
+                durable: bool = True):
     """Write every sample of pairs file ``src`` to ``out`` through ``sink``; returns the
-    ``MakeResult``. Raises ``PairsFileError`` for an unreadable file, ``DatasetError`` as ``make``."""
+    ``MakeResult``. Raises ``PairsFileError`` for an unreadable file, ``DatasetError`` as ``make``
+    (``durable=False``, no fsync, only for benchmarks of the rest)."""
     from blurgen.runs.dataset import make_dataset
 
     maker = FileBlockMaker(src)
@@ -82,4 +84,5 @@ def export_file(src: str, out: str, sink: Any, *, workers: int | None = None, re
         n, (height, width, _), attrs = len(pairs), pairs.image_shape, pairs.attrs
         config = SourceFileConfig(width, height, pairs.kernel_size, attrs["config"])
     return make_dataset(out, config, n, int(attrs["seed"]), workers=workers, resume=resume, overwrite=overwrite,
-                        command=command, maker=maker, progress=progress, sink=sink, executor=executor)
+                        command=command, maker=maker, progress=progress, sink=sink, executor=executor,
+                        durable=durable)
