@@ -90,8 +90,7 @@ class FileBlockMaker(BlockMaker):
     def prefetch(self, start: int, stop: int) -> None:
         """Ask the kernel to read the image chunks of samples ``[start, stop)`` into the page cache
         in the background (``posix_fadvise WILLNEED``; a hint: nothing waits for it). Without it a
-        worker waited for each chunk it read from a file not in the page cache (an export of
-        10,000 pairs ran ~20 % slower than from the file cached; with it, ~5 %). Skipped for virtual datasets (a merge: the
+        worker waited for each chunk it read from a file not in the page cache. Skipped for virtual datasets (a merge: the
         chunks are in its shards) and where the system has no ``posix_fadvise``."""
         if start >= stop or not hasattr(os, "posix_fadvise"):
             return
