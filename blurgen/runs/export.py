@@ -45,7 +45,7 @@ class FileBlockMaker(BlockMaker):
     def __init__(self, path: str) -> None:
         self.path = os.path.abspath(path)
         self._file: PairsFile | None = None
-        self._fd: int | None = None
+        self._advised = (0, 0)  # the rows the last prefetch asked for
 
     def __getstate__(self) -> dict:
         return {"path": self.path}
@@ -72,9 +72,6 @@ class FileBlockMaker(BlockMaker):
         if self._file is not None:
             self._file.close()
             self._file = None
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
 
     def __call__(self, config: Any, seed: int, start: int, count: int) -> dict:
         blurred, sharp, kernel = self.file[start:start + count]
@@ -89,40 +86,98 @@ class FileBlockMaker(BlockMaker):
 
     def prefetch(self, start: int, stop: int) -> None:
         """Ask the kernel to read the image chunks of samples ``[start, stop)`` into the page cache
-        in the background (``posix_fadvise WILLNEED``; a hint: nothing waits for it). Without it a
-        worker waited for each chunk it read from a file not in the page cache. Skipped for virtual datasets (a merge: the
-        chunks are in its shards) and where the system has no ``posix_fadvise``."""
+        in the background (``posix_fadvise WILLNEED``, in pieces of ``ADVICE_BYTES``; a hint:
+        nothing waits for it, and any error only skips it: the read of those samples reports a
+        damaged file). Without it a worker waited for each chunk it read from a file not in the
+        page cache. Rows already asked for by the previous call are not asked for again. Skipped
+        for virtual datasets (a merge: the chunks are in its shards) and where the system has no
+        ``posix_fadvise``."""
+        last_start, last_stop = self._advised
+        if last_start <= start < last_stop:
+            start = last_stop
         if start >= stop or not hasattr(os, "posix_fadvise"):
             return
+        self._advised = (start, stop)
         try:
-            if self._fd is None:
-                self._fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
-            h5 = self.file._open()
-            ranges = coalesced(stored_ranges(h5["blurred"], start, stop) + stored_ranges(h5["sharp"], start, stop))
-        except Exception:  # noqa: BLE001 -- a hint only: the read of those samples reports a damaged file
+            rows = stored_rows(self.path, self.file._open())
+            ranges = coalesced([piece for table in rows for piece in table.ranges(start, stop)])
+            fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)  # not kept: a Dask task's maker is never closed
+        except Exception:  # noqa: BLE001 -- a hint only
             return
-        for offset, size in ranges:
-            with contextlib.suppress(OSError):
-                os.posix_fadvise(self._fd, offset, size, os.POSIX_FADV_WILLNEED)
+        try:
+            with contextlib.suppress(Exception):  # e.g. a damaged chunk address too large for an off_t
+                for offset, size in ranges:
+                    for piece in range(offset, offset + size, ADVICE_BYTES):
+                        os.posix_fadvise(fd, piece, min(ADVICE_BYTES, offset + size - piece),
+                                         os.POSIX_FADV_WILLNEED)
+        finally:
+            os.close(fd)
+
+
+#: The most one ``posix_fadvise`` WILLNEED call asks for: Linux reads at most
+#: max(read_ahead_kb, max_sectors_kb) of a call (128 KiB by default) and drops the rest.
+ADVICE_BYTES = 128 * 1024
+
+
+class StoredRows:
+    """Where the rows of an h5py dataset are stored in its file, found once: the chunk index is
+    read in one pass (``chunk_iter``; looking chunks up one at a time took time growing with the
+    row's position, quadratic over an export). Rows ``[start, stop)`` map to the ``(byte offset,
+    size)`` of the chunks holding them (their first column of chunks: blurgen's images are
+    chunked a row each) or to the slice of a contiguous dataset; to none for a virtual dataset,
+    unwritten chunks, or an h5py without ``chunk_iter``."""
+
+    def __init__(self, dataset: Any) -> None:
+        self.step, self.offsets, self.sizes, self.base, self.row = 1, None, None, None, 0
+        if dataset.is_virtual:
+            return
+        if dataset.chunks is None:
+            self.base = dataset.id.get_offset()
+            self.row = dataset.dtype.itemsize * int(np.prod(dataset.shape[1:]))
+            return
+        if not hasattr(dataset.id, "chunk_iter"):
+            return
+        self.step = dataset.chunks[0]
+        count = -(-dataset.shape[0] // self.step)
+        self.offsets, self.sizes = np.full(count, -1, np.int64), np.zeros(count, np.int64)
+
+        def note(info) -> None:
+            if info.byte_offset is not None and not any(info.chunk_offset[1:]):
+                self.offsets[info.chunk_offset[0] // self.step] = info.byte_offset
+                self.sizes[info.chunk_offset[0] // self.step] = info.size
+
+        dataset.id.chunk_iter(note)
+
+    def ranges(self, start: int, stop: int) -> list[tuple[int, int]]:
+        if self.base is not None:
+            return [(self.base + start * self.row, (stop - start) * self.row)]
+        if self.offsets is None or start >= stop:
+            return []
+        chunks = slice(start // self.step, -(-stop // self.step))
+        offsets, sizes = self.offsets[chunks], self.sizes[chunks]
+        written = offsets >= 0
+        return list(zip(offsets[written].tolist(), sizes[written].tolist()))
 
 
 def stored_ranges(dataset: Any, start: int, stop: int) -> list[tuple[int, int]]:
-    """``(byte offset, size)`` in the file of rows ``[start, stop)`` of an h5py ``dataset``: its
-    chunks holding them (their first column of chunks: blurgen's images are chunked a row each),
-    or the slice of a contiguous one; none for a virtual dataset or unwritten chunks."""
-    if dataset.is_virtual:
-        return []
-    if dataset.chunks is None:
-        offset = dataset.id.get_offset()
-        row = dataset.dtype.itemsize * int(np.prod(dataset.shape[1:]))
-        return [] if offset is None else [(offset + start * row, (stop - start) * row)]
-    step, rest = dataset.chunks[0], (0,) * (dataset.ndim - 1)
-    ranges = []
-    for first in range(start - start % step, stop, step):
-        info = dataset.id.get_chunk_info_by_coord((first, *rest))
-        if info.byte_offset is not None:
-            ranges.append((info.byte_offset, info.size))
-    return ranges
+    """``(byte offset, size)`` in the file of rows ``[start, stop)`` of an h5py ``dataset``
+    (``StoredRows``)."""
+    return StoredRows(dataset).ranges(start, stop)
+
+
+#: The ``StoredRows`` of the images of the last file a process read ahead in: kept across the
+#: blocks a worker (or a Dask worker's tasks) makes, found again by the file's identity.
+_STORED: dict[tuple, tuple[StoredRows, StoredRows]] = {}
+
+
+def stored_rows(path: str, h5: Any) -> tuple[StoredRows, StoredRows]:
+    """The ``StoredRows`` of ``blurred`` and ``sharp`` of the open pairs file ``h5`` at ``path``."""
+    info = os.stat(path)
+    key = (path, info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns)
+    if key not in _STORED:
+        _STORED.clear()
+        _STORED[key] = (StoredRows(h5["blurred"]), StoredRows(h5["sharp"]))
+    return _STORED[key]
 
 
 def coalesced(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:

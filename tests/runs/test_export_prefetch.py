@@ -12,8 +12,9 @@ import pytest
 from fake_pairs import FakeConfig, FakeMaker
 from format_clients import READERS, assert_same_as_hdf5
 
+from blurgen.runs import export
 from blurgen.runs.dataset import make_dataset
-from blurgen.runs.export import FileBlockMaker, coalesced, export_file, stored_ranges
+from blurgen.runs.export import FileBlockMaker, StoredRows, export_file, stored_ranges
 from blurgen.runs.format_sinks import WebDatasetSink
 
 
@@ -74,29 +75,84 @@ def test_a_virtual_dataset_and_unwritten_chunks_give_no_range(tmp_path):
 
 
 def assert_same_export(src: str, folder) -> None:
+    folder.mkdir(exist_ok=True)
     out = str(folder / "shards")
     export_file(src, out, WebDatasetSink(0, samples_per_shard=4), workers=1, durable=False)
     assert_same_as_hdf5(src, READERS["webdataset"](out))
 
 
-def test_each_read_asks_for_the_next_two_reads_images(pairs, monkeypatch):
+def _chunk_ranges(path: str, rows: range) -> set[tuple[int, int]]:
+    """The oracle: h5py's own lookup of each row's chunk, one at a time."""
+    with h5py.File(path, "r") as h5:
+        return {(info.byte_offset, info.size) for name in ("blurred", "sharp") for row in rows
+                for info in [h5[name].id.get_chunk_info_by_coord((row, 0, 0, 0))]}
+
+
+def _asked_bytes(asked: list[tuple[int, int]]) -> set[int]:
+    return {byte for offset, size in asked for byte in range(offset, offset + size)}
+
+
+@pytest.fixture
+def advice(monkeypatch):
     asked: list[tuple[int, int]] = []
-    monkeypatch.setattr(os, "posix_fadvise", lambda fd, offset, size, advice: asked.append((offset, size)),
+    monkeypatch.setattr(os, "posix_fadvise", lambda fd, offset, size, how: asked.append((offset, size)),
                         raising=False)
+    return asked
+
+
+def test_each_read_asks_for_the_next_two_reads_images_once_in_small_pieces(pairs, advice, monkeypatch):
+    monkeypatch.setattr(export, "ADVICE_BYTES", 1000)  # the fake images' chunks are ~1.2 kB
     maker = FileBlockMaker(pairs)
     try:
         maker(None, 0, 0, 3)
-        with h5py.File(pairs, "r") as h5:
-            expected = coalesced(stored_ranges(h5["blurred"], 3, 9) + stored_ranges(h5["sharp"], 3, 9))
-        assert asked == expected
-        asked.clear()
+        assert _asked_bytes(advice) == _asked_bytes(_chunk_ranges(pairs, range(3, 9)))
+        assert max(size for _, size in advice) <= 1000
+        advice.clear()
+        maker(None, 0, 3, 3)  # rows 6..8 were asked for already: only 9..11
+        assert _asked_bytes(advice) == _asked_bytes(_chunk_ranges(pairs, range(9, 12)))
+        advice.clear()
         maker(None, 0, 9, 3)  # the last samples: nothing after them
-        assert asked == []
+        assert advice == []
     finally:
         maker.close()
-    assert maker._fd is None and maker._file is None
 
 
-def test_an_export_without_posix_fadvise_writes_the_same_arrays(pairs, tmp_path, monkeypatch):
-    monkeypatch.delattr(os, "posix_fadvise", raising=False)
-    assert_same_export(pairs, tmp_path)
+def test_the_chunk_index_is_read_once_per_file_and_no_descriptor_stays_open(pairs, advice, monkeypatch):
+    built = []
+    monkeypatch.setattr(export, "StoredRows", lambda dataset: built.append(dataset.name) or StoredRows(dataset))
+    monkeypatch.setattr(export, "_STORED", {})
+
+    def open_on_the_file() -> int:
+        return sum(os.path.realpath(f"/proc/self/fd/{fd}") == os.path.realpath(pairs)
+                   for fd in os.listdir("/proc/self/fd") if os.path.exists(f"/proc/self/fd/{fd}"))
+
+    before = open_on_the_file()
+    for start in (0, 6):  # two makers, as two Dask tasks in one worker process
+        maker = FileBlockMaker(pairs)
+        maker(None, 0, start, 3)
+        maker.close()
+    assert built == ["/blurred", "/sharp"]
+    assert open_on_the_file() == before
+
+
+def test_rows_chunked_several_to_a_chunk_map_to_their_chunks(tmp_path):
+    path = str(tmp_path / "four.h5")
+    array = np.random.default_rng(1).integers(0, 256, (10, 3, 2, 3), dtype=np.uint8)
+    with h5py.File(path, "w") as h5:
+        h5.create_dataset("images", data=array, chunks=(4, 3, 2, 3))
+    with h5py.File(path, "r") as h5:
+        ranges = stored_ranges(h5["images"], 5, 9)  # rows 4..7 and 8..9: two chunks
+    first, last = _file_bytes(path, ranges)
+    assert first == array[4:8].tobytes()
+    assert last[:array[8:10].nbytes] == array[8:10].tobytes()  # an edge chunk is stored whole
+
+
+@pytest.mark.parametrize("error", [OSError, OverflowError])
+def test_an_export_whose_read_ahead_fails_or_is_missing_writes_the_same_arrays(pairs, tmp_path, monkeypatch, error):
+    def fail(*args):
+        raise error("no")
+
+    monkeypatch.setattr(os, "posix_fadvise", fail, raising=False)
+    assert_same_export(pairs, tmp_path / "failing")
+    monkeypatch.delattr(os, "posix_fadvise")
+    assert_same_export(pairs, tmp_path / "missing")
