@@ -125,7 +125,8 @@ class StoredRows:
     row's position, quadratic over an export). Rows ``[start, stop)`` map to the ``(byte offset,
     size)`` of the chunks holding them (their first column of chunks: blurgen's images are
     chunked a row each) or to the slice of a contiguous dataset; to none for a virtual dataset,
-    unwritten chunks, or an h5py without ``chunk_iter``."""
+    unwritten chunks, or an h5py without ``chunk_iter`` (built on HDF5 older than 1.12.3: no
+    read-ahead there rather than the lookup one at a time)."""
 
     def __init__(self, dataset: Any) -> None:
         self.step, self.offsets, self.sizes, self.base, self.row = 1, None, None, None, 0
@@ -139,7 +140,7 @@ class StoredRows:
             return
         self.step = dataset.chunks[0]
         count = -(-dataset.shape[0] // self.step)
-        self.offsets, self.sizes = np.full(count, -1, np.int64), np.zeros(count, np.int64)
+        self.offsets, self.sizes = np.full(count, -1, np.int64), np.zeros(count, np.uint32)
 
         def note(info) -> None:
             if info.byte_offset is not None and not any(info.chunk_offset[1:]):
@@ -165,19 +166,24 @@ def stored_ranges(dataset: Any, start: int, stop: int) -> list[tuple[int, int]]:
     return StoredRows(dataset).ranges(start, stop)
 
 
-#: The ``StoredRows`` of the images of the last file a process read ahead in: kept across the
-#: blocks a worker (or a Dask worker's tasks) makes, found again by the file's identity.
+#: The ``StoredRows`` of the images of the last ``STORED_FILES`` files a process read ahead in:
+#: kept across the blocks a worker (or a Dask worker's tasks, of several exports at once) makes,
+#: found again by the file's identity.
 _STORED: dict[tuple, tuple[StoredRows, StoredRows]] = {}
+STORED_FILES = 4
 
 
 def stored_rows(path: str, h5: Any) -> tuple[StoredRows, StoredRows]:
     """The ``StoredRows`` of ``blurred`` and ``sharp`` of the open pairs file ``h5`` at ``path``."""
     info = os.stat(path)
     key = (path, info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns)
-    if key not in _STORED:
-        _STORED.clear()
-        _STORED[key] = (StoredRows(h5["blurred"]), StoredRows(h5["sharp"]))
-    return _STORED[key]
+    rows = _STORED.pop(key, None)
+    if rows is None:
+        rows = (StoredRows(h5["blurred"]), StoredRows(h5["sharp"]))
+    _STORED[key] = rows  # the newest last
+    while len(_STORED) > STORED_FILES:
+        _STORED.pop(next(iter(_STORED)), None)
+    return rows
 
 
 def coalesced(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:

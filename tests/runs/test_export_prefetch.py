@@ -127,12 +127,31 @@ def test_the_chunk_index_is_read_once_per_file_and_no_descriptor_stays_open(pair
                    for fd in os.listdir("/proc/self/fd") if os.path.exists(f"/proc/self/fd/{fd}"))
 
     before = open_on_the_file()
-    for start in (0, 6):  # two makers, as two Dask tasks in one worker process
+    for start in (0, 6):  # two makers, as two Dask tasks in one worker process (which never close them)
         maker = FileBlockMaker(pairs)
         maker(None, 0, start, 3)
+        assert open_on_the_file() == before + 1  # h5py's own
         maker.close()
     assert built == ["/blurred", "/sharp"]
     assert open_on_the_file() == before
+
+
+def test_the_chunk_indexes_of_a_few_files_are_kept_and_a_changed_file_is_read_again(tmp_path, monkeypatch):
+    monkeypatch.setattr(export, "_STORED", {})
+    paths = [str(tmp_path / f"p{i}.h5") for i in range(3)]
+    for path in paths:
+        make_dataset(path, FakeConfig(), 6, seed=5, workers=1, block_size=3, maker=FakeMaker(), durable=False)
+    built = []
+    monkeypatch.setattr(export, "StoredRows", lambda dataset: built.append(dataset.file.filename) or
+                        StoredRows(dataset))
+    for path in paths + paths:  # two exports' tasks alternating in one process
+        with h5py.File(path, "r") as h5:
+            export.stored_rows(path, h5)
+    assert built == [path for path in paths for _ in range(2)]
+    os.utime(paths[0], ns=(1, 1))  # a file replaced in place: its index is read again
+    with h5py.File(paths[0], "r") as h5:
+        export.stored_rows(paths[0], h5)
+    assert len(built) == 8
 
 
 def test_rows_chunked_several_to_a_chunk_map_to_their_chunks(tmp_path):
