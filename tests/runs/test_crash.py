@@ -161,9 +161,17 @@ def test_ctrl_c_while_numba_computes_is_one_line_not_a_system_error(tmp_path):
     ... returned a result with an exception set`` (the KeyboardInterrupt only in its chain):
     `blurgen kernels` interrupted while drawing printed a 49-line traceback and exited 1."""
     out = tmp_path / "k.npy"
-    proc = subprocess.Popen(["blurgen", "kernels", "--n", "5000000", "--out", str(out), "--kernel-size", "15",
-                             "--length-px", "10"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
+    # The child starts with Ctrl-C's default action whatever this process left it at: a process
+    # started with SIGINT ignored keeps it ignored (Python then installs no KeyboardInterrupt), as
+    # a shell's background job does.
+    inherited = signal.signal(signal.SIGINT, signal.default_int_handler)  # a child's is then SIG_DFL
+    try:
+        proc = subprocess.Popen(["blurgen", "kernels", "--n", "5000000", "--out", str(out), "--kernel-size", "15",
+                                 "--length-px", "10"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                start_new_session=True)
+    finally:
+        if inherited is not None:
+            signal.signal(signal.SIGINT, inherited)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and proc.poll() is None:
         if any(name.endswith(".tmp") for name in os.listdir(tmp_path)):
@@ -172,7 +180,13 @@ def test_ctrl_c_while_numba_computes_is_one_line_not_a_system_error(tmp_path):
     time.sleep(0.5)
     assert proc.poll() is None, proc.communicate()
     os.killpg(proc.pid, signal.SIGINT)
-    _, stderr = proc.communicate(timeout=60)
+    try:
+        _, stderr = proc.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        _, stderr = proc.communicate()
+        raise AssertionError(f"still running 60 s after Ctrl-C (this process's SIGINT handler: {inherited}); "
+                             f"stderr: {stderr}") from None
     assert proc.returncode == 130, stderr
     assert "Traceback" not in stderr and len(stderr.strip().splitlines()) == 1, stderr
     assert os.listdir(tmp_path) == []  # neither the output nor its temporary
