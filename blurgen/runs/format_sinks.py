@@ -229,7 +229,7 @@ class LmdbSink(FoldersSink):
         for kind in self.meta:
             path = os.path.join(self.staging, kind.replace(".png", ".lmdb"))
             shutil.rmtree(path, ignore_errors=True)  # an interrupted run's: rebuilt from every block
-            # sync=False: no fsync per block's transaction; finalize syncs once (if durable)
+            # sync=False: no fsync per block's transaction; a durable finalize syncs everything once
             self.envs[kind] = lmdb.open(path, map_size=map_size + 2**24, subdir=True, lock=False, readahead=False,
                                         sync=False)
 
@@ -271,9 +271,7 @@ class LmdbSink(FoldersSink):
             lines = [f"{key}.png ({h},{w},3) {self.png_level}\n" for key, (w, h) in sorted(self.meta[kind].items())]
             with open(os.path.join(env.path(), "meta_info.txt"), "w", encoding="ascii") as handle:
                 handle.writelines(lines)
-            if durable:
-                env.sync(True)
-            env.close()
+            env.close()  # synced with the rest by FoldersSink.finalize's os.sync() when durable
         self.envs = {}
         super().finalize(out, durable)
 
