@@ -160,12 +160,6 @@ class StoredRows:
         return list(zip(offsets[written].tolist(), sizes[written].tolist()))
 
 
-def stored_ranges(dataset: Any, start: int, stop: int) -> list[tuple[int, int]]:
-    """``(byte offset, size)`` in the file of rows ``[start, stop)`` of an h5py ``dataset``
-    (``StoredRows``)."""
-    return StoredRows(dataset).ranges(start, stop)
-
-
 #: The ``StoredRows`` of the images of the last ``STORED_FILES`` files a process read ahead in:
 #: kept across the blocks a worker (or a Dask worker's tasks, of several exports at once) makes,
 #: found again by the file's identity.

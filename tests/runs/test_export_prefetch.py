@@ -14,7 +14,7 @@ from format_clients import READERS, assert_same_as_hdf5
 
 from blurgen.runs import export
 from blurgen.runs.dataset import make_dataset
-from blurgen.runs.export import FileBlockMaker, StoredRows, export_file, stored_ranges
+from blurgen.runs.export import FileBlockMaker, StoredRows, export_file
 from blurgen.runs.format_sinks import WebDatasetSink
 
 
@@ -39,7 +39,7 @@ def test_the_ranges_of_a_pairs_files_rows_hold_those_rows_bytes(pairs, name):
     """Oracle: the file's bytes at each range are the stored row (a checksum filter may follow it)."""
     with h5py.File(pairs, "r") as h5:
         dataset = h5[name]
-        ranges = stored_ranges(dataset, 3, 8)
+        ranges = StoredRows(dataset).ranges(3, 8)
         assert len(ranges) == 5  # one chunk a row
         for row, data in zip(range(3, 8), _file_bytes(pairs, ranges)):
             expected = dataset[row].tobytes()
@@ -53,7 +53,7 @@ def test_the_range_of_rows_of_a_contiguous_dataset_is_their_slice(tmp_path):
         h5.create_dataset("images", data=array)
     with h5py.File(path, "r") as h5:
         assert h5["images"].chunks is None
-        ranges = stored_ranges(h5["images"], 2, 6)
+        ranges = StoredRows(h5["images"]).ranges(2, 6)
     assert _file_bytes(path, ranges) == [array[2:6].tobytes()]
 
 
@@ -67,10 +67,10 @@ def test_a_virtual_dataset_and_unwritten_chunks_give_no_range(tmp_path):
     merge_files([str(tmp_path / "s0.h5"), str(tmp_path / "s1.h5")], str(tmp_path / "tmp.h5"), merged, "test",
                 virtual=True)
     with h5py.File(merged, "r") as h5:
-        assert h5["blurred"].is_virtual and stored_ranges(h5["blurred"], 0, 10) == []
+        assert h5["blurred"].is_virtual and StoredRows(h5["blurred"]).ranges(0, 10) == []
     with h5py.File(tmp_path / "empty.h5", "w") as h5:
         empty = h5.create_dataset("images", shape=(4, 2, 2, 3), chunks=(1, 2, 2, 3), dtype=np.uint8)
-        assert stored_ranges(empty, 0, 4) == []
+        assert StoredRows(empty).ranges(0, 4) == []
     assert_same_export(merged, tmp_path / "from-merge")
 
 
@@ -160,7 +160,7 @@ def test_rows_chunked_several_to_a_chunk_map_to_their_chunks(tmp_path):
     with h5py.File(path, "w") as h5:
         h5.create_dataset("images", data=array, chunks=(4, 3, 2, 3))
     with h5py.File(path, "r") as h5:
-        ranges = stored_ranges(h5["images"], 5, 9)  # rows 4..7 and 8..9: two chunks
+        ranges = StoredRows(h5["images"]).ranges(5, 9)  # rows 4..7 and 8..9: two chunks
     first, last = _file_bytes(path, ranges)
     assert first == array[4:8].tobytes()
     assert last[:array[8:10].nbytes] == array[8:10].tobytes()  # an edge chunk is stored whole
