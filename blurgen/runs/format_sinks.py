@@ -232,8 +232,20 @@ class LmdbSink(FoldersSink):
             # sync=False: no fsync per block's transaction; a durable finalize syncs everything once
             self.envs[kind] = lmdb.open(path, map_size=map_size + 2**24, subdir=True, lock=False, readahead=False,
                                         sync=False)
+        self.order = sorted(start for start, _ in run.manifest.blocks)
+        self.waiting: dict[int, tuple] = {}
+        self.next_block = 0  # index in order of the next block to put
 
     def add(self, path: str, offset: int, count: int, part_of: tuple) -> None:
+        """Put the blocks in sample order: every key then goes at the end of its database (LMDB's
+        append mode: no search for its place, no page split; measured about half the writer's CPU
+        time). A block finished before an earlier one waits for it (only its path is kept)."""
+        self.waiting[part_of[0]] = (path, offset, count, part_of)
+        while self.next_block < len(self.order) and self.order[self.next_block] in self.waiting:
+            self._put_block(*self.waiting.pop(self.order[self.next_block]))
+            self.next_block += 1
+
+    def _put_block(self, path: str, offset: int, count: int, part_of: tuple) -> None:
         import lmdb
 
         self.txns = {kind: env.begin(write=True) for kind, env in self.envs.items()}
@@ -253,7 +265,7 @@ class LmdbSink(FoldersSink):
         entry = self.lmdb_entry(kind, key)
         if entry is not None:
             image_kind, name = entry
-            self.txns[image_kind].put(name.encode("ascii"), data)
+            self.txns[image_kind].put(name.encode("ascii"), data, append=True)
             self.meta[image_kind][name] = png_size(data)
         else:
             super().put(kind, key, data)
@@ -267,6 +279,8 @@ class LmdbSink(FoldersSink):
         return None if self.lmdb_entry(kind, key) is not None else super().file_place(kind, key)
 
     def finalize(self, out: str, durable: bool) -> None:
+        if self.waiting:
+            raise PartsError(f"{self.staging}: the block at sample {self.order[self.next_block]} is missing at finalize")
         for kind, env in self.envs.items():
             lines = [f"{key}.png ({h},{w},3) {self.png_level}\n" for key, (w, h) in sorted(self.meta[kind].items())]
             with open(os.path.join(env.path(), "meta_info.txt"), "w", encoding="ascii") as handle:

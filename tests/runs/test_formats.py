@@ -85,6 +85,39 @@ def test_a_damaged_kept_block_is_made_again(tmp_path, fake_reference):
     assert_same_as_hdf5(fake_reference, READERS["folders"](str(out)))
 
 
+class ReversedExecutor:
+    """Every block made first, then handed to the sink last block first (as blocks that finish
+    out of order are)."""
+
+    def run(self, work, jobs, gate):
+        from blurgen.runs.workers import LocalExecutor
+
+        def reversed_parts():
+            yield from list(LocalExecutor(1).run(work, jobs, gate))[::-1]
+
+        return reversed_parts()
+
+
+@pytest.mark.parametrize("fmt", sorted(SINKS))
+def test_blocks_that_finish_out_of_order_give_the_same_arrays(tmp_path, fake_reference, fmt):
+    """The LMDB writer appends keys in order (LMDB's append mode refuses a smaller key): it holds
+    back a block that finished before an earlier one."""
+    out = tmp_path / "out"
+    make(out, SINKS[fmt](), executor=ReversedExecutor())
+    assert_same_as_hdf5(fake_reference, READERS[fmt](str(out)))
+
+
+def test_lmdb_resume_with_the_first_block_damaged_puts_every_block_once(tmp_path, fake_reference):
+    out = tmp_path / "out"
+    kept = _kept_after_failure(out, LmdbSink())
+    with open(kept[0], "r+b") as handle:  # the first block: every kept block waits for its remake
+        handle.seek(os.path.getsize(kept[0]) // 2)
+        handle.write(b"\xff" * 64)
+    result = make(out, LmdbSink(), resume=True)
+    assert result.n_reused == 5 and result.n_made == 18
+    assert_same_as_hdf5(fake_reference, READERS["lmdb"](str(out)))
+
+
 def _kept_after_failure(out, sink) -> dict[int, str]:
     with pytest.raises(DatasetError, match="fake failure"):
         make(out, sink, maker=FakeMaker(fail_at=12))
