@@ -28,7 +28,13 @@ def _params(out: str) -> dict[str, np.ndarray]:
 
 
 def _kernels(out: str, names: list[str]) -> np.ndarray:
-    return np.stack([np.load(os.path.join(out, "kernel", f"{name}.npy")) for name in names])
+    """The kernels of samples ``names``: their rows of ``OUT/kernel.npy`` (row 0 is the output's
+    first sample)."""
+    with open(os.path.join(out, "blurgen.json"), encoding="utf-8") as handle:
+        first = json.load(handle)["sample_start"]
+    kernels = np.load(os.path.join(out, "kernel.npy"), mmap_mode="r")
+    assert kernels.shape[0] == len(names)
+    return np.stack([kernels[int(name) - first] for name in names])
 
 
 def read_folders(out: str) -> dict[str, np.ndarray]:

@@ -84,19 +84,19 @@ def kernel_problem(kernel: np.ndarray, shape: tuple[int, ...] | None) -> str | N
     return None
 
 
-def check_kernel_file(checks: Checks, path: str, where: str, shape: tuple | None) -> tuple | None:
-    """Read and check one kernel ``.npy`` (problems go to ``checks`` as ``where``); returns the
-    shape every kernel must have (the first one read)."""
+def side_rows(checks: Checks, path: str, rows: int) -> np.ndarray | None:
+    """The per-sample array file ``path`` (``kernel.npy``, ``motion.npy``: a row per sample),
+    mapped, not loaded; None (and a problem in ``checks``) when it is unreadable or not ``rows`` rows."""
+    name = os.path.basename(path)
     try:
-        kernel = np.load(path, allow_pickle=False)
-    except (OSError, ValueError):
-        checks.add("kernel file(s) unreadable", where)
-        return shape
-    shape = shape or kernel.shape
-    problem = kernel_problem(kernel, shape)
-    if problem:
-        checks.add(problem, where)
-    return shape
+        array = np.load(path, mmap_mode="r", allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        checks.counts[f"{name} unreadable ({type(exc).__name__})"] = [1, name]
+        return None
+    if array.ndim < 1 or array.shape[0] != rows:
+        checks.counts[f"{name} of shape {array.shape}, not one row for each of the {rows} samples"] = [1, name]
+        return None
+    return array
 
 
 class OutputView:
@@ -143,16 +143,19 @@ class OutputView:
         return present & planned
 
     def check_side_files(self, checks: Checks, verify: bool) -> dict[str, np.ndarray]:
-        """kernel/ (and motion/) .npy files and params.csv of the folders and LMDB layouts."""
-        shape = None
-        kernels = os.path.join(self.path, "kernel")
-        names = sorted(n[:-4] for n in os.listdir(kernels) if n.endswith(".npy")) if os.path.isdir(kernels) else []
-        present = self.check_names(checks, "kernel/", names)
-        for name in sorted(present) if verify else ():
-            shape = check_kernel_file(checks, os.path.join(kernels, name + ".npy"), f"kernel/{name}.npy", shape)
-        if os.path.isdir(os.path.join(self.path, "motion")):
-            self.check_names(checks, "motion/", [n[:-4] for n in os.listdir(os.path.join(self.path, "motion"))])
+        """kernel.npy (and motion.npy) and params.csv of the folders and LMDB layouts."""
+        kernels = side_rows(checks, os.path.join(self.path, "kernel.npy"), len(self.expected))
+        for row in range(len(kernels)) if verify and kernels is not None else ():
+            problem = kernel_problem(np.asarray(kernels[row]), kernels.shape[1:])
+            if problem:
+                checks.add(problem, f"kernel.npy row {row} ({self.expected[row]})")
+        if os.path.exists(os.path.join(self.path, "motion.npy")):
+            side_rows(checks, os.path.join(self.path, "motion.npy"), len(self.expected))
         return self.read_params(checks)
+
+    def kernel(self, name: str) -> np.ndarray:
+        """The kernel of sample ``name`` (its row of ``kernel.npy``)."""
+        return np.load(os.path.join(self.path, "kernel.npy"), mmap_mode="r")[int(name) - int(self.meta["sample_start"])]
 
     def read_params(self, checks: Checks) -> dict[str, np.ndarray]:
         path = os.path.join(self.path, "params.csv")
@@ -191,7 +194,7 @@ class FoldersView(OutputView):
     def rows(self, names: list[str]) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
         for name in names:
             blurred, sharp = (decode_png(self._image(os.path.join(self.path, f), name, True)) for f in ("blur", "sharp"))
-            yield blurred, sharp, np.load(os.path.join(self.path, "kernel", name + ".npy"))
+            yield blurred, sharp, np.array(self.kernel(name))
 
 
 class LmdbView(OutputView):
@@ -297,8 +300,7 @@ class LmdbView(OutputView):
         with self.reading() as envs, envs["blur"].begin() as blur, envs["sharp"].begin() as sharp:
             for name in names:
                 key = name.encode("ascii")
-                yield (decode_png(blur.get(key)), decode_png(sharp.get(key)),
-                       np.load(os.path.join(self.path, "kernel", name + ".npy")))
+                yield decode_png(blur.get(key)), decode_png(sharp.get(key)), np.array(self.kernel(name))
 
 
 def short_data(env, root: str) -> str | None:

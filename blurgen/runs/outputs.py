@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from blurgen.store.parts import PartsError
 from blurgen.store.schema import PairsFileError
 
 #: Provenance and config of a folders or LMDB output, inside it.
@@ -79,6 +80,57 @@ def read_params_csv(path: str, dtypes: dict[str, str]) -> dict[str, np.ndarray]:
         parse = float if kind.kind == "f" else int
         out[name] = np.array([parse(row[name]) for row in rows], dtype=kind)
     return out
+
+
+class StackedRows:
+    """One ``.npy`` file holding a per-sample array of every sample of an output (``kernel.npy``:
+    float32 (N, k, k)); row ``r`` is the output's sample ``first + r``. Written row by row at its
+    place (``put``, from a sample's ``.npy`` member) by the output's one writer, the file made
+    whole-sized at the first row: a block added again after a resume writes the same bytes at
+    the same place. ``np.load(path, mmap_mode="r")`` reads it without loading it."""
+
+    def __init__(self, path: str, rows: int, first: int) -> None:
+        self.path, self.rows, self.first = path, int(rows), int(first)
+        self.fd, self.header, self.descr, self.shape, self.written = -1, b"", "", (), 0
+        self.file_header, self.row_bytes = b"", 0
+
+    def put(self, index: int, data: bytes) -> None:
+        """Row of sample ``index`` from ``data``, the ``.npy`` bytes of that sample's array."""
+        from blurgen.runs.samples import _npy_header, load_npy
+
+        row = int(index) - self.first
+        if not 0 <= row < self.rows:
+            raise PartsError(f"{self.path}: sample {index} is outside the output")
+        if self.fd < 0 or not data.startswith(self.header):
+            array = load_npy(data)
+            descr, shape = np.lib.format.dtype_to_descr(array.dtype), array.shape
+            if self.fd < 0:
+                self._create(descr, shape)
+            elif (descr, shape) != (self.descr, self.shape):
+                raise PartsError(f"{self.path}: sample {index} has a {descr} {shape} array, the others {self.descr} "
+                                 f"{self.shape}")
+            self.header = _npy_header(descr, shape)
+        raw = memoryview(data)[len(self.header):]
+        if len(raw) != self.row_bytes:
+            raise PartsError(f"{self.path}: sample {index}'s array is cut short")
+        if os.pwrite(self.fd, raw, len(self.file_header) + row * self.row_bytes) != len(raw):
+            raise OSError(f"{self.path}: short write")
+        self.written += 1
+
+    def _create(self, descr: str, shape: tuple) -> None:
+        from blurgen.runs.samples import _npy_header
+
+        self.descr, self.shape = descr, shape
+        self.file_header = _npy_header(descr, (self.rows, *shape))
+        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+        self.row_bytes = np.dtype(descr).itemsize * int(np.prod(shape, dtype=np.int64))
+        os.write(self.fd, self.file_header)
+        os.ftruncate(self.fd, len(self.file_header) + self.rows * self.row_bytes)
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
 
 
 class Output:

@@ -10,6 +10,7 @@ import random
 import subprocess
 import tarfile
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 from fake_pairs import FakeConfig, FakeMaker
@@ -57,15 +58,20 @@ def test_folders_missing_and_damaged_images_are_found(tmp_path):
     out = make(tmp_path / "out", "folders")
     os.unlink(os.path.join(out, "sharp", "00000007.png"))
     flip_byte(os.path.join(out, "blur", "00000011.png"))
-    os.rename(os.path.join(out, "kernel", "00000002.npy"), os.path.join(out, "kernel", "x.npy"))
+    kernels = np.load(os.path.join(out, "kernel.npy"), mmap_mode="r+")
+    kernels[2] *= 2
+    kernels.flush()
+    del kernels
     result = inspect(out)
     assert result.exit_code == 0, result.output
     assert "samples: 22/23 written (INCOMPLETE)" in result.output
     assert "1 sample(s) missing in sharp/ (first: 00000007)" in result.output
     assert "1 image(s) that do not decode (damaged) (first: blur/00000011.png)" in result.output
-    assert "1 sample(s) missing in kernel/ (first: 00000002)" in result.output
-    assert "unexpected name(s) in kernel/ (first: x)" in result.output
+    assert "1 kernel(s) that do not sum to 1 (first: kernel.npy row 2 (00000002))" in result.output
     assert "do not decode" not in inspect(out, "--quick").output  # headers only
+    np.save(os.path.join(out, "kernel.npy"), np.load(os.path.join(out, "kernel.npy"))[:-1])
+    short = inspect(out, "--quick")
+    assert "kernel.npy of shape (22, 5, 5), not one row for each of the 23 samples" in short.output, short.output
 
 
 def test_lmdb_keys_and_meta_info_lines_are_checked(tmp_path):

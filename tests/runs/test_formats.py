@@ -132,18 +132,43 @@ def test_workers_write_the_files_and_the_block_tar_keeps_only_receipts(tmp_path,
     staging = os.path.join(parts_dir_for(str(tmp_path / "out")), ".output")
     with open(kept[5], "rb") as handle:
         members = {name: (data, pax) for name, data, pax in block_tar.read_members(handle, {})}
-    on_disk = {"folders": {"00000005.blur.png": "blur/00000005.png", "00000005.sharp.png": "sharp/00000005.png",
-                           "00000005.kernel.npy": "kernel/00000005.npy"},
-               "lmdb": {"00000005.kernel.npy": "kernel/00000005.npy"}}[fmt]
+    on_disk = {"folders": {"00000005.blur.png": "blur/00000005.png", "00000005.sharp.png": "sharp/00000005.png"},
+               "lmdb": {}}[fmt]
     for member, relative in on_disk.items():
         data, pax = members[member]
         written = open(os.path.join(staging, relative), "rb").read()
         assert data == b"" and pax["blurgen.file"] == f"{len(written)}:{zlib.crc32(written)}"
         assert "blurgen.crc32" not in pax  # a reader that knows no receipts refuses the block
     in_tar = [name for name, (data, _) in members.items() if data]
-    assert sorted(in_tar) == sorted({"folders": [f"{i:08d}.json" for i in range(5, 10)],
+    # the kernels stay in the tar for the driver, which writes them as rows of OUT/kernel.npy
+    assert sorted(in_tar) == sorted({"folders": [f"{i:08d}.{kind}" for i in range(5, 10)
+                                                 for kind in ("kernel.npy", "json")],
                                      "lmdb": [f"{i:08d}.{kind}" for i in range(5, 10)
-                                              for kind in ("blur.png", "sharp.png", "json")]}[fmt])
+                                              for kind in ("blur.png", "sharp.png", "kernel.npy", "json")]}[fmt])
+
+
+def _older_file_place(self, kind, key):
+    """``FoldersSink.file_place`` before the one kernel.npy: the workers wrote kernel/KEY.npy too."""
+    if kind == "kernel.npy":
+        return os.path.join("kernel", key + ".npy")
+    if kind == "json" or (isinstance(self, LmdbSink) and self.lmdb_entry(kind, key) is not None):
+        return None
+    return self.member_path(kind, key)
+
+
+@pytest.mark.parametrize("fmt", ["folders", "lmdb"])
+def test_blocks_staged_with_kernel_files_by_an_older_blurgen_are_made_again(tmp_path, fake_reference, fmt,
+                                                                            monkeypatch):
+    """blurgen before the one kernel.npy had each worker write ``kernel/NNNNNNNN.npy`` and keep a
+    receipt of it: a resume does not take such a block (its kernels are nowhere it reads)."""
+    out = tmp_path / "out"
+    with monkeypatch.context() as patch:
+        patch.setattr(FoldersSink, "file_place", _older_file_place)
+        _kept_after_failure(out, SINKS[fmt]())
+    assert os.path.exists(os.path.join(parts_dir_for(str(out)), ".output", "kernel", "00000005.npy"))
+    result = make(out, SINKS[fmt](), resume=True)
+    assert (result.n_reused, result.n_made) == (0, 23)
+    assert_same_as_hdf5(fake_reference, READERS[fmt](str(out)))
 
 
 @pytest.mark.parametrize("damage", ["flip a byte", "truncate", "delete"])
@@ -166,7 +191,7 @@ def test_a_kept_blocks_damaged_or_missing_file_is_found_on_resume_and_the_block_
     assert (result.n_reused, result.n_made) == (5, 18)
     assert_same_as_hdf5(fake_reference, READERS["folders"](str(out)))
     assert sorted(os.listdir(out / "blur")) == [f"{i:08d}.png" for i in range(23)]
-    assert sorted(os.listdir(out)) == ["blur", "blurgen.json", "kernel", "params.csv", "sharp"]
+    assert sorted(os.listdir(out)) == ["blur", "blurgen.json", "kernel.npy", "params.csv", "sharp"]
 
 
 def test_a_late_duplicate_of_a_block_writes_into_its_own_run_not_a_newer_one_at_the_same_path(tmp_path):
@@ -399,3 +424,37 @@ def test_opencv_png_rows_use_one_fixed_filter_and_stay_lossless(level, row_filte
     if not hasattr(cv2, "IMWRITE_PNG_FILTER"):
         pytest.skip(f"OpenCV {cv2.__version__} offers no IMWRITE_PNG_FILTER (adaptive filtering, still lossless)")
     assert _png_row_filters(data) == {row_filter}
+
+
+@pytest.mark.parametrize("fmt", ["folders", "lmdb"])
+def test_camera3d_motion_and_kernels_are_one_row_each_in_the_side_arrays(tmp_path, fmt):
+    import h5py
+
+    args = ["--n", "4", "--motion", "camera3d", "--size", "48", "--kernel-size", "15", "--workers", "1", "--seed", "2"]
+    for out, extra in ((tmp_path / "ref.h5", []), (tmp_path / "out", ["--format", fmt])):
+        done = CliRunner().invoke(main, ["make", "--out", str(out), *args, *extra])
+        assert done.exit_code == 0, done.output
+    motion, kernels = np.load(tmp_path / "out" / "motion.npy"), np.load(tmp_path / "out" / "kernel.npy")
+    with h5py.File(tmp_path / "ref.h5", "r") as h5:
+        assert motion.dtype == np.float32 and motion.shape == (4, h5["motion/rotation"].shape[1], 6)
+        assert np.array_equal(motion[..., :3], h5["motion/rotation"][...])
+        assert np.array_equal(motion[..., 3:], h5["motion/translation"][...])
+        assert np.array_equal(kernels, h5["kernel"][...])
+    assert "problems: none found" in CliRunner().invoke(main, ["inspect", str(tmp_path / "out")]).output
+
+
+@pytest.mark.parametrize("fmt", ["folders", "lmdb"])
+def test_a_shards_kernel_rows_start_at_its_first_sample(tmp_path, fake_reference, fmt):
+    """``--shard 2/3`` of 23 samples holds samples 8..15 (as names); kernel.npy row 0 is sample 8."""
+    out = tmp_path / "out"
+    make(out, SINKS[fmt](), shard=(1, 3))
+    got = READERS[fmt](str(out))
+    with open(out / "blurgen.json", encoding="utf-8") as handle:
+        meta = json.load(handle)
+    first, stop = meta["sample_start"], meta["sample_stop"]
+    assert first > 0 and np.load(out / "kernel.npy").shape[0] == stop - first
+    import h5py
+
+    with h5py.File(fake_reference, "r") as h5:
+        assert np.array_equal(got["kernel"], h5["kernel"][first:stop])
+        assert np.array_equal(got["blurred"], h5["blurred"][first:stop])
