@@ -24,7 +24,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from blurgen.inspect.report import KERNEL_SUM_TOLERANCE
+from blurgen.inspect.side_arrays import SideArrays, kernel_problem
 from blurgen.runs.outputs import META_NAME, read_meta, read_params_csv
 from blurgen.runs.samples import decode_png, load_npy, sample_name
 from blurgen.store.schema import PairsFileError
@@ -71,35 +71,7 @@ def png_problem(data: bytes | None, size: tuple[int, int], verify: bool) -> str 
     return None
 
 
-def kernel_problem(kernel: np.ndarray, shape: tuple[int, ...] | None) -> str | None:
-    if shape is not None and kernel.shape != shape:
-        return f"kernel(s) not of shape {shape}"
-    k = kernel.astype(np.float64)
-    if not np.isfinite(k).all():
-        return "kernel(s) with NaN or infinite weights"
-    if (k < 0).any():
-        return "kernel(s) with negative weights"
-    if abs(k.sum() - 1) > KERNEL_SUM_TOLERANCE:
-        return "kernel(s) that do not sum to 1"
-    return None
-
-
-def side_rows(checks: Checks, path: str, rows: int) -> np.ndarray | None:
-    """The per-sample array file ``path`` (``kernel.npy``, ``motion.npy``: a row per sample),
-    mapped, not loaded; None (and a problem in ``checks``) when it is unreadable or not ``rows`` rows."""
-    name = os.path.basename(path)
-    try:
-        array = np.load(path, mmap_mode="r", allow_pickle=False)
-    except (OSError, ValueError) as exc:
-        checks.counts[f"{name} unreadable ({type(exc).__name__})"] = [1, name]
-        return None
-    if array.ndim < 1 or array.shape[0] != rows:
-        checks.counts[f"{name} of shape {array.shape}, not one row for each of the {rows} samples"] = [1, name]
-        return None
-    return array
-
-
-class OutputView:
+class OutputView(SideArrays):
     """A finished output: its description (``meta``) and the samples it should hold."""
 
     fmt = ""
@@ -142,21 +114,6 @@ class OutputView:
             checks.counts[f"unexpected name(s) in {where}"] = [len(present - planned), name]
         return present & planned
 
-    def check_side_files(self, checks: Checks, verify: bool) -> dict[str, np.ndarray]:
-        """kernel.npy (and motion.npy) and params.csv of the folders and LMDB layouts."""
-        kernels = side_rows(checks, os.path.join(self.path, "kernel.npy"), len(self.expected))
-        for row in range(len(kernels)) if verify and kernels is not None else ():
-            problem = kernel_problem(np.asarray(kernels[row]), kernels.shape[1:])
-            if problem:
-                checks.add(problem, f"kernel.npy row {row} ({self.expected[row]})")
-        if os.path.exists(os.path.join(self.path, "motion.npy")):
-            side_rows(checks, os.path.join(self.path, "motion.npy"), len(self.expected))
-        return self.read_params(checks)
-
-    def kernel(self, name: str) -> np.ndarray:
-        """The kernel of sample ``name`` (its row of ``kernel.npy``)."""
-        return np.load(os.path.join(self.path, "kernel.npy"), mmap_mode="r")[int(name) - int(self.meta["sample_start"])]
-
     def read_params(self, checks: Checks) -> dict[str, np.ndarray]:
         path = os.path.join(self.path, "params.csv")
         try:
@@ -194,7 +151,7 @@ class FoldersView(OutputView):
     def rows(self, names: list[str]) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
         for name in names:
             blurred, sharp = (decode_png(self._image(os.path.join(self.path, f), name, True)) for f in ("blur", "sharp"))
-            yield blurred, sharp, np.array(self.kernel(name))
+            yield blurred, sharp, self.kernel(name)
 
 
 class LmdbView(OutputView):
@@ -300,7 +257,7 @@ class LmdbView(OutputView):
         with self.reading() as envs, envs["blur"].begin() as blur, envs["sharp"].begin() as sharp:
             for name in names:
                 key = name.encode("ascii")
-                yield decode_png(blur.get(key)), decode_png(sharp.get(key)), np.array(self.kernel(name))
+                yield decode_png(blur.get(key)), decode_png(sharp.get(key)), self.kernel(name)
 
 
 def short_data(env, root: str) -> str | None:

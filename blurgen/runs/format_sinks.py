@@ -137,6 +137,8 @@ class FoldersSink(TarBlockSink):
         self.dtypes: dict[str, str] = {}
         self.made_folders: set[str] = set()
         self.arrays: dict[str, StackedRows] = {}
+        for kind in SIDE_ARRAYS:  # an earlier blurgen's per-sample files (its blocks are made again)
+            shutil.rmtree(os.path.join(self.staging, kind.split(".")[0]), ignore_errors=True)
 
     def block_writer(self, folder: str, start: int, count: int, stamp: dict) -> BlockTarWriter:
         return FileBlockWriter(folder, start, count, stamp, os.path.join(folder, STAGING_NAME), self.file_place)
@@ -288,7 +290,9 @@ class LmdbSink(FoldersSink):
         entry = self.lmdb_entry(kind, key)
         if entry is not None:
             image_kind, name = entry
-            self.txns[image_kind].put(name.encode("ascii"), data, append=True)
+            # append mode stores nothing and returns False for a key not after the last one
+            if not self.txns[image_kind].put(name.encode("ascii"), data, append=True):
+                raise PartsError(f"{self.staging}: {image_kind} {name} put out of order")
             self.meta[image_kind][name] = png_size(data)
         else:
             super().put(kind, key, data)

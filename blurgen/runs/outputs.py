@@ -91,37 +91,44 @@ class StackedRows:
 
     def __init__(self, path: str, rows: int, first: int) -> None:
         self.path, self.rows, self.first = path, int(rows), int(first)
-        self.fd, self.header, self.descr, self.shape, self.written = -1, b"", "", (), 0
+        self.fd, self.header, self.descr, self.shape = -1, b"", "", ()
         self.file_header, self.row_bytes = b"", 0
+        self.done = np.zeros(self.rows, bool)  # rows written (a row written twice counts once)
+
+    @property
+    def written(self) -> int:
+        return int(np.count_nonzero(self.done))
 
     def put(self, index: int, data: bytes) -> None:
         """Row of sample ``index`` from ``data``, the ``.npy`` bytes of that sample's array."""
-        from blurgen.runs.samples import _npy_header, load_npy
+        from blurgen.runs.samples import load_npy
 
         row = int(index) - self.first
         if not 0 <= row < self.rows:
             raise PartsError(f"{self.path}: sample {index} is outside the output")
-        if self.fd < 0 or not data.startswith(self.header):
-            array = load_npy(data)
+        if self.fd >= 0 and len(data) == len(self.header) + self.row_bytes and data.startswith(self.header):
+            raw = memoryview(data)[len(self.header):]  # as npy_bytes wrote it: no parsing
+        else:
+            try:
+                array = load_npy(data)
+            except (OSError, ValueError, EOFError) as exc:
+                raise PartsError(f"{self.path}: sample {index}'s array is unreadable ({exc})") from None
             descr, shape = np.lib.format.dtype_to_descr(array.dtype), array.shape
             if self.fd < 0:
                 self._create(descr, shape)
             elif (descr, shape) != (self.descr, self.shape):
                 raise PartsError(f"{self.path}: sample {index} has a {descr} {shape} array, the others {self.descr} "
                                  f"{self.shape}")
-            self.header = _npy_header(descr, shape)
-        raw = memoryview(data)[len(self.header):]
-        if len(raw) != self.row_bytes:
-            raise PartsError(f"{self.path}: sample {index}'s array is cut short")
+            raw = np.ascontiguousarray(array).tobytes()
         if os.pwrite(self.fd, raw, len(self.file_header) + row * self.row_bytes) != len(raw):
             raise OSError(f"{self.path}: short write")
-        self.written += 1
+        self.done[row] = True
 
     def _create(self, descr: str, shape: tuple) -> None:
         from blurgen.runs.samples import _npy_header
 
         self.descr, self.shape = descr, shape
-        self.file_header = _npy_header(descr, (self.rows, *shape))
+        self.header, self.file_header = _npy_header(descr, shape), _npy_header(descr, (self.rows, *shape))
         self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
         self.row_bytes = np.dtype(descr).itemsize * int(np.prod(shape, dtype=np.int64))
         os.write(self.fd, self.file_header)

@@ -173,3 +173,34 @@ def test_an_overwritten_lmdb_page_is_a_problem_of_that_env_not_a_traceback(tmp_p
     sheet = inspect(out, "--png", str(tmp_path / "sheet.png"))
     assert sheet.exit_code == 1 and sheet.output.splitlines()[-1].startswith("Error: ")
     assert "LMDB unreadable (" in sheet.output and "Traceback" not in sheet.output
+
+
+@pytest.mark.parametrize("fmt", ["folders", "lmdb"])
+def test_an_empty_or_short_kernel_npy_is_a_problem_line_and_the_sheet_a_one_line_error(tmp_path, fmt):
+    out = make(tmp_path / "out", fmt)
+    kernels = np.load(os.path.join(out, "kernel.npy"))
+    np.save(os.path.join(out, "kernel.npy"), kernels[:3])
+    short = inspect(out, "--png", str(tmp_path / "s.png"))
+    assert short.exit_code == 1 and isinstance(short.exception, SystemExit), short.output  # no traceback
+    assert "kernel.npy has no row for sample" in short.output, short.output
+    open(os.path.join(out, "kernel.npy"), "wb").close()
+    empty = inspect(out, "--quick")
+    assert empty.exit_code == 0 and "1 kernel.npy unreadable (EOFError) (first: kernel.npy)" in empty.output, \
+        empty.output
+
+
+@pytest.mark.parametrize("fmt", ["folders", "lmdb"])
+def test_an_earlier_blurgens_output_with_a_kernel_file_per_sample_is_read(tmp_path, fmt):
+    out = make(tmp_path / "out", fmt)
+    kernels = np.load(os.path.join(out, "kernel.npy"))
+    os.unlink(os.path.join(out, "kernel.npy"))
+    os.mkdir(os.path.join(out, "kernel"))
+    for i, kernel in enumerate(kernels):
+        np.save(os.path.join(out, "kernel", f"{i:08d}.npy"), kernel)
+    result = inspect(out, "--png", str(tmp_path / "s.png"))
+    assert result.exit_code == 0 and "problems: none found" in result.output, result.output
+    os.unlink(os.path.join(out, "kernel", "00000004.npy"))
+    np.save(os.path.join(out, "kernel", "00000006.npy"), 2 * kernels[6])
+    damaged = inspect(out)
+    assert "1 sample(s) missing in kernel/ (first: 00000004)" in damaged.output, damaged.output
+    assert "1 kernel(s) that do not sum to 1 (first: kernel/00000006.npy)" in damaged.output, damaged.output

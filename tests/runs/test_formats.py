@@ -169,6 +169,7 @@ def test_blocks_staged_with_kernel_files_by_an_older_blurgen_are_made_again(tmp_
     result = make(out, SINKS[fmt](), resume=True)
     assert (result.n_reused, result.n_made) == (0, 23)
     assert_same_as_hdf5(fake_reference, READERS[fmt](str(out)))
+    assert "kernel" not in os.listdir(out)  # the earlier files are gone, not a partial folder beside kernel.npy
 
 
 @pytest.mark.parametrize("damage", ["flip a byte", "truncate", "delete"])
