@@ -14,25 +14,11 @@ from typing import Any, Iterator
 import numpy as np
 
 from blurgen.inspect import outputs_report as report
-from blurgen.inspect.outputs_report import Checks, kernel_problem, png_problem
+from blurgen.inspect.outputs_report import Checks, png_problem
+from blurgen.inspect.side_arrays import check_kernel_file, kernel_problem
 from blurgen.runs.samples import decode_png, sample_name
 
 FRAMES_NAME = "frames.npz"
-
-
-def check_kernel_file(checks: Checks, path: str, where: str, shape: tuple | None) -> tuple | None:
-    """Read and check one kernel ``.npy`` (problems go to ``checks`` as ``where``); returns the
-    shape every kernel must have (the first one read)."""
-    try:
-        kernel = np.load(path, allow_pickle=False)
-    except (OSError, ValueError):
-        checks.add("kernel file(s) unreadable", where)
-        return shape
-    shape = shape or kernel.shape
-    problem = kernel_problem(kernel, shape)
-    if problem:
-        checks.add(problem, where)
-    return shape
 
 
 class ClipView:

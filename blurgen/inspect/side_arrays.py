@@ -27,6 +27,21 @@ def kernel_problem(kernel: np.ndarray, shape: tuple[int, ...] | None) -> str | N
     return None
 
 
+def check_kernel_file(checks: Any, path: str, where: str, shape: tuple | None) -> tuple | None:
+    """Read and check one kernel ``.npy`` (problems go to ``checks`` as ``where``); returns the
+    shape every kernel must have (the first one read)."""
+    try:
+        kernel = np.load(path, allow_pickle=False)
+    except (OSError, ValueError):
+        checks.add("kernel file(s) unreadable", where)
+        return shape
+    shape = shape or kernel.shape
+    problem = kernel_problem(kernel, shape)
+    if problem:
+        checks.add(problem, where)
+    return shape
+
+
 def side_rows(checks: Any, path: str, rows: int) -> np.ndarray | None:
     """The per-sample array file ``path`` (a row per sample), mapped, not loaded; None (and a
     problem in ``checks``) when it is unreadable or not ``rows`` rows."""
@@ -56,21 +71,18 @@ class SideArrays:
         folder = self._per_sample_files()
         if folder is not None:
             names = sorted(n[:-4] for n in os.listdir(folder) if n.endswith(".npy"))
+            shape = None
             for name in sorted(self.check_names(checks, "kernel/", names)) if verify else ():
-                self._check_kernel(checks, self.kernel(name), f"kernel/{name}.npy")
+                shape = check_kernel_file(checks, os.path.join(folder, name + ".npy"), f"kernel/{name}.npy", shape)
         else:
             kernels = side_rows(checks, os.path.join(self.path, "kernel.npy"), len(self.expected))
             for row in range(len(kernels)) if verify and kernels is not None else ():
-                self._check_kernel(checks, kernels[row], f"kernel.npy row {row} ({self.expected[row]})")
+                problem = kernel_problem(np.asarray(kernels[row]), None)  # rows of one array: one shape
+                if problem:
+                    checks.add(problem, f"kernel.npy row {row} ({self.expected[row]})")
         if os.path.exists(os.path.join(self.path, "motion.npy")):
             side_rows(checks, os.path.join(self.path, "motion.npy"), len(self.expected))
         return self.read_params(checks)
-
-    def _check_kernel(self, checks: Any, kernel: np.ndarray, where: str) -> None:
-        self._kernel_shape = getattr(self, "_kernel_shape", None) or kernel.shape
-        problem = kernel_problem(np.asarray(kernel), self._kernel_shape)
-        if problem:
-            checks.add(problem, where)
 
     def kernel(self, name: str) -> np.ndarray:
         """The kernel of sample ``name`` (its row of ``kernel.npy``); ``ValueError`` if it has none."""

@@ -125,10 +125,10 @@ class StackedRows:
         self.done[row] = True
 
     def _create(self, descr: str, shape: tuple) -> None:
-        from blurgen.runs.samples import _npy_header
+        from blurgen.runs.samples import npy_header
 
         self.descr, self.shape = descr, shape
-        self.header, self.file_header = _npy_header(descr, shape), _npy_header(descr, (self.rows, *shape))
+        self.header, self.file_header = npy_header(descr, shape), npy_header(descr, (self.rows, *shape))
         self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
         self.row_bytes = np.dtype(descr).itemsize * int(np.prod(shape, dtype=np.int64))
         os.write(self.fd, self.file_header)

@@ -119,7 +119,7 @@ def decode_png(data: bytes) -> np.ndarray:
 
 
 @functools.lru_cache(maxsize=64)
-def _npy_header(dtype: str, shape: tuple[int, ...]) -> bytes:
+def npy_header(dtype: str, shape: tuple[int, ...]) -> bytes:
     """What ``np.save`` writes before the data of a C-ordered array of ``dtype`` and ``shape``."""
     handle = io.BytesIO()
     np.lib.format.write_array_header_1_0(handle, {"descr": dtype, "fortran_order": False, "shape": shape})
@@ -140,7 +140,7 @@ def npy_bytes(array: np.ndarray) -> bytes:
         handle = io.BytesIO()
         np.save(handle, array, allow_pickle=False)
         return handle.getvalue()
-    return _npy_header(np.lib.format.dtype_to_descr(array.dtype), array.shape) + array.tobytes()
+    return npy_header(np.lib.format.dtype_to_descr(array.dtype), array.shape) + array.tobytes()
 
 
 def load_npy(data: bytes) -> np.ndarray:
