@@ -32,6 +32,7 @@ from blurgen.cli.output_options import (
     check_output_place,
     format_options,
     make_sink,
+    note_few_tars,
     parse_executor,
     refuse_options_that_do_not_apply,
     resolve_format,
@@ -175,6 +176,7 @@ def make(ctx, n, out, size, source, split, seed, workers, resume, overwrite, sha
         executor != "local"))
     sink = _checked_sink(ctx, output_format, png_level, tar_mb, config, filters, png_encoder, n, shard_pair)
     executor = parse_executor(executor, workers)
+    note_few_tars(sink, n, shard_pair, workers, tar_mb, "pairs" if clip_fields is None else "clips", executor is None)
     if preview:
         check_not_same_file(preview, out, "--preview")
         # Like the dataset: replaced with --overwrite, or by --resume when it is a PNG (an earlier
