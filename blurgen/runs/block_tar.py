@@ -12,6 +12,7 @@ are built and parsed here in a few microseconds.
 
 from __future__ import annotations
 
+import functools
 from typing import BinaryIO, Iterator
 
 BLOCK = 512
@@ -33,12 +34,25 @@ def _octal(value: int, digits: int) -> bytes:
 
 def header(name: bytes, size: int, kind: bytes = b"0", mode: int = 0o644) -> bytes:
     """One 512-byte ustar header (uid, gid, mtime 0; no owner names or device numbers), byte for byte
-    what ``tarfile`` writes for such a member."""
+    what ``tarfile`` writes for such a member. Only the name and the size vary between a block's
+    members: the other fields and their share of the checksum come from ``_fixed_fields``."""
     if len(name) > 100:
         raise ValueError(f"tar member name longer than 100 bytes: {name!r}")
-    fields = b"".join([name.ljust(100, b"\0"), _octal(mode, 8), _octal(0, 8), _octal(0, 8), _octal(size, 12),
-                       _octal(0, 12), b" " * 8, kind, b"\0" * 100, _MAGIC]).ljust(BLOCK, b"\0")
-    return fields[:148] + b"%06o\0" % sum(fields) + fields[155:]
+    ids, tail, fixed_sum = _fixed_fields(kind, mode)
+    size_field = _octal(size, 12)
+    # the checksum counts its own field as 8 spaces (in fixed_sum), then holds 6 octal digits, NUL, space
+    checksum = fixed_sum + sum(name) + sum(size_field)
+    return b"".join((name.ljust(100, b"\0"), ids, size_field, tail[:12], b"%06o\0 " % checksum, tail[20:]))
+
+
+@functools.lru_cache(maxsize=8)
+def _fixed_fields(kind: bytes, mode: int) -> tuple[bytes, bytes, int]:
+    """The header fields of a member of ``kind`` and ``mode`` that do not depend on its name or
+    size: mode, uid, gid (bytes 100-124); mtime, the blank checksum, the type, the link name, the
+    magic and the zeros to 512 bytes (136-512); and the sum of their bytes."""
+    ids = _octal(mode, 8) + _octal(0, 8) + _octal(0, 8)
+    tail = (_octal(0, 12) + b" " * 8 + kind + b"\0" * 100 + _MAGIC).ljust(BLOCK - 136, b"\0")
+    return ids, tail, sum(ids) + sum(tail)
 
 
 def padding(size: int) -> bytes:

@@ -49,6 +49,14 @@ def test_the_writer_makes_tarfiles_bytes_and_the_reader_reads_them(tmp_path):
     assert [(n, d, t) for n, d, t in read] == MEMBERS
 
 
+@pytest.mark.parametrize("name,size", [("a", 0), ("00000001.blur.png", 123456), ("n" * 100, 8 ** 11 - 1),
+                                       ("\u00e9t\u00e9.json", 7), ("\x7f" * 100, 511)])
+def test_a_header_is_the_ustar_header_tarfile_writes(name, size):
+    info = tarfile.TarInfo(name)
+    info.size, info.mode, info.mtime = size, 0o644, 0
+    assert block_tar.header(name.encode("utf-8"), size) == info.tobuf(tarfile.USTAR_FORMAT, "utf-8", "surrogateescape")
+
+
 def test_a_pax_record_length_counts_itself_across_a_digit_edge():
     for size in range(90, 100):  # records of 97 to 107 bytes: 2 then 3 length digits
         record = block_tar.pax_records({"k": "v" * size})
