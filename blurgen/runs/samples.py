@@ -17,6 +17,7 @@ headers, so a block tar is also a valid WebDataset shard.
 from __future__ import annotations
 
 import contextlib
+import errno
 import functools
 import io
 import json
@@ -248,6 +249,8 @@ class BlockTarWriter:
         parts, self._parts, self._gathered = self._parts, [], 0
         while parts:
             written = os.writev(self._fd, parts)
+            if written == 0:  # nothing taken and no error: treated as a full disk, never a loop for ever
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), self.tmp)
             while parts and written >= len(parts[0]):  # a short write (rare on a file): the rest again
                 written -= len(parts[0])
                 parts.pop(0)
@@ -255,10 +258,14 @@ class BlockTarWriter:
                 parts[0] = memoryview(parts[0])[written:]
 
     def _close_fd(self) -> None:
-        if self._fd >= 0:
+        if getattr(self, "_fd", -1) >= 0:
             with contextlib.suppress(OSError):
                 os.close(self._fd)
             self._fd = -1
+
+    def __del__(self) -> None:
+        # a writer dropped without close() (an error raised between its calls) releases its file
+        self._close_fd()
 
     def close(self) -> tuple[str, str]:
         with self.guard():

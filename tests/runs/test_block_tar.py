@@ -78,3 +78,33 @@ def test_damaged_tars_are_refused_as_damaged_blocks(tmp_path, damage):
     open(path, "wb").write(bytes(data))
     with pytest.raises(samples.BlockFileError, match="unreadable block|damaged|holds"):
         list(samples.read_block_tar(path, 5, 2, STAMP))
+
+
+def test_short_writes_still_make_tarfiles_bytes(tmp_path, monkeypatch):
+    real = os.writev
+
+    def at_most_700_bytes(fd, parts):
+        data = b"".join(bytes(part) for part in parts)[:700]
+        return real(fd, [data])
+
+    monkeypatch.setattr(os, "writev", at_most_700_bytes)
+    path = _ours(tmp_path)
+    monkeypatch.undo()
+    assert open(path, "rb").read() == _tarfiles()
+
+
+def test_a_write_that_takes_nothing_is_a_full_disk_and_leaves_no_temporary(tmp_path, monkeypatch):
+    monkeypatch.setattr(os, "writev", lambda fd, parts: 0)
+    with pytest.raises(samples.DiskFullError):
+        _ours(tmp_path)
+    monkeypatch.undo()
+    assert os.listdir(tmp_path) == []
+
+
+def test_a_writer_dropped_without_close_releases_its_file(tmp_path):
+    writer = samples.BlockTarWriter(str(tmp_path), 5, 2, STAMP)
+    fd = writer._fd
+    os.fstat(fd)  # open
+    del writer
+    with pytest.raises(OSError):
+        os.fstat(fd)
