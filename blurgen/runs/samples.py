@@ -265,7 +265,10 @@ class BlockTarWriter:
 
     def __del__(self) -> None:
         # a writer dropped without close() (an error raised between its calls) releases its file
-        self._close_fd()
+        try:
+            self._close_fd()
+        except Exception:  # noqa: BLE001, S110 -- at interpreter exit its modules may be gone already
+            pass
 
     def close(self) -> tuple[str, str]:
         with self.guard():
