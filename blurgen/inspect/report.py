@@ -7,8 +7,10 @@ declares 10^8 samples it never wrote is reported as such, not read as 10^8 fill 
 
 from __future__ import annotations
 
+import glob
 import json
 import os
+import re
 from typing import Any, Iterator
 
 import numpy as np
@@ -247,9 +249,29 @@ def resolve_inspect_target(path: str) -> tuple[str | None, str | None]:
     if os.path.isdir(path):
         if path.endswith(".parts") or os.path.exists(os.path.join(path, MANIFEST_NAME)):
             return None, path
+        held = webdataset_outputs_in(path)
+        more = ", ..." if len(held) > 3 else ""
+        hint = (f"; it holds the WebDataset output {held[0]}: inspect that" if len(held) == 1 else
+                f"; it holds the WebDataset outputs {', '.join(held[:3])}{more}: inspect one of them" if held else "")
         raise PairsFileError(f"{path}: a folder that is neither a blurgen pairs file nor a run's "
-                             f"parts folder (no {MANIFEST_NAME})")
+                             f"parts folder (no {MANIFEST_NAME}){hint}")
     parts = parts_dir_for(path)
     if not os.path.exists(path) and not os.path.isdir(parts) and path.endswith(".tar"):
         parts = parts_dir_for(path[:-len(".tar")])  # a WebDataset run named as make's --out PREFIX.tar
     return (path if os.path.exists(path) else None), (parts if os.path.isdir(parts) else None)
+
+
+def webdataset_outputs_in(folder: str) -> list[str]:
+    """The WebDataset outputs (their ``PREFIX``) whose index is in ``folder``: what a user who
+    names the folder holding the tars most likely means."""
+    from blurgen.runs.outputs import read_meta
+
+    found = set()
+    for path in glob.glob(os.path.join(glob.escape(folder), "*.json")):
+        try:
+            meta = read_meta(path)
+        except PairsFileError:
+            continue
+        if meta["format"] == "webdataset":
+            found.add(re.sub(r"(\.shard-\d+-of-\d+)?\.json$", "", path))
+    return sorted(found)

@@ -54,6 +54,21 @@ def test_a_finished_output_is_described_checked_and_drawn(tmp_path, fmt):
     assert quick.exit_code == 0 and "problems: none found" in quick.output
 
 
+def test_the_folder_holding_webdataset_tars_points_at_their_prefix(tmp_path):
+    make(tmp_path / "train", "webdataset")
+    result = inspect(str(tmp_path))
+    assert result.exit_code == 1, result.output
+    assert f"it holds the WebDataset output {tmp_path / 'train'}: inspect that" in result.output
+    make(tmp_path / "val", "webdataset", n=4)
+    (tmp_path / "notes.json").write_text('{"not": "blurgen"}')  # another JSON file: not an output
+    result = inspect(str(tmp_path))
+    assert result.exit_code == 1, result.output
+    assert f"outputs {tmp_path / 'train'}, {tmp_path / 'val'}: inspect one of them" in result.output
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert "holds" not in inspect(str(empty)).output
+
+
 def test_folders_missing_and_damaged_images_are_found(tmp_path):
     out = make(tmp_path / "out", "folders")
     os.unlink(os.path.join(out, "sharp", "00000007.png"))
