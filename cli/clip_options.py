@@ -65,7 +65,8 @@ def clips_config(pairs, fields: dict):
         raise click.BadParameter(str(exc)) from None
 
 
-def run_clips(out, config, n, seed, workers, shard, block_size, sink, resume, overwrite, command, preview=None):
+def run_clips(out, config, n, seed, workers, shard, block_size, sink, resume, overwrite, command, preview=None,
+              note=None):
     """``make_dataset`` with the clip maker into ``sink``; blocks sized for T frames per sample."""
     from blurgen.core.progress import Progress
     from blurgen.pairs.clips import ClipMaker
@@ -73,7 +74,7 @@ def run_clips(out, config, n, seed, workers, shard, block_size, sink, resume, ov
     from blurgen.runs.folder import auto_block_size
 
     block_size = block_size or auto_block_size(config.width, config.height * config.frames)
-    progress = Progress("make", "clips")
+    progress = Progress("make", "clips", first=note)
     try:
         result = make_dataset(out, config, n, seed, workers=workers, shard=shard, block_size=block_size,
                               resume=resume, overwrite=overwrite, command=command, progress=progress,

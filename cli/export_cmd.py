@@ -9,10 +9,10 @@ from blurgen.cli.output_options import (
     check_output_place,
     format_options,
     make_sink,
-    note_few_tars,
     refuse_options_that_do_not_apply,
     resolve_format,
     say_interrupted,
+    tar_note,
 )
 
 
@@ -52,11 +52,9 @@ def export(ctx, src, out, output_format, png_level, png_encoder, tar_mb, workers
             raise click.ClickException(f"{src} is a clips file (video, {pairs.frames} frames per sample); export "
                                        "writes pairs files only")
         height, width, _ = pairs.image_shape
-        n_pairs = len(pairs)
         shape = type("Shape", (), {"width": width, "height": height, "kernel_size": pairs.kernel_size})
     sink = make_sink(output_format, png_level, tar_mb, shape, None, png_encoder)
-    note_few_tars(sink, n_pairs, (0, 1), workers, tar_mb)
-    progress = Progress("export", "pairs")
+    progress = Progress("export", "pairs", first=tar_note(sink, workers, tar_mb))
     try:
         result = export_file(src, out, sink, workers=workers, resume=resume, overwrite=overwrite,
                              command=f"blurgen export {src} --format {output_format} --out {out}", progress=progress)

@@ -32,11 +32,11 @@ from blurgen.cli.output_options import (
     check_output_place,
     format_options,
     make_sink,
-    note_few_tars,
     parse_executor,
     refuse_options_that_do_not_apply,
     resolve_format,
     say_interrupted,
+    tar_note,
 )
 from blurgen.core.common import atomic_path
 from blurgen.core.config import MAX_PAIRS, MAX_SEED
@@ -166,8 +166,7 @@ def make(ctx, n, out, size, source, split, seed, workers, resume, overwrite, sha
         _refuse_exposure_options_for_clips(ctx)
     config, shard_pair = _config_from_options(ctx, n, size, source, split, resume, overwrite, shard, model_options,
                                               clips=clip_fields is not None)
-    if clip_fields is not None:
-        config = clips_config(config, clip_fields)
+    config = config if clip_fields is None else clips_config(config, clip_fields)
     try:
         filters = compression_for(compression)
     except ValueError as exc:
@@ -176,7 +175,7 @@ def make(ctx, n, out, size, source, split, seed, workers, resume, overwrite, sha
         executor != "local"))
     sink = _checked_sink(ctx, output_format, png_level, tar_mb, config, filters, png_encoder, n, shard_pair)
     executor = parse_executor(executor, workers)
-    note_few_tars(sink, n, shard_pair, workers, tar_mb, "pairs" if clip_fields is None else "clips", executor is None)
+    note = tar_note(sink, workers, tar_mb, "pairs" if clip_fields is None else "clips", executor is None)
     if preview:
         check_not_same_file(preview, out, "--preview")
         # Like the dataset: replaced with --overwrite, or by --resume when it is a PNG (an earlier
@@ -184,11 +183,12 @@ def make(ctx, n, out, size, source, split, seed, workers, resume, overwrite, sha
         check_output(preview, overwrite, replaceable=resume and is_png(preview))
     if clip_fields is not None:
         result = run_clips(out, config, n, seed, workers, shard_pair, block_size, sink, resume, overwrite,
-                           command_line(ctx), preview)
+                           command_line(ctx), preview, note)
         click.echo(f"{out}: {result.n_planned} clips of {config.frames} frames ({config.width}x{config.height}) "
                    f"in {result.seconds:.1f} s" + (" (already complete)" if result.already_complete else ""))
     else:
-        result = _run(ctx, out, config, n, seed, workers, shard_pair, block_size, resume, overwrite, sink, executor)
+        result = _run(ctx, out, config, n, seed, workers, shard_pair, block_size, resume, overwrite, sink, executor,
+                      note)
         _report(out, config, result)
     if preview and clip_fields is None:
         _write_preview(out, preview)
@@ -359,11 +359,11 @@ def _config_from_options(ctx, n, size, source, split, resume, overwrite, shard, 
     return config, shard_pair
 
 
-def _run(ctx, out, config, n, seed, workers, shard, block_size, resume, overwrite, sink, executor):
+def _run(ctx, out, config, n, seed, workers, shard, block_size, resume, overwrite, sink, executor, note=None):
     from blurgen.core.progress import Progress
     from blurgen.runs.dataset import make_dataset
 
-    progress = Progress("make", "pairs")
+    progress = Progress("make", "pairs", first=note)
     try:
         return make_dataset(out, config, n, seed, workers=workers, shard=shard,
                             block_size=block_size, resume=resume, overwrite=overwrite,

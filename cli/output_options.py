@@ -96,23 +96,27 @@ def samples_per_tar(tar_mb: float, width: int, height: int, kernel_size: int, fr
     return max(1, int(tar_mb * 1e6 // per_sample))
 
 
-def note_few_tars(sink, n: int, shard: tuple[int, int], workers: int | None, tar_mb: float, unit: str = "pairs",
-                  local: bool = True) -> None:
-    """A note on stderr when a ``local`` (not Dask) WebDataset run cuts fewer tars than it has
-    worker processes: a tar is one worker's unit of work (and one DataLoader worker's when training
-    reads them), so the other workers would wait while it is made."""
-    from blurgen.runs.dataset import tar_shard_range
-
+def tar_note(sink, workers: int | None, tar_mb: float, unit: str = "pairs", local: bool = True):
+    """The hook (``Progress(first=...)``) that says on stderr, once the run has passed its checks
+    and counted the blocks it keeps, when a ``local`` (not Dask) WebDataset run has fewer tars to
+    make than worker processes: a tar is one worker's unit of work (and one DataLoader worker's
+    when training reads them), so the other workers would wait while it is made. None where it
+    never applies."""
     per_tar = getattr(sink, "samples_per_shard", None)
     if not per_tar or not local:
-        return
-    start, stop = tar_shard_range(n, shard, per_tar)
-    tars, busy = -(-(stop - start) // per_tar), workers or len(os.sched_getaffinity(0))
-    if tars < busy:
-        plural = "" if tars == 1 else "s"
-        click.echo(f"note: {stop - start} {unit} fill {tars} tar{plural} of up to {per_tar} (--tar-mb {tar_mb:g}); a tar "
-                   f"is one worker's work, so {tars} of {busy} workers will be busy (a smaller --tar-mb makes more tars)",
-                   err=True)
+        return None
+    busy = workers or len(os.sched_getaffinity(0))
+
+    def note(done: int, total: int) -> None:
+        left = total - done
+        tars = -(-left // per_tar)
+        if 0 < tars < busy:
+            plural = "" if tars == 1 else "s"
+            click.echo(f"note: {left} {unit} to make fill {tars} tar{plural} of up to {per_tar} (--tar-mb {tar_mb:g}); "
+                       f"a tar is one worker's work, so {tars} of {busy} workers will be busy (a smaller --tar-mb "
+                       "makes more tars)", err=True)
+
+    return note
 
 
 def check_output_place(out: str) -> None:

@@ -32,8 +32,10 @@ class Progress:
     compilation, 10-60 s), which made the first ETA read an hour for a one-minute job."""
 
     def __init__(self, label: str, unit: str, stream: IO | None = None, tty: bool | None = None,
-                 every: float = 10.0, clock: Callable[[], float] = time.monotonic) -> None:
+                 every: float = 10.0, clock: Callable[[], float] = time.monotonic,
+                 first: Callable[[int, int], None] | None = None) -> None:
         self.label, self.unit, self.every, self.clock = label, unit, every, clock
+        self.first = first  # called once, before the first report is drawn (a note on the run)
         self.tty = sys.stderr.isatty() if tty is None else tty
         self.stream = stream or (sys.stderr if self.tty else sys.stdout)
         self.bar = None
@@ -42,6 +44,9 @@ class Progress:
         self._last_line = -math.inf
 
     def __call__(self, done: int, total: int) -> None:
+        if self.first is not None:
+            first, self.first = self.first, None
+            first(done, total)
         if self.tty:
             self._bar(done, total)
             return

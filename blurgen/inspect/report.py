@@ -268,10 +268,20 @@ def webdataset_outputs_in(folder: str) -> list[str]:
 
     found = set()
     for path in glob.glob(os.path.join(glob.escape(folder), "*.json")):
+        prefix = re.sub(r"(\.shard-\d+-of-\d+)?\.json$", "", path)
+        # only an index beside its tars, and only a regular file of index size: never a FIFO (the
+        # read would wait for ever) or someone's large annotation file
+        if (prefix in found or not glob.glob(glob.escape(prefix) + "-[0-9]*.tar") or not os.path.isfile(path)
+                or os.path.getsize(path) > MAX_INDEX_BYTES):
+            continue
         try:
             meta = read_meta(path)
         except PairsFileError:
             continue
         if meta["format"] == "webdataset":
-            found.add(re.sub(r"(\.shard-\d+-of-\d+)?\.json$", "", path))
+            found.add(prefix)
     return sorted(found)
+
+
+#: The largest WebDataset index ``webdataset_outputs_in`` reads (one lists its tars: ~2 kB here).
+MAX_INDEX_BYTES = 16 * 2**20

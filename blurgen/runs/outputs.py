@@ -42,8 +42,8 @@ def read_meta(path: str) -> dict[str, Any]:
     try:
         with open(path, encoding="utf-8") as handle:
             meta = json.load(handle)
-    except (OSError, ValueError) as exc:
-        raise PairsFileError(f"{path}: unreadable ({exc})") from None
+    except (OSError, ValueError, RecursionError) as exc:  # RecursionError: JSON nested too deep
+        raise PairsFileError(f"{path}: unreadable ({type(exc).__name__}: {exc})") from None
     if not isinstance(meta, dict) or not all(key in meta for key in (*SETTINGS, "format", "n")):
         raise PairsFileError(f"{path}: not a blurgen output description")
     return meta

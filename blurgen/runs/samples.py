@@ -228,6 +228,8 @@ class BlockTarWriter:
 
     def add(self, name: str, data: bytes, dtypes: dict[str, str] | None = None) -> None:
         """Add member ``name``; ``dtypes`` (a JSON member's parameter dtypes) go in its header."""
+        if type(data) is not bytes:  # written later (gathered): a caller's buffer may change meanwhile
+            data = bytes(data)
         pax = {_CRC_KEY: str(zlib.crc32(data))}
         if dtypes is not None:
             pax[_DTYPES_KEY] = json.dumps(dtypes, sort_keys=True)
@@ -264,10 +266,13 @@ class BlockTarWriter:
             self._fd = -1
 
     def __del__(self) -> None:
-        # a writer dropped without close() (an error raised between its calls) releases its file
+        # A writer dropped without close() (an error raised between its calls): its file is closed
+        # and, never finished, removed (close() lets go of the descriptor before the commit).
         try:
-            self._close_fd()
-        except Exception:  # noqa: BLE001, S110 -- at interpreter exit its modules may be gone already
+            if getattr(self, "_fd", -1) >= 0:
+                self._close_fd()
+                os.unlink(self.tmp)
+        except Exception:  # noqa: BLE001, S110 -- gone already, or modules gone at interpreter exit
             pass
 
     def close(self) -> tuple[str, str]:
@@ -300,7 +305,7 @@ class FileBlockWriter(BlockTarWriter):
         try:
             super().__init__(folder, start, count, stamp)
         except BaseException:
-            os.close(self._dir)
+            self._close_dir()  # guard() may have closed it already (a full disk at the create)
             raise
         self.place = place
         self._folders: set[str] = set()
@@ -315,9 +320,17 @@ class FileBlockWriter(BlockTarWriter):
             raise
 
     def _close_dir(self) -> None:
-        if self._dir >= 0:
-            os.close(self._dir)
+        if getattr(self, "_dir", -1) >= 0:
+            with contextlib.suppress(OSError):
+                os.close(self._dir)
             self._dir = -1
+
+    def __del__(self) -> None:
+        super().__del__()
+        try:
+            self._close_dir()
+        except Exception:  # noqa: BLE001, S110 -- modules gone at interpreter exit
+            pass
 
     def close(self) -> tuple[str, str]:
         try:

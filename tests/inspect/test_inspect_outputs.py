@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import random
 import subprocess
+import sys
 import tarfile
 
 import numpy as np
@@ -67,6 +68,29 @@ def test_the_folder_holding_webdataset_tars_points_at_their_prefix(tmp_path):
     empty = tmp_path / "empty"
     empty.mkdir()
     assert "holds" not in inspect(str(empty)).output
+
+
+def test_odd_json_files_beside_tars_never_hang_or_crash_the_folder_hint(tmp_path, monkeypatch):
+    make(tmp_path / "train", "webdataset")
+    for odd in ("fifo", "deep", "big"):
+        (tmp_path / f"{odd}-000000.tar").write_bytes(b"")  # an index beside tars is what is read
+    os.mkfifo(tmp_path / "fifo.json")  # a read would wait for ever
+    (tmp_path / "deep.json").write_text("[" * 100000)  # json.load: RecursionError
+    index_bytes = os.path.getsize(tmp_path / "train.json")
+    # a real index made larger than the cap: read, it would be listed
+    (tmp_path / "big.json").write_text((tmp_path / "train.json").read_text() + " " * index_bytes)
+    import blurgen.inspect.report as report
+
+    monkeypatch.setattr(report, "MAX_INDEX_BYTES", index_bytes)  # big.json is over it: not read
+    result = subprocess.run([sys.executable, "-c", "import sys; from blurgen.inspect.report import webdataset_outputs_in; "
+                             "print(webdataset_outputs_in(sys.argv[1]))", str(tmp_path)],
+                            capture_output=True, text=True, timeout=60)
+    # in its own process (the FIFO must not hang it) and with the default cap: big.json is an index
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == repr([str(tmp_path / "big"), str(tmp_path / "train")])
+    assert report.webdataset_outputs_in(str(tmp_path)) == [str(tmp_path / "train")]
+    cli = inspect(str(tmp_path))
+    assert cli.exit_code == 1 and "Traceback" not in cli.output and "output " + str(tmp_path / "train") in cli.output
 
 
 def test_folders_missing_and_damaged_images_are_found(tmp_path):

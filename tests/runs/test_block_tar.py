@@ -3,6 +3,7 @@ tarfile writes for the same members, tarfile reads them, and damage is refused."
 
 from __future__ import annotations
 
+import errno
 import io
 import json
 import os
@@ -108,3 +109,42 @@ def test_a_writer_dropped_without_close_releases_its_file(tmp_path):
     del writer
     with pytest.raises(OSError):
         os.fstat(fd)
+
+
+def test_a_full_disk_at_the_create_of_a_file_writers_tar_is_a_full_disk(tmp_path, monkeypatch):
+    out = tmp_path / "out"
+    out.mkdir()
+    real = os.open
+
+    def no_space_for_temporaries(path, *args, **kwargs):
+        if ".tmp-" in os.fspath(path):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), path)
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", no_space_for_temporaries)
+    with pytest.raises(samples.DiskFullError):  # was EBADF: the folder's descriptor closed twice
+        samples.FileBlockWriter(str(tmp_path), 5, 2, STAMP, str(out), lambda kind, key: None)
+
+
+def test_a_dropped_file_writer_closes_both_descriptors_and_removes_its_temporary(tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    writer = samples.FileBlockWriter(str(tmp_path), 5, 2, STAMP, str(out), lambda kind, key: None)
+    fds, tmp = (writer._fd, writer._dir), writer.tmp
+    writer.add("00000005.json", b"{}", {})
+    assert os.path.exists(tmp)
+    del writer
+    for fd in fds:
+        with pytest.raises(OSError):
+            os.fstat(fd)
+    assert not os.path.exists(tmp)
+
+
+def test_a_buffer_changed_after_add_does_not_change_the_member(tmp_path):
+    writer = samples.BlockTarWriter(str(tmp_path), 5, 2, STAMP)
+    buffer = bytearray(b"A" * 1000)
+    writer.add("00000005.blur.png", buffer)
+    buffer[:] = b"B" * 1000
+    writer.add("00000006.blur.png", b"C")
+    tmp, _ = writer.close()
+    assert [data for _, data, _ in samples.read_block_tar(tmp, 5, 2, STAMP)] == [b"A" * 1000, b"C"]
