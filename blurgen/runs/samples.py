@@ -193,6 +193,15 @@ def block_tar_name(start: int, count: int) -> str:
     return f"block-{start:010d}-{count}.tar"
 
 
+def close_descriptor(owner: Any, attribute: str) -> None:
+    """Close the file descriptor ``owner.<attribute>`` if it is open (-1: closed), errors ignored."""
+    fd = getattr(owner, attribute, -1)
+    if fd >= 0:
+        setattr(owner, attribute, -1)
+        with contextlib.suppress(OSError):
+            os.close(fd)
+
+
 #: Bytes (and pieces) a block tar gathers before writing them with one ``os.writev``.
 GATHER_BYTES = 512 * 1024
 GATHER_PARTS = 64  # far below the system's IOV_MAX (1024 on Linux)
@@ -260,10 +269,7 @@ class BlockTarWriter:
                 parts[0] = memoryview(parts[0])[written:]
 
     def _close_fd(self) -> None:
-        if getattr(self, "_fd", -1) >= 0:
-            with contextlib.suppress(OSError):
-                os.close(self._fd)
-            self._fd = -1
+        close_descriptor(self, "_fd")
 
     def __del__(self) -> None:
         # A writer dropped without close() (an error raised between its calls): its file is closed
@@ -320,10 +326,7 @@ class FileBlockWriter(BlockTarWriter):
             raise
 
     def _close_dir(self) -> None:
-        if getattr(self, "_dir", -1) >= 0:
-            with contextlib.suppress(OSError):
-                os.close(self._dir)
-            self._dir = -1
+        close_descriptor(self, "_dir")
 
     def __del__(self) -> None:
         super().__del__()
