@@ -71,9 +71,12 @@ class SideArrays:
         folder = self._per_sample_files()
         if folder is not None:
             names = sorted(n[:-4] for n in os.listdir(folder) if n.endswith(".npy"))
-            shape = None
-            for name in sorted(self.check_names(checks, "kernel/", names)) if verify else ():
+            present, shape = self.check_names(checks, "kernel/", names), None  # names: also with --quick
+            for name in sorted(present) if verify else ():
                 shape = check_kernel_file(checks, os.path.join(folder, name + ".npy"), f"kernel/{name}.npy", shape)
+            motions = os.path.join(self.path, "motion")
+            if os.path.isdir(motions):
+                self.check_names(checks, "motion/", [n[:-4] for n in os.listdir(motions)])
         else:
             kernels = side_rows(checks, os.path.join(self.path, "kernel.npy"), len(self.expected))
             for row in range(len(kernels)) if verify and kernels is not None else ():

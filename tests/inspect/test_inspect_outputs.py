@@ -243,6 +243,8 @@ def test_an_earlier_blurgens_output_with_a_kernel_file_per_sample_is_read(tmp_pa
     damaged = inspect(out)
     assert "1 sample(s) missing in kernel/ (first: 00000004)" in damaged.output, damaged.output
     assert "1 kernel(s) that do not sum to 1 (first: kernel/00000006.npy)" in damaged.output, damaged.output
+    quick = inspect(out, "--quick")  # names are checked without reading the files, as before kernel.npy
+    assert "1 sample(s) missing in kernel/ (first: 00000004)" in quick.output, quick.output
     open(os.path.join(out, "kernel", "00000008.npy"), "wb").write(b"not a kernel")
     unreadable = inspect(out)
     assert unreadable.exit_code == 0, unreadable.output
