@@ -37,9 +37,11 @@ def centroid(kernel: np.ndarray) -> tuple[float, float]:
 
 @st.composite
 def camera_configs(draw, translation: bool = True):
-    """Cameras over wide ranges whose kernels fit 65 px (short exposures for long lenses)."""
+    """Cameras over wide ranges whose kernels fit 65 px (short exposures for long lenses).
+    Frames are between 1:2 and 2:1 like a camera's: a frame 10x taller than wide with a 10 mm
+    lens sees nearly 180 degrees up and down, and kernels near its top stretch past any size."""
     width = draw(st.integers(32, 800))
-    height = draw(st.integers(32, 600))
+    height = min(600, max(32, round(width * draw(st.floats(0.5, 2.0)))))
     focal = draw(st.floats(10.0, 200.0))
     exposure_hi = max(1e-4, draw(st.floats(1e-4, 0.4)) * min(1.0, 24.0 / focal) * min(1.0, 640.0 / width))
     return CameraConfig(
