@@ -28,6 +28,9 @@ def inspect(path, png, rows, overwrite, quick):
     output (OUT) or WebDataset tars (PREFIX, PREFIX.tar or PREFIX.json): every image is decoded
     and the names, keys and meta_info.txt lines checked (--quick: image headers only).
 
+    Exits 1 after the report when it lists damage (an incomplete dataset alone exits 0), so
+    `blurgen inspect pairs.h5 && ...` goes on only with sound data.
+
     \b
     Examples:
       blurgen inspect pairs.h5
@@ -75,14 +78,13 @@ def _inspect(path, png, rows, overwrite, quick) -> None:
             lines, n_written, n_planned = describe_parts(parts_dir)
             click.echo("\n".join(lines))
         if pairs_path is not None:
-            click.echo("problems: " + ("none found" if not problems else ""))
-            for problem in problems:
-                click.echo(f"  - {problem}")
+            _echo_problems(problems)
         if png:
             sheet = _sheet_or_strip(pairs_path, rows) if pairs_path else sheet_from_parts(parts_dir, rows)
             _write_sheet(png, sheet)
     except ValueError as exc:  # e.g. nothing complete to draw yet
         raise click.ClickException(str(exc)) from None
+    _exit_if_damaged(path, problems)
 
 
 def _inspect_output(view, png, rows, overwrite, quick) -> None:
@@ -93,14 +95,29 @@ def _inspect_output(view, png, rows, overwrite, quick) -> None:
         check_output(png, overwrite)
     lines, problems = describe_output(view, verify=not quick)
     click.echo("\n".join(lines))
-    click.echo("problems: " + ("none found" if not problems else ""))
-    for problem in problems:
-        click.echo(f"  - {problem}")
+    _echo_problems(problems)
     if png:
         try:
             _write_sheet(png, sheet_from_output(view, rows))
         except ValueError as exc:
             raise click.ClickException(str(exc)) from None
+    _exit_if_damaged(view.path, problems)
+
+
+def _echo_problems(problems: list[str]) -> None:
+    click.echo("problems: " + ("none found" if not problems else ""))
+    for problem in problems:
+        click.echo(f"  - {problem}")
+
+
+def _exit_if_damaged(path: str, problems: list[str]) -> None:
+    """Exit 1 (DESIGN's "corrupt files") when the report listed damage; incompleteness alone is
+    not (a run in progress, a shard)."""
+    from blurgen.inspect import damage
+
+    found = damage(problems)
+    if found:
+        raise click.ClickException(f"{path}: damaged ({len(found)} problem(s) listed above)")
 
 
 def _sheet_or_strip(path: str, rows: int):

@@ -12,11 +12,14 @@ from __future__ import annotations
 import os
 import stat
 import struct
+import zlib
 
 import cv2
 import numpy as np
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+#: A PNG chunk's length, type and CRC-32 take 12 bytes around its data.
+_CHUNK_FRAME = 12
 _JPEG_SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
 
 
@@ -60,6 +63,34 @@ def write_png(path: str, rgb: np.ndarray, compression: int = 3) -> None:
         raise OSError(f"could not encode a PNG for {path}")
     with open(path, "wb") as handle:
         handle.write(data.tobytes())
+
+
+def png_is_whole(data: bytes) -> bool:
+    """Whether PNG bytes hold their signature, then chunks whose critical ones (IHDR, PLTE, IDAT,
+    IEND: an upper-case first letter) match their CRC-32, up to IEND. A check before libpng
+    decodes a file that may be damaged: libpng prints its own error lines on stderr for a
+    damaged one (OpenCV does not silence them), and reads damage in an IDAT only where its
+    compressed stream happens to break.
+
+    >>> ok, png = cv2.imencode(".png", np.zeros((2, 2, 3), np.uint8))
+    >>> png_is_whole(png.tobytes()), png_is_whole(png.tobytes()[:-1])
+    (True, False)
+    """
+    view = memoryview(data)
+    if bytes(view[:8]) != _PNG_SIGNATURE:
+        return False
+    at = 8
+    while at + _CHUNK_FRAME <= len(view):
+        end = at + _CHUNK_FRAME + int.from_bytes(view[at:at + 4], "big")
+        if end > len(view):
+            return False
+        kind = bytes(view[at + 4:at + 8])
+        if kind[:1].isupper() and zlib.crc32(view[at + 4:end - 4]) != int.from_bytes(view[end - 4:end], "big"):
+            return False
+        if kind == b"IEND":
+            return True
+        at = end
+    return False
 
 
 def _png_header(head: bytes) -> tuple[int, int, int, int] | None:

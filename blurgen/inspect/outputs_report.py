@@ -24,6 +24,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
+from blurgen.inspect import incomplete_problem
 from blurgen.inspect.side_arrays import SideArrays, kernel_problem
 from blurgen.runs.outputs import META_NAME, read_meta, read_params_csv
 from blurgen.runs.samples import decode_png, load_npy, sample_name
@@ -426,7 +427,7 @@ def describe_output(view: OutputView, verify: bool = True) -> tuple[list[str], l
         lines.append("params: not read (--quick reads only the tar headers)")
     problems = checks.lines()
     if written < view.planned:
-        problems.insert(0, f"incomplete: only {written} of {view.planned} {view.unit} have both images")
+        problems.insert(0, incomplete_problem(written, view.planned, f"{view.unit} have both images"))
     return lines, problems
 
 

@@ -15,6 +15,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
+from blurgen.inspect import incomplete_problem
 from blurgen.inspect.camera import camera_lines
 from blurgen.runs.folder import MANIFEST_NAME, RunFolder, parts_dir_for
 from blurgen.store.parts import PartsError, part_files, verify_stored_data
@@ -187,7 +188,7 @@ def describe_file(path: str, verify: bool = True) -> tuple[list[str], list[str]]
                 problems += _checksum_problems(path, h5, n_written)
         problems += _motion_problems(path)
         if n_written < n_planned:
-            problems.insert(0, f"incomplete: only {n_written} of {n_planned} samples were written")
+            problems.insert(0, incomplete_problem(n_written, n_planned, "samples were written"))
     return lines, problems
 
 

@@ -113,6 +113,10 @@ def decode_png(data: bytes) -> np.ndarray:
     """
     import cv2
 
+    from blurgen.core.imageio import png_is_whole
+
+    if not png_is_whole(data):  # checked first: libpng would print its own error on stderr
+        raise ValueError("not a whole PNG image (damaged or cut short)")
     image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
     if image is None:
         raise ValueError("not a PNG image")

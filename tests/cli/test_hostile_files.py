@@ -171,7 +171,7 @@ def test_inspect_of_a_small_file_declaring_a_hundred_million_samples_answers_at_
     _crafted(path, n=10**8, image=(32, 32))
     assert os.path.getsize(path) < 10**6
     done = subprocess.run(["blurgen", "inspect", str(path)], capture_output=True, text=True, timeout=60)
-    assert done.returncode == 0
+    assert done.returncode == 1  # damage: exit 1 after the report
     assert "stores data for only 0 of the 100000000 samples" in done.stdout
 
 
@@ -233,7 +233,7 @@ def test_inspect_reads_a_chunk_holding_millions_of_samples_once(tmp_path):
     assert os.path.getsize(path) < 4 * 10**6
     done = subprocess.run(["blurgen", "inspect", str(path)], capture_output=True, text=True, timeout=120,
                           preexec_fn=_limited_memory(3 * 2**30))
-    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.returncode == 1, done.stderr[-2000:]
     assert "10000000 kernel(s) do not sum to 1 (first: sample 0)" in done.stdout
 
 
@@ -265,7 +265,7 @@ def test_inspect_flags_nan_kernels(tmp_path):
             ds[...] = 0
         h5["params/seed_index"][...] = np.arange(3)
     result = cli("inspect", str(path))
-    assert result.exit_code == 0 and "1 kernel(s) hold NaN or infinite weights" in result.output
+    assert result.exit_code == 1 and "1 kernel(s) hold NaN or infinite weights" in result.output
 
 
 def test_inspect_draws_nan_infinite_and_negative_kernels_without_warnings(tmp_path):
@@ -276,7 +276,8 @@ def test_inspect_draws_nan_infinite_and_negative_kernels_without_warnings(tmp_pa
     path = tmp_path / "odd.h5"
     _crafted(path, kernels=kernels)
     done = run_blurgen(["inspect", str(path), "--quick", "--png", str(tmp_path / "sheet.png")])
-    assert done.returncode == 0 and done.stderr == b"", done.stderr.decode()
+    err = done.stderr.decode()  # only the one line saying the kernels are damaged: no warnings
+    assert done.returncode == 1 and err.startswith("Error: ") and err.count("\n") == 1 and "damaged (" in err, err
     assert (tmp_path / "sheet.png").exists()
 
 
@@ -316,7 +317,7 @@ def test_a_flipped_bit_in_a_kept_part_is_remade_on_resume_and_inspect_finds_one_
     assert "problems: none found" in cli("inspect", str(out)).output
     _flip_a_byte_in_a_chunk(out, "sharp", 17)
     report = cli("inspect", str(out))
-    assert report.exit_code == 0 and "damaged data" in report.output and "sample 17" in report.output
+    assert report.exit_code == 1 and "damaged data" in report.output and "sample 17" in report.output
     assert "problems: none found" in cli("inspect", str(out), "--quick").output
 
 

@@ -102,7 +102,7 @@ def test_folders_missing_and_damaged_images_are_found(tmp_path):
     kernels.flush()
     del kernels
     result = inspect(out)
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == 1, result.output
     assert "samples: 22/23 written (INCOMPLETE)" in result.output
     assert "1 sample(s) missing in sharp/ (first: 00000007)" in result.output
     assert "1 image(s) that do not decode (damaged) (first: blur/00000011.png)" in result.output
@@ -121,7 +121,7 @@ def test_lmdb_keys_and_meta_info_lines_are_checked(tmp_path):
     lines[5] = "00000005 (16,24,3) 1"
     open(meta_info, "w").write("\n".join(lines[:-1]) + "\n")
     result = inspect(out)
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == 1, result.output
     assert "sharp.lmdb/meta_info.txt size(s) not (16,24,3) (first: 00000003.png (16,25,3) 1)" in result.output
     assert "sharp.lmdb/meta_info.txt line(s) not 'NAME.png (H,W,C) LEVEL' (first: line 6)" in result.output
     assert "sharp.lmdb/meta_info.txt key(s) not the stored keys in order" in result.output
@@ -137,7 +137,7 @@ def test_webdataset_missing_or_damaged_tars_and_unfinished_shard_runs(tmp_path):
     data[member.offset_data + member.size // 2] ^= 0x55  # inside the image data, not a tar header
     open(out + "-000003.tar", "wb").write(bytes(data))
     result = inspect(out)
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == 1, result.output
     assert "samples: 18/23 written (INCOMPLETE)" in result.output
     assert "1 tar(s) missing (first: out-000002.tar)" in result.output
     assert "5 sample(s) missing in the tars (first: 00000010)" in result.output
@@ -180,7 +180,7 @@ def test_a_truncated_lmdb_data_file_is_a_problem_of_that_env_not_a_crash(tmp_pat
     assert os.path.getsize(data) > 3 * 8192
     os.truncate(data, size)
     done = inspect_in_a_process(out, *(["--quick"] if quick else []))
-    assert done.returncode == 0, (done.returncode, done.stderr)
+    assert done.returncode == 1, (done.returncode, done.stderr)
     assert "Traceback" not in done.stderr
     problems = done.stdout.split("problems:")[1]
     assert f"blur.lmdb damaged: data.mdb is {size} bytes, its pages need" in problems
@@ -205,7 +205,7 @@ def test_an_overwritten_lmdb_page_is_a_problem_of_that_env_not_a_traceback(tmp_p
         handle.seek(2 * 4096)
         handle.write(random.Random(9).randbytes(3 * 4096))
     result = inspect(out)
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == 1, result.output
     problems = result.output.split("problems:")[1]
     assert "blur.lmdb damaged: " in problems and "MDB_" in problems and "not read further" in problems
     assert "sharp.lmdb" not in problems
@@ -224,7 +224,7 @@ def test_an_empty_or_short_kernel_npy_is_a_problem_line_and_the_sheet_a_one_line
     assert "kernel.npy has no row for sample" in short.output, short.output
     open(os.path.join(out, "kernel.npy"), "wb").close()
     empty = inspect(out, "--quick")
-    assert empty.exit_code == 0 and "1 kernel.npy unreadable (EOFError) (first: kernel.npy)" in empty.output, \
+    assert empty.exit_code == 1 and "1 kernel.npy unreadable (EOFError) (first: kernel.npy)" in empty.output, \
         empty.output
 
 
@@ -247,5 +247,30 @@ def test_an_earlier_blurgens_output_with_a_kernel_file_per_sample_is_read(tmp_pa
     assert "1 sample(s) missing in kernel/ (first: 00000004)" in quick.output, quick.output
     open(os.path.join(out, "kernel", "00000008.npy"), "wb").write(b"not a kernel")
     unreadable = inspect(out)
-    assert unreadable.exit_code == 0, unreadable.output
+    assert unreadable.exit_code == 1, unreadable.output
     assert "1 kernel file(s) unreadable (first: kernel/00000008.npy)" in unreadable.output, unreadable.output
+
+
+@pytest.mark.parametrize("fmt", sorted(SINKS))
+def test_damage_exits_1_after_the_whole_report_and_incompleteness_alone_exits_0(tmp_path, fmt):
+    """DESIGN's exit codes: a corrupt dataset is 1 (so `blurgen inspect OUT && train ...` stops),
+    an incomplete one 0. The report still goes to stdout whole; stderr has the one line."""
+    out = make(tmp_path / "out", fmt)
+    if fmt == "webdataset":
+        os.unlink(out + "-000001.tar")
+    elif fmt == "folders":
+        flip_byte(os.path.join(out, "sharp", "00000004.png"), where=0.5)
+    else:
+        open(os.path.join(out, "sharp.lmdb", "meta_info.txt"), "a").write("stray line\n")
+    done = inspect_in_a_process(out)
+    assert done.returncode == 1, (done.stdout, done.stderr)
+    report = done.stdout.split("problems: \n")
+    assert len(report) == 2 and "samples: " in report[0] and report[1].startswith("  - "), done.stdout
+    assert done.stderr.startswith("Error: ") and done.stderr.count("\n") == 1, done.stderr
+    assert f"{out}: damaged (" in done.stderr and "problem(s) listed above)" in done.stderr
+    shard = str(tmp_path / "shard" / "out")
+    os.makedirs(os.path.dirname(shard))
+    make_dataset(shard, FakeConfig(), 23, seed=3, workers=1, block_size=5, durable=False, maker=FakeMaker(),
+                 sink=SINKS[fmt](), shard=(1, 2))  # a --shard run's output lacks the other shards' samples
+    alone = inspect_in_a_process(shard)
+    assert alone.returncode == 0 and alone.stderr == "", (alone.stdout, alone.stderr)
