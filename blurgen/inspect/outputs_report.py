@@ -27,7 +27,7 @@ import numpy as np
 from blurgen.inspect import incomplete_problem
 from blurgen.inspect.side_arrays import SideArrays, kernel_problem
 from blurgen.runs.outputs import META_NAME, read_meta, read_params_csv
-from blurgen.runs.samples import decode_png, load_npy, sample_name
+from blurgen.runs.samples import decode_png, load_npy, member_checks, sample_name
 from blurgen.store.schema import PairsFileError
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -307,7 +307,7 @@ class WebDatasetView(OutputView):
                 with tarfile.open(path, "r") as tar:
                     for info in tar:
                         data = tar.extractfile(info).read() if verify else None
-                        crc = info.pax_headers.get("blurgen.crc32")
+                        crc, _ = member_checks(info.pax_headers)
                         if data is not None and crc is not None and str(zlib.crc32(data)) != crc:
                             checks.add("tar member(s) damaged (CRC-32 mismatch)", f"{shard['url']}:{info.name}")
                         key, _, kind = info.name.partition(".")

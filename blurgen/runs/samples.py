@@ -49,6 +49,11 @@ MEMBER_KINDS = ("blur.png", "sharp.png", "kernel.npy", "motion.npy", "json")
 _STAMP_KEY = "blurgen.block"
 _CRC_KEY = "blurgen.crc32"
 _DTYPES_KEY = "blurgen.dtypes"
+#: The pax keyword holding a member's CRC-32 (and a JSON member's parameter dtypes) as
+#: ``blurgen.crc32=N[ blurgen.dtypes=JSON]``: ``comment``, which POSIX tells readers to ignore and
+#: GNU tar, tarfile and WebDataset do. Under keywords of their own (blurgen 0.1's tars, still read)
+#: GNU tar printed "Ignoring unknown extended header keyword" for every member it listed.
+_NOTE_KEY = "comment"
 #: PAX key of a member the worker wrote as a file of the output (``FileBlockWriter``): its size
 #: and CRC-32 (``SIZE:CRC``); the tar holds it with no data.
 _FILE_KEY = "blurgen.file"
@@ -243,11 +248,11 @@ class BlockTarWriter:
         """Add member ``name``; ``dtypes`` (a JSON member's parameter dtypes) go in its header."""
         if type(data) is not bytes:  # written later (gathered): a caller's buffer may change meanwhile
             data = bytes(data)
-        pax = {_CRC_KEY: str(zlib.crc32(data))}
+        note = f"{_CRC_KEY}={zlib.crc32(data)}"
         if dtypes is not None:
-            pax[_DTYPES_KEY] = json.dumps(dtypes, sort_keys=True)
+            note += f" {_DTYPES_KEY}={json.dumps(dtypes, sort_keys=True)}"
         with self.guard():
-            self._emit(block_tar.member(name, len(data), pax), data, block_tar.padding(len(data)))
+            self._emit(block_tar.member(name, len(data), {_NOTE_KEY: note}), data, block_tar.padding(len(data)))
 
     def _emit(self, *parts: bytes) -> None:
         """Append ``parts`` to the tar: gathered, then written by one ``os.writev`` once
@@ -418,6 +423,23 @@ def add_block(writer: BlockTarWriter, block: dict, start: int, level: int, encod
             writer.add(name, data, dtypes if name.endswith(".json") else None)
 
 
+def member_checks(pax: dict[str, str]) -> tuple[str | None, str | None]:
+    """``(CRC-32, dtypes JSON)`` that a block tar member's pax headers record (None where they do
+    not): from its ``comment``, or from the keywords of blurgen 0.1's tars.
+
+    >>> member_checks({"comment": 'blurgen.crc32=12 blurgen.dtypes={"a": "int16"}'})
+    ('12', '{"a": "int16"}')
+    >>> member_checks({"blurgen.crc32": "12"}), member_checks({"comment": "a user's note"})
+    (('12', None), (None, None))
+    """
+    note = pax.get(_NOTE_KEY, "")
+    if not note.startswith(f"{_CRC_KEY}="):
+        return pax.get(_CRC_KEY), pax.get(_DTYPES_KEY)
+    crc, _, rest = note[len(_CRC_KEY) + 1:].partition(" ")
+    dtypes = rest[len(_DTYPES_KEY) + 1:] if rest.startswith(f"{_DTYPES_KEY}=") else None
+    return crc, dtypes
+
+
 def write_block_tar(folder: str, block: dict, start: int, stamp: dict[str, Any], level: int,
                     encoder: str = "opencv") -> tuple[str, str]:
     """Stage ``block`` (samples ``start``...) as a tar in ``folder``: ``(temporary, final)``."""
@@ -450,9 +472,9 @@ def read_block_tar(path: str, start: int, count: int, stamp: dict[str, Any], *, 
                         size, crc = pax[_FILE_KEY].split(":")
                         receipts[name] = int(size), int(crc)
                     continue
-                if verify and str(zlib.crc32(data)) != pax.get(_CRC_KEY):
+                crc, dtypes = member_checks(pax)
+                if verify and str(zlib.crc32(data)) != crc:
                     raise BlockFileError(f"{path}: {name} is damaged (CRC-32 mismatch)")
-                dtypes = pax.get(_DTYPES_KEY)
                 yield name, data, (json.loads(dtypes) if dtypes else None)
     except (OSError, ValueError) as exc:
         raise BlockFileError(f"{path}: unreadable block ({exc})") from None

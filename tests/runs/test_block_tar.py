@@ -7,6 +7,8 @@ import errno
 import io
 import json
 import os
+import shutil
+import subprocess
 import tarfile
 import zlib
 
@@ -34,9 +36,10 @@ def _tarfiles() -> bytes:
         for name, data, dtypes in MEMBERS:
             info = tarfile.TarInfo(name)
             info.size, info.mode, info.mtime = len(data), 0o644, 0
-            info.pax_headers = {"blurgen.crc32": str(zlib.crc32(data))}
+            note = f"blurgen.crc32={zlib.crc32(data)}"
             if dtypes is not None:
-                info.pax_headers["blurgen.dtypes"] = json.dumps(dtypes, sort_keys=True)
+                note += f" blurgen.dtypes={json.dumps(dtypes, sort_keys=True)}"
+            info.pax_headers = {"comment": note}
             tar.addfile(info, io.BytesIO(data))
     return out.getvalue()
 
@@ -148,3 +151,33 @@ def test_a_buffer_changed_after_add_does_not_change_the_member(tmp_path):
     writer.add("00000006.blur.png", b"C")
     tmp, _ = writer.close()
     assert [data for _, data, _ in samples.read_block_tar(tmp, 5, 2, STAMP)] == [b"A" * 1000, b"C"]
+
+
+def test_a_block_tar_of_blurgen_0_1_with_its_own_pax_keywords_is_still_read_and_checked(tmp_path):
+    """Tars written before the checks moved into ``comment`` (a kept block on --resume, an old
+    WebDataset output under inspect) keep their CRC-32 and dtypes under blurgen.* keywords."""
+    path = str(tmp_path / "old.tar")
+    stamp = {"blurgen.block": json.dumps({"start": 5, "count": 2, **STAMP}, sort_keys=True)}
+    with tarfile.open(path, mode="w", format=tarfile.PAX_FORMAT, pax_headers=stamp) as tar:
+        for name, data, dtypes in MEMBERS:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            info.pax_headers = {"blurgen.crc32": str(zlib.crc32(data))}
+            if dtypes is not None:
+                info.pax_headers["blurgen.dtypes"] = json.dumps(dtypes, sort_keys=True)
+            tar.addfile(info, io.BytesIO(data[:-1] + b"?" if name.endswith("kernel.npy") else data))
+    with pytest.raises(samples.BlockFileError, match="00000006.kernel.npy is damaged"):
+        list(samples.read_block_tar(path, 5, 2, STAMP))
+    assert list(samples.read_block_tar(path, 5, 2, STAMP, verify=False))[:3] == MEMBERS[:3]
+
+
+@pytest.mark.skipif(shutil.which("tar") is None, reason="needs a tar program")
+def test_tar_lists_and_extracts_a_block_tar_without_a_warning(tmp_path):
+    """GNU tar printed "Ignoring unknown extended header keyword 'blurgen.crc32'" for every member."""
+    path = _ours(tmp_path)
+    listed = subprocess.run(["tar", "-tvf", path], capture_output=True, text=True, check=True)
+    assert listed.stderr == "" and len(listed.stdout.splitlines()) == len(MEMBERS), listed
+    (tmp_path / "x").mkdir()
+    done = subprocess.run(["tar", "-xf", path, "-C", str(tmp_path / "x")], capture_output=True, text=True, check=True)
+    assert done.stderr == ""
+    assert (tmp_path / "x" / "00000005.blur.png").read_bytes() == MEMBERS[0][1]
