@@ -39,29 +39,32 @@ def inspect(path, png, rows, overwrite, quick):
       blurgen inspect train_lmdb --png sheet.png
       blurgen inspect shards/train.tar
     """
+    found: list[str] = []  # the report's problems, once known
     try:
-        _inspect(path, png, rows, overwrite, quick)
+        _inspect(path, png, rows, overwrite, quick, found)
     except BrokenPipeError:
-        _quiet_broken_pipe()
+        _quiet_broken_pipe(found)
 
 
-def _quiet_broken_pipe() -> None:
-    """The reader of stdout went away (``blurgen inspect f.h5 | head -1``): stop quietly with
-    exit 0, as CLI tools do; stdout goes to /dev/null so the interpreter's final flush does not
-    complain either."""
+def _quiet_broken_pipe(problems: list[str]) -> None:
+    """The reader of stdout went away (``blurgen inspect f.h5 | head -1``): stop quietly, with
+    exit 1 if the report found damage and 0 otherwise; stdout goes to /dev/null so the
+    interpreter's final flush does not complain either."""
+    from blurgen.inspect import damage
+
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, sys.stdout.fileno())
-    sys.exit(0)
+    sys.exit(1 if damage(problems) else 0)
 
 
-def _inspect(path, png, rows, overwrite, quick) -> None:
+def _inspect(path, png, rows, overwrite, quick, found: list[str]) -> None:
     from blurgen.inspect.preview import sheet_from_parts
     from blurgen.inspect.clip_outputs import find_output
     from blurgen.inspect.report import describe_file, describe_parts, resolve_inspect_target
 
     view = find_output(path)  # a finished folders, LMDB or WebDataset output
     if view is not None:
-        _inspect_output(view, png, rows, overwrite, quick)
+        _inspect_output(view, png, rows, overwrite, quick, found)
         return
     pairs_path, parts_dir = resolve_inspect_target(path)  # e.g. some other folder: exit 1, one line
     if pairs_path is None and parts_dir is None:
@@ -73,6 +76,7 @@ def _inspect(path, png, rows, overwrite, quick) -> None:
         problems = []
         if pairs_path is not None:
             lines, problems = describe_file(pairs_path, verify=not quick)
+            found.extend(problems)
             click.echo("\n".join(lines))
         if parts_dir is not None:
             lines, n_written, n_planned = describe_parts(parts_dir)
@@ -87,13 +91,14 @@ def _inspect(path, png, rows, overwrite, quick) -> None:
     _exit_if_damaged(path, problems)
 
 
-def _inspect_output(view, png, rows, overwrite, quick) -> None:
+def _inspect_output(view, png, rows, overwrite, quick, found: list[str]) -> None:
     from blurgen.inspect.outputs_report import describe_output, sheet_from_output
 
     if png:
         check_not_same_file(png, view.path, "--png")
         check_output(png, overwrite)
     lines, problems = describe_output(view, verify=not quick)
+    found.extend(problems)
     click.echo("\n".join(lines))
     _echo_problems(problems)
     if png:
@@ -115,9 +120,10 @@ def _exit_if_damaged(path: str, problems: list[str]) -> None:
     not (a run in progress, a shard)."""
     from blurgen.inspect import damage
 
-    found = damage(problems)
-    if found:
-        raise click.ClickException(f"{path}: damaged ({len(found)} problem(s) listed above)")
+    damaged = damage(problems)
+    if damaged:
+        shown = path if path.isprintable() else repr(path)  # one line, whatever the name holds
+        raise click.ClickException(f"{shown}: damaged ({len(damaged)} problem(s) listed above)")
 
 
 def _sheet_or_strip(path: str, rows: int):

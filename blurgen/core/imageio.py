@@ -66,11 +66,12 @@ def write_png(path: str, rgb: np.ndarray, compression: int = 3) -> None:
 
 
 def png_is_whole(data: bytes) -> bool:
-    """Whether PNG bytes hold their signature, then chunks whose critical ones (IHDR, PLTE, IDAT,
-    IEND: an upper-case first letter) match their CRC-32, up to IEND. A check before libpng
-    decodes a file that may be damaged: libpng prints its own error lines on stderr for a
-    damaged one (OpenCV does not silence them), and reads damage in an IDAT only where its
-    compressed stream happens to break.
+    """Whether PNG bytes are whole as blurgen writes them: the signature, then chunks named by four
+    ASCII letters, each matching its CRC-32, up to an empty IEND. Checked before libpng decodes
+    one of blurgen's PNGs that may be damaged: libpng prints its own error and warning lines on
+    stderr (OpenCV does not silence them) and finds damage in an IDAT only where the compressed
+    stream happens to break. Stricter than libpng, which takes an ancillary chunk with a bad CRC
+    (with a warning): for a file blurgen wrote that too is damage.
 
     >>> ok, png = cv2.imencode(".png", np.zeros((2, 2, 3), np.uint8))
     >>> png_is_whole(png.tobytes()), png_is_whole(png.tobytes()[:-1])
@@ -81,14 +82,15 @@ def png_is_whole(data: bytes) -> bool:
         return False
     at = 8
     while at + _CHUNK_FRAME <= len(view):
-        end = at + _CHUNK_FRAME + int.from_bytes(view[at:at + 4], "big")
-        if end > len(view):
-            return False
+        length = int.from_bytes(view[at:at + 4], "big")
+        end = at + _CHUNK_FRAME + length
         kind = bytes(view[at + 4:at + 8])
-        if kind[:1].isupper() and zlib.crc32(view[at + 4:end - 4]) != int.from_bytes(view[end - 4:end], "big"):
+        if end > len(view) or not (kind.isascii() and kind.isalpha()):
+            return False
+        if zlib.crc32(view[at + 4:end - 4]) != int.from_bytes(view[end - 4:end], "big"):
             return False
         if kind == b"IEND":
-            return True
+            return length == 0
         at = end
     return False
 

@@ -14,7 +14,7 @@ from typing import Any, Iterator
 import numpy as np
 
 from blurgen.inspect import outputs_report as report
-from blurgen.inspect.outputs_report import Checks, png_problem
+from blurgen.inspect.outputs_report import Checks, sample_params
 from blurgen.inspect.side_arrays import check_kernel_file, kernel_problem
 from blurgen.runs.samples import decode_png, sample_name
 
@@ -93,7 +93,7 @@ class ClipFoldersView(ClipView, report.FoldersView):
                 if names != set(self.frame_names):
                     checks.add(f"clip(s) whose {folder}/ frames are not 0..{self.frames - 1}", f"{clip}/{folder}")
                 for name in sorted(names & set(self.frame_names)):
-                    problem = png_problem(self._image(root, name, verify), self.size, verify)
+                    problem = self.image_problem(root, name, verify)
                     if problem:
                         checks.add(problem, f"{clip}/{folder}/{name}.png")
                 whole = whole and set(self.frame_names) <= names
@@ -150,8 +150,6 @@ class ClipWebDatasetView(ClipView, report.WebDatasetView):
         return None
 
     def scan(self, checks: Checks, verify: bool) -> tuple[int, dict[str, np.ndarray]]:
-        import json
-
         kinds: dict[str, set[str]] = {}
         params: dict[str, dict] = {}
         shapes: dict = {}
@@ -162,8 +160,8 @@ class ClipWebDatasetView(ClipView, report.WebDatasetView):
             try:
                 problem = self._member_problem(kind, data, shapes)
                 if kind == "json":
-                    params[key] = json.loads(data)
-            except ValueError:
+                    params[key] = sample_params(data)
+            except (ValueError, EOFError):
                 problem = f"{kind} member(s) unreadable"
             if problem:
                 checks.add(problem, f"{key}.{kind}")

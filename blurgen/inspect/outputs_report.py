@@ -18,6 +18,7 @@ import io
 import json
 import os
 import re
+import stat
 import tarfile
 import zlib
 from typing import Any, Iterator
@@ -70,6 +71,27 @@ def png_problem(data: bytes | None, size: tuple[int, int], verify: bool) -> str 
         if decoded.shape != (size[1], size[0], 3):
             return f"image(s) not {size[0]}x{size[1]} RGB"
     return None
+
+
+def sample_params(data: bytes) -> dict[str, Any]:
+    """A sample's JSON member: an object of its parameters; ``ValueError`` for anything else."""
+    params = json.loads(data)
+    if not isinstance(params, dict):
+        raise ValueError(f"a sample's parameters are a JSON {type(params).__name__}, not an object")
+    return params
+
+
+def read_regular(path: str, size: int = -1) -> bytes:
+    """The first ``size`` bytes (-1: all) of the regular file ``path``; ``OSError`` for anything
+    else, at once (a FIFO named like an image would block a plain ``open`` for ever)."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(f"{path} is not a regular file")
+        with os.fdopen(fd, "rb", closefd=False) as handle:
+            return handle.read(size)
+    finally:
+        os.close(fd)
 
 
 class OutputView(SideArrays):
@@ -139,15 +161,21 @@ class FoldersView(OutputView):
             names = sorted(n[:-4] for n in os.listdir(root) if n.endswith(".png")) if os.path.isdir(root) else []
             present.append(self.check_names(checks, f"{folder}/", names))
             for name in sorted(present[-1]):
-                problem = png_problem(self._image(root, name, verify), self.size, verify)
+                problem = self.image_problem(root, name, verify)
                 if problem:
                     checks.add(problem, f"{folder}/{name}.png")
         return len(present[0] & present[1]), self.check_side_files(checks, verify)
 
+    def image_problem(self, root: str, name: str, verify: bool) -> str | None:
+        """What is wrong with image ``root/name.png`` (``png_problem``), or None."""
+        try:
+            return png_problem(self._image(root, name, verify), self.size, verify)
+        except OSError:
+            return "image(s) unreadable (not a regular file, or no permission)"
+
     @staticmethod
     def _image(root: str, name: str, whole: bool) -> bytes:
-        with open(os.path.join(root, name + ".png"), "rb") as handle:
-            return handle.read() if whole else handle.read(26)
+        return read_regular(os.path.join(root, name + ".png"), -1 if whole else 26)
 
     def rows(self, names: list[str]) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
         for name in names:
@@ -324,14 +352,17 @@ class WebDatasetView(OutputView):
             if data is None:
                 continue
             problem = None
-            if kind in IMAGE_KINDS:
-                problem = png_problem(data, self.size, verify)
-            elif kind == "kernel.npy":
-                kernel = load_npy(data)
-                shape = shape or kernel.shape
-                problem = kernel_problem(kernel, shape)
-            elif kind == "json":
-                params[key] = json.loads(data)
+            try:
+                if kind in IMAGE_KINDS:
+                    problem = png_problem(data, self.size, verify)
+                elif kind == "kernel.npy":
+                    kernel = load_npy(data)
+                    shape = shape or kernel.shape
+                    problem = kernel_problem(kernel, shape)
+                elif kind == "json":
+                    params[key] = sample_params(data)
+            except (ValueError, EOFError):  # a damaged .npy header or JSON (its CRC-32 says so too)
+                problem = f"{kind} member(s) unreadable"
             if problem:
                 checks.add(problem, f"{key}.{kind}")
         present = self.check_names(checks, "the tars", list(kinds))

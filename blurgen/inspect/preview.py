@@ -182,4 +182,7 @@ def sheet_from_parts(parts_dir: str, count: int = 8) -> np.ndarray:
     done = RunFolder.at(parts_dir).complete_parts()
     if not done:
         raise ValueError(f"{parts_dir} has no complete block yet")
+    if not done[min(done)].endswith(".h5"):  # a folders, LMDB or WebDataset run stages tars
+        raise ValueError(f"{parts_dir} is a run in progress of PNG images: --png draws its output once it is "
+                         "finished (the report above says how far it is)")
     return sheet_from_file(done[min(done)], count)

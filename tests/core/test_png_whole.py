@@ -3,6 +3,7 @@ damaged image is reported as a problem line without libpng's own lines on stderr
 
 from __future__ import annotations
 
+import importlib.util
 import struct
 import zlib
 
@@ -39,12 +40,47 @@ def test_cut_short_or_not_a_png_fails(png):
     assert not png_is_whole(b"GIF89a" + png[6:])
 
 
-def test_an_ancillary_chunk_with_a_bad_crc_is_left_to_libpng(png):
-    """libpng discards such a chunk and decodes the image: the check must not refuse it."""
+def test_every_single_bit_flip_fails_also_in_chunk_names_and_ancillary_chunks(png):
+    """A flipped case bit once turned IDAT into an 'ancillary' iDAT whose CRC went unchecked."""
     iend = png.rindex(b"IEND") - 4
-    odd = png[:iend] + _chunk(b"tEXt", b"Comment\0x", crc=1) + png[iend:]
-    assert png_is_whole(odd)
-    assert cv2.imdecode(np.frombuffer(odd, np.uint8), cv2.IMREAD_COLOR) is not None
+    with_text = png[:iend] + _chunk(b"tEXt", b"Comment\0blurgen") + png[iend:]
+    assert png_is_whole(with_text)
+    for data in (png, with_text):
+        for at in range(8, len(data)):
+            for bit in range(8):
+                damaged = bytearray(data)
+                damaged[at] ^= 1 << bit
+                assert not png_is_whole(bytes(damaged)), (at, bit)
+
+
+def test_a_bad_ancillary_crc_an_odd_chunk_name_or_an_iend_with_data_fail(png):
+    iend = png.rindex(b"IEND") - 4
+    assert not png_is_whole(png[:iend] + _chunk(b"tEXt", b"Comment\0x", crc=1) + png[iend:])
+    assert not png_is_whole(png[:iend] + _chunk(b"tE1t", b"x") + png[iend:])
+    assert not png_is_whole(png[:iend] + _chunk(b"IEND", b"x"))
+    assert png_is_whole(png + b"trailing bytes")  # as libpng: nothing after IEND is read
+
+
+@pytest.mark.skipif(importlib.util.find_spec("fpng") is None, reason="fpng not installed (blurgen[fastpng])")
+def test_fpng_pngs_are_whole_and_a_flip_in_their_ancillary_chunk_fails():
+    image = np.random.default_rng(1).integers(0, 256, (20, 20, 3), dtype=np.uint8)
+    data = encode_png(image, 1, "fpng")
+    assert png_is_whole(data)
+    chunks = [data[at + 4:at + 8] for at in _chunk_starts(data)]
+    for at in _chunk_starts(data):
+        if data[at + 4:at + 5].islower():  # fpng's own ancillary chunk
+            damaged = bytearray(data)
+            damaged[at + 9] ^= 1
+            assert not png_is_whole(bytes(damaged))
+    assert b"IDAT" in chunks
+
+
+def _chunk_starts(data: bytes) -> list[int]:
+    starts, at = [], 8
+    while at < len(data):
+        starts.append(at)
+        at += 12 + int.from_bytes(data[at:at + 4], "big")
+    return starts
 
 
 def test_decode_png_refuses_a_damaged_png_with_a_value_error(png, capfd):

@@ -120,4 +120,7 @@ def test_inspect_into_a_closed_pipe_exits_quietly(pairs):
                                pairs], stdout=write_end, stderr=subprocess.PIPE, text=True, timeout=120)
     finally:
         os.close(write_end)
-    assert proc.returncode == 0 and proc.stderr == "", proc.stderr
+    # quietly, and with the exit code of the report (1: this hand-made file's seed_index is not 0..n-1)
+    report = subprocess.run([sys.executable, "-c", "from blurgen.cli import main; main()", "inspect", "--quick", pairs],
+                            capture_output=True, text=True, timeout=120)
+    assert proc.returncode == report.returncode and proc.stderr == "", proc.stderr
