@@ -77,7 +77,8 @@ def sample_params(data: bytes) -> dict[str, Any]:
     """A sample's JSON member: an object of its parameters; ``ValueError`` for anything else."""
     params = json.loads(data)
     if not isinstance(params, dict):
-        raise ValueError(f"a sample's parameters are a JSON {type(params).__name__}, not an object")
+        # ValueError, as json's own: bad data, not a bad call
+        raise ValueError(f"a sample's parameters are a JSON {type(params).__name__}, not an object")  # noqa: TRY004
     return params
 
 

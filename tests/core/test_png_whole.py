@@ -7,7 +7,6 @@ import importlib.util
 import struct
 import zlib
 
-import cv2
 import numpy as np
 import pytest
 
