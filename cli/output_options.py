@@ -102,10 +102,12 @@ def tar_note(sink, workers: int | None, tar_mb: float, unit: str = "pairs", loca
     make than worker processes: a tar is one worker's unit of work (and one DataLoader worker's
     when training reads them), so the other workers would wait while it is made. None where it
     never applies."""
+    from blurgen.runs.workers import LocalExecutor
+
     per_tar = getattr(sink, "samples_per_shard", None)
     if not per_tar or not local:
         return None
-    busy = workers or len(os.sched_getaffinity(0))
+    busy = LocalExecutor(workers).workers  # the pool's own default when --workers is not given
 
     def note(done: int, total: int) -> None:
         left = total - done
